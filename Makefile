@@ -1,0 +1,60 @@
+# todo-api: `make run` serves the API, `make test` runs every check. Both install what they need.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+RUN := $(UV) run --locked
+m ?= change
+
+.PHONY: help install run test lint fmt typecheck contracts unit integration migrate revision db-up db-down bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+.tools/bin/uv:
+	python3 -m venv .tools
+	.tools/bin/pip install --quiet --disable-pip-version-check uv
+
+install: $(if $(findstring .tools,$(UV)),.tools/bin/uv) ## create .venv from uv.lock
+	$(UV) sync --locked
+
+run: install migrate ## migrate and serve on http://127.0.0.1:8000 (embedded PostgreSQL unless DATABASE_URL)
+	$(RUN) python -m todo_api
+
+test: install lint typecheck contracts unit integration ## everything CI runs
+
+lint: install ## ruff lint and format check
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+
+fmt: install ## apply ruff fixes and formatting
+	$(RUN) ruff check --fix .
+	$(RUN) ruff format .
+
+typecheck: install ## mypy --strict
+	$(RUN) mypy
+
+contracts: install ## import-linter: the core stays framework-free, adapters stay apart
+	$(RUN) lint-imports
+
+unit: install ## fast tests, no I/O
+	$(RUN) pytest tests/unit -q
+
+integration: install ## tests against a real PostgreSQL
+	$(RUN) pytest tests/integration -q
+
+migrate: install ## apply migrations to DATABASE_URL (or the embedded server)
+	$(RUN) alembic upgrade head
+
+revision: install ## autogenerate a migration: make revision m="add things"
+	$(RUN) alembic revision --autogenerate -m "$(m)"
+
+db-up: install ## start the embedded PostgreSQL in the background and print its URL
+	$(RUN) python -m todo_api.adapters.sql.embedded start
+
+db-down: install ## stop the embedded PostgreSQL
+	$(RUN) python -m todo_api.adapters.sql.embedded stop
+
+clean: ## remove the environment, caches and the embedded database's data
+	-$(RUN) python -m todo_api.adapters.sql.embedded stop 2>/dev/null
+	rm -rf .venv .tools .data .pytest_cache .mypy_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,206 @@
+"""The one error envelope, RFC 9457 `application/problem+json`, for every error the app produces.
+
+Domain errors, HTTP errors raised by Starlette/FastAPI, validation errors and crashes all leave here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from http import HTTPStatus
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from todo_api.domain.errors import (
+    AuthenticationFailed,
+    Conflict,
+    DomainError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    PreconditionFailed,
+    RateLimited,
+    ServiceUnavailable,
+)
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+_TYPE_BASE = "https://todo-api.dev/problems/"
+
+STATUS_BY_ERROR: dict[type[DomainError], int] = {
+    InvalidInput: 422,
+    NotFound: 404,
+    Conflict: 409,
+    AuthenticationFailed: 401,
+    Forbidden: 403,
+    PreconditionFailed: 412,
+    RateLimited: 429,
+    ServiceUnavailable: 503,
+}
+
+_CODE_BY_STATUS = {
+    400: "bad_request",
+    401: "authentication_failed",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    412: "precondition_failed",
+    413: "content_too_large",
+    415: "unsupported_media_type",
+    422: "validation_failed",
+    428: "precondition_required",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "service_unavailable",
+}
+
+
+class FieldError(BaseModel):
+    loc: list[str | int] = Field(examples=[["body", "title"]])
+    message: str = Field(examples=["String should have at least 1 character"])
+    code: str = Field(examples=["string_too_short"])
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, with a stable `code` and the `request_id` to quote to support."""
+
+    model_config = ConfigDict(title="Problem")
+
+    type: str = Field(examples=[_TYPE_BASE + "not_found"])
+    title: str = Field(examples=["Not Found"])
+    status: int = Field(examples=[404])
+    detail: str = Field(examples=["Task 42 was not found."])
+    instance: str = Field(examples=["/api/me/tasks/42"])
+    code: str = Field(examples=["not_found"])
+    request_id: str = Field(examples=["9f1c2d3e4b5a69788796a5b4c3d2e1f0"])
+    errors: list[FieldError] | None = None
+
+
+def problem_response(
+    *,
+    status: int,
+    detail: str,
+    instance: str,
+    request_id: str,
+    code: str | None = None,
+    errors: Sequence[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    code = code or _CODE_BY_STATUS.get(status, "error")
+    body: dict[str, Any] = {
+        "type": _TYPE_BASE + code,
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "instance": instance,
+        "code": code,
+        "request_id": request_id,
+    }
+    if errors is not None:
+        body["errors"] = list(errors)
+    return Response(orjson.dumps(body), status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
+
+
+def request_id_of(request: Request) -> str:
+    return str(request.scope.get("state", {}).get("request_id", ""))
+
+
+def _domain_error_headers(exc: DomainError, status: int) -> dict[str, str]:
+    if isinstance(exc, RateLimited | ServiceUnavailable):
+        return {"Retry-After": str(exc.retry_after_s)}
+    if isinstance(exc, PreconditionFailed) and exc.current_version is not None:
+        return {"ETag": f'"{exc.current_version}"'}
+    if status == 401:
+        return {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+    return {}
+
+
+def status_of(exc: DomainError) -> int:
+    for kind in type(exc).__mro__:
+        if kind in STATUS_BY_ERROR:
+            return STATUS_BY_ERROR[kind]
+    return 400
+
+
+async def _on_domain_error(request: Request, exc: DomainError) -> Response:
+    status = status_of(exc)
+    return problem_response(
+        status=status,
+        code=exc.code,
+        detail=exc.message,
+        instance=request.url.path,
+        request_id=request_id_of(request),
+        headers=_domain_error_headers(exc, status),
+    )
+
+
+async def _on_http_error(request: Request, exc: StarletteHTTPException) -> Response:
+    detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+    if exc.status_code == 404 and detail == "Not Found":
+        detail = "No resource lives at this path."
+    return problem_response(
+        status=exc.status_code,
+        detail=detail,
+        instance=request.url.path,
+        request_id=request_id_of(request),
+        headers=dict(exc.headers) if exc.headers else None,
+    )
+
+
+def _field_errors(raw: Sequence[Any]) -> list[dict[str, Any]]:
+    """Pydantic's errors without `input` or `ctx`: a validation error never echoes what was sent."""
+    return [
+        {
+            "loc": list(err.get("loc", ())),
+            "message": str(err.get("msg", "")),
+            "code": str(err.get("type", "")),
+        }
+        for err in raw
+    ]
+
+
+async def _on_validation_error(request: Request, exc: RequestValidationError) -> Response:
+    raw = exc.errors()
+    if any(err.get("type") == "json_invalid" for err in raw):
+        return problem_response(
+            status=400,
+            code="malformed_json",
+            detail="The request body is not valid JSON.",
+            instance=request.url.path,
+            request_id=request_id_of(request),
+        )
+    return problem_response(
+        status=422,
+        detail="The request is not valid; see `errors`.",
+        instance=request.url.path,
+        request_id=request_id_of(request),
+        errors=_field_errors(raw),
+    )
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    app.exception_handler(DomainError)(_on_domain_error)
+    app.exception_handler(StarletteHTTPException)(_on_http_error)
+    app.exception_handler(RequestValidationError)(_on_validation_error)
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries declaring the envelope for each status a route can return."""
+    return {status: {"model": Problem, "description": HTTPStatus(status).phrase} for status in sorted({*statuses, 500})}
+
+
+def use_problem_media_type(openapi: dict[str, Any]) -> dict[str, Any]:
+    """Move every error response's schema under `application/problem+json`, the type actually sent."""
+    for path_item in openapi.get("paths", {}).values():
+        for operation in path_item.values():
+            for status, response in operation.get("responses", {}).items():
+                content = response.get("content", {})
+                if status[:1] in "45" and "application/json" in content:
+                    content[PROBLEM_MEDIA_TYPE] = content.pop("application/json")
+    return openapi

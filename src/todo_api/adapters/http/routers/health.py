@@ -1,0 +1,34 @@
+"""Liveness and readiness, for load balancers and orchestrators."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+
+from todo_api.adapters.http.deps import ReadinessDep
+from todo_api.adapters.http.problems import problem_responses
+
+router = APIRouter(tags=["health"])
+
+
+class Health(BaseModel):
+    status: Literal["ok", "ready"]
+
+
+@router.get("/healthz", operation_id="getLiveness", summary="The process is alive", responses=problem_responses())
+async def liveness() -> Health:
+    return Health(status="ok")
+
+
+@router.get(
+    "/readyz",
+    operation_id="getReadiness",
+    summary="The database answers",
+    description="503 with `Retry-After` while the database does not answer.",
+    responses=problem_responses(503),
+)
+async def readiness(ready: ReadinessDep) -> Health:
+    await ready.execute()
+    return Health(status="ready")

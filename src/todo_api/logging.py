@@ -1,0 +1,100 @@
+"""structlog for the app and for uvicorn: coloured console in development, JSON lines in production.
+
+Every line passes a redaction step, so no password, token, cookie or Authorization header is logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+import structlog.tracebacks
+from structlog.typing import EventDict, Processor
+
+_SECRET_KEY = re.compile(r"pass(word)?|secret|token|authorization|cookie|credential|api[_-]?key|hash", re.I)
+REDACTED = "[redacted]"
+# Each pattern keeps group 1 (the label) and masks what follows it.
+_SECRET_TEXT = [
+    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"),
+    re.compile(r"()eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"),
+    re.compile(r"()\$2[abxy]\$\d\d\$[./A-Za-z0-9]{53}"),
+    re.compile(r"(?i)((?:password|refresh_token|access_token|token|secret)[\"']?\s*[:=]\s*[\"']?)[^\s\"'&,}]+"),
+    re.compile(r"(://[^:/\s@]+:)[^@\s/]+(?=@)"),
+]
+
+
+def _scrub_text(text: str) -> str:
+    for pattern in _SECRET_TEXT:
+        text = pattern.sub(lambda match: match.group(1) + REDACTED, text)
+    return text
+
+
+def _scrub(key: str, value: Any) -> Any:
+    if _SECRET_KEY.search(key):
+        return REDACTED
+    if isinstance(value, str):
+        return _scrub_text(value)
+    if isinstance(value, Mapping):
+        return {k: _scrub(str(k), v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub("", item) for item in value]
+    return value
+
+
+def redact(_: Any, __: str, event_dict: EventDict) -> EventDict:
+    """Mask secret-looking keys and secret-looking text at any depth, structured tracebacks included."""
+    for key, value in event_dict.items():
+        event_dict[key] = value if key == "event" else _scrub(key, value)
+    event_dict["event"] = _scrub_text(str(event_dict.get("event", "")))
+    return event_dict
+
+
+def _drop_color_message(_: Any, __: str, event_dict: EventDict) -> EventDict:
+    event_dict.pop("color_message", None)  # uvicorn's duplicate of the message, with ANSI codes
+    return event_dict
+
+
+def configure_logging(*, json_logs: bool, level: str = "INFO") -> None:
+    shared: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.stdlib.ExtraAdder(),
+        _drop_color_message,
+    ]
+    renderer: Processor
+    if json_logs:
+        tracebacks = structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+        final: list[Processor] = [structlog.processors.ExceptionRenderer(tracebacks), redact]
+        renderer = structlog.processors.JSONRenderer()
+    else:
+        final = [structlog.processors.format_exc_info, redact]
+        renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *final, renderer],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(level)
+    for name in ("uvicorn", "uvicorn.error"):
+        logging.getLogger(name).handlers = []
+        logging.getLogger(name).propagate = True
+    # Our middleware writes the one access line per request; uvicorn's would be a second.
+    logging.getLogger("uvicorn.access").handlers = []
+    logging.getLogger("uvicorn.access").propagate = False

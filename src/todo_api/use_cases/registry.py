@@ -1,0 +1,12 @@
+"""Every use case the app offers, built once by the composition root and handed to the adapters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from todo_api.use_cases.health import CheckReadiness
+
+
+@dataclass(frozen=True, slots=True)
+class UseCases:
+    check_readiness: CheckReadiness
