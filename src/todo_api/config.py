@@ -36,6 +36,24 @@ class Settings(BaseSettings):
     db_pooler_mode: bool | None = None
     db_retry_after_s: int = Field(default=2, ge=1)
 
+    password_pepper: SecretStr | None = None
+    bcrypt_cost: int = Field(default=12, ge=4, le=16)
+    bcrypt_threads: int = Field(default=2, ge=1, le=16)
+    access_token_lifetime_s: int = Field(default=900, ge=60, le=86_400)
+    refresh_token_lifetime_days: int = Field(default=30, ge=1, le=365)
+    jwt_issuer: str = "todo-api"
+    jwt_audience: str = "todo-api"
+    refresh_cookie_samesite: Literal["lax", "strict", "none"] = "lax"
+    auth_jwks_url: str | None = None
+    auth_issuer: str | None = None
+    auth_audience: str | None = None
+    auth_jwks_min_refetch_s: float = Field(default=30, ge=0)
+    throttle_login_per_account: int = Field(default=5, ge=1)
+    throttle_login_per_address: int = Field(default=20, ge=1)
+    throttle_login_window_s: int = Field(default=900, ge=1)
+    throttle_signup_per_address: int = Field(default=10, ge=1)
+    throttle_signup_window_s: int = Field(default=3600, ge=1)
+
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     docs_enabled: bool | None = None
     host: str = "127.0.0.1"
@@ -58,8 +76,18 @@ class Settings(BaseSettings):
         key = self.secret_key.get_secret_value() if self.secret_key else ""
         if len(key.encode()) < MIN_SECRET_BYTES or key.lower() in _WEAK_SECRETS:
             raise ValueError(f"SECRET_KEY must be set to at least {MIN_SECRET_BYTES} random bytes in production")
+        pepper = self.password_pepper.get_secret_value() if self.password_pepper else ""
+        if len(pepper.encode()) < MIN_SECRET_BYTES:
+            raise ValueError(f"PASSWORD_PEPPER must be set to at least {MIN_SECRET_BYTES} random bytes in production")
         if "*" in self.cors_origins and self.cors_allow_credentials:
             raise ValueError("CORS_ORIGINS may not contain '*' while credentials are allowed")
+        return self
+
+    @model_validator(mode="after")
+    def _external_issuer_is_whole(self) -> Settings:
+        external = (self.auth_jwks_url, self.auth_issuer, self.auth_audience)
+        if any(external) and not all(external):
+            raise ValueError("AUTH_JWKS_URL, AUTH_ISSUER and AUTH_AUDIENCE are set together or not at all")
         return self
 
     @property
@@ -79,6 +107,12 @@ class Settings(BaseSettings):
         if self.secret_key is not None:
             return self.secret_key.get_secret_value()
         return _DEV_KEY
+
+    def pepper(self) -> bytes:
+        """The password pre-hash key. Development has a fixed one so its accounts survive restarts."""
+        if self.password_pepper is not None:
+            return self.password_pepper.get_secret_value().encode()
+        return b"todo-api-development-pepper-not-for-production"
 
 
 _DEV_KEY = secrets.token_urlsafe(MIN_SECRET_BYTES)

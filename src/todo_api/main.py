@@ -4,25 +4,80 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.middleware.cors import CORSMiddleware
 
 from todo_api.adapters.http.middleware import RequestContextMiddleware
 from todo_api.adapters.http.problems import install_problem_handlers, use_problem_media_type
-from todo_api.adapters.http.routers import health
+from todo_api.adapters.http.routers import auth, health
+from todo_api.adapters.http.routers.auth import RefreshCookie
+from todo_api.adapters.security.passwords import BcryptPasswordHasher, common_passwords
+from todo_api.adapters.security.tokens import BearerTokenVerifier, ExternalTokens, JwksKeys, JwtAccessTokens
 from todo_api.adapters.sql.engine import create_engine
-from todo_api.adapters.sql.unit_of_work import SqlDatabaseProbe
+from todo_api.adapters.sql.unit_of_work import SqlDatabaseProbe, SqlUnitOfWork
 from todo_api.config import Settings
+from todo_api.domain.users import PasswordPolicy
 from todo_api.logging import configure_logging
+from todo_api.use_cases.auth import (
+    Authenticate,
+    ChangePassword,
+    GetCurrentUser,
+    LogIn,
+    LogOut,
+    RefreshSession,
+    SessionIssuer,
+    SignUp,
+    ThrottleLimits,
+)
 from todo_api.use_cases.health import CheckReadiness
 from todo_api.use_cases.registry import UseCases
 
 API_TITLE = "todo-api"
 _EXPOSED_HEADERS = ["X-Request-ID", "ETag", "Location", "Link", "Retry-After"]
 _ALLOWED_HEADERS = ["Authorization", "Content-Type", "If-Match", "If-None-Match", "Idempotency-Key", "X-Request-ID"]
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+def _use_cases(
+    settings: Settings,
+    engine: AsyncEngine,
+    hasher: BcryptPasswordHasher,
+    own_tokens: JwtAccessTokens,
+    verifier: BearerTokenVerifier,
+) -> UseCases:
+    clock = SystemClock()
+
+    def uow() -> SqlUnitOfWork:
+        return SqlUnitOfWork(engine)
+
+    policy = PasswordPolicy(common_passwords())
+    limits = ThrottleLimits(
+        login_per_account=settings.throttle_login_per_account,
+        login_per_address=settings.throttle_login_per_address,
+        login_window_s=settings.throttle_login_window_s,
+        signup_per_address=settings.throttle_signup_per_address,
+        signup_window_s=settings.throttle_signup_window_s,
+    )
+    sessions = SessionIssuer(own_tokens, clock, timedelta(days=settings.refresh_token_lifetime_days))
+    return UseCases(
+        check_readiness=CheckReadiness(SqlDatabaseProbe(engine)),
+        authenticate=Authenticate(verifier, uow, clock),
+        sign_up=SignUp(uow, hasher, policy, sessions, limits),
+        log_in=LogIn(uow, hasher, sessions, limits),
+        refresh_session=RefreshSession(uow, sessions),
+        log_out=LogOut(uow, clock),
+        change_password=ChangePassword(uow, hasher, policy, clock, limits),
+        get_current_user=GetCurrentUser(uow),
+    )
 
 
 def create_app(settings: Settings | None = None, *, database_url: str | None = None) -> FastAPI:
@@ -32,12 +87,30 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     if url is None:
         raise RuntimeError("DATABASE_URL is not set (`python -m todo_api` starts an embedded PostgreSQL)")
     engine = create_engine(settings, url)
-    use_cases = UseCases(check_readiness=CheckReadiness(SqlDatabaseProbe(engine)))
+    hasher = BcryptPasswordHasher(pepper=settings.pepper(), cost=settings.bcrypt_cost, threads=settings.bcrypt_threads)
+    own_tokens = JwtAccessTokens(
+        key=settings.signing_key(),
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        lifetime_s=settings.access_token_lifetime_s,
+    )
+    jwks = (
+        JwksKeys(settings.auth_jwks_url, min_refetch_s=settings.auth_jwks_min_refetch_s)
+        if settings.auth_jwks_url
+        else None
+    )
+    external = (
+        ExternalTokens(jwks, issuer=settings.auth_issuer or "", audience=settings.auth_audience or "") if jwks else None
+    )
+    use_cases = _use_cases(settings, engine, hasher, own_tokens, BearerTokenVerifier(own_tokens, external))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
         await engine.dispose()
+        hasher.close()
+        if jwks is not None:
+            await jwks.close()
 
     app = FastAPI(
         title=API_TITLE,
@@ -50,6 +123,9 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     app.state.use_cases = use_cases
     install_problem_handlers(app)
     app.include_router(health.router)
+    app.include_router(
+        auth.build_router(RefreshCookie(secure=settings.is_production, samesite=settings.refresh_cookie_samesite))
+    )
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,

@@ -12,6 +12,7 @@ SAFE = {
     "ENVIRONMENT": "production",
     "DATABASE_URL": "postgresql://app:pw@db.example.com/todo",
     "SECRET_KEY": "k" * 48,
+    "PASSWORD_PEPPER": "p" * 48,
     "CORS_ORIGINS": "https://app.example.com",
 }
 
@@ -34,6 +35,7 @@ def start(**env: str) -> subprocess.CompletedProcess[str]:
         ({"SECRET_KEY": ""}, "SECRET_KEY"),
         ({"SECRET_KEY": "short"}, "SECRET_KEY"),
         ({"DATABASE_URL": ""}, "DATABASE_URL"),
+        ({"PASSWORD_PEPPER": ""}, "PASSWORD_PEPPER"),
         ({"CORS_ORIGINS": "*"}, "CORS_ORIGINS"),
     ],
 )

@@ -67,6 +67,7 @@ def production(**values: object) -> Settings:
         "environment": "production",
         "database_url": "postgresql://u:p@db/todo",
         "secret_key": STRONG,
+        "password_pepper": "p" * 40,
         "cors_origins": ["https://app.example"],
     }
     base.update(values)
@@ -86,6 +87,7 @@ def test_production_with_safe_settings_starts_with_json_logs_and_no_docs() -> No
         ({"secret_key": "too-short"}, "SECRET_KEY"),
         ({"secret_key": "changeme"}, "SECRET_KEY"),
         ({"database_url": None}, "DATABASE_URL"),
+        ({"password_pepper": None}, "PASSWORD_PEPPER"),
         ({"cors_origins": ["*"]}, "CORS_ORIGINS"),
     ],
 )
@@ -96,3 +98,8 @@ def test_production_refuses_unsafe_settings(values: dict[str, object], reason: s
 
 def test_a_wildcard_origin_without_credentials_is_allowed_in_production() -> None:
     assert production(cors_origins=["*"], cors_allow_credentials=False).cors_origins == ["*"]
+
+
+def test_the_external_issuer_settings_come_together() -> None:
+    with pytest.raises(ValidationError, match="AUTH_JWKS_URL"):
+        Settings.model_validate({"auth_jwks_url": "https://auth.example/api/auth/jwks"})

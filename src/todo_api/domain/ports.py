@@ -1,10 +1,89 @@
-"""Ports: what the core needs from the outside world, as Protocols the adapters satisfy."""
+"""Ports: what the core needs from the outside world, as Protocols the adapters satisfy.
+
+Repositories are read-only properties of the unit of work, so one transaction spans them all.
+"""
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Callable
+from datetime import datetime
+from types import TracebackType
+from typing import Protocol, Self
+
+from todo_api.domain.sessions import RefreshToken
+from todo_api.domain.users import Principal, User
 
 
 class DatabaseProbe(Protocol):
     async def ping(self) -> None:
         """Return when the database answers; raise ServiceUnavailable when it does not."""
+
+
+class UserRepository(Protocol):
+    async def get(self, user_id: str) -> User | None: ...
+    async def get_by_email(self, email: str) -> User | None: ...
+    async def add(self, user: User) -> None:
+        """Raise Conflict(code="email_taken") when the e-mail is in use."""
+
+    async def add_external(self, user: User) -> None:
+        """Insert unless the id exists; an e-mail already in use is stored as no e-mail."""
+
+    async def set_password_hash(self, user_id: str, password_hash: str, at: datetime) -> None: ...
+
+
+class RefreshTokenRepository(Protocol):
+    async def add(self, token: RefreshToken) -> None: ...
+    async def get_for_update(self, token_hash: str) -> RefreshToken | None:
+        """The token, locked until commit, so concurrent refreshes with it are serialised."""
+
+    async def mark_rotated(self, token_hash: str, at: datetime) -> None: ...
+    async def revoke_family(self, family_id: str, at: datetime) -> None: ...
+    async def revoke_user_families(self, user_id: str, at: datetime, *, keep_family: str | None) -> None: ...
+
+
+class RateLimiter(Protocol):
+    async def retry_after(self, key: str, *, limit: int, window_s: int) -> int | None:
+        """Seconds until `key` may try again when it has used up `limit` hits in its window, else None."""
+
+    async def hit(self, key: str, *, window_s: int) -> None: ...
+    async def reset(self, key: str) -> None: ...
+
+
+class UnitOfWork(Protocol):
+    @property
+    def users(self) -> UserRepository: ...
+    @property
+    def refresh_tokens(self) -> RefreshTokenRepository: ...
+    @property
+    def rate_limits(self) -> RateLimiter: ...
+
+    async def __aenter__(self) -> Self: ...
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+    async def commit(self) -> None: ...
+
+
+UnitOfWorkFactory = Callable[[], UnitOfWork]
+
+
+class PasswordHasher(Protocol):
+    async def hash(self, password: str) -> str: ...
+    async def verify(self, password: str, password_hash: str | None) -> bool:
+        """False for a wrong password; with no hash, spend the same time on a dummy and return False."""
+
+
+class AccessTokens(Protocol):
+    @property
+    def lifetime_s(self) -> int: ...
+
+    def issue(self, user_id: str, session_id: str) -> str: ...
+
+
+class TokenVerifier(Protocol):
+    async def verify(self, token: str) -> Principal:
+        """The principal a bearer token proves; AuthenticationFailed for any token that proves nothing."""
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from todo_api.use_cases.auth import Authenticate, ChangePassword, GetCurrentUser, LogIn, LogOut, RefreshSession, SignUp
 from todo_api.use_cases.health import CheckReadiness
 
 
 @dataclass(frozen=True, slots=True)
 class UseCases:
     check_readiness: CheckReadiness
+    authenticate: Authenticate
+    sign_up: SignUp
+    log_in: LogIn
+    refresh_session: RefreshSession
+    log_out: LogOut
+    change_password: ChangePassword
+    get_current_user: GetCurrentUser

@@ -82,7 +82,10 @@ try {
   fail(err);
 }
 
-const shutdown = () => server.close(() => process.exit(0)) && setTimeout(() => process.exit(0), 1000).unref();
+function shutdown() {
+  server.close(() => process.exit(0));
+  setTimeout(() => process.exit(0), 1000).unref(); // don't wait long for keep-alive sockets
+}
 process.on("SIGTERM", shutdown);
 process.on("SIGINT", shutdown);
 // Die with the parent: if stdin is a pipe (e.g. Popen(stdin=PIPE)), exit when it closes.

@@ -1,13 +1,17 @@
-"""Annotated dependencies, so route signatures read like prose: `ready: ReadinessDep`."""
+"""Annotated dependencies, so route signatures read like prose: `user: CurrentPrincipal`."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
 
-from todo_api.use_cases.health import CheckReadiness
+from todo_api.domain.users import Principal
 from todo_api.use_cases.registry import UseCases
+
+# auto_error=False: a missing token is the use case's 401, rendered in the one envelope.
+_bearer = OAuth2PasswordBearer(tokenUrl="/api/auth/token", auto_error=False)
 
 
 def use_cases(request: Request) -> UseCases:
@@ -15,8 +19,18 @@ def use_cases(request: Request) -> UseCases:
     return registry
 
 
-def _check_readiness(request: Request) -> CheckReadiness:
-    return use_cases(request).check_readiness
+UseCasesDep = Annotated[UseCases, Depends(use_cases)]
 
 
-ReadinessDep = Annotated[CheckReadiness, Depends(_check_readiness)]
+async def _principal(request: Request, token: Annotated[str | None, Depends(_bearer)]) -> Principal:
+    return await use_cases(request).authenticate.execute(token)
+
+
+CurrentPrincipal = Annotated[Principal, Depends(_principal)]
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+ClientAddress = Annotated[str, Depends(client_address)]

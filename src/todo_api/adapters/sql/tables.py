@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, MetaData, String, Table, Text, func
+from sqlalchemy import Column, DateTime, ForeignKey, Index, Integer, MetaData, String, Table, Text, func, text
 
 metadata = MetaData(
     naming_convention={
@@ -18,9 +18,33 @@ users = Table(
     "users",
     metadata,
     Column("id", String(64), primary_key=True),
-    Column("email", Text, nullable=False, unique=True),
+    # Normalised (lower-case) by the domain; NULL only for an external user whose e-mail is taken.
+    Column("email", Text, nullable=True, unique=True),
     Column("name", Text, nullable=True),
     Column("password_hash", Text, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+refresh_tokens = Table(
+    "refresh_tokens",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("family_id", String(32), nullable=False),
+    Column("user_id", String(64), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("rotated_at", DateTime(timezone=True), nullable=True),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    Index(None, "family_id"),
+    Index(None, "user_id"),
+)
+
+# Fixed-window counters shared by every worker and replica (throttling must not live in memory).
+rate_limits = Table(
+    "rate_limits",
+    metadata,
+    Column("key", Text, primary_key=True),
+    Column("window_started_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("hits", Integer, nullable=False, server_default=text("0")),
 )

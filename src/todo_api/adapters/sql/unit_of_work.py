@@ -7,10 +7,13 @@ from types import TracebackType
 from sqlalchemy import literal, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from todo_api.adapters.sql.auth_repositories import SqlRateLimiter, SqlRefreshTokenRepository, SqlUserRepository
 from todo_api.adapters.sql.errors import translate
 
 
 class SqlUnitOfWork:
+    """The `UnitOfWork` port: repositories share one connection and one transaction."""
+
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._connection: AsyncConnection | None = None
@@ -20,6 +23,18 @@ class SqlUnitOfWork:
         if self._connection is None:
             raise RuntimeError("use the unit of work inside `async with`")
         return self._connection
+
+    @property
+    def users(self) -> SqlUserRepository:
+        return SqlUserRepository(self.connection)
+
+    @property
+    def refresh_tokens(self) -> SqlRefreshTokenRepository:
+        return SqlRefreshTokenRepository(self.connection)
+
+    @property
+    def rate_limits(self) -> SqlRateLimiter:
+        return SqlRateLimiter(self.connection)
 
     async def __aenter__(self) -> SqlUnitOfWork:
         try:

@@ -7,7 +7,7 @@ from typing import Literal
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from todo_api.adapters.http.deps import ReadinessDep
+from todo_api.adapters.http.deps import UseCasesDep
 from todo_api.adapters.http.problems import problem_responses
 
 router = APIRouter(tags=["health"])
@@ -29,6 +29,6 @@ async def liveness() -> Health:
     description="503 with `Retry-After` while the database does not answer.",
     responses=problem_responses(503),
 )
-async def readiness(ready: ReadinessDep) -> Health:
-    await ready.execute()
+async def readiness(use_cases: UseCasesDep) -> Health:
+    await use_cases.check_readiness.execute()
     return Health(status="ready")

@@ -1,0 +1,285 @@
+"""Accounts and sessions: sign up, log in, refresh with rotation and reuse detection, log out,
+change the password, and turn a bearer token into a principal."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from todo_api.domain.errors import AuthenticationFailed, Conflict, Forbidden, NotFound, RateLimited
+from todo_api.domain.ports import (
+    AccessTokens,
+    Clock,
+    PasswordHasher,
+    TokenVerifier,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
+from todo_api.domain.sessions import (
+    IssuedSession,
+    RefreshToken,
+    hash_refresh_token,
+    new_family_id,
+    new_refresh_token,
+)
+from todo_api.domain.users import PasswordPolicy, Principal, User, new_user_id, normalise_email, normalise_name
+
+_BAD_CREDENTIALS = "The e-mail address or password is incorrect."
+_BAD_REFRESH = "The refresh token is invalid, expired or revoked; log in again."
+
+
+@dataclass(frozen=True, slots=True)
+class ThrottleLimits:
+    """How many failures (logins) or attempts (signups) a key may make in its window."""
+
+    login_per_account: int = 5
+    login_per_address: int = 20
+    login_window_s: int = 900
+    signup_per_address: int = 10
+    signup_window_s: int = 3600
+
+
+@dataclass(frozen=True, slots=True)
+class AuthResult:
+    user: User
+    session: IssuedSession
+
+
+@dataclass(frozen=True, slots=True)
+class SessionIssuer:
+    """Mints an access token and the first or next refresh token of a family."""
+
+    tokens: AccessTokens
+    clock: Clock
+    refresh_lifetime: timedelta = timedelta(days=30)
+
+    async def issue(self, uow: UnitOfWork, user_id: str, family_id: str) -> IssuedSession:
+        now = self.clock.now()
+        plain, token_hash = new_refresh_token()
+        expires_at = now + self.refresh_lifetime
+        await uow.refresh_tokens.add(
+            RefreshToken(
+                token_hash=token_hash, family_id=family_id, user_id=user_id, created_at=now, expires_at=expires_at
+            )
+        )
+        return IssuedSession(
+            user_id=user_id,
+            access_token=self.tokens.issue(user_id, family_id),
+            expires_in=self.tokens.lifetime_s,
+            refresh_token=plain,
+            refresh_expires_at=expires_at,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SignUpInput:
+    email: str
+    password: str
+    name: str | None = None
+    client_address: str = ""
+
+
+class SignUp:
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        hasher: PasswordHasher,
+        policy: PasswordPolicy,
+        sessions: SessionIssuer,
+        limits: ThrottleLimits,
+    ) -> None:
+        self._uow, self._hasher, self._policy, self._sessions, self._limits = uow, hasher, policy, sessions, limits
+
+    async def execute(self, data: SignUpInput) -> AuthResult:
+        email = normalise_email(data.email)
+        name = normalise_name(data.name)
+        self._policy.check(data.password)
+        key = f"signup:address:{data.client_address}"
+        async with self._uow() as uow:
+            await _refuse_when_throttled(uow, key, self._limits.signup_per_address, self._limits.signup_window_s)
+            await uow.rate_limits.hit(key, window_s=self._limits.signup_window_s)
+            await uow.commit()
+        password_hash = await self._hasher.hash(data.password)
+        async with self._uow() as uow:
+            now = self._sessions.clock.now()
+            user = User(new_user_id(), email, name, password_hash, created_at=now, updated_at=now)
+            await uow.users.add(user)
+            session = await self._sessions.issue(uow, user.id, new_family_id())
+            await uow.commit()
+        return AuthResult(user, session)
+
+
+@dataclass(frozen=True, slots=True)
+class LogInInput:
+    email: str
+    password: str
+    client_address: str = ""
+
+
+class LogIn:
+    """Unknown e-mails cost the same bcrypt time and get the same 401 as wrong passwords."""
+
+    def __init__(
+        self, uow: UnitOfWorkFactory, hasher: PasswordHasher, sessions: SessionIssuer, limits: ThrottleLimits
+    ) -> None:
+        self._uow, self._hasher, self._sessions, self._limits = uow, hasher, sessions, limits
+
+    async def execute(self, data: LogInInput) -> AuthResult:
+        try:
+            email = normalise_email(data.email)
+        except Exception:  # noqa: BLE001 - a malformed e-mail is just another failed login
+            email = data.email.strip().lower()
+        account_key = f"login:account:{email}"
+        address_key = f"login:address:{data.client_address}"
+        limits = self._limits
+        async with self._uow() as uow:
+            await _refuse_when_throttled(uow, account_key, limits.login_per_account, limits.login_window_s)
+            await _refuse_when_throttled(uow, address_key, limits.login_per_address, limits.login_window_s)
+            user = await uow.users.get_by_email(email)
+        if not await self._hasher.verify(data.password, user.password_hash if user else None) or user is None:
+            async with self._uow() as uow:
+                await uow.rate_limits.hit(account_key, window_s=limits.login_window_s)
+                await uow.rate_limits.hit(address_key, window_s=limits.login_window_s)
+                await uow.commit()
+            raise AuthenticationFailed(_BAD_CREDENTIALS, code="invalid_credentials")
+        async with self._uow() as uow:
+            await uow.rate_limits.reset(account_key)
+            session = await self._sessions.issue(uow, user.id, new_family_id())
+            await uow.commit()
+        return AuthResult(user, session)
+
+
+class RefreshSession:
+    """Rotate: the presented token is spent and a new one issued in the same family. Presenting a
+    spent token again means it leaked, so the whole family is revoked (reuse detection)."""
+
+    def __init__(self, uow: UnitOfWorkFactory, sessions: SessionIssuer) -> None:
+        self._uow, self._sessions = uow, sessions
+
+    async def execute(self, refresh_token: str) -> AuthResult:
+        now = self._sessions.clock.now()
+        async with self._uow() as uow:
+            token = await uow.refresh_tokens.get_for_update(hash_refresh_token(refresh_token))
+            if token is None or token.revoked_at is not None or token.expires_at <= now:
+                raise AuthenticationFailed(_BAD_REFRESH, code="invalid_refresh_token")
+            if token.rotated_at is not None:
+                await uow.refresh_tokens.revoke_family(token.family_id, now)
+                await uow.commit()
+                raise AuthenticationFailed(
+                    "This refresh token was already used; the session is revoked. Log in again.",
+                    code="refresh_token_reused",
+                )
+            user = await uow.users.get(token.user_id)
+            if user is None:
+                raise AuthenticationFailed(_BAD_REFRESH, code="invalid_refresh_token")
+            await uow.refresh_tokens.mark_rotated(token.token_hash, now)
+            session = await self._sessions.issue(uow, user.id, token.family_id)
+            await uow.commit()
+        return AuthResult(user, session)
+
+
+class LogOut:
+    """Revoke the session a refresh token (or an access token's session id) belongs to. Idempotent."""
+
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
+        self._uow, self._clock = uow, clock
+
+    async def execute(self, *, refresh_token: str | None, session_id: str | None = None) -> None:
+        async with self._uow() as uow:
+            families = {session_id} if session_id else set()
+            if refresh_token:
+                token = await uow.refresh_tokens.get_for_update(hash_refresh_token(refresh_token))
+                if token is not None:
+                    families.add(token.family_id)
+            for family in families:
+                await uow.refresh_tokens.revoke_family(family, self._clock.now())
+            await uow.commit()
+
+
+@dataclass(frozen=True, slots=True)
+class ChangePasswordInput:
+    principal: Principal
+    current_password: str
+    new_password: str
+
+
+class ChangePassword:
+    """A new password revokes every other session; the one that changed it stays logged in."""
+
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        hasher: PasswordHasher,
+        policy: PasswordPolicy,
+        clock: Clock,
+        limits: ThrottleLimits,
+    ) -> None:
+        self._uow, self._hasher, self._policy, self._clock, self._limits = uow, hasher, policy, clock, limits
+
+    async def execute(self, data: ChangePasswordInput) -> None:
+        user_id = data.principal.user_id
+        key = f"password:account:{user_id}"
+        async with self._uow() as uow:
+            await _refuse_when_throttled(uow, key, self._limits.login_per_account, self._limits.login_window_s)
+            user = await uow.users.get(user_id)
+        if user is None:
+            raise NotFound("The account no longer exists.", code="user_not_found")
+        if user.password_hash is None:
+            raise Conflict("This account signs in through an external provider.", code="password_not_set")
+        if not await self._hasher.verify(data.current_password, user.password_hash):
+            async with self._uow() as uow:
+                await uow.rate_limits.hit(key, window_s=self._limits.login_window_s)
+                await uow.commit()
+            raise Forbidden("The current password is incorrect.", code="current_password_incorrect")
+        self._policy.check(data.new_password)
+        new_hash = await self._hasher.hash(data.new_password)
+        async with self._uow() as uow:
+            now = self._clock.now()
+            await uow.users.set_password_hash(user_id, new_hash, now)
+            await uow.refresh_tokens.revoke_user_families(user_id, now, keep_family=data.principal.session_id)
+            await uow.rate_limits.reset(key)
+            await uow.commit()
+
+
+class GetCurrentUser:
+    def __init__(self, uow: UnitOfWorkFactory) -> None:
+        self._uow = uow
+
+    async def execute(self, principal: Principal) -> User:
+        async with self._uow() as uow:
+            user = await uow.users.get(principal.user_id)
+        if user is None:
+            raise AuthenticationFailed("The account for this token no longer exists.", code="invalid_token")
+        return user
+
+
+class Authenticate:
+    """Bearer token -> principal. A subject from an external issuer gets a user row on first sight."""
+
+    def __init__(
+        self, verifier: TokenVerifier, uow: UnitOfWorkFactory, clock: Clock, *, remember: int = 10_000
+    ) -> None:
+        self._verifier, self._uow, self._clock = verifier, uow, clock
+        self._known_external: dict[str, None] = {}
+        self._remember = remember
+
+    async def execute(self, token: str | None) -> Principal:
+        if not token:
+            raise AuthenticationFailed("This route needs a bearer token.", code="missing_token")
+        principal = await self._verifier.verify(token)
+        if principal.external and principal.user_id not in self._known_external:
+            now = self._clock.now()
+            async with self._uow() as uow:
+                await uow.users.add_external(
+                    User(principal.user_id, principal.email, principal.name, None, created_at=now, updated_at=now)
+                )
+                await uow.commit()
+            if len(self._known_external) >= self._remember:
+                self._known_external.pop(next(iter(self._known_external)))
+            self._known_external[principal.user_id] = None
+        return principal
+
+
+async def _refuse_when_throttled(uow: UnitOfWork, key: str, limit: int, window_s: int) -> None:
+    if (wait := await uow.rate_limits.retry_after(key, limit=limit, window_s=window_s)) is not None:
+        raise RateLimited("Too many attempts; try again later.", retry_after_s=wait)
