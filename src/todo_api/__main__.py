@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import sys
 from contextlib import ExitStack
 
@@ -22,6 +23,9 @@ def main() -> int:
         print(f"todo-api: refusing to start: {reason}", file=sys.stderr)
         return 2
     configure_logging(json_logs=settings.json_logs, level=settings.log_level)
+    if settings.secret_key is None:
+        # Development: one random key shared by every worker (tokens and cursors verify anywhere).
+        os.environ["SECRET_KEY"] = secrets.token_urlsafe(32)
     with ExitStack() as stack:
         if settings.database_url is None:
             os.environ["DATABASE_URL"] = stack.enter_context(embedded_postgres(settings.embedded_data_dir))

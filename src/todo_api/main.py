@@ -12,9 +12,10 @@ from fastapi.openapi.utils import get_openapi
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.middleware.cors import CORSMiddleware
 
+from todo_api.adapters.http.cursors import CursorCodec
 from todo_api.adapters.http.middleware import RequestContextMiddleware
 from todo_api.adapters.http.problems import install_problem_handlers, use_problem_media_type
-from todo_api.adapters.http.routers import auth, health
+from todo_api.adapters.http.routers import auth, health, tasks
 from todo_api.adapters.http.routers.auth import RefreshCookie
 from todo_api.adapters.security.passwords import BcryptPasswordHasher, common_passwords
 from todo_api.adapters.security.tokens import BearerTokenVerifier, ExternalTokens, JwksKeys, JwtAccessTokens
@@ -36,6 +37,7 @@ from todo_api.use_cases.auth import (
 )
 from todo_api.use_cases.health import CheckReadiness
 from todo_api.use_cases.registry import UseCases
+from todo_api.use_cases.tasks import CreateTask, DeleteTask, GetTask, ListTasks, SetTaskCompletion, UpdateTask
 
 API_TITLE = "todo-api"
 _EXPOSED_HEADERS = ["X-Request-ID", "ETag", "Location", "Link", "Retry-After"]
@@ -77,6 +79,12 @@ def _use_cases(
         log_out=LogOut(uow, clock),
         change_password=ChangePassword(uow, hasher, policy, clock, limits),
         get_current_user=GetCurrentUser(uow),
+        create_task=CreateTask(uow, clock),
+        list_tasks=ListTasks(uow, clock),
+        get_task=GetTask(uow),
+        update_task=UpdateTask(uow, clock),
+        set_task_completion=SetTaskCompletion(uow, clock),
+        delete_task=DeleteTask(uow),
     )
 
 
@@ -123,6 +131,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     app.state.use_cases = use_cases
     install_problem_handlers(app)
     app.include_router(health.router)
+    app.include_router(tasks.build_router(CursorCodec(settings.signing_key())))
     app.include_router(
         auth.build_router(RefreshCookie(secure=settings.is_production, samesite=settings.refresh_cookie_samesite))
     )

@@ -6,11 +6,13 @@ Repositories are read-only properties of the unit of work, so one transaction sp
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
 from typing import Protocol, Self
 
 from todo_api.domain.sessions import RefreshToken
+from todo_api.domain.tasks import Task, TaskDraft, TaskFilter, TaskQuery
 from todo_api.domain.users import Principal, User
 
 
@@ -49,7 +51,38 @@ class RateLimiter(Protocol):
     async def reset(self, key: str) -> None: ...
 
 
+class TaskRepository(Protocol):
+    """Every method filters by owner: another user's task is indistinguishable from no task."""
+
+    async def add(self, user_id: str, draft: TaskDraft, at: datetime) -> Task: ...
+    async def get(self, user_id: str, task_id: int) -> Task | None: ...
+    async def save(self, task: Task, *, expected_version: int) -> Task | None:
+        """Write `task` if its stored version is still `expected_version`; None when it is not (or gone)."""
+
+    async def delete(self, user_id: str, task_id: int, *, expected_version: int | None) -> bool: ...
+    async def list(self, user_id: str, query: TaskQuery, now: datetime) -> list[Task]:
+        """Up to `query.limit + 1` tasks after `query.after`, so the caller knows if there is more."""
+
+    async def count(self, user_id: str, task_filter: TaskFilter, now: datetime) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotentOutcome:
+    request_hash: str
+    task: Task
+
+
+class IdempotencyKeys(Protocol):
+    async def find(self, user_id: str, key: str, since: datetime) -> IdempotentOutcome | None: ...
+    async def claim(self, user_id: str, key: str, outcome: IdempotentOutcome, at: datetime, since: datetime) -> bool:
+        """Record the outcome for the key; False when a concurrent request with the key got there first."""
+
+
 class UnitOfWork(Protocol):
+    @property
+    def tasks(self) -> TaskRepository: ...
+    @property
+    def idempotency_keys(self) -> IdempotencyKeys: ...
     @property
     def users(self) -> UserRepository: ...
     @property

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from todo_api.use_cases.auth import Authenticate, ChangePassword, GetCurrentUser, LogIn, LogOut, RefreshSession, SignUp
 from todo_api.use_cases.health import CheckReadiness
+from todo_api.use_cases.tasks import CreateTask, DeleteTask, GetTask, ListTasks, SetTaskCompletion, UpdateTask
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,3 +19,9 @@ class UseCases:
     log_out: LogOut
     change_password: ChangePassword
     get_current_user: GetCurrentUser
+    create_task: CreateTask
+    list_tasks: ListTasks
+    get_task: GetTask
+    update_task: UpdateTask
+    set_task_completion: SetTaskCompletion
+    delete_task: DeleteTask

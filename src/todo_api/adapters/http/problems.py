@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from todo_api.adapters.http.cursors import InvalidCursor
 from todo_api.domain.errors import (
     AuthenticationFailed,
     Conflict,
@@ -32,6 +33,7 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 _TYPE_BASE = "https://todo-api.dev/problems/"
 
 STATUS_BY_ERROR: dict[type[DomainError], int] = {
+    InvalidCursor: 400,
     InvalidInput: 422,
     NotFound: 404,
     Conflict: 409,

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from todo_api.domain.tasks import Task
 from todo_api.domain.users import User
 
 
@@ -62,3 +63,82 @@ class SessionOut(TokenOut):
     refresh_token: str = Field(
         description="Opaque; also set as an httpOnly cookie scoped to /api/auth. Each use rotates it."
     )
+
+
+# Tasks ---------------------------------------------------------------------------------------
+
+PriorityLabel = Literal["none", "low", "medium", "high"]
+# JSON has no datetime type: these fields take ISO 8601 strings, and a naive one is refused.
+DueAt = Annotated[AwareDatetime, Field(strict=False, examples=["2026-12-01T17:00:00Z"])]
+Title = Annotated[str, Field(min_length=1, max_length=400, examples=["Buy oat milk"])]
+Description = Annotated[str, Field(max_length=2000, examples=["The barista one, not the light one."])]
+Tags = Annotated[list[Annotated[str, Field(min_length=1, max_length=100)]], Field(max_length=40, examples=[["home"]])]
+
+
+class TaskCreate(StrictInput):
+    title: Title
+    description: Description | None = None
+    priority: PriorityLabel = "none"
+    tags: Tags = Field(default_factory=list)
+    due_at: DueAt | None = None
+    completed: bool = False
+
+
+class TaskReplace(TaskCreate):
+    """PUT: the whole task; an omitted optional field is reset to its default."""
+
+
+class TaskUpdate(StrictInput):
+    """PATCH: only the fields sent change; `null` clears `description` and `due_at`."""
+
+    title: Title | None = None
+    description: Description | None = None
+    priority: PriorityLabel | None = None
+    tags: Tags | None = None
+    due_at: DueAt | None = None
+    completed: bool | None = None
+
+
+class CompletionUpdate(StrictInput):
+    completed: bool | None = Field(default=None, description="Omit to toggle.")
+
+
+class TaskOut(BaseModel):
+    id: int = Field(examples=[42])
+    title: str
+    description: str | None
+    completed: bool
+    completed_at: datetime | None
+    priority: PriorityLabel
+    tags: list[str]
+    due_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    version: int = Field(description="Increments on every change; the ETag is this number, quoted.")
+
+    @classmethod
+    def of(cls, task: Task) -> TaskOut:
+        return cls(
+            id=task.id,
+            title=task.title,
+            description=task.description,
+            completed=task.completed,
+            completed_at=task.completed_at,
+            priority=task.priority.label,
+            tags=list(task.tags),
+            due_at=task.due_at,
+            created_at=task.created_at,
+            updated_at=task.updated_at,
+            version=task.version,
+        )
+
+
+class PageMeta(BaseModel):
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
+    limit: int
+    total: int | None = Field(default=None, description="Only with `include_total=true`.")
+
+
+class TaskPageOut(BaseModel):
+    data: list[TaskOut]
+    meta: PageMeta

@@ -2,7 +2,26 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, ForeignKey, Index, Integer, MetaData, String, Table, Text, func, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 metadata = MetaData(
     naming_convention={
@@ -47,4 +66,54 @@ rate_limits = Table(
     Column("key", Text, primary_key=True),
     Column("window_started_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("hits", Integer, nullable=False, server_default=text("0")),
+)
+
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("user_id", String(64), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("description", Text, nullable=True),
+    Column("completed", Boolean, nullable=False, server_default=text("false")),
+    Column("completed_at", DateTime(timezone=True), nullable=True),
+    Column("priority", SmallInteger, nullable=False, server_default=text("0")),
+    Column("tags", ARRAY(Text), nullable=False, server_default=text("'{}'")),
+    Column("due_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("version", Integer, nullable=False, server_default=text("1")),
+    # The domain enforces these; the database refuses anything that slips past it.
+    CheckConstraint("char_length(title) BETWEEN 1 AND 200", name="title_length"),
+    CheckConstraint("char_length(description) <= 1000", name="description_length"),
+    CheckConstraint("priority BETWEEN 0 AND 3", name="priority_range"),
+    CheckConstraint("cardinality(tags) <= 20", name="tag_count"),
+    # One keyset index per sort: owner, sort value, id (the tie-breaker).
+    Index("ix_tasks_user_created", "user_id", "created_at", "id"),
+    Index("ix_tasks_user_updated", "user_id", "updated_at", "id"),
+    Index("ix_tasks_user_due", "user_id", "due_at", "id"),
+    Index("ix_tasks_user_priority", "user_id", "priority", "id"),
+    Index("ix_tasks_tags", "tags", postgresql_using="gin"),
+    Index("ix_tasks_title_trgm", "title", postgresql_using="gin", postgresql_ops={"title": "gin_trgm_ops"}),
+    Index(
+        "ix_tasks_description_trgm",
+        "description",
+        postgresql_using="gin",
+        postgresql_ops={"description": "gin_trgm_ops"},
+    ),
+)
+# Descending due dates with NULLs last, and case-insensitive titles, need indexes of their own.
+Index("ix_tasks_user_due_desc", tasks.c.user_id, tasks.c.due_at.desc().nulls_last(), tasks.c.id.desc())
+Index("ix_tasks_user_title", tasks.c.user_id, func.lower(tasks.c.title), tasks.c.id)
+
+# A retried POST with the same Idempotency-Key gets the first outcome back (24 hours, per user).
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("user_id", String(64), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("key", String(255), nullable=False),
+    Column("request_hash", String(64), nullable=False),
+    Column("task", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("user_id", "key"),
 )

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from todo_api.adapters.sql.auth_repositories import SqlRateLimiter, SqlRefreshTokenRepository, SqlUserRepository
 from todo_api.adapters.sql.errors import translate
+from todo_api.adapters.sql.task_repositories import SqlIdempotencyKeys, SqlTaskRepository
 
 
 class SqlUnitOfWork:
@@ -23,6 +24,14 @@ class SqlUnitOfWork:
         if self._connection is None:
             raise RuntimeError("use the unit of work inside `async with`")
         return self._connection
+
+    @property
+    def tasks(self) -> SqlTaskRepository:
+        return SqlTaskRepository(self.connection)
+
+    @property
+    def idempotency_keys(self) -> SqlIdempotencyKeys:
+        return SqlIdempotencyKeys(self.connection)
 
     @property
     def users(self) -> SqlUserRepository:

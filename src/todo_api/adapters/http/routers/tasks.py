@@ -1,0 +1,271 @@
+"""/api/{user_id}/tasks: the SPA's task contract. `me` stands for the token's subject."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
+from pydantic import AwareDatetime
+
+from todo_api.adapters.http.cursors import CursorCodec
+from todo_api.adapters.http.deps import CurrentPrincipal, UseCasesDep
+from todo_api.adapters.http.problems import problem_responses
+from todo_api.adapters.http.schemas import (
+    CompletionUpdate,
+    PageMeta,
+    PriorityLabel,
+    TaskCreate,
+    TaskOut,
+    TaskPageOut,
+    TaskReplace,
+    TaskUpdate,
+)
+from todo_api.domain.errors import Forbidden, InvalidInput
+from todo_api.domain.tasks import (
+    MAX_SEARCH_CHARS,
+    UNSET,
+    Priority,
+    Sort,
+    Task,
+    TaskChanges,
+    TaskDraft,
+    TaskFilter,
+    TaskQuery,
+)
+
+SortParam = Literal[
+    "created_at", "-created_at", "updated_at", "-updated_at", "due_at", "-due_at", "priority", "-priority",
+    "title", "-title", "created", "-created", "due_date", "-due_date",
+]  # fmt: skip
+MAX_TASK_ID = 2**63 - 1
+
+
+async def _owner(principal: CurrentPrincipal, user_id: Annotated[str, Path(max_length=64)]) -> str:
+    """The path's user must be the caller: 403 otherwise, before any task is looked at."""
+    if user_id not in ("me", principal.user_id):
+        raise Forbidden("You can only reach your own tasks.", code="not_your_tasks")
+    return principal.user_id
+
+
+Owner = Annotated[str, Depends(_owner)]
+TaskId = Annotated[int, Path(ge=1, le=MAX_TASK_ID)]
+IfMatch = Annotated[str | None, Header(max_length=512, description='The task\'s ETag, e.g. `"3"`; 412 if stale.')]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Retrying with the same key and body within 24 hours returns the first response.",
+    ),
+]
+
+
+def etag(task: Task) -> str:
+    return f'"{task.version}"'
+
+
+def _versions(header: str | None) -> frozenset[int] | None:
+    """`If-Match` as the versions it accepts; `*` (or no header) accepts any. Tags that are not
+    ours match nothing, so they end in 412 like any stale tag."""
+    if header is None or header.strip() == "*":
+        return None
+    tags = (tag.strip().removeprefix("W/").strip('"') for tag in header.split(","))
+    return frozenset(int(tag) for tag in tags if tag.isdigit() and len(tag) < 10)
+
+
+def _draft(body: TaskCreate) -> TaskDraft:
+    return TaskDraft(
+        title=body.title,
+        description=body.description,
+        priority=Priority.of(body.priority),
+        tags=tuple(body.tags),
+        due_at=body.due_at,
+        completed=body.completed,
+    )
+
+
+_NOT_NULLABLE = ("title", "priority", "tags", "completed")
+
+
+def _changes(body: TaskUpdate) -> TaskChanges:
+    sent = body.model_fields_set
+    if nulls := [name for name in _NOT_NULLABLE if name in sent and getattr(body, name) is None]:
+        raise InvalidInput(f"{', '.join(nulls)} cannot be null.", code="null_not_allowed")
+    return TaskChanges(
+        title=body.title if body.title is not None else UNSET,
+        description=body.description if "description" in sent else UNSET,
+        priority=Priority.of(body.priority) if body.priority is not None else UNSET,
+        tags=tuple(body.tags) if body.tags is not None else UNSET,
+        due_at=body.due_at if "due_at" in sent else UNSET,
+        completed=body.completed if body.completed is not None else UNSET,
+    )
+
+
+def build_router(cursors: CursorCodec) -> APIRouter:
+    router = APIRouter(prefix="/api/{user_id}/tasks", tags=["tasks"])
+
+    @router.get(
+        "",
+        operation_id="listTasks",
+        summary="A page of your tasks, filtered, searched and sorted",
+        description='Keyset pagination: follow `meta.next_cursor` (or the `Link: rel="next"` header) '
+        "until it is null. A cursor is only valid with the sort it was issued for.",
+        responses=problem_responses(400, 401, 403, 422),
+    )
+    async def list_tasks(
+        owner: Owner,
+        use_cases: UseCasesDep,
+        request: Request,
+        response: Response,
+        status_: Annotated[Literal["all", "pending", "completed"], Query(alias="status")] = "all",
+        priority: Annotated[list[PriorityLabel], Query(max_length=4)] = [],  # noqa: B006 - FastAPI copies it
+        tag: Annotated[list[str], Query(max_length=20, description="All must match.")] = [],  # noqa: B006
+        q: Annotated[
+            str | None, Query(max_length=MAX_SEARCH_CHARS, description="Searches title and description.")
+        ] = None,
+        due_before: AwareDatetime | None = None,
+        due_after: AwareDatetime | None = None,
+        overdue: bool = False,
+        sort: SortParam = "-created_at",
+        limit: Annotated[int, Query(ge=1, le=100)] = 20,
+        cursor: Annotated[str | None, Query(max_length=512)] = None,
+        include_total: bool = False,
+    ) -> TaskPageOut:
+        order = Sort.parse(sort)
+        query = TaskQuery(
+            filter=TaskFilter(
+                status=status_,
+                priorities=frozenset(Priority.of(p) for p in priority),
+                tags=tuple(tag),
+                search=q,
+                due_before=due_before,
+                due_after=due_after,
+                overdue=overdue,
+            ),
+            sort=order,
+            limit=limit,
+            after=cursors.decode(cursor, order) if cursor else None,
+        )
+        page = await use_cases.list_tasks.execute(owner, query, include_total=include_total)
+        next_cursor = cursors.encode(order, page.next_position) if page.next_position else None
+        if next_cursor:
+            response.headers["Link"] = f'<{request.url.include_query_params(cursor=next_cursor)}>; rel="next"'
+        return TaskPageOut(
+            data=[TaskOut.of(task) for task in page.tasks],
+            meta=PageMeta(next_cursor=next_cursor, limit=limit, total=page.total),
+        )
+
+    @router.post(
+        "",
+        status_code=status.HTTP_201_CREATED,
+        operation_id="createTask",
+        summary="Create a task",
+        responses=problem_responses(401, 403, 422),
+    )
+    async def create_task(
+        body: TaskCreate,
+        owner: Owner,
+        use_cases: UseCasesDep,
+        request: Request,
+        response: Response,
+        idempotency_key: IdempotencyKey = None,
+    ) -> TaskOut:
+        created = await use_cases.create_task.execute(owner, _draft(body), idempotency_key)
+        response.headers["Location"] = f"/api/{owner}/tasks/{created.task.id}"
+        response.headers["ETag"] = etag(created.task)
+        if created.replayed:
+            response.headers["Idempotent-Replayed"] = "true"
+        return TaskOut.of(created.task)
+
+    @router.get(
+        "/{task_id}",
+        operation_id="getTask",
+        response_model=TaskOut,
+        summary="One task",
+        description="Send `If-None-Match` with the ETag you hold to get 304 when nothing changed.",
+        responses={304: {"description": "Not Modified"}, **problem_responses(401, 403, 404, 422)},
+    )
+    async def get_task(
+        task_id: TaskId,
+        owner: Owner,
+        use_cases: UseCasesDep,
+        response: Response,
+        if_none_match: Annotated[str | None, Header(max_length=512)] = None,
+    ) -> TaskOut | Response:
+        task = await use_cases.get_task.execute(owner, task_id)
+        if if_none_match is not None and (
+            if_none_match.strip() == "*" or task.version in (_versions(if_none_match) or ())
+        ):
+            return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag(task)})
+        response.headers["ETag"] = etag(task)
+        return TaskOut.of(task)
+
+    @router.put(
+        "/{task_id}",
+        operation_id="replaceTask",
+        summary="Replace a task",
+        responses=problem_responses(401, 403, 404, 412, 422),
+    )
+    async def replace_task(
+        task_id: TaskId,
+        body: TaskReplace,
+        owner: Owner,
+        use_cases: UseCasesDep,
+        response: Response,
+        if_match: IfMatch = None,
+    ) -> TaskOut:
+        changes = TaskChanges.replacing_with(_draft(body))
+        task = await use_cases.update_task.execute(owner, task_id, changes, if_match=_versions(if_match))
+        response.headers["ETag"] = etag(task)
+        return TaskOut.of(task)
+
+    @router.patch(
+        "/{task_id}",
+        operation_id="updateTask",
+        summary="Change some fields of a task",
+        responses=problem_responses(401, 403, 404, 412, 422),
+    )
+    async def update_task(
+        task_id: TaskId,
+        body: TaskUpdate,
+        owner: Owner,
+        use_cases: UseCasesDep,
+        response: Response,
+        if_match: IfMatch = None,
+    ) -> TaskOut:
+        task = await use_cases.update_task.execute(owner, task_id, _changes(body), if_match=_versions(if_match))
+        response.headers["ETag"] = etag(task)
+        return TaskOut.of(task)
+
+    @router.patch(
+        "/{task_id}/complete",
+        operation_id="toggleTaskCompletion",
+        summary='Toggle completion, or set it with {"completed": bool}',
+        responses=problem_responses(401, 403, 404, 412, 422),
+    )
+    async def toggle_completion(
+        task_id: TaskId,
+        owner: Owner,
+        use_cases: UseCasesDep,
+        response: Response,
+        body: CompletionUpdate | None = None,
+        if_match: IfMatch = None,
+    ) -> TaskOut:
+        completed = body.completed if body else None
+        task = await use_cases.set_task_completion.execute(owner, task_id, completed, if_match=_versions(if_match))
+        response.headers["ETag"] = etag(task)
+        return TaskOut.of(task)
+
+    @router.delete(
+        "/{task_id}",
+        status_code=status.HTTP_204_NO_CONTENT,
+        operation_id="deleteTask",
+        summary="Delete a task",
+        responses=problem_responses(401, 403, 404, 412, 422),
+    )
+    async def delete_task(task_id: TaskId, owner: Owner, use_cases: UseCasesDep, if_match: IfMatch = None) -> None:
+        await use_cases.delete_task.execute(owner, task_id, if_match=_versions(if_match))
+
+    return router
