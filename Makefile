@@ -5,7 +5,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 RUN := $(UV) run --locked
 m ?= change
 
-.PHONY: help install run test lint fmt typecheck contracts unit integration migrate revision db-up db-down bench clean
+.PHONY: help install node-deps run test lint fmt typecheck contracts unit integration migrate revision db-up db-down bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -39,7 +39,17 @@ contracts: install ## import-linter: the core stays framework-free, adapters sta
 unit: install ## fast tests, no I/O
 	$(RUN) pytest tests/unit -q
 
-integration: install ## tests against a real PostgreSQL
+# Node packages for the suites that use a real Better Auth server and the TypeScript client check.
+NODE_DIRS := tests/integration/better_auth tests/integration/openapi_client
+node-deps: ## npm ci where a suite needs Node packages (says so when npm is missing)
+	@if ! command -v npm >/dev/null 2>&1; then \
+	  echo "!! npm is missing: the Better Auth and TypeScript-client tests will not run (install nodejs and npm)"; \
+	else for d in $(NODE_DIRS); do \
+	  if [ -f $$d/package-lock.json ] && [ ! $$d/node_modules/.package-lock.json -nt $$d/package-lock.json ]; then \
+	    (cd $$d && npm ci --no-audit --no-fund --loglevel=error) || exit 1; \
+	  fi; done; fi
+
+integration: install node-deps ## tests against a real PostgreSQL
 	$(RUN) pytest tests/integration -q
 
 migrate: install ## apply migrations to DATABASE_URL (or the embedded server)
