@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import sys
@@ -29,17 +30,18 @@ def main() -> int:
     with ExitStack() as stack:
         if settings.database_url is None:
             os.environ["DATABASE_URL"] = stack.enter_context(embedded_postgres(settings.embedded_data_dir))
-        uvicorn.run(
-            "todo_api.main:create_app",
-            factory=True,
-            host=settings.host,
-            port=settings.port,
-            workers=int(os.environ.get("WEB_CONCURRENCY", "1")),
-            log_config=None,
-            access_log=False,
-            proxy_headers=True,
-            timeout_graceful_shutdown=20,
-        )
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how you stop it: exit 0
+            uvicorn.run(
+                "todo_api.main:create_app",
+                factory=True,
+                host=settings.host,
+                port=settings.port,
+                workers=int(os.environ.get("WEB_CONCURRENCY", "1")),
+                log_config=None,
+                access_log=False,
+                proxy_headers=True,
+                timeout_graceful_shutdown=20,
+            )
     return 0
 
 

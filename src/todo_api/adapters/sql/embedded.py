@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
+import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,7 +47,21 @@ def embedded_postgres(data_dir: Path) -> Iterator[str]:
     try:
         yield str(server.get_uri())
     finally:
-        server.cleanup()
+        with _uninterrupted():
+            server.cleanup()
+
+
+@contextmanager
+def _uninterrupted() -> Iterator[None]:
+    """A second Ctrl-C (a terminal signals the whole process group) must not cut a clean stop short."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def stop(data_dir: Path) -> None:
