@@ -25,6 +25,9 @@ MAX_TOKEN_BYTES = 8192
 OWN_ALGORITHM = "HS256"
 EXTERNAL_ALGORITHMS = ("EdDSA", "ES256", "RS256")
 _REQUIRED = {"require_exp": True, "require_sub": True, "require_iat": True, "leeway": 10}
+# What parsing or checking a hostile token can raise through python-jose: deeply nested JSON
+# (RecursionError), `exp: Infinity` (OverflowError), odd shapes (TypeError, AttributeError ...).
+_UNUSABLE = (JOSEError, ValueError, TypeError, AttributeError, KeyError, RecursionError, OverflowError)
 
 register_eddsa()
 
@@ -71,7 +74,7 @@ class JwtAccessTokens:
                 issuer=self._issuer,
                 options=_REQUIRED,
             )
-        except (JOSEError, ValueError, TypeError) as error:
+        except _UNUSABLE as error:
             raise _invalid() from error
         if claims.get("type") != "access" or not isinstance(claims.get("sid"), str):
             raise _invalid("This is not an access token.")
@@ -136,7 +139,7 @@ class ExternalTokens:
             claims = jwt.decode(
                 token, key, algorithms=[alg], audience=self._audience, issuer=self._issuer, options=_REQUIRED
             )
-        except (JOSEError, ValueError, TypeError) as error:
+        except _UNUSABLE as error:
             raise _invalid() from error
         email, name = claims.get("email"), claims.get("name")
         return Principal(
@@ -160,7 +163,7 @@ class BearerTokenVerifier:
         try:
             header = jwt.get_unverified_header(token)
             issuer = jwt.get_unverified_claims(token).get("iss")
-        except (JOSEError, ValueError, TypeError, AttributeError) as error:
+        except _UNUSABLE as error:
             raise _invalid() from error
         if self._own is not None and issuer == self._own.issuer:
             return self._own.verify(token)
