@@ -261,7 +261,7 @@ class Authenticate:
     ) -> None:
         self._verifier, self._uow, self._clock = verifier, uow, clock
         self._known_external: dict[str, None] = {}
-        self._remember = remember
+        self._remember = max(1, remember)
 
     async def execute(self, token: str | None) -> Principal:
         if not token:
