@@ -6,6 +6,7 @@ import contextlib
 import os
 import secrets
 import sys
+import tempfile
 from contextlib import ExitStack
 
 import uvicorn
@@ -27,7 +28,13 @@ def main() -> int:
     if settings.secret_key is None:
         # Development: one random key shared by every worker (tokens and cursors verify anywhere).
         os.environ["SECRET_KEY"] = secrets.token_urlsafe(32)
+    workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
     with ExitStack() as stack:
+        if workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+            # Each worker writes its metrics to files here; a scrape of any worker sums them all.
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = stack.enter_context(
+                tempfile.TemporaryDirectory(prefix="todo-metrics-")
+            )
         if settings.database_url is None:
             os.environ["DATABASE_URL"] = stack.enter_context(embedded_postgres(settings.embedded_data_dir))
         with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how you stop it: exit 0
@@ -36,7 +43,7 @@ def main() -> int:
                 factory=True,
                 host=settings.host,
                 port=settings.port,
-                workers=int(os.environ.get("WEB_CONCURRENCY", "1")),
+                workers=workers,
                 log_config=None,
                 access_log=False,
                 proxy_headers=True,

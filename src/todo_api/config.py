@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     throttle_signup_per_address: int = Field(default=10, ge=1)
     throttle_signup_window_s: int = Field(default=3600, ge=1)
 
+    metrics_enabled: bool | None = None
+    metrics_token: SecretStr | None = None
+
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     docs_enabled: bool | None = None
     host: str = "127.0.0.1"
@@ -97,6 +100,11 @@ class Settings(BaseSettings):
     @property
     def show_docs(self) -> bool:
         return self.docs_enabled if self.docs_enabled is not None else not self.is_production
+
+    @property
+    def serve_metrics(self) -> bool:
+        """On in development; in production only when asked for (and then best behind METRICS_TOKEN)."""
+        return self.metrics_enabled if self.metrics_enabled is not None else not self.is_production
 
     @property
     def json_logs(self) -> bool:

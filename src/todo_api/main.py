@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -14,11 +15,12 @@ from starlette.middleware.cors import CORSMiddleware
 
 from todo_api.adapters.http.cursors import CursorCodec
 from todo_api.adapters.http.middleware import RequestContextMiddleware
-from todo_api.adapters.http.problems import install_problem_handlers, use_problem_media_type
-from todo_api.adapters.http.routers import auth, health, tasks
+from todo_api.adapters.http.problems import complete_error_responses, install_problem_handlers
+from todo_api.adapters.http.routers import auth, health, metrics, tasks
 from todo_api.adapters.http.routers.auth import RefreshCookie
 from todo_api.adapters.security.passwords import BcryptPasswordHasher, common_passwords
 from todo_api.adapters.security.tokens import BearerTokenVerifier, ExternalTokens, JwksKeys, JwtAccessTokens
+from todo_api.adapters.sql import pool_metrics
 from todo_api.adapters.sql.engine import create_engine
 from todo_api.adapters.sql.unit_of_work import SqlDatabaseProbe, SqlUnitOfWork
 from todo_api.config import Settings
@@ -61,6 +63,9 @@ def _use_cases(
     def uow() -> SqlUnitOfWork:
         return SqlUnitOfWork(engine)
 
+    def reader() -> SqlUnitOfWork:
+        return SqlUnitOfWork(engine, read_only=True)
+
     policy = PasswordPolicy(common_passwords())
     limits = ThrottleLimits(
         login_per_account=settings.throttle_login_per_account,
@@ -78,10 +83,10 @@ def _use_cases(
         refresh_session=RefreshSession(uow, sessions),
         log_out=LogOut(uow, clock),
         change_password=ChangePassword(uow, hasher, policy, clock, limits),
-        get_current_user=GetCurrentUser(uow),
+        get_current_user=GetCurrentUser(reader),
         create_task=CreateTask(uow, clock),
-        list_tasks=ListTasks(uow, clock),
-        get_task=GetTask(uow),
+        list_tasks=ListTasks(reader, clock),
+        get_task=GetTask(reader),
         update_task=UpdateTask(uow, clock),
         set_task_completion=SetTaskCompletion(uow, clock),
         delete_task=DeleteTask(uow),
@@ -95,6 +100,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     if url is None:
         raise RuntimeError("DATABASE_URL is not set (`python -m todo_api` starts an embedded PostgreSQL)")
     engine = create_engine(settings, url)
+    pool_metrics.instrument(engine)
     hasher = BcryptPasswordHasher(pepper=settings.pepper(), cost=settings.bcrypt_cost, threads=settings.bcrypt_threads)
     own_tokens = JwtAccessTokens(
         key=settings.signing_key(),
@@ -114,6 +120,9 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Start-up objects live for the whole process: keep the collector from scanning them again.
+        gc.collect()
+        gc.freeze()
         yield
         await engine.dispose()
         hasher.close()
@@ -131,6 +140,9 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     app.state.use_cases = use_cases
     install_problem_handlers(app)
     app.include_router(health.router)
+    if settings.serve_metrics:
+        token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
+        app.include_router(metrics.build_router(token))
     app.include_router(tasks.build_router(CursorCodec(settings.signing_key())))
     app.include_router(
         auth.build_router(RefreshCookie(secure=settings.is_production, samesite=settings.refresh_cookie_samesite))
@@ -149,7 +161,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = get_openapi(title=app.title, version=app.version, routes=app.routes, description=app.description)
-            app.openapi_schema = use_problem_media_type(schema)
+            app.openapi_schema = complete_error_responses(schema)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -61,3 +61,9 @@ class ServiceUnavailable(DomainError):
     def __init__(self, message: str, *, retry_after_s: int = 2) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class TransientConflict(ServiceUnavailable):
+    """The database aborted a transaction it could not serialise (or a deadlock): safe to retry."""
+
+    code = "write_conflict"

@@ -44,10 +44,18 @@ class RefreshTokenRepository(Protocol):
 
 
 class RateLimiter(Protocol):
-    async def retry_after(self, key: str, *, limit: int, window_s: int) -> int | None:
-        """Seconds until `key` may try again when it has used up `limit` hits in its window, else None."""
+    """Fixed-window attempt counters shared by every worker and replica."""
 
-    async def hit(self, key: str, *, window_s: int) -> None: ...
+    async def acquire(self, key: str, *, limit: int, window_s: int) -> int | None:
+        """Count one attempt, atomically; the seconds to wait if it is over `limit`, else None.
+
+        Counting before the attempt (not after it failed) is what keeps a burst of concurrent
+        attempts from all slipping under the limit.
+        """
+
+    async def release(self, key: str) -> None:
+        """Give back one attempt that should not count (a login that succeeded)."""
+
     async def reset(self, key: str) -> None: ...
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from todo_api.domain.errors import AuthenticationFailed, Conflict, Forbidden, NotFound, RateLimited
+from todo_api.domain.errors import AuthenticationFailed, Conflict, Forbidden, InvalidInput, NotFound, RateLimited
 from todo_api.domain.ports import (
     AccessTokens,
     Clock,
@@ -23,6 +23,7 @@ from todo_api.domain.sessions import (
     new_refresh_token,
 )
 from todo_api.domain.users import PasswordPolicy, Principal, User, new_user_id, normalise_email, normalise_name
+from todo_api.use_cases.retries import retry_transient
 
 _BAD_CREDENTIALS = "The e-mail address or password is incorrect."
 _BAD_REFRESH = "The refresh token is invalid, expired or revoked; log in again."
@@ -90,15 +91,18 @@ class SignUp:
     ) -> None:
         self._uow, self._hasher, self._policy, self._sessions, self._limits = uow, hasher, policy, sessions, limits
 
+    @retry_transient
     async def execute(self, data: SignUpInput) -> AuthResult:
         email = normalise_email(data.email)
         name = normalise_name(data.name)
         self._policy.check(data.password)
         key = f"signup:address:{data.client_address}"
         async with self._uow() as uow:
-            await _refuse_when_throttled(uow, key, self._limits.signup_per_address, self._limits.signup_window_s)
-            await uow.rate_limits.hit(key, window_s=self._limits.signup_window_s)
+            wait = await uow.rate_limits.acquire(
+                key, limit=self._limits.signup_per_address, window_s=self._limits.signup_window_s
+            )
             await uow.commit()
+        _refuse_if(wait)
         password_hash = await self._hasher.hash(data.password)
         async with self._uow() as uow:
             now = self._sessions.clock.now()
@@ -124,26 +128,32 @@ class LogIn:
     ) -> None:
         self._uow, self._hasher, self._sessions, self._limits = uow, hasher, sessions, limits
 
+    @retry_transient
     async def execute(self, data: LogInInput) -> AuthResult:
         try:
             email = normalise_email(data.email)
-        except Exception:  # noqa: BLE001 - a malformed e-mail is just another failed login
+        except InvalidInput:  # a malformed e-mail is just another failed login
             email = data.email.strip().lower()
         account_key = f"login:account:{email}"
         address_key = f"login:address:{data.client_address}"
         limits = self._limits
         async with self._uow() as uow:
-            await _refuse_when_throttled(uow, account_key, limits.login_per_account, limits.login_window_s)
-            await _refuse_when_throttled(uow, address_key, limits.login_per_address, limits.login_window_s)
+            waits = [
+                await uow.rate_limits.acquire(
+                    account_key, limit=limits.login_per_account, window_s=limits.login_window_s
+                ),
+                await uow.rate_limits.acquire(
+                    address_key, limit=limits.login_per_address, window_s=limits.login_window_s
+                ),
+            ]
             user = await uow.users.get_by_email(email)
+            await uow.commit()
+        _refuse_if(max((wait for wait in waits if wait is not None), default=None))
         if not await self._hasher.verify(data.password, user.password_hash if user else None) or user is None:
-            async with self._uow() as uow:
-                await uow.rate_limits.hit(account_key, window_s=limits.login_window_s)
-                await uow.rate_limits.hit(address_key, window_s=limits.login_window_s)
-                await uow.commit()
             raise AuthenticationFailed(_BAD_CREDENTIALS, code="invalid_credentials")
         async with self._uow() as uow:
             await uow.rate_limits.reset(account_key)
+            await uow.rate_limits.release(address_key)
             session = await self._sessions.issue(uow, user.id, new_family_id())
             await uow.commit()
         return AuthResult(user, session)
@@ -156,6 +166,7 @@ class RefreshSession:
     def __init__(self, uow: UnitOfWorkFactory, sessions: SessionIssuer) -> None:
         self._uow, self._sessions = uow, sessions
 
+    @retry_transient
     async def execute(self, refresh_token: str) -> AuthResult:
         now = self._sessions.clock.now()
         async with self._uow() as uow:
@@ -184,6 +195,7 @@ class LogOut:
     def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
         self._uow, self._clock = uow, clock
 
+    @retry_transient
     async def execute(self, *, refresh_token: str | None, session_id: str | None = None) -> None:
         async with self._uow() as uow:
             families = {session_id} if session_id else set()
@@ -216,20 +228,22 @@ class ChangePassword:
     ) -> None:
         self._uow, self._hasher, self._policy, self._clock, self._limits = uow, hasher, policy, clock, limits
 
+    @retry_transient
     async def execute(self, data: ChangePasswordInput) -> None:
         user_id = data.principal.user_id
         key = f"password:account:{user_id}"
         async with self._uow() as uow:
-            await _refuse_when_throttled(uow, key, self._limits.login_per_account, self._limits.login_window_s)
+            wait = await uow.rate_limits.acquire(
+                key, limit=self._limits.login_per_account, window_s=self._limits.login_window_s
+            )
             user = await uow.users.get(user_id)
+            await uow.commit()
+        _refuse_if(wait)
         if user is None:
             raise NotFound("The account no longer exists.", code="user_not_found")
         if user.password_hash is None:
             raise Conflict("This account signs in through an external provider.", code="password_not_set")
         if not await self._hasher.verify(data.current_password, user.password_hash):
-            async with self._uow() as uow:
-                await uow.rate_limits.hit(key, window_s=self._limits.login_window_s)
-                await uow.commit()
             raise Forbidden("The current password is incorrect.", code="current_password_incorrect")
         self._policy.check(data.new_password)
         new_hash = await self._hasher.hash(data.new_password)
@@ -280,6 +294,6 @@ class Authenticate:
         return principal
 
 
-async def _refuse_when_throttled(uow: UnitOfWork, key: str, limit: int, window_s: int) -> None:
-    if (wait := await uow.rate_limits.retry_after(key, limit=limit, window_s=window_s)) is not None:
-        raise RateLimited("Too many attempts; try again later.", retry_after_s=wait)
+def _refuse_if(wait_s: int | None) -> None:
+    if wait_s is not None:
+        raise RateLimited("Too many attempts; try again later.", retry_after_s=wait_s)

@@ -15,6 +15,7 @@ from datetime import timedelta
 from todo_api.domain.errors import InvalidInput, NotFound, PreconditionFailed, ServiceUnavailable
 from todo_api.domain.ports import Clock, IdempotentOutcome, UnitOfWorkFactory
 from todo_api.domain.tasks import Position, Task, TaskChanges, TaskDraft, TaskPage, TaskQuery, sort_value
+from todo_api.use_cases.retries import retry_transient
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 _WRITE_ATTEMPTS = 5
@@ -44,6 +45,7 @@ class CreateTask:
     def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
         self._uow, self._clock = uow, clock
 
+    @retry_transient
     async def execute(self, user_id: str, draft: TaskDraft, idempotency_key: str | None = None) -> Created:
         now = self._clock.now()
         since = now - IDEMPOTENCY_WINDOW
@@ -120,6 +122,7 @@ class UpdateTask:
     def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
         self._uow, self._clock = uow, clock
 
+    @retry_transient
     async def execute(
         self, user_id: str, task_id: int, changes: TaskChanges, *, if_match: frozenset[int] | None = None
     ) -> Task:
@@ -132,6 +135,7 @@ class SetTaskCompletion:
     def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
         self._uow, self._clock = uow, clock
 
+    @retry_transient
     async def execute(
         self, user_id: str, task_id: int, completed: bool | None = None, *, if_match: frozenset[int] | None = None
     ) -> Task:
@@ -175,6 +179,7 @@ class DeleteTask:
     def __init__(self, uow: UnitOfWorkFactory) -> None:
         self._uow = uow
 
+    @retry_transient
     async def execute(self, user_id: str, task_id: int, *, if_match: frozenset[int] | None = None) -> None:
         async with self._uow() as uow:
             task = await uow.tasks.get(user_id, task_id)

@@ -14,6 +14,7 @@ import structlog
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from todo_api.adapters.http.metrics import observe
 from todo_api.adapters.http.problems import problem_response
 
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{8,128}")
@@ -92,12 +93,15 @@ class RequestContextMiddleware:
             )
             await response(scope, receive, send_with_headers)
         finally:
+            elapsed = time.perf_counter() - started
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            observe(scope["method"], route, status, elapsed)
             log.info(
                 "request",
                 method=scope["method"],
                 path=path,
                 status=status,
-                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                duration_ms=round(elapsed * 1000, 2),
             )
             structlog.contextvars.clear_contextvars()
 

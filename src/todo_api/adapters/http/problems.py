@@ -197,11 +197,24 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: {"model": Problem, "description": HTTPStatus(status).phrase} for status in sorted({*statuses, 500})}
 
 
-def use_problem_media_type(openapi: dict[str, Any]) -> dict[str, Any]:
-    """Move every error response's schema under `application/problem+json`, the type actually sent."""
+def complete_error_responses(openapi: dict[str, Any]) -> dict[str, Any]:
+    """Declare the errors shared mechanisms add to every route, and send them as problem+json.
+
+    Routes declare their own errors; these come from elsewhere: a body can be malformed (400) or
+    too large (413), the database can be unavailable (503), anything can crash (500).
+    """
+    problem = {"content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
     for path_item in openapi.get("paths", {}).values():
         for operation in path_item.values():
-            for status, response in operation.get("responses", {}).items():
+            responses = operation.setdefault("responses", {})
+            shared: dict[int, bool] = {500: True, 503: operation.get("operationId") != "getLiveness"}
+            if body := operation.get("requestBody"):
+                shared[413] = True
+                shared[400] = "application/json" in body.get("content", {})
+            for status, applies in shared.items():
+                if applies and str(status) not in responses:
+                    responses[str(status)] = {"description": HTTPStatus(status).phrase, **problem}
+            for status, response in responses.items():
                 content = response.get("content", {})
                 if status[:1] in "45" and "application/json" in content:
                     content[PROBLEM_MEDIA_TYPE] = content.pop("application/json")

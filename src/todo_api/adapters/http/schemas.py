@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 from todo_api.domain.tasks import Task
 from todo_api.domain.users import User
@@ -13,6 +13,12 @@ from todo_api.domain.users import User
 
 class StrictInput(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class Output(BaseModel):
+    """Fields with defaults are still always sent, so the schema marks them required."""
+
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
 
 
 class SignUpRequest(StrictInput):
@@ -39,7 +45,7 @@ class ChangePasswordRequest(StrictInput):
     new_password: str = Field(min_length=8, max_length=128)
 
 
-class UserOut(BaseModel):
+class UserOut(Output):
     id: str = Field(examples=["Yq3k1bXh0c9sT2mJ4nL8vR6wZ5aP7dFe"])
     email: str | None = Field(examples=["ada@example.com"])
     name: str | None = Field(examples=["Ada Lovelace"])
@@ -50,7 +56,7 @@ class UserOut(BaseModel):
         return cls(id=user.id, email=user.email, name=user.name, created_at=user.created_at)
 
 
-class TokenOut(BaseModel):
+class TokenOut(Output):
     """The OAuth2 token response (RFC 6749 §5.1)."""
 
     access_token: str
@@ -68,8 +74,18 @@ class SessionOut(TokenOut):
 # Tasks ---------------------------------------------------------------------------------------
 
 PriorityLabel = Literal["none", "low", "medium", "high"]
-# JSON has no datetime type: these fields take ISO 8601 strings, and a naive one is refused.
-DueAt = Annotated[AwareDatetime, Field(strict=False, examples=["2026-12-01T17:00:00Z"])]
+
+
+def _iso_8601_text(value: object) -> object:
+    """Lax datetime parsing would take 1790000000 as a Unix time; the contract is ISO 8601 text."""
+    if not isinstance(value, str) or value.strip().lstrip("+-").replace(".", "", 1).isdigit():
+        raise ValueError("expected an ISO 8601 date-time with a time zone, e.g. 2026-12-01T17:00:00Z")
+    return value
+
+
+# JSON has no datetime type: ISO 8601 strings with a zone; naive ones and numbers are refused.
+IsoDateTime = Annotated[AwareDatetime, BeforeValidator(_iso_8601_text), Field(strict=False)]
+DueAt = Annotated[IsoDateTime, Field(examples=["2026-12-01T17:00:00Z"])]
 Title = Annotated[str, Field(min_length=1, max_length=400, examples=["Buy oat milk"])]
 Description = Annotated[str, Field(max_length=2000, examples=["The barista one, not the light one."])]
 Tags = Annotated[list[Annotated[str, Field(min_length=1, max_length=100)]], Field(max_length=40, examples=[["home"]])]
@@ -103,7 +119,7 @@ class CompletionUpdate(StrictInput):
     completed: bool | None = Field(default=None, description="Omit to toggle.")
 
 
-class TaskOut(BaseModel):
+class TaskOut(Output):
     id: int = Field(examples=[42])
     title: str
     description: str | None
@@ -133,12 +149,12 @@ class TaskOut(BaseModel):
         )
 
 
-class PageMeta(BaseModel):
+class PageMeta(Output):
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
     limit: int
     total: int | None = Field(default=None, description="Only with `include_total=true`.")
 
 
-class TaskPageOut(BaseModel):
+class TaskPageOut(Output):
     data: list[TaskOut]
     meta: PageMeta

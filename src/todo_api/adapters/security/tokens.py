@@ -64,7 +64,8 @@ class JwtAccessTokens:
         }
         return jwt.encode(claims, self._key, algorithm=OWN_ALGORITHM)
 
-    def verify(self, token: str) -> Principal:
+    def verify(self, token: str) -> tuple[Principal, float]:
+        """The principal and the token's expiry (epoch seconds)."""
         try:
             claims = jwt.decode(
                 token,
@@ -78,7 +79,7 @@ class JwtAccessTokens:
             raise _invalid() from error
         if claims.get("type") != "access" or not isinstance(claims.get("sid"), str):
             raise _invalid("This is not an access token.")
-        return Principal(user_id=str(claims["sub"]), session_id=claims["sid"])
+        return Principal(user_id=str(claims["sub"]), session_id=claims["sid"]), float(claims["exp"])
 
 
 class JwksKeys:
@@ -128,7 +129,7 @@ class ExternalTokens:
     def issuer(self) -> str:
         return self._issuer
 
-    async def verify(self, token: str, header: Mapping[str, Any]) -> Principal:
+    async def verify(self, token: str, header: Mapping[str, Any]) -> tuple[Principal, float]:
         alg, kid = header.get("alg"), header.get("kid")
         if alg not in EXTERNAL_ALGORITHMS or not isinstance(kid, str):
             raise _invalid()
@@ -142,22 +143,40 @@ class ExternalTokens:
         except _UNUSABLE as error:
             raise _invalid() from error
         email, name = claims.get("email"), claims.get("name")
-        return Principal(
+        principal = Principal(
             user_id=str(claims["sub"]),
             email=email.strip().lower() if isinstance(email, str) and email.strip() else None,
             name=name if isinstance(name, str) else None,
             external=True,
         )
+        return principal, float(claims["exp"])
 
 
 class BearerTokenVerifier:
     """The `TokenVerifier` port: routes a token to our verifier or the external one by its issuer,
-    then each verifies fully with its own key and algorithms (so HS/RS confusion finds nothing)."""
+    then each verifies fully with its own key and algorithms (so HS/RS confusion finds nothing).
 
-    def __init__(self, own: JwtAccessTokens | None, external: ExternalTokens | None) -> None:
+    An SPA sends the same token for minutes on end, so verified tokens are remembered until they
+    expire (a bounded map): the signature is checked once, not on every request.
+    """
+
+    def __init__(self, own: JwtAccessTokens | None, external: ExternalTokens | None, *, remember: int = 4096) -> None:
         self._own, self._external = own, external
+        self._verified: dict[str, tuple[Principal, float]] = {}
+        self._remember = max(1, remember)
 
     async def verify(self, token: str) -> Principal:
+        if (known := self._verified.get(token)) is not None:
+            if known[1] > time.time():
+                return known[0]
+            del self._verified[token]
+        principal, expires_at = await self._verify(token)
+        if len(self._verified) >= self._remember:
+            del self._verified[next(iter(self._verified))]
+        self._verified[token] = (principal, expires_at)
+        return principal
+
+    async def _verify(self, token: str) -> tuple[Principal, float]:
         if len(token) > MAX_TOKEN_BYTES:
             raise _invalid("The bearer token is too large.")
         try:

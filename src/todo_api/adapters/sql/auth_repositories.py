@@ -119,38 +119,39 @@ class SqlRefreshTokenRepository:
 
 
 class SqlRateLimiter:
-    """Fixed windows in one row per key; an upsert makes concurrent hits from many workers exact."""
+    """Fixed windows in one row per key. The upsert takes the row lock, so concurrent attempts
+    from any number of workers are counted one after another and each sees the true count."""
 
     def __init__(self, connection: AsyncConnection) -> None:
         self._db = connection
 
-    async def retry_after(self, key: str, *, limit: int, window_s: int) -> int | None:
+    async def acquire(self, key: str, *, limit: int, window_s: int) -> int | None:
         window = timedelta(seconds=window_s)
+        expired = rate_limits.c.window_started_at <= func.now() - window
         row = (
             await self._db.execute(
-                select(rate_limits.c.hits, rate_limits.c.window_started_at + window - func.now()).where(
-                    rate_limits.c.key == key, rate_limits.c.window_started_at > func.now() - window
+                insert(rate_limits)
+                .values(key=key, hits=1, window_started_at=func.now())
+                .on_conflict_do_update(
+                    index_elements=[rate_limits.c.key],
+                    set_={
+                        "hits": case((expired, 1), else_=rate_limits.c.hits + 1),
+                        "window_started_at": case((expired, func.now()), else_=rate_limits.c.window_started_at),
+                    },
                 )
+                .returning(rate_limits.c.hits, rate_limits.c.window_started_at + window - func.now())
             )
-        ).first()
-        if row is None or row[0] < limit:
+        ).one()
+        if row[0] <= limit:
             return None
         remaining: timedelta = row[1]
         return max(1, math.ceil(remaining.total_seconds()))
 
-    async def hit(self, key: str, *, window_s: int) -> None:
-        window = timedelta(seconds=window_s)
-        expired = rate_limits.c.window_started_at <= func.now() - window
+    async def release(self, key: str) -> None:
         await self._db.execute(
-            insert(rate_limits)
-            .values(key=key, hits=1, window_started_at=func.now())
-            .on_conflict_do_update(
-                index_elements=[rate_limits.c.key],
-                set_={
-                    "hits": case((expired, 1), else_=rate_limits.c.hits + 1),
-                    "window_started_at": case((expired, func.now()), else_=rate_limits.c.window_started_at),
-                },
-            )
+            update(rate_limits)
+            .where(rate_limits.c.key == key, rate_limits.c.hits > 0)
+            .values(hits=rate_limits.c.hits - 1)
         )
 
     async def reset(self, key: str) -> None:

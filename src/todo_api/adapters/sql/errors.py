@@ -6,7 +6,7 @@ import asyncio
 
 from sqlalchemy import exc as sa_exc
 
-from todo_api.domain.errors import Conflict, DomainError, InvalidInput, ServiceUnavailable
+from todo_api.domain.errors import Conflict, DomainError, InvalidInput, ServiceUnavailable, TransientConflict
 
 # Unique constraints whose violation is a client-visible conflict: name -> (code, message).
 CONFLICTS: dict[str, tuple[str, str]] = {
@@ -42,7 +42,7 @@ def translate(error: BaseException) -> DomainError | None:
         code, message = CONFLICTS.get(_constraint(error), ("conflict", "The request conflicts with existing data."))
         return Conflict(message, code=code)
     if state in {"40001", "40P01"}:
-        return ServiceUnavailable("Too many concurrent writes; try again.", retry_after_s=1)
+        return TransientConflict("Too many concurrent writes; try again.", retry_after_s=1)
     if state == "57014":
         return ServiceUnavailable("The database took too long to answer.", retry_after_s=_RETRY_AFTER_S)
     if state.startswith("22"):

@@ -13,10 +13,15 @@ from todo_api.adapters.sql.task_repositories import SqlIdempotencyKeys, SqlTaskR
 
 
 class SqlUnitOfWork:
-    """The `UnitOfWork` port: repositories share one connection and one transaction."""
+    """The `UnitOfWork` port: repositories share one connection and one transaction.
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    `read_only` runs in autocommit: a use case that only reads skips the BEGIN and ROLLBACK
+    round trips (each statement still sees a consistent snapshot of its own).
+    """
+
+    def __init__(self, engine: AsyncEngine, *, read_only: bool = False) -> None:
         self._engine = engine
+        self._read_only = read_only
         self._connection: AsyncConnection | None = None
 
     @property
@@ -48,13 +53,18 @@ class SqlUnitOfWork:
     async def __aenter__(self) -> SqlUnitOfWork:
         try:
             self._connection = await self._engine.connect()
-            await self._connection.begin()
+            if self._read_only:
+                await self._connection.execution_options(isolation_level="AUTOCOMMIT")
+            else:
+                await self._connection.begin()
         except Exception as error:
             await self._close()
             raise (translate(error) or error) from error
         return self
 
     async def commit(self) -> None:
+        if self._read_only:
+            raise RuntimeError("a read-only unit of work has nothing to commit")
         try:
             await self.connection.commit()
         except Exception as error:

@@ -5,15 +5,15 @@ from __future__ import annotations
 from typing import Literal
 
 from fastapi import APIRouter
-from pydantic import BaseModel
 
 from todo_api.adapters.http.deps import UseCasesDep
 from todo_api.adapters.http.problems import problem_responses
+from todo_api.adapters.http.schemas import Output
 
 router = APIRouter(tags=["health"])
 
 
-class Health(BaseModel):
+class Health(Output):
     status: Literal["ok", "ready"]
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
-from pydantic import AwareDatetime
 
 from todo_api.adapters.http.cursors import CursorCodec
 from todo_api.adapters.http.deps import CurrentPrincipal, UseCasesDep
 from todo_api.adapters.http.problems import problem_responses
 from todo_api.adapters.http.schemas import (
     CompletionUpdate,
+    IsoDateTime,
     PageMeta,
     PriorityLabel,
     TaskCreate,
@@ -125,8 +125,8 @@ def build_router(cursors: CursorCodec) -> APIRouter:
         q: Annotated[
             str | None, Query(max_length=MAX_SEARCH_CHARS, description="Searches title and description.")
         ] = None,
-        due_before: AwareDatetime | None = None,
-        due_after: AwareDatetime | None = None,
+        due_before: IsoDateTime | None = None,
+        due_after: IsoDateTime | None = None,
         overdue: bool = False,
         sort: SortParam = "-created_at",
         limit: Annotated[int, Query(ge=1, le=100)] = 20,
