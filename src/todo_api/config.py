@@ -82,8 +82,13 @@ class Settings(BaseSettings):
         pepper = self.password_pepper.get_secret_value() if self.password_pepper else ""
         if len(pepper.encode()) < MIN_SECRET_BYTES:
             raise ValueError(f"PASSWORD_PEPPER must be set to at least {MIN_SECRET_BYTES} random bytes in production")
+        return self
+
+    @model_validator(mode="after")
+    def _no_wildcard_with_credentials(self) -> Settings:
+        """Any origin plus cookies would let every website act as the signed-in user: refused everywhere."""
         if "*" in self.cors_origins and self.cors_allow_credentials:
-            raise ValueError("CORS_ORIGINS may not contain '*' while credentials are allowed")
+            raise ValueError("CORS_ORIGINS may not contain '*' while credentials are allowed (CORS_ALLOW_CREDENTIALS)")
         return self
 
     @model_validator(mode="after")

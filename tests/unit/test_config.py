@@ -103,3 +103,8 @@ def test_a_wildcard_origin_without_credentials_is_allowed_in_production() -> Non
 def test_the_external_issuer_settings_come_together() -> None:
     with pytest.raises(ValidationError, match="AUTH_JWKS_URL"):
         Settings.model_validate({"auth_jwks_url": "https://auth.example/api/auth/jwks"})
+
+
+def test_a_wildcard_origin_with_credentials_is_refused_in_development_too() -> None:
+    with pytest.raises(ValidationError, match="CORS_ORIGINS"):
+        Settings.model_validate({"cors_origins": ["*"]})
