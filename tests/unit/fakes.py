@@ -13,13 +13,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from todo_api.domain.errors import AuthenticationFailed, Conflict
 from todo_api.domain.ports import (
     AccessTokens,
     Clock,
     IdempotencyKeys,
+    IdempotentOutcome,
     PasswordHasher,
     RateLimiter,
     RefreshTokenRepository,
@@ -30,6 +31,7 @@ from todo_api.domain.ports import (
     UserRepository,
 )
 from todo_api.domain.sessions import RefreshToken
+from todo_api.domain.tasks import Position, Sort, Task, TaskDraft, TaskFilter, TaskQuery, sort_value
 from todo_api.domain.users import Principal, User
 
 # --- Time --------------------------------------------------------------------------------------------
@@ -64,6 +66,14 @@ class FixedWindow:
     started_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class IdempotencyRecord:
+    """One row of `idempotency_keys`: the first outcome for a (user, key) and when it was recorded."""
+
+    outcome: IdempotentOutcome
+    created_at: datetime
+
+
 @dataclass
 class FakeStore:
     """Every table as a dict. Add a field here for a new table; snapshot and restore cover it."""
@@ -71,6 +81,9 @@ class FakeStore:
     users: dict[str, User] = field(default_factory=dict)
     refresh_tokens: dict[str, RefreshToken] = field(default_factory=dict)
     rate_limits: dict[str, FixedWindow] = field(default_factory=dict)
+    tasks: dict[int, Task] = field(default_factory=dict)
+    last_task_id: int = 0  # the id of the last task added; unlike a sequence, rolled back with the rest
+    idempotency_keys: dict[tuple[str, str], IdempotencyRecord] = field(default_factory=dict)
 
     def snapshot(self) -> FakeStore:
         return copy.deepcopy(self)
@@ -157,19 +170,27 @@ class FakeRateLimiter:
     def __init__(self, store: FakeStore, clock: FakeClock) -> None:
         self._store, self._clock = store, clock
 
-    async def retry_after(self, key: str, *, limit: int, window_s: int) -> int | None:
-        window = self._current(key, window_s)
-        if window is None or window.hits < limit:
+    async def acquire(self, key: str, *, limit: int, window_s: int) -> int | None:
+        """As `SqlRateLimiter`: the attempt is counted first; over `limit`, the seconds left in the window."""
+        window = await self.hit(key, window_s=window_s)
+        if window.hits <= limit:
             return None
         remaining = window.started_at + timedelta(seconds=window_s) - self._clock.now()
         return max(1, math.ceil(remaining.total_seconds()))
 
-    async def hit(self, key: str, *, window_s: int) -> None:
+    async def hit(self, key: str, *, window_s: int) -> FixedWindow:
+        """Count one attempt with no limit to check (not a port method: tests use it to fill the table)."""
         window = self._current(key, window_s)
         if window is None:
-            self._store.rate_limits[key] = FixedWindow(hits=1, started_at=self._clock.now())
+            window = FixedWindow(hits=1, started_at=self._clock.now())
         else:
-            self._store.rate_limits[key] = replace(window, hits=window.hits + 1)
+            window = replace(window, hits=window.hits + 1)
+        self._store.rate_limits[key] = window
+        return window
+
+    async def release(self, key: str) -> None:
+        if (window := self._store.rate_limits.get(key)) is not None and window.hits > 0:
+            self._store.rate_limits[key] = replace(window, hits=window.hits - 1)
 
     async def reset(self, key: str) -> None:
         self._store.rate_limits.pop(key, None)
@@ -181,18 +202,193 @@ class FakeRateLimiter:
         return window
 
 
+# --- Tasks and idempotency keys ----------------------------------------------------------------------
+
+
+def _nothing() -> None:
+    return None
+
+
+def in_sort_order(tasks: list[Task], sort: Sort) -> list[Task]:
+    """As `ORDER BY` in `SqlTaskRepository`: the value then the id, both in the sort's direction;
+    tasks without `due_at` last either way (ascending puts NULLs last in PostgreSQL by default)."""
+    valued = [task for task in tasks if sort_value(task, sort.field) is not None]
+    unvalued = [task for task in tasks if sort_value(task, sort.field) is None]
+    valued.sort(key=lambda task: _keyset(task, sort), reverse=sort.descending)
+    unvalued.sort(key=lambda task: task.id, reverse=sort.descending)
+    return valued + unvalued
+
+
+def is_after(task: Task, sort: Sort, position: Position) -> bool:
+    """As the keyset condition in `SqlTaskRepository`: strictly after `position` in the sort order."""
+    value = sort_value(task, sort.field)
+    if position.value is None:  # only a `due_at` can be missing: the page ended among the undated tasks
+        return value is None and (task.id < position.id if sort.descending else task.id > position.id)
+    if value is None:
+        return True  # undated tasks come after every dated one
+    pair, bound = _keyset(task, sort), (_comparable(position.value, sort), position.id)
+    return pair < bound if sort.descending else pair > bound
+
+
+def _comparable(value: Any, sort: Sort) -> Any:
+    """Titles compare case-insensitively on both sides, as `lower(title)` does in SQL."""
+    return value.lower() if sort.field == "title" and isinstance(value, str) else value
+
+
+def _keyset(task: Task, sort: Sort) -> tuple[Any, int]:
+    """(value, id); `Any` because one sort compares values of one type only."""
+    return _comparable(sort_value(task, sort.field), sort), task.id
+
+
+def matches_filter(task: Task, user_id: str, task_filter: TaskFilter, now: datetime) -> bool:
+    """As the `WHERE` of `SqlTaskRepository`: owner, status, priorities, every tag, search, due dates."""
+    due = task.due_at
+    search = task_filter.search.lower() if task_filter.search else None
+    return (
+        task.user_id == user_id
+        and (task_filter.status == "all" or task.completed == (task_filter.status == "completed"))
+        and (not task_filter.priorities or task.priority in task_filter.priorities)
+        and set(task_filter.tags) <= set(task.tags)
+        and (search is None or search in task.title.lower() or search in (task.description or "").lower())
+        and (task_filter.due_before is None or (due is not None and due < task_filter.due_before))
+        and (task_filter.due_after is None or (due is not None and due > task_filter.due_after))
+        and (not task_filter.overdue or (due is not None and due < now and not task.completed))
+    )
+
+
+class FakeTaskRepository:
+    """As `SqlTaskRepository`: every method filters by owner; a save or delete with a version only
+    writes over that version. `before_save` and `before_delete` run first: where another transaction
+    can commit in between (see `OtherTransactions`)."""
+
+    def __init__(
+        self,
+        store: FakeStore,
+        *,
+        before_save: Callable[[], None] = _nothing,
+        before_delete: Callable[[], None] = _nothing,
+    ) -> None:
+        self._store = store
+        self._before_save, self._before_delete = before_save, before_delete
+
+    async def add(self, user_id: str, draft: TaskDraft, at: datetime) -> Task:
+        self._store.last_task_id += 1
+        task = Task(
+            id=self._store.last_task_id,
+            user_id=user_id,
+            title=draft.title,
+            description=draft.description,
+            completed=draft.completed,
+            completed_at=at if draft.completed else None,
+            priority=draft.priority,
+            tags=draft.tags,
+            due_at=draft.due_at,
+            created_at=at,
+            updated_at=at,
+            version=1,
+        )
+        self._store.tasks[task.id] = task
+        return task
+
+    async def get(self, user_id: str, task_id: int) -> Task | None:
+        task = self._store.tasks.get(task_id)
+        return task if task is not None and task.user_id == user_id else None
+
+    async def save(self, task: Task, *, expected_version: int) -> Task | None:
+        self._before_save()
+        stored = await self.get(task.user_id, task.id)
+        if stored is None or stored.version != expected_version:
+            return None
+        saved = replace(  # the columns the SQL `UPDATE` sets; id, owner and created_at stay as stored
+            stored,
+            title=task.title,
+            description=task.description,
+            completed=task.completed,
+            completed_at=task.completed_at,
+            priority=task.priority,
+            tags=task.tags,
+            due_at=task.due_at,
+            updated_at=task.updated_at,
+            version=stored.version + 1,
+        )
+        self._store.tasks[saved.id] = saved
+        return saved
+
+    async def delete(self, user_id: str, task_id: int, *, expected_version: int | None) -> bool:
+        self._before_delete()
+        stored = await self.get(user_id, task_id)
+        if stored is None or (expected_version is not None and stored.version != expected_version):
+            return False
+        del self._store.tasks[task_id]
+        return True
+
+    async def list(self, user_id: str, query: TaskQuery, now: datetime) -> list[Task]:
+        rows = [task for task in self._store.tasks.values() if matches_filter(task, user_id, query.filter, now)]
+        if query.after is not None:
+            after = query.after
+            rows = [task for task in rows if is_after(task, query.sort, after)]
+        return in_sort_order(rows, query.sort)[: query.limit + 1]
+
+    async def count(self, user_id: str, task_filter: TaskFilter, now: datetime) -> int:
+        return sum(matches_filter(task, user_id, task_filter, now) for task in self._store.tasks.values())
+
+
+class FakeIdempotencyKeys:
+    """As `SqlIdempotencyKeys`: one record per (user, key); a record at or before `since` has expired.
+    `before_claim` runs first: where a concurrent request with the same key can commit."""
+
+    def __init__(self, store: FakeStore, *, before_claim: Callable[[], None] = _nothing) -> None:
+        self._store = store
+        self._before_claim = before_claim
+
+    async def find(self, user_id: str, key: str, since: datetime) -> IdempotentOutcome | None:
+        record = self._store.idempotency_keys.get((user_id, key))
+        return record.outcome if record is not None and record.created_at > since else None
+
+    async def claim(self, user_id: str, key: str, outcome: IdempotentOutcome, at: datetime, since: datetime) -> bool:
+        self._before_claim()
+        record = self._store.idempotency_keys.get((user_id, key))
+        if record is not None and record.created_at > since:
+            return False
+        self._store.idempotency_keys[(user_id, key)] = IdempotencyRecord(outcome, created_at=at)
+        return True
+
+
 # --- Unit of work ------------------------------------------------------------------------------------
+
+Change = Callable[[FakeStore], None]
+
+
+class OtherTransactions:
+    """Writes other clients commit while a use case's transaction is open, each queued for the moment
+    it lands: just before that transaction's next task save, task delete or idempotency-key claim.
+
+    A landed change is committed: the use case's rollback keeps it. It is applied to the store and to
+    the unit of work's rollback point alike, so it should set values rather than count on ids to come.
+    """
+
+    def __init__(self) -> None:
+        self.before_task_save: list[Change] = []
+        self.before_task_delete: list[Change] = []
+        self.before_key_claim: list[Change] = []
 
 
 class FakeUnitOfWork:
     """Commit saves the store as it is; exit restores the last save, so whatever was not committed is gone."""
 
-    def __init__(self, store: FakeStore, clock: FakeClock) -> None:
+    def __init__(self, store: FakeStore, clock: FakeClock, others: OtherTransactions | None = None) -> None:
+        others = others if others is not None else OtherTransactions()
         self._store = store
         self._saved: FakeStore | None = None
         self._users = FakeUserRepository(store)
         self._refresh_tokens = FakeRefreshTokenRepository(store)
         self._rate_limits = FakeRateLimiter(store, clock)
+        self._tasks = FakeTaskRepository(
+            store,
+            before_save=lambda: self._land(others.before_task_save),
+            before_delete=lambda: self._land(others.before_task_delete),
+        )
+        self._idempotency_keys = FakeIdempotencyKeys(store, before_claim=lambda: self._land(others.before_key_claim))
         self.committed = False
 
     @property
@@ -211,12 +407,14 @@ class FakeUnitOfWork:
         return self._rate_limits
 
     @property
-    def tasks(self) -> TaskRepository:
-        raise NotImplementedError("no task fakes yet: add FakeTaskRepository to tests/unit/fakes.py")
+    def tasks(self) -> FakeTaskRepository:
+        self._require_inside()
+        return self._tasks
 
     @property
-    def idempotency_keys(self) -> IdempotencyKeys:
-        raise NotImplementedError("no task fakes yet: add FakeIdempotencyKeys to tests/unit/fakes.py")
+    def idempotency_keys(self) -> FakeIdempotencyKeys:
+        self._require_inside()
+        return self._idempotency_keys
 
     async def __aenter__(self) -> Self:
         self._saved = self._store.snapshot()
@@ -237,6 +435,15 @@ class FakeUnitOfWork:
         if self._saved is None:
             raise RuntimeError("use the unit of work inside `async with`")
 
+    def _land(self, queue: list[Change]) -> None:
+        """Another transaction commits the next queued change: into the store and into this unit's
+        rollback point, so it outlives this unit's rollback."""
+        if queue:
+            change = queue.pop(0)
+            change(self._store)
+            if self._saved is not None:
+                change(self._saved)
+
 
 class FakeUnitOfWorkFactory:
     """Hands out units of work over one store; `units` lists them, so a test can count transactions."""
@@ -244,10 +451,11 @@ class FakeUnitOfWorkFactory:
     def __init__(self, store: FakeStore | None = None, clock: FakeClock | None = None) -> None:
         self.store = store if store is not None else FakeStore()
         self.clock = clock if clock is not None else FakeClock()
+        self.others = OtherTransactions()
         self.units: list[FakeUnitOfWork] = []
 
     def __call__(self) -> FakeUnitOfWork:
-        uow = FakeUnitOfWork(self.store, self.clock)
+        uow = FakeUnitOfWork(self.store, self.clock, self.others)
         self.units.append(uow)
         return uow
 
@@ -303,6 +511,8 @@ if TYPE_CHECKING:
     _users: UserRepository = FakeUserRepository(_store)
     _refresh_tokens: RefreshTokenRepository = FakeRefreshTokenRepository(_store)
     _rate_limiter: RateLimiter = FakeRateLimiter(_store, FakeClock())
+    _tasks: TaskRepository = FakeTaskRepository(_store)
+    _idempotency_keys: IdempotencyKeys = FakeIdempotencyKeys(_store)
     _uow: UnitOfWork = FakeUnitOfWork(_store, FakeClock())
     _uow_factory: UnitOfWorkFactory = FakeUnitOfWorkFactory()
     _hasher: PasswordHasher = FakePasswordHasher()

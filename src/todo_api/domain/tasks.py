@@ -201,7 +201,7 @@ def sort_value(task: Task, sort_field: SortField) -> SortValue:
         case "priority":
             return int(task.priority)
         case "title":
-            return task.title.lower()
+            return task.title  # compared case-insensitively by whoever stores the tasks
         case "created_at" | "updated_at" | "due_at":
             value: datetime | None = getattr(task, sort_field)
             return value

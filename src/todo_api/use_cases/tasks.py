@@ -168,10 +168,7 @@ async def _write(
             if saved is not None:
                 await uow.commit()
                 return saved
-        if if_match is not None:
-            async with uow_factory() as uow:
-                current = await uow.tasks.get(user_id, task_id)
-            raise _stale(current) if current is not None else _not_found(task_id)
+        # Someone wrote in between: read again; If-Match (if any) is checked against that version.
     raise ServiceUnavailable("The task is changing too fast; try again.", retry_after_s=1)
 
 
@@ -187,7 +184,8 @@ class DeleteTask:
                 raise _not_found(task_id)
             if if_match is not None and task.version not in if_match:
                 raise _stale(task)
-            if await uow.tasks.delete(user_id, task_id, expected_version=task.version):
+            expected = task.version if if_match is not None else None
+            if await uow.tasks.delete(user_id, task_id, expected_version=expected):
                 await uow.commit()
                 return
             current = await uow.tasks.get(user_id, task_id)

@@ -54,7 +54,10 @@ def _after(sort: Sort, position: Position) -> ColumnElement[bool]:
     if sort.field == "due_at" and position.value is None:
         id_after = tasks.c.id < position.id if sort.descending else tasks.c.id > position.id
         return and_(column.is_(None), id_after)
-    pair, bound = tuple_(column, tasks.c.id), tuple_(position.value, position.id)
+    # The position holds the raw title: PostgreSQL lower-cases both sides, so the comparison uses
+    # exactly the function (and collation) the index and ORDER BY use.
+    value = func.lower(position.value) if sort.field == "title" else position.value
+    pair, bound = tuple_(column, tasks.c.id), tuple_(value, position.id)
     beyond = pair < bound if sort.descending else pair > bound
     return or_(beyond, column.is_(None)) if sort.field == "due_at" else beyond
 
