@@ -267,9 +267,11 @@ class FakeTaskRepository:
         *,
         before_save: Callable[[], None] = _nothing,
         before_delete: Callable[[], None] = _nothing,
+        before_locked_read: Callable[[], None] = _nothing,
     ) -> None:
         self._store = store
         self._before_save, self._before_delete = before_save, before_delete
+        self._before_locked_read = before_locked_read
 
     async def add(self, user_id: str, draft: TaskDraft, at: datetime) -> Task:
         self._store.last_task_id += 1
@@ -290,7 +292,9 @@ class FakeTaskRepository:
         self._store.tasks[task.id] = task
         return task
 
-    async def get(self, user_id: str, task_id: int) -> Task | None:
+    async def get(self, user_id: str, task_id: int, *, for_update: bool = False) -> Task | None:
+        if for_update:
+            self._before_locked_read()
         task = self._store.tasks.get(task_id)
         return task if task is not None and task.user_id == user_id else None
 
@@ -361,7 +365,8 @@ Change = Callable[[FakeStore], None]
 
 class OtherTransactions:
     """Writes other clients commit while a use case's transaction is open, each queued for the moment
-    it lands: just before that transaction's next task save, task delete or idempotency-key claim.
+    it lands: just before that transaction's next task save, task delete or idempotency-key claim,
+    or, when the use case reads the task locked (`for_update`), just before that read.
 
     A landed change is committed: the use case's rollback keeps it. It is applied to the store and to
     the unit of work's rollback point alike, so it should set values rather than count on ids to come.
@@ -387,6 +392,9 @@ class FakeUnitOfWork:
             store,
             before_save=lambda: self._land(others.before_task_save),
             before_delete=lambda: self._land(others.before_task_delete),
+            # A locked read waits for every writer queued ahead of it to commit; the ones behind it
+            # wait for this unit's commit instead, so nothing lands between its read and its write.
+            before_locked_read=lambda: self._land_all(others.before_task_save, others.before_task_delete),
         )
         self._idempotency_keys = FakeIdempotencyKeys(store, before_claim=lambda: self._land(others.before_key_claim))
         self.committed = False
@@ -443,6 +451,11 @@ class FakeUnitOfWork:
             change(self._store)
             if self._saved is not None:
                 change(self._saved)
+
+    def _land_all(self, *queues: list[Change]) -> None:
+        for queue in queues:
+            while queue:
+                self._land(queue)
 
 
 class FakeUnitOfWorkFactory:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.unit.fakes import Change, FakeClock, FakeStore, FakeUnitOfWorkFactory, IdempotencyRecord
-from todo_api.domain.errors import InvalidInput, NotFound, PreconditionFailed, ServiceUnavailable, TransientConflict
+from todo_api.domain.errors import InvalidInput, NotFound, PreconditionFailed, TransientConflict
 from todo_api.domain.ports import IdempotentOutcome
 from todo_api.domain.tasks import (
     Position,
@@ -625,14 +625,15 @@ async def test_an_update_racing_a_concurrent_delete_is_not_found(
     assert store.tasks == {}
 
 
-async def test_an_update_of_a_task_that_changes_on_every_attempt_gives_up_as_unavailable(
+async def test_an_update_of_a_task_other_writers_keep_changing_applies_after_theirs(
     update: UpdateTask, uow: FakeUnitOfWorkFactory, store: FakeStore, milk: Task
 ) -> None:
+    """Writers queue on the row lock: no attempt limit, no 503, every change applied in turn."""
     uow.others.before_task_save.extend(written_elsewhere(milk.id) for _ in range(10))
-    with pytest.raises(ServiceUnavailable) as refused:
-        await update.execute(ADA, milk.id, TaskChanges(title="Ours"))
-    assert refused.value.code == "service_unavailable"
-    assert store.tasks[milk.id].title == milk.title
+    updated = await update.execute(ADA, milk.id, TaskChanges(title="Ours"))
+    assert updated.title == "Ours"
+    assert updated.version == store.tasks[milk.id].version
+    assert store.tasks[milk.id] == updated
 
 
 async def test_an_update_aborted_as_a_transient_conflict_is_applied_once(

@@ -63,7 +63,9 @@ class TaskRepository(Protocol):
     """Every method filters by owner: another user's task is indistinguishable from no task."""
 
     async def add(self, user_id: str, draft: TaskDraft, at: datetime) -> Task: ...
-    async def get(self, user_id: str, task_id: int) -> Task | None: ...
+    async def get(self, user_id: str, task_id: int, *, for_update: bool = False) -> Task | None:
+        """`for_update` locks the task until commit, so a read-modify-write cannot lose a change."""
+
     async def save(self, task: Task, *, expected_version: int) -> Task | None:
         """Write `task` if its stored version is still `expected_version`; None when it is not (or gone)."""
 

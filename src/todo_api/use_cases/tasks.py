@@ -1,7 +1,7 @@
 """Task use cases: create (idempotently), list, get, replace, update, set completion, delete.
 
-Writes are conditional on the version the caller saw (`If-Match`) when it sends one; without one,
-a read-modify-write still never loses a concurrent change: it retries on a version it did not see.
+Writes lock the task they change, so concurrent writers queue instead of failing or losing a
+change; with `If-Match`, a write also refuses a task that moved past the version the caller saw.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from todo_api.domain.tasks import Position, Task, TaskChanges, TaskDraft, TaskPa
 from todo_api.use_cases.retries import retry_transient
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
-_WRITE_ATTEMPTS = 5
 
 
 def _not_found(task_id: int) -> NotFound:
@@ -153,23 +152,22 @@ async def _write(
     make_changes: Callable[[Task], TaskChanges],
     if_match: frozenset[int] | None,
 ) -> Task:
-    for _ in range(_WRITE_ATTEMPTS):
-        async with uow_factory() as uow:
-            task = await uow.tasks.get(user_id, task_id)
-            if task is None:
-                raise _not_found(task_id)
-            if if_match is not None and task.version not in if_match:
-                raise _stale(task)
-            now = clock.now()
-            changed = make_changes(task).applied_to(task, now)
-            if changed == task:
-                return task
-            saved = await uow.tasks.save(changed, expected_version=task.version)
-            if saved is not None:
-                await uow.commit()
-                return saved
-        # Someone wrote in between: read again; If-Match (if any) is checked against that version.
-    raise ServiceUnavailable("The task is changing too fast; try again.", retry_after_s=1)
+    """Read the task locked, check If-Match against it, change it, save it: concurrent writers
+    queue on the row lock instead of failing, and none of their changes is lost."""
+    async with uow_factory() as uow:
+        task = await uow.tasks.get(user_id, task_id, for_update=True)
+        if task is None:
+            raise _not_found(task_id)
+        if if_match is not None and task.version not in if_match:
+            raise _stale(task)
+        changed = make_changes(task).applied_to(task, clock.now())
+        if changed == task:
+            return task
+        saved = await uow.tasks.save(changed, expected_version=task.version)
+        if saved is None:  # cannot happen under the lock; refuse rather than guess
+            raise _stale(task)
+        await uow.commit()
+        return saved
 
 
 class DeleteTask:
@@ -179,14 +177,10 @@ class DeleteTask:
     @retry_transient
     async def execute(self, user_id: str, task_id: int, *, if_match: frozenset[int] | None = None) -> None:
         async with self._uow() as uow:
-            task = await uow.tasks.get(user_id, task_id)
+            task = await uow.tasks.get(user_id, task_id, for_update=True)
             if task is None:
                 raise _not_found(task_id)
             if if_match is not None and task.version not in if_match:
                 raise _stale(task)
-            expected = task.version if if_match is not None else None
-            if await uow.tasks.delete(user_id, task_id, expected_version=expected):
-                await uow.commit()
-                return
-            current = await uow.tasks.get(user_id, task_id)
-        raise _stale(current) if current is not None else _not_found(task_id)
+            await uow.tasks.delete(user_id, task_id, expected_version=task.version)
+            await uow.commit()

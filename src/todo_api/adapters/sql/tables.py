@@ -19,6 +19,7 @@ from sqlalchemy import (
     Table,
     Text,
     func,
+    literal_column,
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
@@ -91,7 +92,6 @@ tasks = Table(
     # One keyset index per sort: owner, sort value, id (the tie-breaker).
     Index("ix_tasks_user_created", "user_id", "created_at", "id"),
     Index("ix_tasks_user_updated", "user_id", "updated_at", "id"),
-    Index("ix_tasks_user_due", "user_id", "due_at", "id"),
     Index("ix_tasks_user_priority", "user_id", "priority", "id"),
     Index("ix_tasks_tags", "tags", postgresql_using="gin"),
     Index("ix_tasks_title_trgm", "title", postgresql_using="gin", postgresql_ops={"title": "gin_trgm_ops"}),
@@ -102,8 +102,12 @@ tasks = Table(
         postgresql_ops={"description": "gin_trgm_ops"},
     ),
 )
-# Descending due dates with NULLs last, and case-insensitive titles, need indexes of their own.
-Index("ix_tasks_user_due_desc", tasks.c.user_id, tasks.c.due_at.desc().nulls_last(), tasks.c.id.desc())
+# Tasks without a due date sort last either way. Sorting on a key with no NULLs (+/- infinity
+# stands in for "none") keeps the keyset condition a plain row comparison, i.e. an index range.
+DUE_LAST_ASC = func.coalesce(tasks.c.due_at, literal_column("'infinity'::timestamptz"))
+DUE_LAST_DESC = func.coalesce(tasks.c.due_at, literal_column("'-infinity'::timestamptz"))
+Index("ix_tasks_user_due", tasks.c.user_id, DUE_LAST_ASC, tasks.c.id)
+Index("ix_tasks_user_due_desc", tasks.c.user_id, DUE_LAST_DESC.desc(), tasks.c.id.desc())
 Index("ix_tasks_user_title", tasks.c.user_id, func.lower(tasks.c.title), tasks.c.id)
 
 # A retried POST with the same Idempotency-Key gets the first outcome back (24 hours, per user).

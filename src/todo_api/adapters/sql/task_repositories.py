@@ -6,18 +6,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, and_, delete, false, func, or_, select, true, tuple_, update
+from sqlalchemy import ColumnElement, Row, delete, false, func, literal_column, or_, select, true, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from todo_api.adapters.sql.tables import idempotency_keys, tasks
+from todo_api.adapters.sql.tables import DUE_LAST_ASC, DUE_LAST_DESC, idempotency_keys, tasks
 from todo_api.domain.ports import IdempotentOutcome
 from todo_api.domain.tasks import Position, Priority, Sort, Task, TaskDraft, TaskFilter, TaskQuery
 
 _SORT_COLUMNS: dict[str, ColumnElement[Any]] = {
     "created_at": tasks.c.created_at,
     "updated_at": tasks.c.updated_at,
-    "due_at": tasks.c.due_at,
     "priority": tasks.c.priority,
     "title": func.lower(tasks.c.title),
 }
@@ -41,25 +40,29 @@ def _task(row: Row[Any] | dict[str, Any]) -> Task:
     )
 
 
+def _sort_key(sort: Sort) -> ColumnElement[Any]:
+    """The indexed expression a sort orders by; `due_at` has no NULLs in it (see tables.py)."""
+    if sort.field == "due_at":
+        return DUE_LAST_DESC if sort.descending else DUE_LAST_ASC
+    return _SORT_COLUMNS[sort.field]
+
+
 def _order_by(sort: Sort) -> list[ColumnElement[Any]]:
-    column = _SORT_COLUMNS[sort.field]
-    if not sort.descending:
-        return [column.asc(), tasks.c.id.asc()]  # ascending puts NULLs last already
-    return [column.desc().nulls_last() if sort.field == "due_at" else column.desc(), tasks.c.id.desc()]
+    key = _sort_key(sort)
+    return [key.desc(), tasks.c.id.desc()] if sort.descending else [key.asc(), tasks.c.id.asc()]
 
 
 def _after(sort: Sort, position: Position) -> ColumnElement[bool]:
-    """Rows strictly after `position` in the sort order (with NULL `due_at`s last either way)."""
-    column = _SORT_COLUMNS[sort.field]
-    if sort.field == "due_at" and position.value is None:
-        id_after = tasks.c.id < position.id if sort.descending else tasks.c.id > position.id
-        return and_(column.is_(None), id_after)
-    # The position holds the raw title: PostgreSQL lower-cases both sides, so the comparison uses
-    # exactly the function (and collation) the index and ORDER BY use.
-    value = func.lower(position.value) if sort.field == "title" else position.value
-    pair, bound = tuple_(column, tasks.c.id), tuple_(value, position.id)
-    beyond = pair < bound if sort.descending else pair > bound
-    return or_(beyond, column.is_(None)) if sort.field == "due_at" else beyond
+    """Rows strictly after `position` in the sort order: one row comparison, so an index range."""
+    value: Any = position.value
+    if sort.field == "title":
+        # The position holds the raw title: PostgreSQL lower-cases both sides, so the comparison
+        # uses exactly the function (and collation) the index and ORDER BY use.
+        value = func.lower(value)
+    elif sort.field == "due_at" and value is None:
+        value = literal_column("'-infinity'::timestamptz" if sort.descending else "'infinity'::timestamptz")
+    pair, bound = tuple_(_sort_key(sort), tasks.c.id), tuple_(value, position.id)
+    return pair < bound if sort.descending else pair > bound
 
 
 def _like_pattern(search: str) -> str:
@@ -120,8 +123,11 @@ class SqlTaskRepository:
         ).one()
         return _task(row)
 
-    async def get(self, user_id: str, task_id: int) -> Task | None:
-        row = (await self._db.execute(select(tasks).where(tasks.c.id == task_id, tasks.c.user_id == user_id))).first()
+    async def get(self, user_id: str, task_id: int, *, for_update: bool = False) -> Task | None:
+        statement = select(tasks).where(tasks.c.id == task_id, tasks.c.user_id == user_id)
+        if for_update:
+            statement = statement.with_for_update()
+        row = (await self._db.execute(statement)).first()
         return _task(row) if row else None
 
     async def save(self, task: Task, *, expected_version: int) -> Task | None:

@@ -2,7 +2,7 @@
 
 Revision ID: 792542178fcf
 Revises: 54b633f87d05
-Create Date: 2026-11-21 23:55:21.215706+00:00
+Create Date: 2026-11-22 00:39:51.803871+00:00
 """
 
 from collections.abc import Sequence
@@ -71,11 +71,16 @@ def upgrade() -> None:
         postgresql_ops={"title": "gin_trgm_ops"},
     )
     op.create_index("ix_tasks_user_created", "tasks", ["user_id", "created_at", "id"], unique=False)
-    op.create_index("ix_tasks_user_due", "tasks", ["user_id", "due_at", "id"], unique=False)
+    op.create_index(
+        "ix_tasks_user_due",
+        "tasks",
+        ["user_id", sa.literal_column("coalesce(due_at, 'infinity'::timestamptz)"), "id"],
+        unique=False,
+    )
     op.create_index(
         "ix_tasks_user_due_desc",
         "tasks",
-        ["user_id", sa.literal_column("due_at DESC NULLS LAST"), sa.literal_column("id DESC")],
+        ["user_id", sa.literal_column("coalesce(due_at, '-infinity'::timestamptz) DESC"), sa.literal_column("id DESC")],
         unique=False,
     )
     op.create_index("ix_tasks_user_priority", "tasks", ["user_id", "priority", "id"], unique=False)
