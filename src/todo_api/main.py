@@ -60,11 +60,13 @@ def _use_cases(
 ) -> UseCases:
     clock = SystemClock()
 
+    retry_after_s = settings.db_retry_after_s
+
     def uow() -> SqlUnitOfWork:
-        return SqlUnitOfWork(engine)
+        return SqlUnitOfWork(engine, retry_after_s=retry_after_s)
 
     def reader() -> SqlUnitOfWork:
-        return SqlUnitOfWork(engine, read_only=True)
+        return SqlUnitOfWork(engine, read_only=True, retry_after_s=retry_after_s)
 
     policy = PasswordPolicy(common_passwords())
     limits = ThrottleLimits(
@@ -76,7 +78,7 @@ def _use_cases(
     )
     sessions = SessionIssuer(own_tokens, clock, timedelta(days=settings.refresh_token_lifetime_days))
     return UseCases(
-        check_readiness=CheckReadiness(SqlDatabaseProbe(engine)),
+        check_readiness=CheckReadiness(SqlDatabaseProbe(engine, retry_after_s=retry_after_s)),
         authenticate=Authenticate(verifier, uow, clock),
         sign_up=SignUp(uow, hasher, policy, sessions, limits),
         log_in=LogIn(uow, hasher, sessions, limits),

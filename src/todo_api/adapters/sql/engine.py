@@ -50,7 +50,7 @@ def create_engine(settings: Settings, raw_url: str) -> AsyncEngine:
         **target.connect_args,
         "timeout": settings.db_connect_timeout_s,
         # A server that vanishes without closing the socket must not hang a request for ever.
-        "command_timeout": settings.db_statement_timeout_ms / 1000 + 5 if settings.db_statement_timeout_ms else 60,
+        "command_timeout": settings.db_statement_timeout_ms / 1000 + 1 if settings.db_statement_timeout_ms else 30,
         "server_settings": server_settings,
     }
     url = target.url

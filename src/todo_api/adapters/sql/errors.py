@@ -14,7 +14,6 @@ CONFLICTS: dict[str, tuple[str, str]] = {
 }
 
 _UNAVAILABLE_CLASSES = ("08", "53", "57P")  # connection, insufficient resources, shutdown
-_RETRY_AFTER_S = 2
 
 
 def _sqlstate(error: BaseException) -> str:
@@ -27,14 +26,17 @@ def _constraint(error: BaseException) -> str:
     return str(getattr(cause, "constraint_name", "") or "")
 
 
-def translate(error: BaseException) -> DomainError | None:
-    """The domain error for a database failure, or None when it is a bug that should stay a 500."""
+def translate(error: BaseException, *, retry_after_s: int = 2) -> DomainError | None:
+    """The domain error for a database failure, or None when it is a bug that should stay a 500.
+
+    `retry_after_s` is what an unavailable database tells clients (DB_RETRY_AFTER_S).
+    """
     if isinstance(error, DomainError):
         return None
     if isinstance(error, sa_exc.TimeoutError):
-        return ServiceUnavailable("The database is busy; try again shortly.", retry_after_s=_RETRY_AFTER_S)
+        return ServiceUnavailable("The database is busy; try again shortly.", retry_after_s=retry_after_s)
     if isinstance(error, OSError | asyncio.TimeoutError | ConnectionError):
-        return ServiceUnavailable("The database is unavailable; try again shortly.", retry_after_s=_RETRY_AFTER_S)
+        return ServiceUnavailable("The database is unavailable; try again shortly.", retry_after_s=retry_after_s)
     if not isinstance(error, sa_exc.DBAPIError):
         return None
     state = _sqlstate(error)
@@ -44,7 +46,7 @@ def translate(error: BaseException) -> DomainError | None:
     if state in {"40001", "40P01"}:
         return TransientConflict("Too many concurrent writes; try again.", retry_after_s=1)
     if state == "57014":
-        return ServiceUnavailable("The database took too long to answer.", retry_after_s=_RETRY_AFTER_S)
+        return ServiceUnavailable("The database took too long to answer.", retry_after_s=retry_after_s)
     if state.startswith("22"):
         return InvalidInput("A value is out of the range the database accepts.", code="invalid_value")
     if (
@@ -52,5 +54,5 @@ def translate(error: BaseException) -> DomainError | None:
         or isinstance(error, sa_exc.InterfaceError)
         or state.startswith(_UNAVAILABLE_CLASSES)
     ):
-        return ServiceUnavailable("The database is unavailable; try again shortly.", retry_after_s=_RETRY_AFTER_S)
+        return ServiceUnavailable("The database is unavailable; try again shortly.", retry_after_s=retry_after_s)
     return None

@@ -19,9 +19,10 @@ class SqlUnitOfWork:
     round trips (each statement still sees a consistent snapshot of its own).
     """
 
-    def __init__(self, engine: AsyncEngine, *, read_only: bool = False) -> None:
+    def __init__(self, engine: AsyncEngine, *, read_only: bool = False, retry_after_s: int = 2) -> None:
         self._engine = engine
         self._read_only = read_only
+        self._retry_after_s = retry_after_s
         self._connection: AsyncConnection | None = None
 
     @property
@@ -59,7 +60,7 @@ class SqlUnitOfWork:
                 await self._connection.begin()
         except Exception as error:
             await self._close()
-            raise (translate(error) or error) from error
+            raise (translate(error, retry_after_s=self._retry_after_s) or error) from error
         return self
 
     async def commit(self) -> None:
@@ -68,13 +69,13 @@ class SqlUnitOfWork:
         try:
             await self.connection.commit()
         except Exception as error:
-            raise (translate(error) or error) from error
+            raise (translate(error, retry_after_s=self._retry_after_s) or error) from error
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self._close()
-        if exc is not None and (domain_error := translate(exc)) is not None:
+        if exc is not None and (domain_error := translate(exc, retry_after_s=self._retry_after_s)) is not None:
             raise domain_error from exc
 
     async def _close(self) -> None:
@@ -87,12 +88,13 @@ class SqlUnitOfWork:
 
 
 class SqlDatabaseProbe:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, retry_after_s: int = 2) -> None:
         self._engine = engine
+        self._retry_after_s = retry_after_s
 
     async def ping(self) -> None:
         try:
             async with self._engine.connect() as connection:
                 await connection.execute(select(literal(1)))
         except Exception as error:
-            raise (translate(error) or error) from error
+            raise (translate(error, retry_after_s=self._retry_after_s) or error) from error
