@@ -1,20 +1,45 @@
-"""`python -m todo_api`: serve with uvicorn; with no DATABASE_URL, on an embedded PostgreSQL."""
+"""`python -m todo_api`: serve with uvicorn; with no DATABASE_URL, on an embedded PostgreSQL.
+
+SIGTERM and Ctrl-C both drain in-flight requests, refuse new connections, stop the embedded
+database cleanly and exit 0.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import secrets
+import signal
 import sys
 import tempfile
 from contextlib import ExitStack
 
 import uvicorn
 from pydantic import ValidationError
+from uvicorn.supervisors import Multiprocess
 
 from todo_api.adapters.sql.embedded import embedded_postgres
 from todo_api.config import Settings
 from todo_api.logging import configure_logging
+
+STARTUP_FAILURE = 3
+
+
+class _Supervisor(Multiprocess):
+    """uvicorn's supervisor keeps its copy of the listening socket until every worker has exited,
+    so clients arriving during the drain hang; closing it when told to stop refuses them at once."""
+
+    def handle_int(self) -> None:
+        self._stop_listening()
+        super().handle_int()
+
+    def handle_term(self) -> None:
+        self._stop_listening()
+        super().handle_term()
+
+    def _stop_listening(self) -> None:
+        for sock in self.sockets:
+            sock.close()
 
 
 def main() -> int:
@@ -28,27 +53,35 @@ def main() -> int:
     if settings.secret_key is None:
         # Development: one random key shared by every worker (tokens and cursors verify anywhere).
         os.environ["SECRET_KEY"] = secrets.token_urlsafe(32)
+    # uvicorn re-raises the SIGTERM it drained for; as KeyboardInterrupt it ends like Ctrl-C does.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
     with ExitStack() as stack:
         if workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
             # Each worker writes its metrics to files here; a scrape of any worker sums them all.
-            os.environ["PROMETHEUS_MULTIPROC_DIR"] = stack.enter_context(
-                tempfile.TemporaryDirectory(prefix="todo-metrics-")
-            )
+            metrics_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="todo-metrics-"))
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
         if settings.database_url is None:
             os.environ["DATABASE_URL"] = stack.enter_context(embedded_postgres(settings.embedded_data_dir))
-        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how you stop it: exit 0
-            uvicorn.run(
-                "todo_api.main:create_app",
-                factory=True,
-                host=settings.host,
-                port=settings.port,
-                workers=workers,
-                log_config=None,
-                access_log=False,
-                proxy_headers=True,
-                timeout_graceful_shutdown=20,
-            )
+        config = uvicorn.Config(
+            "todo_api.main:create_app",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=workers,
+            log_config=None,
+            access_log=False,
+            proxy_headers=True,
+            timeout_graceful_shutdown=20,
+        )
+        server = uvicorn.Server(config)
+        with contextlib.suppress(KeyboardInterrupt):
+            if workers > 1:
+                _Supervisor(config, sockets=[config.bind_socket()]).run()
+            else:
+                server.run()
+        if workers == 1 and not server.started:
+            return STARTUP_FAILURE
     return 0
 
 

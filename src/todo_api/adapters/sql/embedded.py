@@ -53,15 +53,17 @@ def embedded_postgres(data_dir: Path) -> Iterator[str]:
 
 @contextmanager
 def _uninterrupted() -> Iterator[None]:
-    """A second Ctrl-C (a terminal signals the whole process group) must not cut a clean stop short."""
+    """A second Ctrl-C or SIGTERM (a terminal signals the whole process group; orchestrators repeat
+    themselves) must not cut a clean stop short."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def stop(data_dir: Path) -> None:
