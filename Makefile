@@ -5,7 +5,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 RUN := $(UV) run --locked
 m ?= change
 
-.PHONY: help install node-deps run test lint fmt typecheck contracts unit integration migrate revision db-up db-down bench clean
+.PHONY: help install node-deps run test lint fmt typecheck contracts unit integration migrate revision db-up db-down bench load clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -64,6 +64,12 @@ db-up: install ## start the embedded PostgreSQL in the background and print its 
 
 db-down: install ## stop the embedded PostgreSQL
 	$(RUN) python -m todo_api.adapters.sql.embedded stop
+
+bench: install ## API vs a bare asyncpg baseline, same run: req/s, p50/p99, ratios, RSS (workers=N)
+	$(RUN) python -m scripts.bench $(if $(workers),--workers $(workers))
+
+load: install ## 60 s of mixed traffic on 2 workers: errors, p50/p99, memory before/after
+	$(RUN) python -m scripts.load_held
 
 clean: ## remove the environment, caches and the embedded database's data
 	-$(RUN) python -m todo_api.adapters.sql.embedded stop 2>/dev/null
