@@ -26,8 +26,8 @@ class Priority(enum.IntEnum):
     HIGH = 3
 
     @property
-    def label(self) -> str:
-        return self.name.lower()
+    def label(self) -> PriorityName:
+        return _PRIORITY_NAMES[self]
 
     @classmethod
     def of(cls, label: str) -> Priority:
@@ -35,6 +35,15 @@ class Priority(enum.IntEnum):
             return cls[label.upper()]
         except KeyError:
             raise InvalidInput(f"Unknown priority {label!r}.", code="invalid_priority") from None
+
+
+PriorityName = Literal["none", "low", "medium", "high"]
+_PRIORITY_NAMES: dict[Priority, PriorityName] = {
+    Priority.NONE: "none",
+    Priority.LOW: "low",
+    Priority.MEDIUM: "medium",
+    Priority.HIGH: "high",
+}
 
 
 @dataclass(frozen=True, slots=True)

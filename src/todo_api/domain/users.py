@@ -14,7 +14,7 @@ MIN_PASSWORD_CHARS = 8
 MAX_PASSWORD_CHARS = 128
 MAX_EMAIL_CHARS = 254
 MAX_NAME_CHARS = 100
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
+_EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s.\x00-\x1f\x7f]+")
 _ID_ALPHABET = string.ascii_letters + string.digits
 
 

@@ -3,6 +3,7 @@ change the password, and turn a bearer token into a principal."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -96,7 +97,7 @@ class SignUp:
         email = normalise_email(data.email)
         name = normalise_name(data.name)
         self._policy.check(data.password)
-        key = f"signup:address:{data.client_address}"
+        key = _throttle_key("signup:address", data.client_address)
         async with self._uow() as uow:
             wait = await uow.rate_limits.acquire(
                 key, limit=self._limits.signup_per_address, window_s=self._limits.signup_window_s
@@ -131,11 +132,11 @@ class LogIn:
     @retry_transient
     async def execute(self, data: LogInInput) -> AuthResult:
         try:
-            email = normalise_email(data.email)
-        except InvalidInput:  # a malformed e-mail is just another failed login
-            email = data.email.strip().lower()
-        account_key = f"login:account:{email}"
-        address_key = f"login:address:{data.client_address}"
+            email: str | None = normalise_email(data.email)
+        except InvalidInput:  # a malformed e-mail is just another failed login (nothing to look up)
+            email = None
+        account_key = _throttle_key("login:account", email or data.email.strip().lower())
+        address_key = _throttle_key("login:address", data.client_address)
         limits = self._limits
         async with self._uow() as uow:
             waits = [
@@ -146,7 +147,7 @@ class LogIn:
                     address_key, limit=limits.login_per_address, window_s=limits.login_window_s
                 ),
             ]
-            user = await uow.users.get_by_email(email)
+            user = await uow.users.get_by_email(email) if email else None
             await uow.commit()
         _refuse_if(max((wait for wait in waits if wait is not None), default=None))
         if not await self._hasher.verify(data.password, user.password_hash if user else None) or user is None:
@@ -231,7 +232,7 @@ class ChangePassword:
     @retry_transient
     async def execute(self, data: ChangePasswordInput) -> None:
         user_id = data.principal.user_id
-        key = f"password:account:{user_id}"
+        key = _throttle_key("password:account", user_id)
         async with self._uow() as uow:
             wait = await uow.rate_limits.acquire(
                 key, limit=self._limits.login_per_account, window_s=self._limits.login_window_s
@@ -292,6 +293,11 @@ class Authenticate:
                 self._known_external.pop(next(iter(self._known_external)))
             self._known_external[principal.user_id] = None
         return principal
+
+
+def _throttle_key(kind: str, subject: str) -> str:
+    """Counters are keyed by a digest: no e-mail address stored in them, any input a valid key."""
+    return f"{kind}:{hashlib.sha256(subject.encode(errors='surrogatepass')).hexdigest()[:32]}"
 
 
 def _refuse_if(wait_s: int | None) -> None:

@@ -1,4 +1,7 @@
-"""Annotated dependencies, so route signatures read like prose: `user: CurrentPrincipal`."""
+"""Annotated dependencies, so route signatures read like prose: `user: CurrentPrincipal`.
+
+All are `async def`: FastAPI runs a plain `def` dependency in a thread pool on every request.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ from todo_api.use_cases.registry import UseCases
 _bearer = OAuth2PasswordBearer(tokenUrl="/api/auth/token", auto_error=False)
 
 
-def use_cases(request: Request) -> UseCases:
+async def use_cases(request: Request) -> UseCases:
     registry: UseCases = request.app.state.use_cases
     return registry
 
@@ -23,13 +26,14 @@ UseCasesDep = Annotated[UseCases, Depends(use_cases)]
 
 
 async def _principal(request: Request, token: Annotated[str | None, Depends(_bearer)]) -> Principal:
-    return await use_cases(request).authenticate.execute(token)
+    registry: UseCases = request.app.state.use_cases
+    return await registry.authenticate.execute(token)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(_principal)]
 
 
-def client_address(request: Request) -> str:
+async def client_address(request: Request) -> str:
     return request.client.host if request.client else ""
 
 

@@ -146,13 +146,28 @@ async def _on_http_error(request: Request, exc: StarletteHTTPException) -> Respo
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
     if exc.status_code == 404 and detail == "Not Found":
         detail = "No resource lives at this path."
+    headers = dict(exc.headers) if exc.headers else {}
+    if exc.status_code == 405:
+        # The router names the methods of the first route that matched; Allow lists them all.
+        headers["Allow"] = ", ".join(_allowed_methods(request.app.routes, request.url.path))
     return problem_response(
         status=exc.status_code,
         detail=detail,
         instance=request.url.path,
         request_id=request_id_of(request),
-        headers=dict(exc.headers) if exc.headers else None,
+        headers=headers or None,
     )
+
+
+def _allowed_methods(routes: Sequence[Any], path: str) -> list[str]:
+    methods: set[str] = set()
+    for route in routes:
+        included = getattr(route, "original_router", None)  # FastAPI's included routers
+        if included is not None:
+            methods.update(_allowed_methods(included.routes, path))
+        elif (regex := getattr(route, "path_regex", None)) is not None and regex.match(path):
+            methods.update(getattr(route, "methods", None) or ())
+    return sorted(methods)
 
 
 def _field_errors(raw: Sequence[Any]) -> list[dict[str, Any]]:

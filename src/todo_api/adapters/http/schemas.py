@@ -6,9 +6,26 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 
-from todo_api.domain.tasks import Task
-from todo_api.domain.users import User
+from todo_api.domain.tasks import MAX_DESCRIPTION_CHARS, MAX_TAG_CHARS, MAX_TAGS, MAX_TITLE_CHARS, PriorityName, Task
+from todo_api.domain.users import MAX_EMAIL_CHARS, MAX_NAME_CHARS, MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS, User
+
+# The schema states the domain's rules where JSON Schema can, so a generated client (and a
+# property-based test) knows what will be accepted. PostgreSQL stores no NUL in text.
+NO_NUL = r"^[^\x00]*$"
+_CONTROL = r"\x00-\x08\x0e-\x1f\x7f"  # control characters that are not white space (and \x1c-\x1f,
+# which Python's strip() treats as white space and the schema's regex flavour does not)
+
+
+def trimmed_text(max_chars: int) -> str:
+    """1 to `max_chars` characters once surrounding white space is trimmed, no control characters:
+    exactly the domain's rule for titles and tags, so the schema promises nothing it refuses."""
+    allowed, visible = f"[^{_CONTROL}]", f"[^\\s{_CONTROL}]"
+    return rf"^\s*{visible}(?:{allowed}{{0,{max_chars - 2}}}{visible})?\s*$"
+
+
+EMAIL = r"^\s*[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s.\x00-\x1f\x7f]+\s*$"
 
 
 class StrictInput(BaseModel):
@@ -16,15 +33,19 @@ class StrictInput(BaseModel):
 
 
 class Output(BaseModel):
-    """Fields with defaults are still always sent, so the schema marks them required."""
+    """Fields with defaults are still always sent, so the schema marks them required. Outputs
+    built from domain objects use `model_construct`: the domain already guarantees the values."""
 
     model_config = ConfigDict(json_schema_serialization_defaults_required=True)
 
 
+Password = Annotated[str, Field(min_length=MIN_PASSWORD_CHARS, max_length=MAX_PASSWORD_CHARS)]
+
+
 class SignUpRequest(StrictInput):
-    email: str = Field(max_length=320, examples=["ada@example.com"])
-    password: str = Field(min_length=8, max_length=128, examples=["correct horse battery staple"])
-    name: str | None = Field(default=None, max_length=100, examples=["Ada Lovelace"])
+    email: str = Field(max_length=MAX_EMAIL_CHARS, pattern=EMAIL, examples=["ada@example.com"])
+    password: Password = Field(examples=["correct horse battery staple"])
+    name: str | None = Field(default=None, max_length=MAX_NAME_CHARS, pattern=NO_NUL, examples=["Ada Lovelace"])
 
 
 class LogInRequest(StrictInput):
@@ -42,7 +63,7 @@ class RefreshRequest(StrictInput):
 
 class ChangePasswordRequest(StrictInput):
     current_password: str = Field(max_length=1024)
-    new_password: str = Field(min_length=8, max_length=128)
+    new_password: Password
 
 
 class UserOut(Output):
@@ -53,7 +74,7 @@ class UserOut(Output):
 
     @classmethod
     def of(cls, user: User) -> UserOut:
-        return cls(id=user.id, email=user.email, name=user.name, created_at=user.created_at)
+        return cls.model_construct(id=user.id, email=user.email, name=user.name, created_at=user.created_at)
 
 
 class TokenOut(Output):
@@ -73,7 +94,7 @@ class SessionOut(TokenOut):
 
 # Tasks ---------------------------------------------------------------------------------------
 
-PriorityLabel = Literal["none", "low", "medium", "high"]
+PriorityLabel = PriorityName
 
 
 def _iso_8601_text(value: object) -> object:
@@ -86,9 +107,12 @@ def _iso_8601_text(value: object) -> object:
 # JSON has no datetime type: ISO 8601 strings with a zone; naive ones and numbers are refused.
 IsoDateTime = Annotated[AwareDatetime, BeforeValidator(_iso_8601_text), Field(strict=False)]
 DueAt = Annotated[IsoDateTime, Field(examples=["2026-12-01T17:00:00Z"])]
-Title = Annotated[str, Field(min_length=1, max_length=400, examples=["Buy oat milk"])]
-Description = Annotated[str, Field(max_length=2000, examples=["The barista one, not the light one."])]
-Tags = Annotated[list[Annotated[str, Field(min_length=1, max_length=100)]], Field(max_length=40, examples=[["home"]])]
+Title = Annotated[str, Field(pattern=trimmed_text(MAX_TITLE_CHARS), examples=["Buy oat milk"])]
+Description = Annotated[
+    str, Field(max_length=MAX_DESCRIPTION_CHARS, pattern=NO_NUL, examples=["The barista one, not the light one."])
+]
+Tag = Annotated[str, Field(max_length=4 * MAX_TAG_CHARS, pattern=trimmed_text(MAX_TAG_CHARS))]
+Tags = Annotated[list[Tag], Field(max_length=MAX_TAGS, examples=[["home", "errands"]])]
 
 
 class TaskCreate(StrictInput):
@@ -105,14 +129,15 @@ class TaskReplace(TaskCreate):
 
 
 class TaskUpdate(StrictInput):
-    """PATCH: only the fields sent change; `null` clears `description` and `due_at`."""
+    """PATCH: only the fields sent change; `null` clears `description` and `due_at` (and only them:
+    the others are not nullable, which the schema says by leaving `null` out)."""
 
-    title: Title | None = None
+    title: Title | SkipJsonSchema[None] = None
     description: Description | None = None
-    priority: PriorityLabel | None = None
-    tags: Tags | None = None
+    priority: PriorityLabel | SkipJsonSchema[None] = None
+    tags: Tags | SkipJsonSchema[None] = None
     due_at: DueAt | None = None
-    completed: bool | None = None
+    completed: bool | SkipJsonSchema[None] = None
 
 
 class CompletionUpdate(StrictInput):
@@ -134,7 +159,8 @@ class TaskOut(Output):
 
     @classmethod
     def of(cls, task: Task) -> TaskOut:
-        return cls(
+        # Built from a domain object that is valid by construction: no second validation per row.
+        return cls.model_construct(
             id=task.id,
             title=task.title,
             description=task.description,

@@ -14,6 +14,7 @@ from todo_api.adapters.http.schemas import (
     IsoDateTime,
     PageMeta,
     PriorityLabel,
+    Tag,
     TaskCreate,
     TaskOut,
     TaskPageOut,
@@ -23,6 +24,7 @@ from todo_api.adapters.http.schemas import (
 from todo_api.domain.errors import Forbidden, InvalidInput
 from todo_api.domain.tasks import (
     MAX_SEARCH_CHARS,
+    MAX_TAGS,
     UNSET,
     Priority,
     Sort,
@@ -121,7 +123,7 @@ def build_router(cursors: CursorCodec) -> APIRouter:
         response: Response,
         status_: Annotated[Literal["all", "pending", "completed"], Query(alias="status")] = "all",
         priority: Annotated[list[PriorityLabel], Query(max_length=4)] = [],  # noqa: B006 - FastAPI copies it
-        tag: Annotated[list[str], Query(max_length=20, description="All must match.")] = [],  # noqa: B006
+        tag: Annotated[list[Tag], Query(max_length=MAX_TAGS, description="All must match.")] = [],  # noqa: B006
         q: Annotated[
             str | None, Query(max_length=MAX_SEARCH_CHARS, description="Searches title and description.")
         ] = None,
@@ -152,9 +154,9 @@ def build_router(cursors: CursorCodec) -> APIRouter:
         next_cursor = cursors.encode(order, page.next_position) if page.next_position else None
         if next_cursor:
             response.headers["Link"] = f'<{request.url.include_query_params(cursor=next_cursor)}>; rel="next"'
-        return TaskPageOut(
+        return TaskPageOut.model_construct(
             data=[TaskOut.of(task) for task in page.tasks],
-            meta=PageMeta(next_cursor=next_cursor, limit=limit, total=page.total),
+            meta=PageMeta.model_construct(next_cursor=next_cursor, limit=limit, total=page.total),
         )
 
     @router.post(
