@@ -15,6 +15,7 @@ import tempfile
 from contextlib import ExitStack
 
 import uvicorn
+from prometheus_client import multiprocess
 from pydantic import ValidationError
 from uvicorn.supervisors import Multiprocess
 
@@ -40,6 +41,14 @@ class _Supervisor(Multiprocess):
     def _stop_listening(self) -> None:
         for sock in self.sockets:
             sock.close()
+
+    def keep_subprocess_alive(self) -> None:
+        """A replaced worker's metrics files would count its live gauges for ever: mark it dead."""
+        before = {process.pid for process in self.processes}
+        super().keep_subprocess_alive()
+        for pid in before - {process.pid for process in self.processes}:
+            if pid is not None and os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+                multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
 
 
 def main() -> int:

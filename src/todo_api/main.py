@@ -21,7 +21,7 @@ from todo_api.adapters.http.routers.auth import RefreshCookie
 from todo_api.adapters.security.passwords import BcryptPasswordHasher, common_passwords
 from todo_api.adapters.security.tokens import BearerTokenVerifier, ExternalTokens, JwksKeys, JwtAccessTokens
 from todo_api.adapters.sql import pool_metrics
-from todo_api.adapters.sql.engine import create_engine
+from todo_api.adapters.sql.engine import create_engine, database_target
 from todo_api.adapters.sql.unit_of_work import SqlDatabaseProbe, SqlUnitOfWork
 from todo_api.config import Settings
 from todo_api.domain.users import PasswordPolicy
@@ -53,6 +53,7 @@ class SystemClock:
 
 def _use_cases(
     settings: Settings,
+    url: str,
     engine: AsyncEngine,
     hasher: BcryptPasswordHasher,
     own_tokens: JwtAccessTokens,
@@ -61,12 +62,13 @@ def _use_cases(
     clock = SystemClock()
 
     retry_after_s = settings.db_retry_after_s
+    pooled = database_target(url, pooler_mode=settings.db_pooler_mode).pooler
 
     def uow() -> SqlUnitOfWork:
         return SqlUnitOfWork(engine, retry_after_s=retry_after_s)
 
     def reader() -> SqlUnitOfWork:
-        return SqlUnitOfWork(engine, read_only=True, retry_after_s=retry_after_s)
+        return SqlUnitOfWork(engine, read_only=True, pooled=pooled, retry_after_s=retry_after_s)
 
     policy = PasswordPolicy(common_passwords())
     limits = ThrottleLimits(
@@ -118,7 +120,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     external = (
         ExternalTokens(jwks, issuer=settings.auth_issuer or "", audience=settings.auth_audience or "") if jwks else None
     )
-    use_cases = _use_cases(settings, engine, hasher, own_tokens, BearerTokenVerifier(own_tokens, external))
+    use_cases = _use_cases(settings, url, engine, hasher, own_tokens, BearerTokenVerifier(own_tokens, external))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

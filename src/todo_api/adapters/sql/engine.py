@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,7 +43,9 @@ def database_target(raw_url: str, *, pooler_mode: bool | None = None) -> Databas
 def create_engine(settings: Settings, raw_url: str) -> AsyncEngine:
     target = database_target(raw_url, pooler_mode=settings.db_pooler_mode)
     server_settings = {"application_name": "todo-api"}
-    if settings.db_statement_timeout_ms:
+    if settings.db_statement_timeout_ms and not target.pooler:
+        # PgBouncer refuses startup parameters it does not know; behind a pooler, set it on the
+        # role instead (ALTER ROLE ... SET statement_timeout); the command timeout still applies.
         server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
     connect_args: dict[str, Any] = {
         **target.connect_args,
@@ -56,9 +57,10 @@ def create_engine(settings: Settings, raw_url: str) -> AsyncEngine:
     url = target.url
     if target.pooler:
         # A transaction-mode pooler hands each transaction to any server connection, where a
-        # named prepared statement from another may not exist: no caches, unique names.
+        # named prepared statement from another may not exist (and named ones would pile up on
+        # the server): no caches, unnamed statements, prepared and run in one transaction.
         connect_args["statement_cache_size"] = 0
-        connect_args["prepared_statement_name_func"] = lambda: f"__asyncpg_{uuid.uuid4().hex}__"
+        connect_args["prepared_statement_name_func"] = lambda: ""
         url = url.update_query_dict({"prepared_statement_cache_size": "0"})
     engine = create_async_engine(
         url,

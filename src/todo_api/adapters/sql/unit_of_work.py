@@ -16,12 +16,17 @@ class SqlUnitOfWork:
     """The `UnitOfWork` port: repositories share one connection and one transaction.
 
     `read_only` runs in autocommit: a use case that only reads skips the BEGIN and ROLLBACK
-    round trips (each statement still sees a consistent snapshot of its own).
+    round trips (each statement still sees a consistent snapshot of its own). Not behind a
+    transaction-mode pooler, though: there a statement's prepare and execute must share a
+    transaction, or they may land on different server connections.
     """
 
-    def __init__(self, engine: AsyncEngine, *, read_only: bool = False, retry_after_s: int = 2) -> None:
+    def __init__(
+        self, engine: AsyncEngine, *, read_only: bool = False, pooled: bool = False, retry_after_s: int = 2
+    ) -> None:
         self._engine = engine
         self._read_only = read_only
+        self._autocommit = read_only and not pooled
         self._retry_after_s = retry_after_s
         self._connection: AsyncConnection | None = None
 
@@ -54,7 +59,7 @@ class SqlUnitOfWork:
     async def __aenter__(self) -> SqlUnitOfWork:
         try:
             self._connection = await self._engine.connect()
-            if self._read_only:
+            if self._autocommit:
                 await self._connection.execution_options(isolation_level="AUTOCOMMIT")
             else:
                 await self._connection.begin()
