@@ -174,3 +174,47 @@ async def test_the_openapi_document_declares_the_envelope_for_errors(http: httpx
     ready = spec["paths"]["/readyz"]["get"]["responses"]
     assert ready["503"]["content"]["application/problem+json"]["schema"] == {"$ref": "#/components/schemas/Problem"}
     assert "application/json" not in ready["503"]["content"]
+
+
+async def test_deeply_nested_json_is_a_4xx_in_the_envelope(http: httpx.AsyncClient) -> None:
+    body = b'{"title": ' + b"[" * 5000 + b"]" * 5000 + b', "count": 1}'
+    response = await http.post("/test-only/echo", content=body, headers={"content-type": "application/json"})
+    assert 400 <= response.status_code < 500
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+@pytest.fixture(scope="module")
+async def production_app(database_url: str) -> AsyncIterator[FastAPI]:
+    settings = make_settings(
+        environment="production", database_url=database_url, password_pepper="p" * 40, cors_origins=["https://app.test"]
+    )
+    app = create_app(settings, database_url=database_url)
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+async def test_production_sends_hsts_and_hides_the_docs(production_app: FastAPI) -> None:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=production_app), base_url="https://test") as http:
+        health = await http.get("/healthz")
+        assert health.headers["strict-transport-security"].startswith("max-age=")
+        assert health.headers["content-security-policy"] == "default-src 'none'; frame-ancestors 'none'"
+        assert (await http.get("/docs")).status_code == 404
+        assert (await http.get("/openapi.json")).status_code == 404
+
+
+async def test_development_sends_no_hsts(http: httpx.AsyncClient) -> None:
+    assert "strict-transport-security" not in (await http.get("/healthz")).headers
+
+
+async def test_production_serves_the_docs_when_enabled(database_url: str) -> None:
+    settings = make_settings(
+        environment="production",
+        database_url=database_url,
+        password_pepper="p" * 40,
+        cors_origins=["https://app.test"],
+        docs_enabled=True,
+    )
+    app = create_app(settings, database_url=database_url)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://test") as http:
+        assert (await http.get("/openapi.json")).status_code == 200
+        assert (await http.get("/docs")).status_code == 200
