@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import asyncpg
 import httpx
@@ -47,6 +48,21 @@ def make_settings(**overrides: object) -> Settings:
     }
     values.update(overrides)
     return Settings.model_validate(values)
+
+
+@asynccontextmanager
+async def two_instances(database_url: str, **overrides: object) -> AsyncIterator[tuple[httpx.AsyncClient, ...]]:
+    """Two separately built apps (own engine, hasher, settings) sharing the test database."""
+    async with AsyncExitStack() as stack:
+        clients = []
+        for _ in range(2):
+            app = create_app(make_settings(**overrides), database_url=database_url)
+            await stack.enter_async_context(app.router.lifespan_context(app))
+            transport = httpx.ASGITransport(app=app)
+            clients.append(
+                await stack.enter_async_context(httpx.AsyncClient(transport=transport, base_url="http://test"))
+            )
+        yield tuple(clients)
 
 
 @pytest.fixture(scope="session")

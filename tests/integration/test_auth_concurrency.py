@@ -6,15 +6,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
 import httpx
 
-from tests.integration.conftest import make_settings
-from todo_api.main import create_app
+from tests.integration.conftest import two_instances
 
 SIGNUP = "/api/auth/signup"
 LOGIN = "/api/auth/login"
@@ -42,21 +40,6 @@ async def sign_up(client: httpx.AsyncClient) -> dict[str, Any]:
     assert response.status_code == 201, response.text
     body: dict[str, Any] = response.json()
     return body
-
-
-@asynccontextmanager
-async def two_instances(database_url: str, **overrides: object) -> AsyncIterator[tuple[httpx.AsyncClient, ...]]:
-    """Two separately built apps (own engine, hasher, settings) sharing the test database."""
-    async with AsyncExitStack() as stack:
-        clients = []
-        for _ in range(2):
-            app = create_app(make_settings(**overrides), database_url=database_url)
-            await stack.enter_async_context(app.router.lifespan_context(app))
-            transport = httpx.ASGITransport(app=app)
-            clients.append(
-                await stack.enter_async_context(httpx.AsyncClient(transport=transport, base_url="http://test"))
-            )
-        yield tuple(clients)
 
 
 async def test_100_concurrent_signups_with_one_email_give_exactly_one_201_and_99_409(

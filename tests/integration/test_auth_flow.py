@@ -6,16 +6,13 @@ two app instances on one database."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 
-from tests.integration.conftest import make_settings
-from todo_api.main import create_app
+from tests.integration.conftest import two_instances
 
 SIGNUP = "/api/auth/signup"
 LOGIN = "/api/auth/login"
@@ -94,21 +91,6 @@ def cookie_attributes(set_cookie: str) -> dict[str, str]:
         key, _, attr_value = part.partition("=")
         attributes[key.lower()] = attr_value
     return attributes
-
-
-@asynccontextmanager
-async def two_instances(database_url: str, **overrides: object) -> AsyncIterator[tuple[httpx.AsyncClient, ...]]:
-    """Two separately built apps (own engine, hasher, settings) sharing the test database."""
-    async with AsyncExitStack() as stack:
-        clients = []
-        for _ in range(2):
-            app = create_app(make_settings(**overrides), database_url=database_url)
-            await stack.enter_async_context(app.router.lifespan_context(app))
-            transport = httpx.ASGITransport(app=app)
-            clients.append(
-                await stack.enter_async_context(httpx.AsyncClient(transport=transport, base_url="http://test"))
-            )
-        yield tuple(clients)
 
 
 # --- the whole flow ---------------------------------------------------------------------------------
