@@ -58,8 +58,8 @@ class ServiceUnavailable(DomainError):
 
     code = "service_unavailable"
 
-    def __init__(self, message: str, *, retry_after_s: int = 2) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, *, retry_after_s: int = 2, code: str | None = None) -> None:
+        super().__init__(message, code=code)
         self.retry_after_s = retry_after_s
 
 

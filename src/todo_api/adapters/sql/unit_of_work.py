@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from todo_api.adapters.sql.auth_repositories import SqlRateLimiter, SqlRefreshTokenRepository, SqlUserRepository
 from todo_api.adapters.sql.errors import translate
 from todo_api.adapters.sql.task_repositories import SqlIdempotencyKeys, SqlTaskRepository
+from todo_api.domain.errors import ServiceUnavailable
 
 
 class SqlUnitOfWork:
@@ -74,7 +75,17 @@ class SqlUnitOfWork:
         try:
             await self.connection.commit()
         except Exception as error:
-            raise (translate(error, retry_after_s=self._retry_after_s) or error) from error
+            translated = translate(error, retry_after_s=self._retry_after_s)
+            if type(translated) is ServiceUnavailable:
+                # The COMMIT was sent; whether the server applied it before the connection went is
+                # unknowable from here. Say so, rather than imply nothing was saved.
+                raise ServiceUnavailable(
+                    "The database went away while saving: the change may or may not have been stored. "
+                    "Retry with the same Idempotency-Key to find out.",
+                    retry_after_s=self._retry_after_s,
+                    code="commit_outcome_unknown",
+                ) from error
+            raise (translated or error) from error
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
