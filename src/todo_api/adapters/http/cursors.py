@@ -24,13 +24,13 @@ class CursorCodec:
     def encode(self, sort: Sort, position: Position) -> str:
         value = position.value.isoformat() if isinstance(position.value, datetime) else position.value
         payload = json.dumps([str(sort), value, position.id], separators=(",", ":")).encode()
-        return _b64(payload + hmac.new(self._key, payload, hashlib.sha256).digest()[:16])
+        return _b64(payload + hmac.digest(self._key, payload, "sha256")[:16])
 
     def decode(self, cursor: str, sort: Sort) -> Position:
         try:
             raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
             payload, signature = raw[:-16], raw[-16:]
-            if not hmac.compare_digest(signature, hmac.new(self._key, payload, hashlib.sha256).digest()[:16]):
+            if not hmac.compare_digest(signature, hmac.digest(self._key, payload, "sha256")[:16]):
                 raise ValueError("bad signature")
             issued_for, value, task_id = json.loads(payload)
         except (ValueError, TypeError, binascii.Error) as error:
