@@ -141,15 +141,16 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         redoc_url=None,
         openapi_url="/openapi.json" if settings.show_docs else None,
     )
-    app.state.use_cases = use_cases
     install_problem_handlers(app)
-    app.include_router(health.router)
+    app.include_router(health.build_router(use_cases.check_readiness))
     if settings.serve_metrics:
         token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
         app.include_router(metrics.build_router(token))
-    app.include_router(tasks.build_router(CursorCodec(settings.signing_key())))
+    app.include_router(tasks.build_router(use_cases, CursorCodec(settings.signing_key())))
     app.include_router(
-        auth.build_router(RefreshCookie(secure=settings.is_production, samesite=settings.refresh_cookie_samesite))
+        auth.build_router(
+            use_cases, RefreshCookie(secure=settings.is_production, samesite=settings.refresh_cookie_samesite)
+        )
     )
     app.add_middleware(
         CORSMiddleware,

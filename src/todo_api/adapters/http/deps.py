@@ -1,36 +1,34 @@
-"""Annotated dependencies, so route signatures read like prose: `user: CurrentPrincipal`.
+"""Dependencies shared by the routers: the bearer token, the caller behind it, the client's address.
 
 All are `async def`: FastAPI runs a plain `def` dependency in a thread pool on every request.
+Routers are built with the use-case registry and close over it, so no route pays a dependency
+(one more level for FastAPI to solve) to look the registry up.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 
 from todo_api.domain.users import Principal
-from todo_api.use_cases.registry import UseCases
+from todo_api.use_cases.auth import Authenticate
 
 # auto_error=False: a missing token is the use case's 401, rendered in the one envelope.
 _bearer = OAuth2PasswordBearer(tokenUrl="/api/auth/token", auto_error=False)
 
-
-async def use_cases(request: Request) -> UseCases:
-    registry: UseCases = request.app.state.use_cases
-    return registry
+BearerToken = Annotated[str | None, Depends(_bearer)]
 
 
-UseCasesDep = Annotated[UseCases, Depends(use_cases)]
+def principal_of(authenticate: Authenticate) -> Callable[[str | None], Awaitable[Principal]]:
+    """A dependency yielding the caller: 401 in the envelope without a valid bearer token."""
 
+    async def principal(token: BearerToken) -> Principal:
+        return await authenticate.execute(token)
 
-async def _principal(request: Request, token: Annotated[str | None, Depends(_bearer)]) -> Principal:
-    registry: UseCases = request.app.state.use_cases
-    return await registry.authenticate.execute(token)
-
-
-CurrentPrincipal = Annotated[Principal, Depends(_principal)]
+    return principal
 
 
 async def client_address(request: Request) -> str:

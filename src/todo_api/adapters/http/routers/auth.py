@@ -1,6 +1,8 @@
-"""/api/auth: sign up, log in (JSON or the OAuth2 form for Swagger's Authorize), refresh, log out, me."""
+"""/api/auth: sign up, log in (JSON or the OAuth2 form for Swagger's Authorize), refresh, log out, me.
 
-from __future__ import annotations
+No `from __future__ import annotations` here: routes close over the registry and a local alias
+(`CurrentPrincipal`), which FastAPI can only resolve from annotations evaluated at definition.
+"""
 
 from dataclasses import dataclass
 from typing import Annotated, Literal
@@ -8,7 +10,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Cookie, Depends, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
-from todo_api.adapters.http.deps import ClientAddress, CurrentPrincipal, UseCasesDep
+from todo_api.adapters.http.deps import ClientAddress, principal_of
 from todo_api.adapters.http.problems import problem_responses
 from todo_api.adapters.http.schemas import (
     ChangePasswordRequest,
@@ -20,7 +22,9 @@ from todo_api.adapters.http.schemas import (
     UserOut,
 )
 from todo_api.domain.errors import AuthenticationFailed
+from todo_api.domain.users import Principal
 from todo_api.use_cases.auth import AuthResult, ChangePasswordInput, LogInInput, SignUpInput
+from todo_api.use_cases.registry import UseCases
 
 COOKIE = "refresh_token"
 COOKIE_PATH = "/api/auth"
@@ -64,8 +68,9 @@ def _session_out(result: AuthResult) -> SessionOut:
     )
 
 
-def build_router(cookie: RefreshCookie) -> APIRouter:
+def build_router(use_cases: UseCases, cookie: RefreshCookie) -> APIRouter:
     router = APIRouter(prefix="/api/auth", tags=["auth"])
+    CurrentPrincipal = Annotated[Principal, Depends(principal_of(use_cases.authenticate))]  # noqa: N806
 
     @router.post(
         "/signup",
@@ -75,9 +80,7 @@ def build_router(cookie: RefreshCookie) -> APIRouter:
         description="409 `email_taken` when the address has an account (see docs/security.md for why).",
         responses=problem_responses(409, 422, 429),
     )
-    async def sign_up(
-        body: SignUpRequest, response: Response, use_cases: UseCasesDep, address: ClientAddress
-    ) -> SessionOut:
+    async def sign_up(body: SignUpRequest, response: Response, address: ClientAddress) -> SessionOut:
         result = await use_cases.sign_up.execute(SignUpInput(body.email, body.password, body.name, address))
         cookie.set(response, result)
         return _session_out(result)
@@ -88,9 +91,7 @@ def build_router(cookie: RefreshCookie) -> APIRouter:
         summary="Start a session with e-mail and password",
         responses=problem_responses(401, 422, 429),
     )
-    async def log_in(
-        body: LogInRequest, response: Response, use_cases: UseCasesDep, address: ClientAddress
-    ) -> SessionOut:
+    async def log_in(body: LogInRequest, response: Response, address: ClientAddress) -> SessionOut:
         result = await use_cases.log_in.execute(LogInInput(body.email, body.password, address))
         cookie.set(response, result)
         return _session_out(result)
@@ -101,9 +102,7 @@ def build_router(cookie: RefreshCookie) -> APIRouter:
         summary="OAuth2 password grant (form), for Swagger UI's Authorize button",
         responses=problem_responses(401, 422, 429),
     )
-    async def token(
-        form: Annotated[OAuth2PasswordRequestForm, Depends()], use_cases: UseCasesDep, address: ClientAddress
-    ) -> TokenOut:
+    async def token(form: Annotated[OAuth2PasswordRequestForm, Depends()], address: ClientAddress) -> TokenOut:
         result = await use_cases.log_in.execute(LogInInput(form.username, form.password, address))
         return TokenOut(access_token=result.session.access_token, expires_in=result.session.expires_in)
 
@@ -117,7 +116,6 @@ def build_router(cookie: RefreshCookie) -> APIRouter:
     )
     async def refresh(
         response: Response,
-        use_cases: UseCasesDep,
         refresh_cookie: RefreshCookieValue = None,
         body: RefreshRequest | None = None,
     ) -> SessionOut:
@@ -137,7 +135,6 @@ def build_router(cookie: RefreshCookie) -> APIRouter:
     )
     async def log_out(
         response: Response,
-        use_cases: UseCasesDep,
         refresh_cookie: RefreshCookieValue = None,
         body: RefreshRequest | None = None,
     ) -> None:
@@ -146,7 +143,7 @@ def build_router(cookie: RefreshCookie) -> APIRouter:
         cookie.clear(response)
 
     @router.get("/me", operation_id="getCurrentUser", summary="The signed-in user", responses=problem_responses(401))
-    async def me(principal: CurrentPrincipal, use_cases: UseCasesDep) -> UserOut:
+    async def me(principal: CurrentPrincipal) -> UserOut:
         return UserOut.of(await use_cases.get_current_user.execute(principal))
 
     @router.post(
@@ -156,7 +153,7 @@ def build_router(cookie: RefreshCookie) -> APIRouter:
         summary="Change the password; every other session is revoked",
         responses=problem_responses(401, 403, 409, 422, 429),
     )
-    async def change_password(body: ChangePasswordRequest, principal: CurrentPrincipal, use_cases: UseCasesDep) -> None:
+    async def change_password(body: ChangePasswordRequest, principal: CurrentPrincipal) -> None:
         await use_cases.change_password.execute(
             ChangePasswordInput(principal, body.current_password, body.new_password)
         )

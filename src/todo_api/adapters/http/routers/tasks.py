@@ -1,13 +1,15 @@
-"""/api/{user_id}/tasks: the SPA's task contract. `me` stands for the token's subject."""
+"""/api/{user_id}/tasks: the SPA's task contract. `me` stands for the token's subject.
 
-from __future__ import annotations
+No `from __future__ import annotations` here: routes close over the registry and a local alias
+(`Owner`), which FastAPI can only resolve from annotations evaluated at definition.
+"""
 
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 
 from todo_api.adapters.http.cursors import CursorCodec
-from todo_api.adapters.http.deps import CurrentPrincipal, UseCasesDep
+from todo_api.adapters.http.deps import BearerToken
 from todo_api.adapters.http.problems import problem_responses
 from todo_api.adapters.http.schemas import (
     CompletionUpdate,
@@ -34,6 +36,7 @@ from todo_api.domain.tasks import (
     TaskFilter,
     TaskQuery,
 )
+from todo_api.use_cases.registry import UseCases
 
 SortParam = Literal[
     "created_at", "-created_at", "updated_at", "-updated_at", "due_at", "-due_at", "priority", "-priority",
@@ -42,14 +45,6 @@ SortParam = Literal[
 MAX_TASK_ID = 2**63 - 1
 
 
-async def _owner(principal: CurrentPrincipal, user_id: Annotated[str, Path(max_length=64)]) -> str:
-    """The path's user must be the caller: 403 otherwise, before any task is looked at."""
-    if user_id not in ("me", principal.user_id):
-        raise Forbidden("You can only reach your own tasks.", code="not_your_tasks")
-    return principal.user_id
-
-
-Owner = Annotated[str, Depends(_owner)]
 TaskId = Annotated[int, Path(ge=1, le=MAX_TASK_ID)]
 IfMatch = Annotated[str | None, Header(max_length=512, description='The task\'s ETag, e.g. `"3"`; 412 if stale.')]
 IdempotencyKey = Annotated[
@@ -105,8 +100,19 @@ def _changes(body: TaskUpdate) -> TaskChanges:
     )
 
 
-def build_router(cursors: CursorCodec) -> APIRouter:
+def build_router(use_cases: UseCases, cursors: CursorCodec) -> APIRouter:
     router = APIRouter(prefix="/api/{user_id}/tasks", tags=["tasks"])
+
+    async def owner_of_path(user_id: Annotated[str, Path(max_length=64)], token: BearerToken) -> str:
+        """The caller, who must be the path's user: 401 or 403 before any task is looked at.
+
+        One dependency for both checks: each level costs FastAPI a solve on every request."""
+        principal = await use_cases.authenticate.execute(token)
+        if user_id not in ("me", principal.user_id):
+            raise Forbidden("You can only reach your own tasks.", code="not_your_tasks")
+        return principal.user_id
+
+    Owner = Annotated[str, Depends(owner_of_path)]  # noqa: N806
 
     @router.get(
         "",
@@ -118,7 +124,6 @@ def build_router(cursors: CursorCodec) -> APIRouter:
     )
     async def list_tasks(
         owner: Owner,
-        use_cases: UseCasesDep,
         request: Request,
         response: Response,
         status_: Annotated[Literal["all", "pending", "completed"], Query(alias="status")] = "all",
@@ -169,7 +174,6 @@ def build_router(cursors: CursorCodec) -> APIRouter:
     async def create_task(
         body: TaskCreate,
         owner: Owner,
-        use_cases: UseCasesDep,
         request: Request,
         response: Response,
         idempotency_key: IdempotencyKey = None,
@@ -192,7 +196,6 @@ def build_router(cursors: CursorCodec) -> APIRouter:
     async def get_task(
         task_id: TaskId,
         owner: Owner,
-        use_cases: UseCasesDep,
         response: Response,
         if_none_match: Annotated[str | None, Header(max_length=512)] = None,
     ) -> TaskOut | Response:
@@ -214,7 +217,6 @@ def build_router(cursors: CursorCodec) -> APIRouter:
         task_id: TaskId,
         body: TaskReplace,
         owner: Owner,
-        use_cases: UseCasesDep,
         response: Response,
         if_match: IfMatch = None,
     ) -> TaskOut:
@@ -233,7 +235,6 @@ def build_router(cursors: CursorCodec) -> APIRouter:
         task_id: TaskId,
         body: TaskUpdate,
         owner: Owner,
-        use_cases: UseCasesDep,
         response: Response,
         if_match: IfMatch = None,
     ) -> TaskOut:
@@ -250,7 +251,6 @@ def build_router(cursors: CursorCodec) -> APIRouter:
     async def toggle_completion(
         task_id: TaskId,
         owner: Owner,
-        use_cases: UseCasesDep,
         response: Response,
         body: CompletionUpdate | None = None,
         if_match: IfMatch = None,
@@ -267,7 +267,7 @@ def build_router(cursors: CursorCodec) -> APIRouter:
         summary="Delete a task",
         responses=problem_responses(401, 403, 404, 412, 422),
     )
-    async def delete_task(task_id: TaskId, owner: Owner, use_cases: UseCasesDep, if_match: IfMatch = None) -> None:
+    async def delete_task(task_id: TaskId, owner: Owner, if_match: IfMatch = None) -> None:
         await use_cases.delete_task.execute(owner, task_id, if_match=_versions(if_match))
 
     return router
