@@ -16,12 +16,13 @@ from typing import Any
 
 import asyncpg
 import pytest
-from sqlalchemy import ColumnElement, Select, make_url, or_, select
+from sqlalchemy import ColumnElement, or_, select
 
 from tests.integration.database import asyncpg_dsn, create_database, drop_database, migrate
+from todo_api.adapters.sql.compiled import Compiled
 from todo_api.adapters.sql.tables import tasks
-from todo_api.adapters.sql.task_repositories import _after, _filtered, _like_pattern, _order_by
-from todo_api.domain.tasks import Position, Sort, TaskFilter
+from todo_api.adapters.sql.task_repositories import _like_pattern, _order_by, page_query
+from todo_api.domain.tasks import Position, Sort, TaskFilter, TaskQuery
 
 USERS = 1_000
 TASKS = 1_000_000
@@ -30,7 +31,6 @@ USER = "user0500"
 # How a keyset position shows in a plan: `ROW(created_at, id) < ROW(...)`, or `id > ...` after `due_at IS NULL`.
 POSITION_BOUND = re.compile(r"ROW\(|\(id [<>]")
 SEEDED_AT = datetime(2025, 1, 1, tzinfo=UTC)
-ASYNCPG = make_url("postgresql+asyncpg://").get_dialect()()  # the application's dialect, so its SQL
 
 SEED_USERS = """
 INSERT INTO users (id, email)
@@ -127,20 +127,19 @@ async def big_db(million_tasks_url: str) -> AsyncIterator[asyncpg.Connection]:
     await connection.close()
 
 
-def listing(sort: str, task_filter: TaskFilter | None = None, after: Position | None = None) -> Select[Any]:
-    """The repository's `list` statement, built as `SqlTaskRepository.list` builds it."""
-    order = Sort.parse(sort)
-    conditions = _filtered(USER, task_filter or TaskFilter(), datetime.now(UTC))
-    if after is not None:
-        conditions.append(_after(order, after))
-    return select(tasks).where(*conditions).order_by(*_order_by(order)).limit(PAGE + 1)
+Statement = tuple[Compiled, list[Any]]
 
 
-async def plan_of(connection: asyncpg.Connection, statement: Select[Any]) -> dict[str, Any]:
+def listing(sort: str, task_filter: TaskFilter | None = None, after: Position | None = None) -> Statement:
+    """Exactly the statement and arguments `SqlTaskRepository.list` sends for this page."""
+    query = TaskQuery(filter=task_filter or TaskFilter(), sort=Sort.parse(sort), limit=PAGE, after=after)
+    return page_query(USER, query, datetime.now(UTC))
+
+
+async def plan_of(connection: asyncpg.Connection, statement: Statement) -> dict[str, Any]:
     """`EXPLAIN (FORMAT JSON)` of the SQL asyncpg is sent, with the same bound values."""
-    compiled = statement.compile(dialect=ASYNCPG)
-    arguments = [compiled.params[name] for name in compiled.positiontup or ()]
-    raw = await connection.fetchval(f"EXPLAIN (FORMAT JSON) {compiled.string}", *arguments)
+    compiled, arguments = statement
+    raw = await connection.fetchval(f"EXPLAIN (FORMAT JSON) {compiled.sql}", *arguments)
     plan: dict[str, Any] = json.loads(raw)[0]["Plan"]
     return plan
 
@@ -257,8 +256,8 @@ def search_condition(text: str) -> ColumnElement[bool]:
 async def test_search_across_all_users_uses_both_trigram_indexes(big_db: asyncpg.Connection) -> None:
     needle = await a_needle(big_db)
     order = Sort.parse("-created_at")
-    statement = select(tasks).where(search_condition(needle)).order_by(*_order_by(order)).limit(PAGE + 1)
-    plan = await plan_of(big_db, statement)
+    statement = Compiled(select(tasks).where(search_condition(needle)).order_by(*_order_by(order)).limit(PAGE + 1))
+    plan = await plan_of(big_db, (statement, statement.arguments({})))
     scans = index_scans(plan)
     assert scans.get("ix_tasks_title_trgm") == "Bitmap Index Scan", json.dumps(plan, indent=1)
     assert scans.get("ix_tasks_description_trgm") == "Bitmap Index Scan", json.dumps(plan, indent=1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import asyncpg
 from sqlalchemy import exc as sa_exc
 
 from todo_api.domain.errors import Conflict, DomainError, InvalidInput, ServiceUnavailable, TransientConflict
@@ -16,14 +17,12 @@ CONFLICTS: dict[str, tuple[str, str]] = {
 _UNAVAILABLE_CLASSES = ("08", "53", "57P")  # connection, insufficient resources, shutdown
 
 
-def _sqlstate(error: BaseException) -> str:
-    orig = getattr(error, "orig", None)
-    return str(getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None) or "")
-
-
-def _constraint(error: BaseException) -> str:
-    cause = getattr(getattr(error, "orig", None), "__cause__", None)
-    return str(getattr(cause, "constraint_name", "") or "")
+def _driver_error(error: BaseException) -> BaseException:
+    """asyncpg's own exception: raised as is by compiled statements, wrapped twice by SQLAlchemy
+    (the pool's connects)."""
+    if isinstance(error, sa_exc.DBAPIError):
+        return error.orig.__cause__ or error.orig if error.orig is not None else error
+    return error
 
 
 def translate(error: BaseException, *, retry_after_s: int = 2) -> DomainError | None:
@@ -35,13 +34,26 @@ def translate(error: BaseException, *, retry_after_s: int = 2) -> DomainError | 
         return None
     if isinstance(error, sa_exc.TimeoutError):
         return ServiceUnavailable("The database is busy; try again shortly.", retry_after_s=retry_after_s)
-    if isinstance(error, OSError | asyncio.TimeoutError | ConnectionError):
-        return ServiceUnavailable("The database is unavailable; try again shortly.", retry_after_s=retry_after_s)
-    if not isinstance(error, sa_exc.DBAPIError):
-        return None
-    state = _sqlstate(error)
+    unavailable = ServiceUnavailable("The database is unavailable; try again shortly.", retry_after_s=retry_after_s)
+    driver_error = _driver_error(error)
+    if isinstance(driver_error, OSError | asyncio.TimeoutError | ConnectionError):
+        return unavailable
+    if isinstance(driver_error, asyncpg.InterfaceError) and isinstance(driver_error, ValueError):
+        # asyncpg refused an argument before sending it (its DataError): a value out of range.
+        return InvalidInput("A value is out of the range the database accepts.", code="invalid_value")
+    if isinstance(driver_error, asyncpg.InterfaceError | asyncpg.InternalClientError):
+        # The connection is closed, or its protocol was left mid-exchange (a server that sent an
+        # error to a connection that then died before it could be noticed as closed).
+        return unavailable
+    if not isinstance(driver_error, asyncpg.PostgresError):
+        lost = isinstance(error, sa_exc.InterfaceError) or (
+            isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated
+        )
+        return unavailable if lost else None
+    state = str(driver_error.sqlstate or "")
     if state == "23505":
-        code, message = CONFLICTS.get(_constraint(error), ("conflict", "The request conflicts with existing data."))
+        constraint = str(getattr(driver_error, "constraint_name", "") or "")
+        code, message = CONFLICTS.get(constraint, ("conflict", "The request conflicts with existing data."))
         return Conflict(message, code=code)
     if state in {"40001", "40P01"}:
         return TransientConflict("Too many concurrent writes; try again.", retry_after_s=1)
@@ -49,10 +61,6 @@ def translate(error: BaseException, *, retry_after_s: int = 2) -> DomainError | 
         return ServiceUnavailable("The database took too long to answer.", retry_after_s=retry_after_s)
     if state.startswith("22"):
         return InvalidInput("A value is out of the range the database accepts.", code="invalid_value")
-    if (
-        error.connection_invalidated
-        or isinstance(error, sa_exc.InterfaceError)
-        or state.startswith(_UNAVAILABLE_CLASSES)
-    ):
-        return ServiceUnavailable("The database is unavailable; try again shortly.", retry_after_s=retry_after_s)
+    if state.startswith(_UNAVAILABLE_CLASSES):
+        return unavailable
     return None

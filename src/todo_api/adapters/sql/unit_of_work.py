@@ -4,17 +4,23 @@ from __future__ import annotations
 
 from types import TracebackType
 
+import asyncpg
+from asyncpg.transaction import Transaction
 from sqlalchemy import literal, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from todo_api.adapters.sql.auth_repositories import SqlRateLimiter, SqlRefreshTokenRepository, SqlUserRepository
+from todo_api.adapters.sql.compiled import Driver
 from todo_api.adapters.sql.errors import translate
 from todo_api.adapters.sql.task_repositories import SqlIdempotencyKeys, SqlTaskRepository
-from todo_api.domain.errors import ServiceUnavailable
+from todo_api.domain.errors import DomainError, ServiceUnavailable
 
 
 class SqlUnitOfWork:
     """The `UnitOfWork` port: repositories share one connection and one transaction.
+
+    SQLAlchemy's pool hands out the connection; the transaction and every statement run on the
+    asyncpg connection inside it (compiled.py says why).
 
     `read_only` runs in autocommit: a use case that only reads skips the BEGIN and ROLLBACK
     round trips (each statement still sees a consistent snapshot of its own). Not behind a
@@ -30,50 +36,53 @@ class SqlUnitOfWork:
         self._autocommit = read_only and not pooled
         self._retry_after_s = retry_after_s
         self._connection: AsyncConnection | None = None
+        self._driver: Driver | None = None
+        self._transaction: Transaction | None = None
 
     @property
-    def connection(self) -> AsyncConnection:
-        if self._connection is None:
+    def driver(self) -> Driver:
+        if self._driver is None:
             raise RuntimeError("use the unit of work inside `async with`")
-        return self._connection
+        return self._driver
 
     @property
     def tasks(self) -> SqlTaskRepository:
-        return SqlTaskRepository(self.connection)
+        return SqlTaskRepository(self.driver)
 
     @property
     def idempotency_keys(self) -> SqlIdempotencyKeys:
-        return SqlIdempotencyKeys(self.connection)
+        return SqlIdempotencyKeys(self.driver)
 
     @property
     def users(self) -> SqlUserRepository:
-        return SqlUserRepository(self.connection)
+        return SqlUserRepository(self.driver)
 
     @property
     def refresh_tokens(self) -> SqlRefreshTokenRepository:
-        return SqlRefreshTokenRepository(self.connection)
+        return SqlRefreshTokenRepository(self.driver)
 
     @property
     def rate_limits(self) -> SqlRateLimiter:
-        return SqlRateLimiter(self.connection)
+        return SqlRateLimiter(self.driver)
 
     async def __aenter__(self) -> SqlUnitOfWork:
         try:
             self._connection = await self._engine.connect()
-            if self._autocommit:
-                await self._connection.execution_options(isolation_level="AUTOCOMMIT")
-            else:
-                await self._connection.begin()
-        except Exception as error:
-            await self._close()
+            self._driver = (await self._connection.get_raw_connection()).driver_connection
+            if not self._autocommit:
+                self._transaction = self.driver.transaction(readonly=self._read_only)
+                await self._transaction.start()
+        except BaseException as error:
+            await self._close(error)
             raise (translate(error, retry_after_s=self._retry_after_s) or error) from error
         return self
 
     async def commit(self) -> None:
-        if self._read_only:
+        if self._read_only or self._transaction is None:
             raise RuntimeError("a read-only unit of work has nothing to commit")
+        transaction, self._transaction = self._transaction, None
         try:
-            await self.connection.commit()
+            await transaction.commit()
         except Exception as error:
             translated = translate(error, retry_after_s=self._retry_after_s)
             if type(translated) is ServiceUnavailable:
@@ -90,17 +99,39 @@ class SqlUnitOfWork:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        await self._close()
+        await self._close(exc)
         if exc is not None and (domain_error := translate(exc, retry_after_s=self._retry_after_s)) is not None:
             raise domain_error from exc
 
-    async def _close(self) -> None:
-        if self._connection is not None:
-            connection, self._connection = self._connection, None
-            try:
-                await connection.close()  # rolls back whatever was not committed
-            except Exception:  # noqa: BLE001 - the connection is gone either way; the pool replaces it
+    async def _close(self, error: BaseException | None) -> None:
+        """Roll back what was not committed and hand the connection back, or discard it when the
+        failure may have left it unusable (anything but an error the server reported cleanly)."""
+        connection, self._connection = self._connection, None
+        transaction, self._transaction = self._transaction, None
+        driver, self._driver = self._driver, None
+        if connection is None:
+            return
+        try:
+            if not _leaves_connection_usable(error) or driver is None or driver.is_closed():
                 await connection.invalidate()
+                return
+            if transaction is not None:
+                await transaction.rollback()
+            await connection.close()
+        except Exception:  # noqa: BLE001 - the connection is gone either way; the pool replaces it
+            await connection.invalidate()
+
+
+def _leaves_connection_usable(error: BaseException | None) -> bool:
+    """A domain decision, or an error the server reported while the session stays up; not a lost,
+    timed-out or cancelled operation, which may leave the protocol mid-message."""
+    while error is not None:
+        if isinstance(error, asyncpg.PostgresError):
+            return not str(error.sqlstate or "").startswith(("08", "57P"))
+        if not isinstance(error, DomainError):
+            return False
+        error = error.__cause__
+    return True
 
 
 class SqlDatabaseProbe:
