@@ -93,6 +93,7 @@ class Options:
     reuse_data: bool
     python_load: bool
     quick: bool
+    only: tuple[str, ...] = ()
 
 
 def parse_options(argv: Sequence[str] | None = None) -> Options:
@@ -110,6 +111,12 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     parser.add_argument("--reuse-data", action="store_true", help="keep an already seeded todo_bench (iterating)")
     parser.add_argument("--python-load", action="store_true", help="use the Python load generator, not wrk")
     parser.add_argument("--quick", action="store_true", help="2 s rounds, 2 rounds, 1 s warm-up: a smoke test")
+    parser.add_argument(
+        "--only",
+        default="",
+        help="comma-separated scenario keys (list,deep,get,create,toggle,search,login): measure just those, "
+        "without the fixed-rate runs and the second pass (iterating)",
+    )
     args = parser.parse_args(argv)
     if args.deep_tasks <= DEPTH + 100:
         parser.error(f"--deep-tasks must exceed {DEPTH + 100} for the depth scenario")
@@ -128,6 +135,7 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         reuse_data=args.reuse_data,
         python_load=args.python_load,
         quick=quick,
+        only=tuple(key for key in args.only.split(",") if key),
     )
 
 
@@ -745,13 +753,25 @@ async def measure_paced(
     return result
 
 
+Rss = dict[str, list[float]]
+# Per-scenario results, the fixed-rate runs, RSS after the run and after a second list pass, that pass.
+Measured = tuple[list[ScenarioResult], PacedResult | None, Rss, Rss, ScenarioResult | None]
+
+
 async def measure_all(
     driver: Driver, scenario_list: list[Scenario], api: Server, baseline: Server, options: Options
-) -> tuple[list[ScenarioResult], PacedResult | None, dict[str, list[float]], dict[str, list[float]], ScenarioResult]:
+) -> tuple[
+    list[ScenarioResult], PacedResult | None, dict[str, list[float]], dict[str, list[float]], ScenarioResult | None
+]:
     results = []
     for scenario in scenario_list:
-        results.append(await measure_scenario(driver, scenario, api, baseline, options))
+        if not options.only or scenario.key in options.only:
+            results.append(await measure_scenario(driver, scenario, api, baseline, options))
     by_key = {scenario.key: scenario for scenario in scenario_list}
+    if options.only:
+        say("--only: no fixed-rate runs, no second pass")
+        rss = {"api": api.rss_mib(), "baseline": baseline.rss_mib()}
+        return results, None, rss, rss, None
     api_list_rps = results[0].summary("api")["rps"]
     paced_result = None
     if api_list_rps >= 2:
@@ -790,7 +810,7 @@ async def _run_measurements(
     driver: Driver, scenario_list: list[Scenario], api: Server, baseline: Server, options: Options
 ) -> tuple[
     list[str],
-    tuple[list[ScenarioResult], PacedResult | None, dict[str, list[float]], dict[str, list[float]], ScenarioResult],
+    Measured,
 ]:
     for server in (api, baseline):
         await wait_until_up(server)

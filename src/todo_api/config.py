@@ -27,6 +27,10 @@ class Settings(BaseSettings):
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["console", "json"] | None = None
+    # FastAPI's native OpenTelemetry (traces, metrics, logs through the global providers). Off
+    # unless asked for: /metrics already serves Prometheus, and when on, FastAPI looks the
+    # providers up on every request even if no OpenTelemetry SDK is configured.
+    otel_telemetry: bool = False
 
     # A steady pool: overflow connections are opened and closed under load, each paying a
     # connect and an empty statement cache; requests beyond the pool queue (DB_POOL_TIMEOUT_S).

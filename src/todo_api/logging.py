@@ -8,7 +8,9 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import structlog
@@ -53,6 +55,26 @@ def redact(_: Any, __: str, event_dict: EventDict) -> EventDict:
     return event_dict
 
 
+_request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+
+@contextmanager
+def request_id_bound(request_id: str) -> Iterator[None]:
+    """Every line logged while handling a request carries its id. One ContextVar: structlog's
+    bind/clear_contextvars copy the whole context on every request."""
+    token = _request_id.set(request_id)
+    try:
+        yield
+    finally:
+        _request_id.reset(token)
+
+
+def _add_request_id(_: Any, __: str, event_dict: EventDict) -> EventDict:
+    if (request_id := _request_id.get()) is not None:
+        event_dict.setdefault("request_id", request_id)
+    return event_dict
+
+
 def _drop_color_message(_: Any, __: str, event_dict: EventDict) -> EventDict:
     event_dict.pop("color_message", None)  # uvicorn's duplicate of the message, with ANSI codes
     return event_dict
@@ -60,7 +82,7 @@ def _drop_color_message(_: Any, __: str, event_dict: EventDict) -> EventDict:
 
 def configure_logging(*, json_logs: bool, level: str = "INFO") -> None:
     shared: list[Processor] = [
-        structlog.contextvars.merge_contextvars,
+        _add_request_id,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),

@@ -140,27 +140,31 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         docs_url="/docs" if settings.show_docs else None,
         redoc_url=None,
         openapi_url="/openapi.json" if settings.show_docs else None,
+        telemetry={
+            "tracing": settings.otel_telemetry,
+            "metrics": settings.otel_telemetry,
+            "logs": settings.otel_telemetry,
+        },
     )
     install_problem_handlers(app)
+    # The hot routes first: a request is matched against routes in the order they were added.
+    app.include_router(tasks.build_router(use_cases, CursorCodec(settings.signing_key())))
+    cookie = RefreshCookie(secure=settings.is_production, samesite=settings.refresh_cookie_samesite)
+    app.include_router(auth.build_router(use_cases, cookie))
     app.include_router(health.build_router(use_cases.check_readiness))
     if settings.serve_metrics:
         token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
         app.include_router(metrics.build_router(token))
-    app.include_router(tasks.build_router(use_cases, CursorCodec(settings.signing_key())))
-    app.include_router(
-        auth.build_router(
-            use_cases, RefreshCookie(secure=settings.is_production, samesite=settings.refresh_cookie_samesite)
+    if settings.cors_origins:  # without any, no cross-origin read is allowed: nothing to add
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=settings.cors_allow_credentials,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=_ALLOWED_HEADERS,
+            expose_headers=_EXPOSED_HEADERS,
+            max_age=600,
         )
-    )
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=settings.cors_origins,
-        allow_credentials=settings.cors_allow_credentials,
-        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-        allow_headers=_ALLOWED_HEADERS,
-        expose_headers=_EXPOSED_HEADERS,
-        max_age=600,
-    )
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes, hsts=settings.is_production)
 
     def openapi() -> dict[str, Any]:

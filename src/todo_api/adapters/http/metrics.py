@@ -19,9 +19,19 @@ LATENCY = Histogram(
 )
 
 
+_series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+
 def observe(method: str, route: str, status: int, seconds: float) -> None:
-    REQUESTS.labels(method, route, str(status)).inc()
-    LATENCY.labels(method, route).observe(seconds)
+    # `labels()` hashes and validates its arguments on every call; a route's series are few.
+    series = _series.get((method, route, status))
+    if series is None:
+        series = _series[method, route, status] = (
+            REQUESTS.labels(method, route, str(status)),
+            LATENCY.labels(method, route),
+        )
+    series[0].inc()
+    series[1].observe(seconds)
 
 
 def exposition() -> tuple[bytes, str]:

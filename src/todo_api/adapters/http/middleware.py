@@ -6,9 +6,10 @@ request id, the security headers and exactly one access-log line.
 
 from __future__ import annotations
 
+import logging
+import random
 import re
 import time
-import uuid
 
 import structlog
 from starlette.exceptions import HTTPException
@@ -16,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from todo_api.adapters.http.metrics import observe
 from todo_api.adapters.http.problems import problem_response
+from todo_api.logging import request_id_bound
 
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{8,128}")
 _DOCS_PATHS = ("/docs", "/redoc")
@@ -28,6 +30,7 @@ class RequestContextMiddleware:
     def __init__(self, app: ASGIApp, *, max_body_bytes: int, hsts: bool) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self._access_log = logging.getLogger("todo_api.access").isEnabledFor(logging.INFO)  # LOG_LEVEL is fixed
         self._headers: list[tuple[bytes, bytes]] = [
             (b"x-content-type-options", b"nosniff"),
             (b"referrer-policy", b"no-referrer"),
@@ -43,8 +46,10 @@ class RequestContextMiddleware:
             return
         request_id = _request_id_from(scope)
         scope.setdefault("state", {})["request_id"] = request_id
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(request_id=request_id)
+        with request_id_bound(request_id):
+            await self._handle(scope, receive, send, request_id)
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
         path: str = scope["path"]
         extra = [(b"x-request-id", request_id.encode())]
         if not path.startswith(_DOCS_PATHS):
@@ -96,14 +101,14 @@ class RequestContextMiddleware:
             elapsed = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", None) or "unmatched"
             observe(scope["method"], route, status, elapsed)
-            log.info(
-                "request",
-                method=scope["method"],
-                path=path,
-                status=status,
-                duration_ms=round(elapsed * 1000, 2),
-            )
-            structlog.contextvars.clear_contextvars()
+            if self._access_log:
+                log.info(
+                    "request",
+                    method=scope["method"],
+                    path=path,
+                    status=status,
+                    duration_ms=round(elapsed * 1000, 2),
+                )
 
     @property
     def _too_large(self) -> str:
@@ -128,4 +133,6 @@ def _request_id_from(scope: Scope) -> str:
             if _SANE_REQUEST_ID.fullmatch(candidate):
                 return candidate
             break
-    return uuid.uuid4().hex
+    # Unique, not secret: the shape of uuid4().hex without a system call per request (the
+    # generator is reseeded in each forked worker).
+    return f"{random.getrandbits(128):032x}"

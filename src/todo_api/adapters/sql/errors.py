@@ -18,10 +18,13 @@ _UNAVAILABLE_CLASSES = ("08", "53", "57P")  # connection, insufficient resources
 
 
 def _driver_error(error: BaseException) -> BaseException:
-    """asyncpg's own exception: raised as is by compiled statements, wrapped twice by SQLAlchemy
-    (the pool's connects)."""
-    if isinstance(error, sa_exc.DBAPIError):
-        return error.orig.__cause__ or error.orig if error.orig is not None else error
+    """asyncpg's own exception however it arrives: as is from compiled statements, behind
+    SQLAlchemy's DBAPIError (`orig`) from the engine, behind the dialect's emulated DBAPI error
+    (`__cause__`) from the pool's connects."""
+    if isinstance(error, sa_exc.DBAPIError) and error.orig is not None:
+        error = error.orig
+    if isinstance(error, sa_exc.EmulatedDBAPIException) and error.__cause__ is not None:
+        error = error.__cause__
     return error
 
 
@@ -46,7 +49,7 @@ def translate(error: BaseException, *, retry_after_s: int = 2) -> DomainError | 
         # error to a connection that then died before it could be noticed as closed).
         return unavailable
     if not isinstance(driver_error, asyncpg.PostgresError):
-        lost = isinstance(error, sa_exc.InterfaceError) or (
+        lost = isinstance(error, sa_exc.InterfaceError | sa_exc.EmulatedDBAPIException) or (
             isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated
         )
         return unavailable if lost else None

@@ -5,6 +5,7 @@ No `from __future__ import annotations` here: routes close over the registry and
 """
 
 from typing import Annotated, Literal
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 
@@ -14,7 +15,6 @@ from todo_api.adapters.http.problems import problem_responses
 from todo_api.adapters.http.schemas import (
     CompletionUpdate,
     IsoDateTime,
-    PageMeta,
     PriorityLabel,
     Tag,
     TaskCreate,
@@ -70,6 +70,13 @@ def _versions(header: str | None) -> frozenset[int] | None:
         return None
     tags = (tag.strip().removeprefix("W/").strip('"') for tag in header.split(","))
     return frozenset(int(tag) for tag in tags if tag.isdigit() and len(tag) < 10)
+
+
+def _next_link(request: Request, cursor: str) -> str:
+    """The same query with the next cursor, as a relative reference (RFC 8288 resolves it against
+    the request's URL): right behind any proxy, whatever host or scheme the app itself sees."""
+    query = [(name, value) for name, value in request.query_params.multi_items() if name != "cursor"]
+    return f'<{request.scope["path"]}?{urlencode([*query, ("cursor", cursor)])}>; rel="next"'
 
 
 def _draft(body: TaskCreate) -> TaskDraft:
@@ -158,11 +165,8 @@ def build_router(use_cases: UseCases, cursors: CursorCodec) -> APIRouter:
         page = await use_cases.list_tasks.execute(owner, query, include_total=include_total)
         next_cursor = cursors.encode(order, page.next_position) if page.next_position else None
         if next_cursor:
-            response.headers["Link"] = f'<{request.url.include_query_params(cursor=next_cursor)}>; rel="next"'
-        return TaskPageOut.model_construct(
-            data=[TaskOut.of(task) for task in page.tasks],
-            meta=PageMeta.model_construct(next_cursor=next_cursor, limit=limit, total=page.total),
-        )
+            response.headers["Link"] = _next_link(request, next_cursor)
+        return TaskPageOut.of(page.tasks, next_cursor=next_cursor, limit=limit, total=page.total)
 
     @router.post(
         "",
