@@ -46,69 +46,66 @@ class RequestContextMiddleware:
             return
         request_id = _request_id_from(scope)
         scope.setdefault("state", {})["request_id"] = request_id
-        with request_id_bound(request_id):
-            await self._handle(scope, receive, send, request_id)
+        with request_id_bound(request_id):  # one coroutine level: each costs on every await below
+            path: str = scope["path"]
+            extra = [(b"x-request-id", request_id.encode())]
+            if not path.startswith(_DOCS_PATHS):
+                extra.append((b"content-security-policy", _API_CSP))
+            status = 0
+            started = time.perf_counter()
 
-    async def _handle(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
-        path: str = scope["path"]
-        extra = [(b"x-request-id", request_id.encode())]
-        if not path.startswith(_DOCS_PATHS):
-            extra.append((b"content-security-policy", _API_CSP))
-        status = 0
-        started = time.perf_counter()
+            async def send_with_headers(message: Message) -> None:
+                nonlocal status
+                if message["type"] == "http.response.start":
+                    status = message["status"]
+                    message["headers"] = [*message.get("headers", ()), *self._headers, *extra]
+                await send(message)
 
-        async def send_with_headers(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message["headers"] = [*message.get("headers", ()), *self._headers, *extra]
-            await send(message)
+            received = 0
 
-        received = 0
+            async def receive_limited() -> Message:
+                nonlocal received
+                message = await receive()
+                if message["type"] == "http.request":
+                    received += len(message.get("body", b""))
+                    if received > self.max_body_bytes:
+                        raise HTTPException(413, detail=self._too_large)
+                return message
 
-        async def receive_limited() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
+            try:
+                declared = _content_length(scope)
+                if declared is not None and declared > self.max_body_bytes:
                     raise HTTPException(413, detail=self._too_large)
-            return message
-
-        try:
-            declared = _content_length(scope)
-            if declared is not None and declared > self.max_body_bytes:
-                raise HTTPException(413, detail=self._too_large)
-            await self.app(scope, receive_limited, send_with_headers)
-        except HTTPException as error:  # raised here, outside the app's own exception handling
-            if status:
-                raise
-            await problem_response(
-                status=error.status_code, detail=str(error.detail), instance=path, request_id=request_id
-            )(scope, receive, send_with_headers)
-        except Exception:
-            log.exception("unhandled_exception", method=scope["method"], path=path)
-            if status:
-                raise
-            response = problem_response(
-                status=500,
-                detail="An unexpected error occurred; quote the request id when reporting it.",
-                instance=path,
-                request_id=request_id,
-            )
-            await response(scope, receive, send_with_headers)
-        finally:
-            elapsed = time.perf_counter() - started
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
-            observe(scope["method"], route, status, elapsed)
-            if self._access_log:
-                log.info(
-                    "request",
-                    method=scope["method"],
-                    path=path,
-                    status=status,
-                    duration_ms=round(elapsed * 1000, 2),
+                await self.app(scope, receive_limited, send_with_headers)
+            except HTTPException as error:  # raised here, outside the app's own exception handling
+                if status:
+                    raise
+                await problem_response(
+                    status=error.status_code, detail=str(error.detail), instance=path, request_id=request_id
+                )(scope, receive, send_with_headers)
+            except Exception:
+                log.exception("unhandled_exception", method=scope["method"], path=path)
+                if status:
+                    raise
+                response = problem_response(
+                    status=500,
+                    detail="An unexpected error occurred; quote the request id when reporting it.",
+                    instance=path,
+                    request_id=request_id,
                 )
+                await response(scope, receive, send_with_headers)
+            finally:
+                elapsed = time.perf_counter() - started
+                route = getattr(scope.get("route"), "path", None) or "unmatched"
+                observe(scope["method"], route, status, elapsed)
+                if self._access_log:
+                    log.info(
+                        "request",
+                        method=scope["method"],
+                        path=path,
+                        status=status,
+                        duration_ms=round(elapsed * 1000, 2),
+                    )
 
     @property
     def _too_large(self) -> str:
