@@ -10,7 +10,6 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.middleware.cors import CORSMiddleware
 
 from todo_api.adapters.http.cursors import CursorCodec
@@ -20,8 +19,7 @@ from todo_api.adapters.http.routers import auth, health, metrics, tasks
 from todo_api.adapters.http.routers.auth import RefreshCookie
 from todo_api.adapters.security.passwords import BcryptPasswordHasher, common_passwords
 from todo_api.adapters.security.tokens import BearerTokenVerifier, ExternalTokens, JwksKeys, JwtAccessTokens
-from todo_api.adapters.sql import pool_metrics
-from todo_api.adapters.sql.engine import create_engine, database_target
+from todo_api.adapters.sql.database import ConnectionPool
 from todo_api.adapters.sql.unit_of_work import SqlDatabaseProbe, SqlUnitOfWork
 from todo_api.config import Settings
 from todo_api.domain.users import PasswordPolicy
@@ -53,8 +51,7 @@ class SystemClock:
 
 def _use_cases(
     settings: Settings,
-    url: str,
-    engine: AsyncEngine,
+    pool: ConnectionPool,
     hasher: BcryptPasswordHasher,
     own_tokens: JwtAccessTokens,
     verifier: BearerTokenVerifier,
@@ -62,13 +59,12 @@ def _use_cases(
     clock = SystemClock()
 
     retry_after_s = settings.db_retry_after_s
-    pooled = database_target(url, pooler_mode=settings.db_pooler_mode).pooler
 
     def uow() -> SqlUnitOfWork:
-        return SqlUnitOfWork(engine, retry_after_s=retry_after_s)
+        return SqlUnitOfWork(pool, retry_after_s=retry_after_s)
 
     def reader() -> SqlUnitOfWork:
-        return SqlUnitOfWork(engine, read_only=True, pooled=pooled, retry_after_s=retry_after_s)
+        return SqlUnitOfWork(pool, read_only=True, retry_after_s=retry_after_s)
 
     policy = PasswordPolicy(common_passwords())
     limits = ThrottleLimits(
@@ -80,7 +76,7 @@ def _use_cases(
     )
     sessions = SessionIssuer(own_tokens, clock, timedelta(days=settings.refresh_token_lifetime_days))
     return UseCases(
-        check_readiness=CheckReadiness(SqlDatabaseProbe(engine, retry_after_s=retry_after_s)),
+        check_readiness=CheckReadiness(SqlDatabaseProbe(pool, retry_after_s=retry_after_s)),
         authenticate=Authenticate(verifier, uow, clock),
         sign_up=SignUp(uow, hasher, policy, sessions, limits),
         log_in=LogIn(uow, hasher, sessions, limits),
@@ -103,8 +99,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     url = database_url or (settings.database_url.get_secret_value() if settings.database_url else None)
     if url is None:
         raise RuntimeError("DATABASE_URL is not set (`python -m todo_api` starts an embedded PostgreSQL)")
-    engine = create_engine(settings, url)
-    pool_metrics.instrument(engine)
+    pool = ConnectionPool(settings, url)
     hasher = BcryptPasswordHasher(pepper=settings.pepper(), cost=settings.bcrypt_cost, threads=settings.bcrypt_threads)
     own_tokens = JwtAccessTokens(
         key=settings.signing_key(),
@@ -120,7 +115,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     external = (
         ExternalTokens(jwks, issuer=settings.auth_issuer or "", audience=settings.auth_audience or "") if jwks else None
     )
-    use_cases = _use_cases(settings, url, engine, hasher, own_tokens, BearerTokenVerifier(own_tokens, external))
+    use_cases = _use_cases(settings, pool, hasher, own_tokens, BearerTokenVerifier(own_tokens, external))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -128,7 +123,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         gc.collect()
         gc.freeze()
         yield
-        await engine.dispose()
+        await pool.close()
         hasher.close()
         if jwks is not None:
             await jwks.close()

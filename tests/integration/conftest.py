@@ -52,7 +52,7 @@ def make_settings(**overrides: object) -> Settings:
 
 @asynccontextmanager
 async def two_instances(database_url: str, **overrides: object) -> AsyncIterator[tuple[httpx.AsyncClient, ...]]:
-    """Two separately built apps (own engine, hasher, settings) sharing the test database."""
+    """Two separately built apps (own connection pool, hasher, settings) sharing the test database."""
     async with AsyncExitStack() as stack:
         clients = []
         for _ in range(2):

@@ -165,7 +165,7 @@ async def test_the_pool_gauges_follow_connections_in_use_and_open(database_url: 
             assert (await patch).status_code == 200
             done = await scrape(client)
             assert delta(settled, done, "db_pool_connections_in_use") == 0
-    # Disposing the engine closes its connections: the open gauge is back where it started.
+    # Closing the pool closes its connections: the open gauge is back where it started.
     final = Scrape.parse(exposition()[0].decode())
     assert final.value("db_pool_connections_open") == idle.value("db_pool_connections_open")
     assert final.value("db_pool_connections_in_use") == idle.value("db_pool_connections_in_use")

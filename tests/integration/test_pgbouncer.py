@@ -26,8 +26,6 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
 
 from tests.integration.conftest import make_settings
 from tests.integration.pgbouncer_support import MISSING_REASON, PgBouncer, pgbouncer, pgbouncer_binary
@@ -40,7 +38,7 @@ from tests.integration.tasks_support import (
     task_url,
     tasks_url,
 )
-from todo_api.adapters.sql.engine import create_engine
+from todo_api.adapters.sql.database import ConnectionPool
 from todo_api.main import create_app
 
 BOUNCER_POOL_SIZE = 3
@@ -446,27 +444,30 @@ async def test_negative_control_without_pooler_mode_the_same_workload_fails_behi
 
 
 async def test_negative_control_the_failures_are_prepared_statement_errors(bouncer: PgBouncer) -> None:
-    """The same engine code, under the same concurrency, straight at the driver: which error it is."""
+    """The same pool code, under the same concurrency, straight at the driver: which error it is."""
     caught: dict[bool, list[BaseException]] = {}
     for pooler_mode in (True, False):
         settings = make_settings(db_pooler_mode=pooler_mode, db_pool_size=APP_POOL_SIZE, **WITHOUT_TIMEOUT_PARAMETER)
-        engine = create_engine(settings, bouncer.url)
+        pool = ConnectionPool(settings, bouncer.url)
         errors: list[BaseException] = []
 
-        async def query(n: int, engine: Any = engine, errors: list[BaseException] = errors) -> None:
+        async def query(n: int, pool: ConnectionPool = pool, errors: list[BaseException] = errors) -> None:
             try:
-                async with engine.connect() as connection:
-                    await connection.execute(text("SELECT CAST(:n AS int) + 1, pg_sleep(0.001)"), {"n": n})
-                    await connection.execute(text("SELECT count(*) FROM users WHERE email = :e"), {"e": str(n)})
-                    await connection.commit()
-            except DBAPIError as error:
+                connection = await pool.acquire()
+                try:
+                    async with connection.transaction():
+                        await connection.fetchval("SELECT CAST($1 AS int) + 1, pg_sleep(0.001)", n)
+                        await connection.fetchval("SELECT count(*) FROM users WHERE email = $1", str(n))
+                finally:
+                    await pool.release(connection)
+            except asyncpg.PostgresError as error:
                 errors.append(error)
 
         try:
             for _ in range(5):
                 await asyncio.gather(*(query(n) for n in range(40)))
         finally:
-            await engine.dispose()
+            await pool.close()
         caught[pooler_mode] = errors
     assert caught[True] == [], caught[True]
     assert caught[False], "NEGATIVE CONTROL DID NOT FAIL: named prepared statements survived transaction mode"

@@ -1,6 +1,6 @@
 """Replicas and workers share nothing in process memory that correctness depends on.
 
-Two separately built apps (each with its own engine, pool, hasher and settings object) on one
+Two separately built apps (each with its own connection pool, hasher and settings object) on one
 database behave as one API: sessions, refresh-token rotation and reuse detection, ETags, idempotency
 keys, login throttling and cursors all work whichever instance a request lands on. Then the real
 thing: `python -m todo_api` with WEB_CONCURRENCY=2, hammered so that both workers serve.

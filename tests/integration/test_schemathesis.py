@@ -75,7 +75,7 @@ def requests_seen() -> RequestCounter:
 
 @pytest.fixture
 def st_app(database_url: str, requests_seen: RequestCounter, access_log_quiet: None) -> Iterator[RequestCounter]:
-    """A fresh app per test. Schemathesis serves it from its own event loop (which the engine's pool must not
+    """A fresh app per test. Schemathesis serves it from its own event loop (which the connection pool must not
     share with the session's `app`) and ends its lifespan after each test, which closes what create_app opened."""
     requests_seen.app = create_app(make_settings(), database_url=database_url)
     try:

@@ -1,42 +1,25 @@
 """How database failures become domain errors, and which failures cost the connection.
 
-Compiled statements raise asyncpg's exceptions as they are; the pool's connects raise them
-behind SQLAlchemy's wrappers. Both must read the same, or an outage leaks out as a 500.
+Statements and the pool raise asyncpg's exceptions (or the socket's) as they are; each must
+read as what it is, or an outage leaks out as a 500.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import asyncpg
 import pytest
-from sqlalchemy import exc as sa_exc
-from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 
 from todo_api.adapters.sql.errors import translate
 from todo_api.adapters.sql.unit_of_work import _leaves_connection_usable
 from todo_api.domain.errors import Conflict, InvalidInput, NotFound, ServiceUnavailable, TransientConflict
-
-DBAPI: Any = PGDialect_asyncpg.import_dbapi()  # type: ignore[no-untyped-call]
 
 
 def unique_violation(constraint: str) -> asyncpg.UniqueViolationError:
     error = asyncpg.UniqueViolationError("duplicate key value")
     error.constraint_name = constraint
     return error
-
-
-def behind_the_pool(error: BaseException) -> BaseException:
-    """As `engine.raw_connection()` raises a failed connect: the dialect's emulated DBAPI error."""
-    emulated: BaseException = DBAPI.OperationalError(str(error))
-    emulated.__cause__ = error
-    return emulated
-
-
-def behind_the_engine(error: BaseException) -> BaseException:
-    """As SQLAlchemy's engine raises it: a DBAPIError whose `orig` is the emulated error."""
-    return sa_exc.DBAPIError.instance("SELECT 1", None, behind_the_pool(error), DBAPI.Error)
 
 
 def test_a_taken_email_is_the_conflict_clients_are_told_about() -> None:
@@ -70,16 +53,10 @@ def test_serialization_failures_and_deadlocks_are_retried(error: Exception) -> N
     ],
     ids=lambda error: type(error).__name__,
 )
-@pytest.mark.parametrize("wrapping", [lambda e: e, behind_the_pool, behind_the_engine], ids=["raw", "pool", "engine"])
-def test_a_database_that_is_away_or_slow_is_a_503_however_the_error_arrives(error: Exception, wrapping: object) -> None:
-    assert callable(wrapping)
-    translated = translate(wrapping(error), retry_after_s=7)
+def test_a_database_that_is_away_or_slow_is_a_503(error: Exception) -> None:
+    translated = translate(error, retry_after_s=7)
     assert isinstance(translated, ServiceUnavailable)
     assert translated.retry_after_s == 7
-
-
-def test_an_exhausted_pool_is_a_503() -> None:
-    assert isinstance(translate(sa_exc.TimeoutError("QueuePool limit reached")), ServiceUnavailable)
 
 
 @pytest.mark.parametrize(

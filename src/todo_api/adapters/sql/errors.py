@@ -1,11 +1,10 @@
-"""Database failures translated into domain errors, so the core never sees SQLAlchemy or asyncpg."""
+"""asyncpg's failures translated into domain errors, so the core never sees the driver."""
 
 from __future__ import annotations
 
 import asyncio
 
 import asyncpg
-from sqlalchemy import exc as sa_exc
 
 from todo_api.domain.errors import Conflict, DomainError, InvalidInput, ServiceUnavailable, TransientConflict
 
@@ -17,17 +16,6 @@ CONFLICTS: dict[str, tuple[str, str]] = {
 _UNAVAILABLE_CLASSES = ("08", "53", "57P")  # connection, insufficient resources, shutdown
 
 
-def _driver_error(error: BaseException) -> BaseException:
-    """asyncpg's own exception however it arrives: as is from compiled statements, behind
-    SQLAlchemy's DBAPIError (`orig`) from the engine, behind the dialect's emulated DBAPI error
-    (`__cause__`) from the pool's connects."""
-    if isinstance(error, sa_exc.DBAPIError) and error.orig is not None:
-        error = error.orig
-    if isinstance(error, sa_exc.EmulatedDBAPIException) and error.__cause__ is not None:
-        error = error.__cause__
-    return error
-
-
 def translate(error: BaseException, *, retry_after_s: int = 2) -> DomainError | None:
     """The domain error for a database failure, or None when it is a bug that should stay a 500.
 
@@ -35,27 +23,21 @@ def translate(error: BaseException, *, retry_after_s: int = 2) -> DomainError | 
     """
     if isinstance(error, DomainError):
         return None
-    if isinstance(error, sa_exc.TimeoutError):
-        return ServiceUnavailable("The database is busy; try again shortly.", retry_after_s=retry_after_s)
     unavailable = ServiceUnavailable("The database is unavailable; try again shortly.", retry_after_s=retry_after_s)
-    driver_error = _driver_error(error)
-    if isinstance(driver_error, OSError | asyncio.TimeoutError | ConnectionError):
+    if isinstance(error, OSError | asyncio.TimeoutError | ConnectionError):
         return unavailable
-    if isinstance(driver_error, asyncpg.InterfaceError) and isinstance(driver_error, ValueError):
+    if isinstance(error, asyncpg.InterfaceError) and isinstance(error, ValueError):
         # asyncpg refused an argument before sending it (its DataError): a value out of range.
         return InvalidInput("A value is out of the range the database accepts.", code="invalid_value")
-    if isinstance(driver_error, asyncpg.InterfaceError | asyncpg.InternalClientError):
+    if isinstance(error, asyncpg.InterfaceError | asyncpg.InternalClientError):
         # The connection is closed, or its protocol was left mid-exchange (a server that sent an
         # error to a connection that then died before it could be noticed as closed).
         return unavailable
-    if not isinstance(driver_error, asyncpg.PostgresError):
-        lost = isinstance(error, sa_exc.InterfaceError | sa_exc.EmulatedDBAPIException) or (
-            isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated
-        )
-        return unavailable if lost else None
-    state = str(driver_error.sqlstate or "")
+    if not isinstance(error, asyncpg.PostgresError):
+        return None
+    state = str(error.sqlstate or "")
     if state == "23505":
-        constraint = str(getattr(driver_error, "constraint_name", "") or "")
+        constraint = str(getattr(error, "constraint_name", "") or "")
         code, message = CONFLICTS.get(constraint, ("conflict", "The request conflicts with existing data."))
         return Conflict(message, code=code)
     if state in {"40001", "40P01"}:

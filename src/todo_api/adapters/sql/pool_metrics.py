@@ -1,34 +1,34 @@
-"""Database pool gauges for Prometheus, kept current by the pool's own checkout/checkin events."""
+"""Database pool gauges for Prometheus, kept current as connections go out and come back."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from prometheus_client import Gauge
-from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 IN_USE = Gauge("db_pool_connections_in_use", "Connections checked out of the pool.", multiprocess_mode="livesum")
 OPEN = Gauge("db_pool_connections_open", "Connections the pool holds open.", multiprocess_mode="livesum")
 
 
-def instrument(engine: AsyncEngine) -> None:
-    pool = engine.sync_engine.pool
+class PoolGauges:
+    """One pool's share of the process-wide gauges: it adds what changed since it last reported,
+    so several pools in one process (tests build many apps) sum instead of overwriting each other."""
 
-    def on_connect(*_: Any) -> None:
-        OPEN.inc()
+    __slots__ = ("_open",)
 
-    def on_close(*_: Any) -> None:
-        OPEN.dec()
+    def __init__(self) -> None:
+        self._open = 0
 
-    def on_checkout(*_: Any) -> None:
+    def checked_out(self, open_connections: int) -> None:
         IN_USE.inc()
+        self._report(open_connections)
 
-    def on_checkin(*_: Any) -> None:
+    def checked_in(self, open_connections: int) -> None:
         IN_USE.dec()
+        self._report(open_connections)
 
-    event.listen(pool, "connect", on_connect)
-    event.listen(pool, "close", on_close)
-    event.listen(pool, "detach", on_close)
-    event.listen(pool, "checkout", on_checkout)
-    event.listen(pool, "checkin", on_checkin)
+    def closed(self) -> None:
+        self._report(0)
+
+    def _report(self, open_connections: int) -> None:
+        if open_connections != self._open:
+            OPEN.inc(open_connections - self._open)
+            self._open = open_connections

@@ -6,6 +6,7 @@ Every statement filters by owner; listing is keyset pagination over an index per
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import datetime
 from functools import lru_cache
@@ -322,7 +323,8 @@ class SqlIdempotencyKeys:
 
     async def find(self, user_id: str, key: str, since: datetime) -> IdempotentOutcome | None:
         row = await _FIND_OUTCOME.fetchrow(self._db, owner=user_id, idempotency_key=key, since=since)
-        return IdempotentOutcome(row["request_hash"], _from_snapshot(row["task"])) if row else None
+        # asyncpg hands JSONB over as text (SQLAlchemy's JSON bind processor encoded it going in).
+        return IdempotentOutcome(row["request_hash"], _from_snapshot(json.loads(row["task"]))) if row else None
 
     async def claim(self, user_id: str, key: str, outcome: IdempotentOutcome, at: datetime, since: datetime) -> bool:
         await _FORGET_EXPIRED.execute(self._db, owner=user_id, idempotency_key=key, since=since)

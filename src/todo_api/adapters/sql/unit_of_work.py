@@ -7,12 +7,10 @@ from types import TracebackType
 import asyncpg
 from asyncpg.transaction import Transaction
 from sqlalchemy import literal, select
-from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.pool import PoolProxiedConnection
-from sqlalchemy.util import greenlet_spawn
 
 from todo_api.adapters.sql.auth_repositories import SqlRateLimiter, SqlRefreshTokenRepository, SqlUserRepository
-from todo_api.adapters.sql.compiled import Driver
+from todo_api.adapters.sql.compiled import Compiled, Driver
+from todo_api.adapters.sql.database import ConnectionPool, PoolTimeout
 from todo_api.adapters.sql.errors import translate
 from todo_api.adapters.sql.task_repositories import SqlIdempotencyKeys, SqlTaskRepository
 from todo_api.domain.errors import DomainError, ServiceUnavailable
@@ -21,9 +19,8 @@ from todo_api.domain.errors import DomainError, ServiceUnavailable
 class SqlUnitOfWork:
     """The `UnitOfWork` port: repositories share one connection and one transaction.
 
-    SQLAlchemy's pool hands out the connection (checked out raw: a `Connection` around it would
-    cost about 20 us a request for bookkeeping nothing here uses); the transaction and every
-    statement run on the asyncpg connection inside it (compiled.py says why).
+    The transaction and every statement run on a pooled asyncpg connection (compiled.py and
+    database.py say why).
 
     `read_only` runs in autocommit: a use case that only reads skips the BEGIN and ROLLBACK
     round trips (each statement still sees a consistent snapshot of its own). Not behind a
@@ -31,14 +28,11 @@ class SqlUnitOfWork:
     transaction, or they may land on different server connections.
     """
 
-    def __init__(
-        self, engine: AsyncEngine, *, read_only: bool = False, pooled: bool = False, retry_after_s: int = 2
-    ) -> None:
-        self._engine = engine
+    def __init__(self, pool: ConnectionPool, *, read_only: bool = False, retry_after_s: int = 2) -> None:
+        self._pool = pool
         self._read_only = read_only
-        self._autocommit = read_only and not pooled
+        self._autocommit = read_only and not pool.pooler
         self._retry_after_s = retry_after_s
-        self._connection: PoolProxiedConnection | None = None
         self._driver: Driver | None = None
         self._transaction: Transaction | None = None
 
@@ -70,11 +64,14 @@ class SqlUnitOfWork:
 
     async def __aenter__(self) -> SqlUnitOfWork:
         try:
-            self._connection = await self._engine.raw_connection()
-            self._driver = self._connection.driver_connection
+            self._driver = await self._pool.acquire()
             if not self._autocommit:
                 self._transaction = self.driver.transaction(readonly=self._read_only)
                 await self._transaction.start()
+        except PoolTimeout as error:
+            raise ServiceUnavailable(
+                "The database is busy; try again shortly.", retry_after_s=self._retry_after_s
+            ) from error
         except BaseException as error:
             await self._close(error)
             raise (translate(error, retry_after_s=self._retry_after_s) or error) from error
@@ -109,21 +106,20 @@ class SqlUnitOfWork:
     async def _close(self, error: BaseException | None) -> None:
         """Roll back what was not committed and hand the connection back, or discard it when the
         failure may have left it unusable (anything but an error the server reported cleanly)."""
-        connection, self._connection = self._connection, None
         transaction, self._transaction = self._transaction, None
         driver, self._driver = self._driver, None
-        if connection is None:
+        if driver is None:
+            return
+        if not _leaves_connection_usable(error):
+            await self._pool.release(driver, discard=True)
             return
         try:
-            if not _leaves_connection_usable(error) or driver is None or driver.is_closed():
-                await greenlet_spawn(connection.invalidate)  # closes it, and checks the slot back in
-                return
             if transaction is not None:
                 await transaction.rollback()
-            # In SQLAlchemy's greenlet: returning may close the connection (recycled, overflow).
-            await greenlet_spawn(connection.close)
         except Exception:  # noqa: BLE001 - the connection is gone either way; the pool replaces it
-            await greenlet_spawn(connection.invalidate)
+            await self._pool.release(driver, discard=True)
+            return
+        await self._pool.release(driver)
 
 
 def _leaves_connection_usable(error: BaseException | None) -> bool:
@@ -138,14 +134,14 @@ def _leaves_connection_usable(error: BaseException | None) -> bool:
     return True
 
 
+_PING = Compiled(select(literal(1)))
+
+
 class SqlDatabaseProbe:
-    def __init__(self, engine: AsyncEngine, *, retry_after_s: int = 2) -> None:
-        self._engine = engine
+    def __init__(self, pool: ConnectionPool, *, retry_after_s: int = 2) -> None:
+        self._pool = pool
         self._retry_after_s = retry_after_s
 
     async def ping(self) -> None:
-        try:
-            async with self._engine.connect() as connection:
-                await connection.execute(select(literal(1)))
-        except Exception as error:
-            raise (translate(error, retry_after_s=self._retry_after_s) or error) from error
+        async with SqlUnitOfWork(self._pool, read_only=True, retry_after_s=self._retry_after_s) as unit:
+            await _PING.fetchval(unit.driver)
