@@ -459,7 +459,7 @@ async def test_negative_control_the_failures_are_prepared_statement_errors(bounc
                         await connection.fetchval("SELECT CAST($1 AS int) + 1, pg_sleep(0.001)", n)
                         await connection.fetchval("SELECT count(*) FROM users WHERE email = $1", str(n))
                 finally:
-                    await pool.release(connection)
+                    pool.release(connection)
             except asyncpg.PostgresError as error:
                 errors.append(error)
 

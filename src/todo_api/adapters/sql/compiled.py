@@ -14,14 +14,13 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeAlias, cast
 
 import asyncpg
-import asyncpg.pool
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement
 
 _DIALECT = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
 
-Driver: TypeAlias = "asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"  # a pooled asyncpg connection
+Driver: TypeAlias = "asyncpg.Connection[asyncpg.Record]"  # the connection statements run on
 
 
 class Compiled:

@@ -8,6 +8,7 @@ reads the same target through SQLAlchemy.
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,20 +57,25 @@ class PoolTimeout(Exception):
     """Every connection stayed busy for DB_POOL_TIMEOUT_S."""
 
 
-async def _nothing_to_reset(_: asyncpg.Connection[asyncpg.Record]) -> None:
-    """Units of work end their own transactions and set nothing on the session; asyncpg's default
-    reset would cost a round trip (RESET ALL, UNLISTEN *...) on every release."""
+IDLE_LIFETIME_S = 1800.0  # a connection unused this long is closed rather than handed out
 
 
 class ConnectionPool:
-    """asyncpg's own pool, opened on first use (inside the running loop; no connection is made
-    until a request needs one, so the app starts while the database is still down).
+    """A few asyncpg connections shared by the requests of one process.
 
-    Not SQLAlchemy's pool: checking a connection out of that one switches into SQLAlchemy's
-    greenlet and back, and a greenlet switch copies the C stack between the switch and the
-    greenlet's base; under FastAPI's nested middleware and dependency coroutines that was about
-    40 us a request (docs/performance.md). Steady: up to DB_POOL_SIZE + DB_MAX_OVERFLOW
-    connections stay open while used; requests beyond them wait up to DB_POOL_TIMEOUT_S.
+    Connections are opened as requests need them (so the app starts while the database is still
+    down), at most DB_POOL_SIZE + DB_MAX_OVERFLOW at once; a request beyond them waits up to
+    DB_POOL_TIMEOUT_S. The most recently used idle connection goes out first, so the ones a quiet
+    hour no longer needs sink to the bottom and are closed once idle for IDLE_LIFETIME_S.
+
+    Neither SQLAlchemy's pool (checking out of it switches into SQLAlchemy's greenlet, and the
+    switch copies the C stack under FastAPI's nested coroutines) nor asyncpg's (a task for the
+    acquire timeout, another for the shielded release, a timer rearmed on every release): each
+    cost about a tenth of a short request (docs/performance.md). Here checking out is a
+    semaphore and a list pop, and giving back is synchronous, so cancellation cannot strand a
+    connection. Nothing is reset on the way back: units of work end their own transactions and
+    set nothing on the session. Whatever a failure may have left unusable is discarded, and a
+    connection the server closed (restart, pg_terminate_backend) is never handed out.
     """
 
     def __init__(self, settings: Settings, raw_url: str) -> None:
@@ -88,52 +94,87 @@ class ConnectionPool:
             # A server that vanishes without closing the socket must not hang a request for ever.
             "command_timeout": settings.db_statement_timeout_ms / 1000 + 1 if settings.db_statement_timeout_ms else 30,
             "server_settings": server_settings,
-            "min_size": 0,
-            "max_size": settings.db_pool_size + settings.db_max_overflow,
-            "max_inactive_connection_lifetime": 1800,
-            "reset": _nothing_to_reset,
         }
         if target.pooler:
             # A transaction-mode pooler hands each transaction to any server connection, where a
             # named prepared statement from another may not exist (and named ones would pile up
             # on the server): no statement cache, so asyncpg prepares unnamed statements.
             self._options["statement_cache_size"] = 0
-        self._pool: asyncpg.Pool[asyncpg.Record] | None = None
-        self._opening = asyncio.Lock()
+        self._slots = asyncio.Semaphore(settings.db_pool_size + settings.db_max_overflow)
+        self._idle: list[tuple[Driver, float]] = []  # (connection, when it came back), oldest first
+        self._open = 0
+        self._retiring: set[asyncio.Task[None]] = set()
+        self._closed = False
         self._gauges = PoolGauges()
 
     async def acquire(self) -> Driver:
-        pool = self._pool or await self._open()
+        if self._closed:
+            raise asyncpg.InterfaceError("the connection pool is closed")
         try:
-            connection = await pool.acquire(timeout=self._acquire_timeout_s)
+            async with asyncio.timeout(self._acquire_timeout_s):
+                await self._slots.acquire()
         except TimeoutError as error:
             raise PoolTimeout from error
-        self._gauges.checked_out(pool.get_size())
+        try:
+            connection = self._reuse() or await self._connect()
+        except BaseException:
+            self._slots.release()
+            raise
+        self._gauges.checked_out(self._open)
         return connection
 
-    async def release(self, connection: Driver, *, discard: bool = False) -> None:
-        """Back to the pool, or closed when a failure may have left it unusable (the pool opens
-        a fresh one when needed)."""
-        pool = self._pool
-        if pool is None:
-            return
-        try:
-            if discard or connection.is_closed():
-                connection.terminate()
-            await pool.release(connection)
-        except asyncpg.InterfaceError:
-            pass  # the connection closed under us and asyncpg has taken it back already
-        finally:
-            self._gauges.checked_in(pool.get_size())
+    def release(self, connection: Driver, *, discard: bool = False) -> None:
+        """Back to the pool, or closed when a failure may have left it unusable."""
+        if discard or self._closed or connection.is_closed():
+            self._retire(connection)
+        else:
+            self._idle.append((connection, time.monotonic()))
+        self._slots.release()
+        self._gauges.checked_in(self._open)
 
     async def close(self) -> None:
-        if self._pool is not None:
-            pool, self._pool = self._pool, None
-            await pool.close()
-            self._gauges.closed()
+        """Close the idle connections; any still out are closed as they come back."""
+        self._closed = True
+        idle, self._idle = self._idle, []
+        for connection, _ in idle:
+            self._retire(connection)
+        await asyncio.gather(*self._retiring, return_exceptions=True)
+        self._gauges.closed()
 
-    async def _open(self) -> asyncpg.Pool[asyncpg.Record]:
-        async with self._opening:
-            if self._pool is None:
-                self._pool = await asyncpg.create_pool(**self._options)
-            return self._pool
+    def _reuse(self) -> Driver | None:
+        idle = self._idle
+        if idle and time.monotonic() - idle[0][1] > IDLE_LIFETIME_S:
+            self._retire(idle.pop(0)[0])  # one at a time: no request pays for many
+        while idle:
+            connection, _ = idle.pop()
+            if not connection.is_closed():
+                return connection
+            self._retire(connection)
+        return None
+
+    async def _connect(self) -> Driver:
+        connection: Driver = await asyncpg.connect(**self._options)
+        self._open += 1
+        return connection
+
+    def _retire(self, connection: Driver) -> None:
+        """Closed in the background, politely: a statement still running for a cancelled or
+        timed-out request is cancelled on the server first (cutting the socket would leave it
+        running there until its statement timeout)."""
+        self._open -= 1
+        if connection.is_closed():
+            connection.terminate()  # asyncpg's own clean-up; the socket is gone already
+            return
+        task = asyncio.get_running_loop().create_task(_close_politely(connection))
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
+
+
+async def _close_politely(connection: Driver) -> None:
+    try:
+        await connection.close(timeout=2)
+    except Exception:  # noqa: BLE001 - a connection that will not close cleanly is cut instead
+        connection.terminate()
+    finally:
+        if not connection.is_closed():  # cancelled while closing (the loop is shutting down)
+            connection.terminate()

@@ -110,16 +110,16 @@ class SqlUnitOfWork:
         driver, self._driver = self._driver, None
         if driver is None:
             return
-        if not _leaves_connection_usable(error):
-            await self._pool.release(driver, discard=True)
-            return
+        usable = False
         try:
-            if transaction is not None:
-                await transaction.rollback()
-        except Exception:  # noqa: BLE001 - the connection is gone either way; the pool replaces it
-            await self._pool.release(driver, discard=True)
-            return
-        await self._pool.release(driver)
+            if _leaves_connection_usable(error):
+                if transaction is not None:
+                    await transaction.rollback()
+                usable = True
+        except Exception:  # noqa: BLE001, S110 - the connection is gone either way; the pool opens another
+            pass
+        finally:  # also when cancelled mid-rollback: then it is discarded, never handed out half-done
+            self._pool.release(driver, discard=not usable)
 
 
 def _leaves_connection_usable(error: BaseException | None) -> bool:
