@@ -603,12 +603,12 @@ class SessionCounter:
     """
 
     def __init__(self, database_url: str) -> None:
-        self._url = database_url
+        self.url = database_url
         self._connection: asyncpg.Connection | None = None
 
     async def read(self) -> int:
         if self._connection is None:
-            self._connection = await asyncpg.connect(self._url)
+            self._connection = await asyncpg.connect(self.url)
         await self._connection.execute("SELECT pg_stat_clear_snapshot()")
         value = await self._connection.fetchval(
             "SELECT sessions FROM pg_stat_database WHERE datname = current_database()"
@@ -652,6 +652,18 @@ class Driver:
         )  # fmt: skip
         output, _ = await process.communicate()
         return _wrk_result(output.decode(errors="replace"))
+
+
+async def settle(database_url: str) -> None:
+    """Vacuum, analyse and checkpoint after writes: what one scenario wrote must not leave autovacuum,
+    GIN pending-list merges or the checkpointer to land inside the next scenario's measurement."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        await connection.execute("VACUUM (ANALYZE)")
+        with contextlib.suppress(asyncpg.InsufficientPrivilegeError):  # CHECKPOINT needs pg_checkpoint
+            await connection.execute("CHECKPOINT")
+    finally:
+        await connection.close()
 
 
 # Checks that both servers give the same answers ---------------------------------------------
@@ -764,9 +776,13 @@ async def measure_all(
     list[ScenarioResult], PacedResult | None, dict[str, list[float]], dict[str, list[float]], ScenarioResult | None
 ]:
     results = []
+    wrote = False
     for scenario in scenario_list:
         if not options.only or scenario.key in options.only:
+            if wrote:
+                await settle(driver.sessions.url)
             results.append(await measure_scenario(driver, scenario, api, baseline, options))
+            wrote = scenario.writes
     by_key = {scenario.key: scenario for scenario in scenario_list}
     if options.only:
         say("--only: no fixed-rate runs, no second pass")
@@ -777,6 +793,7 @@ async def measure_all(
     if api_list_rps >= 2:
         rate = round(api_list_rps / 2)
         say(f"list at a fixed {rate} req/s (half the API's maximum), alone and with 2 logins in flight")
+        await settle(driver.sessions.url)
         paced_result = await measure_paced(driver, by_key["list"], by_key["login"], api, baseline, rate, options)
     rss_after_run = {"api": api.rss_mib(), "baseline": baseline.rss_mib()}
     say("second pass of the list scenario (RSS growth)")
