@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 
 from todo_api.adapters.http.cursors import CursorCodec
-from todo_api.adapters.http.deps import BearerToken
+from todo_api.adapters.http.deps import OwnerOfPath
 from todo_api.adapters.http.problems import problem_responses
 from todo_api.adapters.http.schemas import (
     CompletionUpdate,
@@ -23,7 +23,7 @@ from todo_api.adapters.http.schemas import (
     TaskReplace,
     TaskUpdate,
 )
-from todo_api.domain.errors import Forbidden, InvalidInput
+from todo_api.domain.errors import InvalidInput
 from todo_api.domain.tasks import (
     MAX_SEARCH_CHARS,
     MAX_TAGS,
@@ -110,16 +110,7 @@ def _changes(body: TaskUpdate) -> TaskChanges:
 def build_router(use_cases: UseCases, cursors: CursorCodec) -> APIRouter:
     router = APIRouter(prefix="/api/{user_id}/tasks", tags=["tasks"])
 
-    async def owner_of_path(user_id: Annotated[str, Path(max_length=64)], token: BearerToken) -> str:
-        """The caller, who must be the path's user: 401 or 403 before any task is looked at.
-
-        One dependency for both checks: each level costs FastAPI a solve on every request."""
-        principal = await use_cases.authenticate.execute(token)
-        if user_id not in ("me", principal.user_id):
-            raise Forbidden("You can only reach your own tasks.", code="not_your_tasks")
-        return principal.user_id
-
-    Owner = Annotated[str, Depends(owner_of_path)]  # noqa: N806
+    Owner = Annotated[str, Depends(OwnerOfPath(use_cases.authenticate))]  # noqa: N806
 
     @router.get(
         "",
