@@ -11,7 +11,8 @@ What it does, from a fresh clone, in one run:
 3. Each scenario is driven by wrk (installed with apt-get when missing; a Python load generator
    otherwise, said loudly) against both, in alternating rounds (API, baseline, then baseline, API
    ...) so drifting noise hits both alike. Reported: req/s (2xx only, median of rounds), p50/p99
-   latency (medians), errors (non-2xx plus socket errors, summed), API / baseline and RSS.
+   latency (medians), errors (non-2xx plus socket errors, summed), API / baseline and RSS. After a
+   scenario that writes, the database is vacuumed, analysed and checkpointed before the next.
 4. The targets: the list at a fixed rate of half the API's maximum (open loop, latency counted
    from when each request was due: wrk2's method, which wrk lacks and Debian does not package),
    p99 <= 15 ms; the same with two logins in flight all the time (>= 99% of the offered rate kept,
