@@ -121,19 +121,27 @@ async def test_a_connection_the_server_closed_is_never_handed_out(pool: Connecti
     pool.release(replacement)
 
 
-async def test_a_connection_idle_too_long_is_closed_instead_of_reused(
-    pool: ConnectionPool, db: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch, ours: Ours
+async def test_a_connection_idle_too_long_is_closed_even_with_no_traffic(
+    database_url: str, ours: Ours, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    connection = await pool.acquire()
-    stale = await backend_pid(connection)
-    pool.release(connection)
-    monkeypatch.setattr(database, "IDLE_LIFETIME_S", 0.0)
-    await asyncio.sleep(0.01)
-    fresh = await pool.acquire()
-    assert await backend_pid(fresh) != stale
-    await asyncio.sleep(0.1)
-    assert stale not in await ours()
-    pool.release(fresh)
+    monkeypatch.setattr(database, "IDLE_LIFETIME_S", 0.2)
+    monkeypatch.setattr(database, "SWEEP_EVERY_S", 0.05)
+    pool = ConnectionPool(make_settings(db_pool_size=SIZE), database_url)
+    try:
+        busy, quiet = await pool.acquire(), await pool.acquire()
+        pool.release(quiet)
+        await asyncio.sleep(0.1)
+        assert len(await ours()) == 2  # not idle long enough yet
+        await asyncio.sleep(0.4)  # no request arrives: the sweep alone closes the idle one
+        assert await ours() == {await backend_pid(busy)}  # the one in use stays
+        pool.release(busy)
+        await asyncio.sleep(0.5)
+        assert await ours() == set()
+        again = await pool.acquire()  # and the pool opens a fresh one when needed
+        assert await again.fetchval("SELECT 1") == 1
+        pool.release(again)
+    finally:
+        await pool.close()
 
 
 async def test_a_unit_of_work_cancelled_mid_statement_gives_its_slot_back_and_its_connection_up(

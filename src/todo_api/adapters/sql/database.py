@@ -57,7 +57,8 @@ class PoolTimeout(Exception):
     """Every connection stayed busy for DB_POOL_TIMEOUT_S."""
 
 
-IDLE_LIFETIME_S = 1800.0  # a connection unused this long is closed rather than handed out
+IDLE_LIFETIME_S = 1800.0  # a connection unused this long is closed (a quiet app lets go of the server)
+SWEEP_EVERY_S = 60.0  # how often idle connections are looked at: one timer per pool, not per request
 
 
 class ConnectionPool:
@@ -66,7 +67,8 @@ class ConnectionPool:
     Connections are opened as requests need them (so the app starts while the database is still
     down), at most DB_POOL_SIZE + DB_MAX_OVERFLOW at once; a request beyond them waits up to
     DB_POOL_TIMEOUT_S. The most recently used idle connection goes out first, so the ones a quiet
-    hour no longer needs sink to the bottom and are closed once idle for IDLE_LIFETIME_S.
+    hour no longer needs sink to the bottom, where a sweep closes them once idle for
+    IDLE_LIFETIME_S, traffic or not (a serverless database can then scale down).
 
     Neither SQLAlchemy's pool (checking out of it switches into SQLAlchemy's greenlet, and the
     switch copies the C stack under FastAPI's nested coroutines) nor asyncpg's (a task for the
@@ -104,6 +106,7 @@ class ConnectionPool:
         self._idle: list[tuple[Driver, float]] = []  # (connection, when it came back), oldest first
         self._open = 0
         self._retiring: set[asyncio.Task[None]] = set()
+        self._sweeper: asyncio.TimerHandle | None = None
         self._closed = False
         self._gauges = PoolGauges()
 
@@ -135,6 +138,8 @@ class ConnectionPool:
     async def close(self) -> None:
         """Close the idle connections; any still out are closed as they come back."""
         self._closed = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         idle, self._idle = self._idle, []
         for connection, _ in idle:
             self._retire(connection)
@@ -143,8 +148,6 @@ class ConnectionPool:
 
     def _reuse(self) -> Driver | None:
         idle = self._idle
-        if idle and time.monotonic() - idle[0][1] > IDLE_LIFETIME_S:
-            self._retire(idle.pop(0)[0])  # one at a time: no request pays for many
         while idle:
             connection, _ = idle.pop()
             if not connection.is_closed():
@@ -155,7 +158,18 @@ class ConnectionPool:
     async def _connect(self) -> Driver:
         connection: Driver = await asyncpg.connect(**self._options)
         self._open += 1
+        if self._sweeper is None:
+            self._sweeper = asyncio.get_running_loop().call_later(SWEEP_EVERY_S, self._sweep)
         return connection
+
+    def _sweep(self) -> None:
+        """Close what has idled IDLE_LIFETIME_S (the oldest are first), then look again later."""
+        idle, now = self._idle, time.monotonic()
+        while idle and now - idle[0][1] > IDLE_LIFETIME_S:
+            self._retire(idle.pop(0)[0])
+        self._gauges.resized(self._open)
+        if not self._closed:
+            self._sweeper = asyncio.get_running_loop().call_later(SWEEP_EVERY_S, self._sweep)
 
     def _retire(self, connection: Driver) -> None:
         """Closed in the background, politely: a statement still running for a cancelled or

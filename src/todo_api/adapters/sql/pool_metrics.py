@@ -19,16 +19,16 @@ class PoolGauges:
 
     def checked_out(self, open_connections: int) -> None:
         IN_USE.inc()
-        self._report(open_connections)
+        self.resized(open_connections)
 
     def checked_in(self, open_connections: int) -> None:
         IN_USE.dec()
-        self._report(open_connections)
+        self.resized(open_connections)
 
     def closed(self) -> None:
-        self._report(0)
+        self.resized(0)
 
-    def _report(self, open_connections: int) -> None:
+    def resized(self, open_connections: int) -> None:
         if open_connections != self._open:
             OPEN.inc(open_connections - self._open)
             self._open = open_connections
