@@ -32,8 +32,9 @@ class Settings(BaseSettings):
     # providers up on every request even if no OpenTelemetry SDK is configured.
     otel_telemetry: bool = False
 
-    # A steady pool: overflow connections are opened and closed under load, each paying a
-    # connect and an empty statement cache; requests beyond the pool queue (DB_POOL_TIMEOUT_S).
+    # Connections per worker: at most size + overflow, opened as needed and kept (each new one pays
+    # a connect and an empty statement cache) until idle for 30 min; requests beyond them wait
+    # DB_POOL_TIMEOUT_S for one, plus DB_CONNECT_TIMEOUT_S when a connection must be opened.
     db_pool_size: int = Field(default=20, ge=1, le=100)
     db_max_overflow: int = Field(default=0, ge=0, le=100)
     db_pool_timeout_s: float = Field(default=3.0, gt=0)

@@ -10,37 +10,17 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 
-from todo_api.domain.errors import Forbidden
 from todo_api.domain.users import Principal
 from todo_api.use_cases.auth import Authenticate
 
 # auto_error=False: a missing token is the use case's 401, rendered in the one envelope.
-_TOKEN_URL, _SCHEME = "/api/auth/token", "OAuth2PasswordBearer"
-_bearer = OAuth2PasswordBearer(tokenUrl=_TOKEN_URL, scheme_name=_SCHEME, auto_error=False)
+TOKEN_URL, SECURITY_SCHEME = "/api/auth/token", "OAuth2PasswordBearer"
+_bearer = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, scheme_name=SECURITY_SCHEME, auto_error=False)
 
 BearerToken = Annotated[str | None, Depends(_bearer)]
-
-
-class OwnerOfPath(OAuth2PasswordBearer):
-    """The caller, who must be the path's `{user_id}` (or `me`): 401 or 403 before any task is
-    looked at. The security scheme itself does the check, so a task route solves one dependency
-    instead of two (each level costs FastAPI a solve on every request); OpenAPI sees the same
-    scheme as every other authenticated route."""
-
-    def __init__(self, authenticate: Authenticate) -> None:
-        super().__init__(tokenUrl=_TOKEN_URL, scheme_name=_SCHEME, auto_error=False)
-        self._authenticate = authenticate
-
-    async def __call__(  # type: ignore[override]
-        self, request: Request, user_id: Annotated[str, Path(max_length=64)]
-    ) -> str:
-        principal = await self._authenticate.execute(await super().__call__(request))
-        if user_id not in ("me", principal.user_id):
-            raise Forbidden("You can only reach your own tasks.", code="not_your_tasks")
-        return principal.user_id
 
 
 def principal_of(authenticate: Authenticate) -> Callable[[str | None], Awaitable[Principal]]:

@@ -8,6 +8,7 @@ reads the same target through SQLAlchemy.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,22 +63,17 @@ SWEEP_EVERY_S = 60.0  # how often idle connections are looked at: one timer per 
 
 
 class ConnectionPool:
-    """A few asyncpg connections shared by the requests of one process.
+    """The asyncpg connections one process shares among its requests: a bounded semaphore and a
+    list of idle connections, because SQLAlchemy's pool (a greenlet switch) and asyncpg's (two
+    tasks and a timer) each cost a tenth of a short request (docs/architecture.md).
 
-    Connections are opened as requests need them (so the app starts while the database is still
-    down), at most DB_POOL_SIZE + DB_MAX_OVERFLOW at once; a request beyond them waits up to
-    DB_POOL_TIMEOUT_S. The most recently used idle connection goes out first, so the ones a quiet
-    hour no longer needs sink to the bottom, where a sweep closes them once idle for
-    IDLE_LIFETIME_S, traffic or not (a serverless database can then scale down).
-
-    Neither SQLAlchemy's pool (checking out of it switches into SQLAlchemy's greenlet, and the
-    switch copies the C stack under FastAPI's nested coroutines) nor asyncpg's (a task for the
-    acquire timeout, another for the shielded release, a timer rearmed on every release): each
-    cost about a tenth of a short request (docs/performance.md). Here checking out is a
-    semaphore and a list pop, and giving back is synchronous, so cancellation cannot strand a
-    connection. Nothing is reset on the way back: units of work end their own transactions and
-    set nothing on the session. Whatever a failure may have left unusable is discarded, and a
-    connection the server closed (restart, pg_terminate_backend) is never handed out.
+    Opened as needed (the app starts while the database is down), at most DB_POOL_SIZE +
+    DB_MAX_OVERFLOW; a request beyond them waits DB_POOL_TIMEOUT_S for one. The most recently
+    used goes out first, so those a quiet hour does not need sink and are swept after
+    IDLE_LIFETIME_S, traffic or not (a serverless database can scale down). Giving one back is
+    synchronous, so no cancellation can strand it; nothing is reset, because units of work end
+    their own transactions, and one still inside a transaction, or whose socket asyncpg has seen
+    close, is discarded rather than handed out.
     """
 
     def __init__(self, settings: Settings, raw_url: str) -> None:
@@ -102,7 +98,7 @@ class ConnectionPool:
             # named prepared statement from another may not exist (and named ones would pile up
             # on the server): no statement cache, so asyncpg prepares unnamed statements.
             self._options["statement_cache_size"] = 0
-        self._slots = asyncio.Semaphore(settings.db_pool_size + settings.db_max_overflow)
+        self._slots = asyncio.BoundedSemaphore(settings.db_pool_size + settings.db_max_overflow)
         self._idle: list[tuple[Driver, float]] = []  # (connection, when it came back), oldest first
         self._open = 0
         self._retiring: set[asyncio.Task[None]] = set()
@@ -119,6 +115,8 @@ class ConnectionPool:
         except TimeoutError as error:
             raise PoolTimeout from error
         try:
+            if self._closed:  # closed while this request waited: open nothing during shutdown
+                raise asyncpg.InterfaceError("the connection pool is closed")
             connection = self._reuse() or await self._connect()
         except BaseException:
             self._slots.release()
@@ -127,13 +125,16 @@ class ConnectionPool:
         return connection
 
     def release(self, connection: Driver, *, discard: bool = False) -> None:
-        """Back to the pool, or closed when a failure may have left it unusable."""
-        if discard or self._closed or connection.is_closed():
-            self._retire(connection)
-        else:
-            self._idle.append((connection, time.monotonic()))
-        self._slots.release()
-        self._gauges.checked_in(self._open)
+        """`discard` when a failure may have left the connection mid-protocol: the caller knows
+        what happened to it, the pool only sees its socket and transaction state."""
+        try:
+            if discard or self._closed or connection.is_closed() or connection.is_in_transaction():
+                self._retire(connection)
+            else:
+                self._idle.append((connection, time.monotonic()))
+        finally:
+            self._slots.release()
+            self._gauges.checked_in(self._open)
 
     async def close(self) -> None:
         """Close the idle connections; any still out are closed as they come back."""
@@ -144,7 +145,7 @@ class ConnectionPool:
         for connection, _ in idle:
             self._retire(connection)
         await asyncio.gather(*self._retiring, return_exceptions=True)
-        self._gauges.closed()
+        self._gauges.resized(self._open)
 
     def _reuse(self) -> Driver | None:
         idle = self._idle
@@ -163,7 +164,7 @@ class ConnectionPool:
         return connection
 
     def _sweep(self) -> None:
-        """Close what has idled IDLE_LIFETIME_S (the oldest are first), then look again later."""
+        """One timer for the pool, not one per release as asyncpg rearms: the oldest idle are first."""
         idle, now = self._idle, time.monotonic()
         while idle and now - idle[0][1] > IDLE_LIFETIME_S:
             self._retire(idle.pop(0)[0])
@@ -185,10 +186,5 @@ class ConnectionPool:
 
 
 async def _close_politely(connection: Driver) -> None:
-    try:
+    with contextlib.suppress(Exception):  # asyncpg aborts the socket itself when it cannot close cleanly
         await connection.close(timeout=2)
-    except Exception:  # noqa: BLE001 - a connection that will not close cleanly is cut instead
-        connection.terminate()
-    finally:
-        if not connection.is_closed():  # cancelled while closing (the loop is shutting down)
-            connection.terminate()

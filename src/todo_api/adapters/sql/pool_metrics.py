@@ -25,9 +25,6 @@ class PoolGauges:
         IN_USE.dec()
         self.resized(open_connections)
 
-    def closed(self) -> None:
-        self.resized(0)
-
     def resized(self, open_connections: int) -> None:
         if open_connections != self._open:
             OPEN.inc(open_connections - self._open)
