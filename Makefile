@@ -60,10 +60,10 @@ revision: install ## autogenerate a migration: make revision m="add things"
 	$(RUN) alembic revision --autogenerate -m "$(m)"
 
 db-up: install ## start the embedded PostgreSQL in the background and print its URL
-	$(RUN) python -m todo_api.adapters.sql.embedded start
+	$(RUN) python -m todo_api.adapters.sql.embedded start $(EMBEDDED_DATA_DIR)
 
 db-down: install ## stop the embedded PostgreSQL
-	$(RUN) python -m todo_api.adapters.sql.embedded stop
+	$(RUN) python -m todo_api.adapters.sql.embedded stop $(EMBEDDED_DATA_DIR)
 
 bench: install ## API vs a bare asyncpg baseline, same run: req/s, p50/p99, ratios, RSS (workers=N)
 	$(RUN) python -m scripts.bench $(if $(workers),--workers $(workers))
@@ -72,6 +72,6 @@ load: install ## 60 s of mixed traffic on 2 workers: errors, p50/p99, memory bef
 	$(RUN) python -m scripts.load_held
 
 clean: ## remove the environment, caches and the embedded database's data
-	-$(RUN) python -m todo_api.adapters.sql.embedded stop 2>/dev/null
+	-$(RUN) python -m todo_api.adapters.sql.embedded stop $(EMBEDDED_DATA_DIR) 2>/dev/null
 	rm -rf .venv .tools .data .pytest_cache .mypy_cache .ruff_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -12,8 +12,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from todo_api.adapters.sql.database import database_target
 from todo_api.adapters.sql.embedded import embedded_postgres
+from todo_api.adapters.sql.engine import database_target
 from todo_api.adapters.sql.tables import metadata
 from todo_api.config import Settings
 

@@ -19,8 +19,8 @@ from todo_api.adapters.http.routers import auth, health, metrics, tasks
 from todo_api.adapters.http.routers.auth import RefreshCookie
 from todo_api.adapters.security.passwords import BcryptPasswordHasher, common_passwords
 from todo_api.adapters.security.tokens import BearerTokenVerifier, ExternalTokens, JwksKeys, JwtAccessTokens
-from todo_api.adapters.sql.database import ConnectionPool
-from todo_api.adapters.sql.unit_of_work import SqlDatabaseProbe, SqlUnitOfWork
+from todo_api.adapters.sql.engine import ConnectionPool, PoolOptions
+from todo_api.adapters.sql.unit_of_work import SqlDatabaseProbe, SqlUnitsOfWork
 from todo_api.config import Settings
 from todo_api.domain.users import PasswordPolicy
 from todo_api.logging import configure_logging
@@ -49,6 +49,19 @@ class SystemClock:
         return datetime.now(UTC)
 
 
+def pool_options(settings: Settings, url: str) -> PoolOptions:
+    return PoolOptions(
+        url=url,
+        size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        acquire_timeout_s=settings.db_pool_timeout_s,
+        connect_timeout_s=settings.db_connect_timeout_s,
+        statement_timeout_ms=settings.db_statement_timeout_ms,
+        pooler_mode=settings.db_pooler_mode,
+        retry_after_s=settings.db_retry_after_s,
+    )
+
+
 def _use_cases(
     settings: Settings,
     pool: ConnectionPool,
@@ -58,13 +71,7 @@ def _use_cases(
 ) -> UseCases:
     clock = SystemClock()
 
-    retry_after_s = settings.db_retry_after_s
-
-    def uow() -> SqlUnitOfWork:
-        return SqlUnitOfWork(pool, retry_after_s=retry_after_s)
-
-    def reader() -> SqlUnitOfWork:
-        return SqlUnitOfWork(pool, read_only=True, retry_after_s=retry_after_s)
+    uow = SqlUnitsOfWork(pool)
 
     policy = PasswordPolicy(common_passwords())
     limits = ThrottleLimits(
@@ -76,17 +83,17 @@ def _use_cases(
     )
     sessions = SessionIssuer(own_tokens, clock, timedelta(days=settings.refresh_token_lifetime_days))
     return UseCases(
-        check_readiness=CheckReadiness(SqlDatabaseProbe(pool, retry_after_s=retry_after_s)),
+        check_readiness=CheckReadiness(SqlDatabaseProbe(pool)),
         authenticate=Authenticate(verifier, uow, clock),
         sign_up=SignUp(uow, hasher, policy, sessions, limits),
         log_in=LogIn(uow, hasher, sessions, limits),
         refresh_session=RefreshSession(uow, sessions),
         log_out=LogOut(uow, clock),
         change_password=ChangePassword(uow, hasher, policy, clock, limits),
-        get_current_user=GetCurrentUser(reader),
+        get_current_user=GetCurrentUser(uow),
         create_task=CreateTask(uow, clock),
-        list_tasks=ListTasks(reader, clock),
-        get_task=GetTask(reader),
+        list_tasks=ListTasks(uow, clock),
+        get_task=GetTask(uow),
         update_task=UpdateTask(uow, clock),
         set_task_completion=SetTaskCompletion(uow, clock),
         delete_task=DeleteTask(uow),
@@ -99,7 +106,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     url = database_url or (settings.database_url.get_secret_value() if settings.database_url else None)
     if url is None:
         raise RuntimeError("DATABASE_URL is not set (`python -m todo_api` starts an embedded PostgreSQL)")
-    pool = ConnectionPool(settings, url)
+    pool = ConnectionPool(pool_options(settings, url))
     hasher = BcryptPasswordHasher(pepper=settings.pepper(), cost=settings.bcrypt_cost, threads=settings.bcrypt_threads)
     own_tokens = JwtAccessTokens(
         key=settings.signing_key(),

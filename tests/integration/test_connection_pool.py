@@ -12,12 +12,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import asyncpg
 import pytest
+from sqlalchemy import bindparam, func, insert
 
 from tests.integration.conftest import make_settings
-from todo_api.adapters.sql import database
-from todo_api.adapters.sql.database import ConnectionPool, PoolTimeout
+from todo_api.adapters.sql.engine import ConnectionPool, PoolTimeout, Statement
+from todo_api.adapters.sql.engine import pool as engine_pool
+from todo_api.adapters.sql.tables import users
 from todo_api.adapters.sql.unit_of_work import SqlUnitOfWork
 from todo_api.domain.errors import Conflict, ServiceUnavailable
+from todo_api.main import pool_options
 
 SIZE = 3
 Ours = Callable[[], Awaitable[set[int]]]
@@ -25,7 +28,7 @@ Ours = Callable[[], Awaitable[set[int]]]
 
 @pytest.fixture
 async def pool(database_url: str) -> AsyncIterator[ConnectionPool]:
-    connections = ConnectionPool(make_settings(db_pool_size=SIZE, db_pool_timeout_s=0.3), database_url)
+    connections = ConnectionPool(pool_options(make_settings(db_pool_size=SIZE, db_pool_timeout_s=0.3), database_url))
     yield connections
     await connections.close()
 
@@ -153,17 +156,19 @@ async def test_a_connection_given_back_inside_a_transaction_is_not_handed_out(po
     pool.release(again)
 
 
-ADD_USER = "INSERT INTO users (id, email, created_at, updated_at) VALUES ($1, 'same@x.test', now(), now())"
+ADD_USER = Statement(
+    insert(users).values(id=bindparam("id"), email="same@x.test", created_at=func.now(), updated_at=func.now())
+)
 
 
 async def test_after_a_clean_server_error_the_same_connection_serves_the_next_request(database_url: str) -> None:
-    pool = ConnectionPool(make_settings(db_pool_size=1), database_url)
+    pool = ConnectionPool(pool_options(make_settings(db_pool_size=1), database_url))
     pids = []
 
     async def add_user(user_id: str) -> None:
         async with SqlUnitOfWork(pool) as unit:
             pids.append(await backend_pid(unit.driver))
-            await unit.driver.execute(ADD_USER, user_id)
+            await ADD_USER.execute(unit, id=user_id)
             await unit.commit()
 
     try:
@@ -197,9 +202,9 @@ async def test_a_connection_the_server_closed_is_not_handed_out(pool: Connection
 async def test_a_connection_idle_too_long_is_closed_even_with_no_traffic(
     database_url: str, ours: Ours, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(database, "IDLE_LIFETIME_S", 1.0)
-    monkeypatch.setattr(database, "SWEEP_EVERY_S", 0.1)
-    pool = ConnectionPool(make_settings(db_pool_size=SIZE), database_url)
+    monkeypatch.setattr(engine_pool, "IDLE_LIFETIME_S", 1.0)
+    monkeypatch.setattr(engine_pool, "SWEEP_EVERY_S", 0.1)
+    pool = ConnectionPool(pool_options(make_settings(db_pool_size=SIZE), database_url))
     try:
         busy, quiet = await pool.acquire(), await pool.acquire()
         busy_pid = await backend_pid(busy)
@@ -219,7 +224,7 @@ async def test_a_connection_idle_too_long_is_closed_even_with_no_traffic(
 async def test_a_unit_of_work_cancelled_mid_statement_gives_its_slot_back_and_its_statement_up(
     database_url: str, ours: Ours
 ) -> None:
-    pool = ConnectionPool(make_settings(db_pool_size=1, db_pool_timeout_s=0.5), database_url)
+    pool = ConnectionPool(pool_options(make_settings(db_pool_size=1, db_pool_timeout_s=0.5), database_url))
     try:
         running: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 
@@ -246,7 +251,7 @@ async def test_a_unit_of_work_cancelled_mid_statement_gives_its_slot_back_and_it
 
 async def test_a_database_that_refuses_connections_is_a_503_and_costs_no_slot() -> None:
     unreachable = "postgresql://postgres@127.0.0.1:1/nowhere"
-    pool = ConnectionPool(make_settings(db_pool_size=1, db_pool_timeout_s=0.3), unreachable)
+    pool = ConnectionPool(pool_options(make_settings(db_pool_size=1, db_pool_timeout_s=0.3), unreachable))
     try:
         for _ in range(3):  # with a slot lost per failure, the second would time out as "busy" instead
             with pytest.raises(ServiceUnavailable) as raised:
@@ -260,7 +265,7 @@ async def test_a_database_that_refuses_connections_is_a_503_and_costs_no_slot() 
 async def test_closing_closes_the_idle_connections_and_those_still_out_as_they_come_back(
     database_url: str, ours: Ours
 ) -> None:
-    pool = ConnectionPool(make_settings(db_pool_size=SIZE), database_url)
+    pool = ConnectionPool(pool_options(make_settings(db_pool_size=SIZE), database_url))
     try:
         idle, out = await pool.acquire(), await pool.acquire()
         out_pid = await backend_pid(out)
@@ -276,7 +281,7 @@ async def test_closing_closes_the_idle_connections_and_those_still_out_as_they_c
 
 
 async def test_a_request_waiting_when_the_pool_closes_opens_nothing(database_url: str, ours: Ours) -> None:
-    pool = ConnectionPool(make_settings(db_pool_size=1, db_pool_timeout_s=2), database_url)
+    pool = ConnectionPool(pool_options(make_settings(db_pool_size=1, db_pool_timeout_s=2), database_url))
     try:
         held = await pool.acquire()
         held_pid = await backend_pid(held)

@@ -38,8 +38,8 @@ from tests.integration.tasks_support import (
     task_url,
     tasks_url,
 )
-from todo_api.adapters.sql.database import ConnectionPool
-from todo_api.main import create_app
+from todo_api.adapters.sql.engine import ConnectionPool
+from todo_api.main import create_app, pool_options
 
 BOUNCER_POOL_SIZE = 3
 APP_POOL_SIZE = 10
@@ -448,7 +448,7 @@ async def test_negative_control_the_failures_are_prepared_statement_errors(bounc
     caught: dict[bool, list[BaseException]] = {}
     for pooler_mode in (True, False):
         settings = make_settings(db_pooler_mode=pooler_mode, db_pool_size=APP_POOL_SIZE, **WITHOUT_TIMEOUT_PARAMETER)
-        pool = ConnectionPool(settings, bouncer.url)
+        pool = ConnectionPool(pool_options(settings, bouncer.url))
         errors: list[BaseException] = []
 
         async def query(n: int, pool: ConnectionPool = pool, errors: list[BaseException] = errors) -> None:

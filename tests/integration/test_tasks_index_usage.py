@@ -19,9 +19,9 @@ import pytest
 from sqlalchemy import ColumnElement, or_, select
 
 from tests.integration.database import asyncpg_dsn, create_database, drop_database, migrate
-from todo_api.adapters.sql.compiled import Compiled
+from todo_api.adapters.sql.engine import Statement
 from todo_api.adapters.sql.tables import tasks
-from todo_api.adapters.sql.task_repositories import _like_pattern, _order_by, page_query
+from todo_api.adapters.sql.task_listing import _like_pattern, _order_by, page_query
 from todo_api.domain.tasks import Position, Sort, TaskFilter, TaskQuery
 
 USERS = 1_000
@@ -127,16 +127,17 @@ async def big_db(million_tasks_url: str) -> AsyncIterator[asyncpg.Connection]:
     await connection.close()
 
 
-Statement = tuple[Compiled, list[Any]]
+Page = tuple[Statement, list[Any]]
 
 
-def listing(sort: str, task_filter: TaskFilter | None = None, after: Position | None = None) -> Statement:
+def listing(sort: str, task_filter: TaskFilter | None = None, after: Position | None = None) -> Page:
     """Exactly the statement and arguments `SqlTaskRepository.list` sends for this page."""
     query = TaskQuery(filter=task_filter or TaskFilter(), sort=Sort.parse(sort), limit=PAGE, after=after)
-    return page_query(USER, query, datetime.now(UTC))
+    statement, values = page_query(USER, query, datetime.now(UTC))
+    return statement, statement.arguments(values)
 
 
-async def plan_of(connection: asyncpg.Connection, statement: Statement) -> dict[str, Any]:
+async def plan_of(connection: asyncpg.Connection, statement: Page) -> dict[str, Any]:
     """`EXPLAIN (FORMAT JSON)` of the SQL asyncpg is sent, with the same bound values."""
     compiled, arguments = statement
     raw = await connection.fetchval(f"EXPLAIN (FORMAT JSON) {compiled.sql}", *arguments)
@@ -256,7 +257,7 @@ def search_condition(text: str) -> ColumnElement[bool]:
 async def test_search_across_all_users_uses_both_trigram_indexes(big_db: asyncpg.Connection) -> None:
     needle = await a_needle(big_db)
     order = Sort.parse("-created_at")
-    statement = Compiled(select(tasks).where(search_condition(needle)).order_by(*_order_by(order)).limit(PAGE + 1))
+    statement = Statement(select(tasks).where(search_condition(needle)).order_by(*_order_by(order)).limit(PAGE + 1))
     plan = await plan_of(big_db, (statement, statement.arguments({})))
     scans = index_scans(plan)
     assert scans.get("ix_tasks_title_trgm") == "Bitmap Index Scan", json.dumps(plan, indent=1)

@@ -103,8 +103,11 @@ class FakeStore:
 
 
 class FakeUserRepository:
-    def __init__(self, store: FakeStore) -> None:
+    """`before_add` runs first: where another transaction can commit, or the database abort this one."""
+
+    def __init__(self, store: FakeStore, *, before_add: Callable[[], None] = lambda: None) -> None:
         self._store = store
+        self._before_add = before_add
 
     async def get(self, user_id: str) -> User | None:
         return self._store.users.get(user_id)
@@ -113,6 +116,7 @@ class FakeUserRepository:
         return self._store.user_by_email(email)
 
     async def add(self, user: User) -> None:
+        self._before_add()
         if user.id in self._store.users:
             raise ValueError(f"duplicate user id {user.id!r}")  # a primary-key violation: a bug, not a conflict
         if user.email is not None and self._store.user_by_email(user.email) is not None:
@@ -365,8 +369,8 @@ Change = Callable[[FakeStore], None]
 
 class OtherTransactions:
     """Writes other clients commit while a use case's transaction is open, each queued for the moment
-    it lands: just before that transaction's next task save, task delete or idempotency-key claim,
-    or, when the use case reads the task locked (`for_update`), just before that read.
+    it lands: just before that transaction's next task save, task delete, idempotency-key claim or
+    user add, or, when the use case reads the task locked (`for_update`), just before that read.
 
     A landed change is committed: the use case's rollback keeps it. It is applied to the store and to
     the unit of work's rollback point alike, so it should set values rather than count on ids to come.
@@ -376,16 +380,25 @@ class OtherTransactions:
         self.before_task_save: list[Change] = []
         self.before_task_delete: list[Change] = []
         self.before_key_claim: list[Change] = []
+        self.before_user_add: list[Change] = []
 
 
 class FakeUnitOfWork:
-    """Commit saves the store as it is; exit restores the last save, so whatever was not committed is gone."""
+    """Commit saves the store as it is; exit restores the last save, so whatever was not committed is gone.
 
-    def __init__(self, store: FakeStore, clock: FakeClock, others: OtherTransactions | None = None) -> None:
+    Stricter than PostgreSQL where a use case can be wrong without noticing: a read-only unit
+    refuses a commit and fails if anything was written through it, and a read-write unit that wrote
+    and ends without an error, a commit or a rollback fails the test (the use case forgot to commit).
+    """
+
+    def __init__(
+        self, store: FakeStore, clock: FakeClock, others: OtherTransactions | None = None, *, read_only: bool = False
+    ) -> None:
         others = others if others is not None else OtherTransactions()
         self._store = store
         self._saved: FakeStore | None = None
-        self._users = FakeUserRepository(store)
+        self.read_only = read_only
+        self._users = FakeUserRepository(store, before_add=lambda: self._land(others.before_user_add))
         self._refresh_tokens = FakeRefreshTokenRepository(store)
         self._rate_limits = FakeRateLimiter(store, clock)
         self._tasks = FakeTaskRepository(
@@ -398,6 +411,7 @@ class FakeUnitOfWork:
         )
         self._idempotency_keys = FakeIdempotencyKeys(store, before_claim=lambda: self._land(others.before_key_claim))
         self.committed = False
+        self.rolled_back = False
 
     @property
     def users(self) -> FakeUserRepository:
@@ -431,13 +445,28 @@ class FakeUnitOfWork:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self._saved is not None:
-            self._store.restore(self._saved)
-            self._saved = None
+        saved, self._saved = self._saved, None
+        if saved is None:
+            return
+        wrote = self._store != saved
+        self._store.restore(saved)
+        if exc is None and wrote:
+            if self.read_only:
+                raise AssertionError("a read-only unit of work was written to")
+            raise AssertionError("the use case wrote and left its unit of work without commit() or rollback()")
 
     async def commit(self) -> None:
+        if self.read_only:
+            raise RuntimeError("a read-only unit of work has nothing to commit")
+        self._require_inside()
         self._saved = self._store.snapshot()
         self.committed = True
+
+    async def rollback(self) -> None:
+        self._require_inside()
+        assert self._saved is not None
+        self._store.restore(self._saved)
+        self.rolled_back = True
 
     def _require_inside(self) -> None:
         if self._saved is None:
@@ -467,8 +496,8 @@ class FakeUnitOfWorkFactory:
         self.others = OtherTransactions()
         self.units: list[FakeUnitOfWork] = []
 
-    def __call__(self) -> FakeUnitOfWork:
-        uow = FakeUnitOfWork(self.store, self.clock, self.others)
+    def __call__(self, *, read_only: bool = False) -> FakeUnitOfWork:
+        uow = FakeUnitOfWork(self.store, self.clock, self.others, read_only=read_only)
         self.units.append(uow)
         return uow
 
@@ -477,12 +506,14 @@ class FakeUnitOfWorkFactory:
 
 
 class FakePasswordHasher:
-    """Fast and deterministic: the hash of `pw` is "hashed:pw". Counts dummy verifications (no hash)."""
+    """Fast and deterministic: the hash of `pw` is "hashed:pw". Counts hashes and dummy verifications."""
 
     def __init__(self) -> None:
         self.dummy_verifications = 0
+        self.hashes = 0
 
     async def hash(self, password: str) -> str:
+        self.hashes += 1
         return f"hashed:{password}"
 
     async def verify(self, password: str, password_hash: str | None) -> bool:

@@ -15,7 +15,15 @@ from tests.unit.fakes import (
     FakeUnitOfWorkFactory,
     FixedWindow,
 )
-from todo_api.domain.errors import AuthenticationFailed, Conflict, Forbidden, InvalidInput, NotFound, RateLimited
+from todo_api.domain.errors import (
+    AuthenticationFailed,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    RateLimited,
+    TransientConflict,
+)
 from todo_api.domain.sessions import IssuedSession, RefreshToken, hash_refresh_token
 from todo_api.domain.users import PasswordPolicy, Principal, User
 from todo_api.use_cases.auth import (
@@ -173,16 +181,55 @@ async def refused_refresh(refresh: RefreshSession, token: str) -> str:
     return refused.value.code
 
 
-# --- The fake unit of work: rollback is the default --------------------------------------------------
+# --- The fake unit of work: rollback is the default, and a forgotten commit fails -------------------
 
 
-async def test_changes_a_unit_of_work_does_not_commit_are_rolled_back(uow: FakeUnitOfWorkFactory, ada: User) -> None:
-    async with uow() as unit:
-        await unit.users.set_password_hash(ada.id, "hashed:other", ada.updated_at)
-        await unit.rate_limits.hit("some-key", window_s=60)
+async def test_changes_a_unit_of_work_does_not_commit_are_rolled_back_when_an_error_leaves_it(
+    uow: FakeUnitOfWorkFactory, ada: User
+) -> None:
+    async def write_then_refuse() -> None:
+        async with uow() as unit:
+            await unit.users.set_password_hash(ada.id, "hashed:other", ada.updated_at)
+            await unit.rate_limits.hit("some-key", window_s=60)
+            raise NotFound("a domain decision after the writes")
+
+    with pytest.raises(NotFound):
+        await write_then_refuse()
     assert uow.store.users[ada.id] == ada
     assert uow.store.rate_limits == {}
-    assert not unit.committed
+    assert not uow.units[-1].committed
+
+
+async def test_a_unit_that_wrote_and_ends_without_commit_or_rollback_fails_the_test(
+    uow: FakeUnitOfWorkFactory, ada: User
+) -> None:
+    with pytest.raises(AssertionError, match="without commit"):
+        async with uow() as unit:
+            await unit.users.set_password_hash(ada.id, "hashed:other", ada.updated_at)
+    assert uow.store.users[ada.id] == ada
+
+
+async def test_an_explicit_rollback_undoes_the_writes_and_ends_the_unit_cleanly(
+    uow: FakeUnitOfWorkFactory, ada: User
+) -> None:
+    async with uow() as unit:
+        await unit.users.set_password_hash(ada.id, "hashed:other", ada.updated_at)
+        await unit.rollback()
+    assert uow.store.users[ada.id] == ada
+    assert unit.rolled_back
+
+
+async def test_a_read_only_unit_refuses_a_commit(uow: FakeUnitOfWorkFactory) -> None:
+    with pytest.raises(RuntimeError, match="read-only"):
+        async with uow(read_only=True) as unit:
+            await unit.commit()
+
+
+async def test_a_read_only_unit_that_is_written_to_fails_the_test(uow: FakeUnitOfWorkFactory, ada: User) -> None:
+    with pytest.raises(AssertionError, match="read-only"):
+        async with uow(read_only=True) as unit:
+            await unit.users.set_password_hash(ada.id, "hashed:other", ada.updated_at)
+    assert uow.store.users[ada.id] == ada
 
 
 async def test_committed_changes_stay_and_later_uncommitted_ones_do_not(
@@ -192,11 +239,39 @@ async def test_committed_changes_stay_and_later_uncommitted_ones_do_not(
         await unit.rate_limits.hit("kept", window_s=60)
         await unit.commit()
         await unit.rate_limits.hit("dropped", window_s=60)
+        await unit.rollback()
     assert uow.store.rate_limits == {"kept": FixedWindow(hits=1, started_at=clock.now())}
     assert unit.committed
 
 
 # --- SignUp ------------------------------------------------------------------------------------------
+
+
+def aborted(store: FakeStore) -> None:
+    """The database aborting the transaction as a serialisation failure or deadlock."""
+    raise TransientConflict("Too many concurrent writes; try again.", retry_after_s=1)
+
+
+async def test_a_sign_up_aborted_once_is_retried_without_counting_or_hashing_again(
+    sign_up: SignUp, uow: FakeUnitOfWorkFactory, store: FakeStore, hasher: FakePasswordHasher
+) -> None:
+    uow.others.before_user_add.append(aborted)
+    result = await sign_up.execute(SignUpInput(EMAIL, PASSWORD))
+    assert list(store.users.values()) == [result.user]
+    assert [window.hits for window in store.rate_limits.values()] == [1]
+    assert hasher.hashes == 1
+
+
+async def test_a_sign_up_aborted_on_every_attempt_gives_up_and_stores_no_account(
+    sign_up: SignUp, uow: FakeUnitOfWorkFactory, store: FakeStore, hasher: FakePasswordHasher
+) -> None:
+    uow.others.before_user_add.extend([aborted] * 3)
+    with pytest.raises(TransientConflict):
+        await sign_up.execute(SignUpInput(EMAIL, PASSWORD))
+    assert store.users == {}
+    assert store.refresh_tokens == {}
+    assert [window.hits for window in store.rate_limits.values()] == [1]
+    assert hasher.hashes == 1
 
 
 async def test_sign_up_stores_the_user_with_the_normalised_email_and_name(
@@ -556,14 +631,6 @@ async def test_logging_out_revokes_the_earlier_tokens_of_the_family_too(
     newest = (await refresh.execute(first.refresh_token)).session
     await log_out.execute(refresh_token=newest.refresh_token)
     assert all(token.revoked_at is not None for token in store.tokens_of_family(family_of(store, first)))
-
-
-async def test_logging_out_by_session_id_revokes_that_session(
-    log_in: LogIn, log_out: LogOut, refresh: RefreshSession, store: FakeStore, ada: User
-) -> None:
-    session = await new_session(log_in)
-    await log_out.execute(refresh_token=None, session_id=family_of(store, session))
-    assert await refused_refresh(refresh, session.refresh_token) == "invalid_refresh_token"
 
 
 async def test_logging_out_keeps_the_users_other_sessions(

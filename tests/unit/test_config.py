@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from todo_api.adapters.sql.database import database_target
+from todo_api.adapters.sql.engine import database_target
 from todo_api.config import Settings
 
 NEON = (

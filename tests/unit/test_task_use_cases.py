@@ -175,6 +175,7 @@ async def test_tasks_and_keys_a_unit_of_work_does_not_commit_are_rolled_back(
     async with uow() as unit:
         task = await unit.tasks.add(ADA, MILK, clock.now())
         await unit.idempotency_keys.claim(ADA, KEY, IdempotentOutcome("hash", task), clock.now(), clock.now())
+        await unit.rollback()
     assert uow.store == FakeStore()
 
 

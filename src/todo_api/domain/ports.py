@@ -5,7 +5,6 @@ Repositories are read-only properties of the unit of work, so one transaction sp
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -69,7 +68,9 @@ class TaskRepository(Protocol):
     async def save(self, task: Task, *, expected_version: int) -> Task | None:
         """Write `task` if its stored version is still `expected_version`; None when it is not (or gone)."""
 
-    async def delete(self, user_id: str, task_id: int, *, expected_version: int | None) -> bool: ...
+    async def delete(self, user_id: str, task_id: int, *, expected_version: int) -> bool:
+        """Delete the task if its stored version is still `expected_version`."""
+
     async def list(self, user_id: str, query: TaskQuery, now: datetime) -> list[Task]:
         """Up to `query.limit + 1` tasks after `query.after`, so the caller knows if there is more."""
 
@@ -104,10 +105,16 @@ class UnitOfWork(Protocol):
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None: ...
-    async def commit(self) -> None: ...
+    async def commit(self) -> None:
+        """Make the unit's writes durable. A read-only unit refuses: it has nothing to commit."""
+
+    async def rollback(self) -> None:
+        """Undo the unit's writes now, on purpose (leaving without a commit does the same)."""
 
 
-UnitOfWorkFactory = Callable[[], UnitOfWork]
+class UnitOfWorkFactory(Protocol):
+    def __call__(self, *, read_only: bool = False) -> UnitOfWork:
+        """A new unit; `read_only` when the use case only reads (cheaper, and it cannot write)."""
 
 
 class PasswordHasher(Protocol):

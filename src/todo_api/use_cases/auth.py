@@ -92,19 +92,26 @@ class SignUp:
     ) -> None:
         self._uow, self._hasher, self._policy, self._sessions, self._limits = uow, hasher, policy, sessions, limits
 
-    @retry_transient
     async def execute(self, data: SignUpInput) -> AuthResult:
         email = normalise_email(data.email)
         name = normalise_name(data.name)
         self._policy.check(data.password)
-        key = _throttle_key("signup:address", data.client_address)
+        _refuse_if(await self._count_attempt(_throttle_key("signup:address", data.client_address)))
+        password_hash = await self._hasher.hash(data.password)
+        return await self._create_account(email, name, password_hash)
+
+    @retry_transient
+    async def _count_attempt(self, key: str) -> int | None:
+        """Counted in its own transaction before the password is hashed (see `RateLimiter`)."""
         async with self._uow() as uow:
             wait = await uow.rate_limits.acquire(
                 key, limit=self._limits.signup_per_address, window_s=self._limits.signup_window_s
             )
             await uow.commit()
-        _refuse_if(wait)
-        password_hash = await self._hasher.hash(data.password)
+        return wait
+
+    @retry_transient
+    async def _create_account(self, email: str, name: str | None, password_hash: str) -> AuthResult:
         async with self._uow() as uow:
             now = self._sessions.clock.now()
             user = User(new_user_id(), email, name, password_hash, created_at=now, updated_at=now)
@@ -129,7 +136,6 @@ class LogIn:
     ) -> None:
         self._uow, self._hasher, self._sessions, self._limits = uow, hasher, sessions, limits
 
-    @retry_transient
     async def execute(self, data: LogInInput) -> AuthResult:
         try:
             email: str | None = normalise_email(data.email)
@@ -137,6 +143,18 @@ class LogIn:
             email = None
         account_key = _throttle_key("login:account", email or data.email.strip().lower())
         address_key = _throttle_key("login:address", data.client_address)
+        wait, user = await self._count_attempts(account_key, address_key, email)
+        _refuse_if(wait)
+        if not await self._hasher.verify(data.password, user.password_hash if user else None) or user is None:
+            raise AuthenticationFailed(_BAD_CREDENTIALS, code="invalid_credentials")
+        return await self._start_session(user, account_key, address_key)
+
+    @retry_transient
+    async def _count_attempts(
+        self, account_key: str, address_key: str, email: str | None
+    ) -> tuple[int | None, User | None]:
+        """Count the attempt against the account and the address before the password is checked,
+        so a burst cannot slip under the limit; the longer wait wins."""
         limits = self._limits
         async with self._uow() as uow:
             waits = [
@@ -149,9 +167,10 @@ class LogIn:
             ]
             user = await uow.users.get_by_email(email) if email else None
             await uow.commit()
-        _refuse_if(max((wait for wait in waits if wait is not None), default=None))
-        if not await self._hasher.verify(data.password, user.password_hash if user else None) or user is None:
-            raise AuthenticationFailed(_BAD_CREDENTIALS, code="invalid_credentials")
+        return max((wait for wait in waits if wait is not None), default=None), user
+
+    @retry_transient
+    async def _start_session(self, user: User, account_key: str, address_key: str) -> AuthResult:
         async with self._uow() as uow:
             await uow.rate_limits.reset(account_key)
             await uow.rate_limits.release(address_key)
@@ -191,21 +210,20 @@ class RefreshSession:
 
 
 class LogOut:
-    """Revoke the session a refresh token (or an access token's session id) belongs to. Idempotent."""
+    """Revoke the session a refresh token belongs to. Idempotent: an unknown token is no error."""
 
     def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
         self._uow, self._clock = uow, clock
 
     @retry_transient
-    async def execute(self, *, refresh_token: str | None, session_id: str | None = None) -> None:
+    async def execute(self, *, refresh_token: str | None) -> None:
+        if not refresh_token:
+            return
         async with self._uow() as uow:
-            families = {session_id} if session_id else set()
-            if refresh_token:
-                token = await uow.refresh_tokens.get_for_update(hash_refresh_token(refresh_token))
-                if token is not None:
-                    families.add(token.family_id)
-            for family in families:
-                await uow.refresh_tokens.revoke_family(family, self._clock.now())
+            token = await uow.refresh_tokens.get_for_update(hash_refresh_token(refresh_token))
+            if token is None:
+                return
+            await uow.refresh_tokens.revoke_family(token.family_id, self._clock.now())
             await uow.commit()
 
 
@@ -229,16 +247,10 @@ class ChangePassword:
     ) -> None:
         self._uow, self._hasher, self._policy, self._clock, self._limits = uow, hasher, policy, clock, limits
 
-    @retry_transient
     async def execute(self, data: ChangePasswordInput) -> None:
         user_id = data.principal.user_id
         key = _throttle_key("password:account", user_id)
-        async with self._uow() as uow:
-            wait = await uow.rate_limits.acquire(
-                key, limit=self._limits.login_per_account, window_s=self._limits.login_window_s
-            )
-            user = await uow.users.get(user_id)
-            await uow.commit()
+        wait, user = await self._count_attempt(key, user_id)
         _refuse_if(wait)
         if user is None:
             raise NotFound("The account no longer exists.", code="user_not_found")
@@ -247,12 +259,26 @@ class ChangePassword:
         if not await self._hasher.verify(data.current_password, user.password_hash):
             raise Forbidden("The current password is incorrect.", code="current_password_incorrect")
         self._policy.check(data.new_password)
-        new_hash = await self._hasher.hash(data.new_password)
+        await self._replace_hash(data, await self._hasher.hash(data.new_password), key)
+
+    @retry_transient
+    async def _count_attempt(self, key: str, user_id: str) -> tuple[int | None, User | None]:
+        async with self._uow() as uow:
+            wait = await uow.rate_limits.acquire(
+                key, limit=self._limits.login_per_account, window_s=self._limits.login_window_s
+            )
+            user = await uow.users.get(user_id)
+            await uow.commit()
+        return wait, user
+
+    @retry_transient
+    async def _replace_hash(self, data: ChangePasswordInput, new_hash: str, throttle_key: str) -> None:
+        user_id = data.principal.user_id
         async with self._uow() as uow:
             now = self._clock.now()
             await uow.users.set_password_hash(user_id, new_hash, now)
             await uow.refresh_tokens.revoke_user_families(user_id, now, keep_family=data.principal.session_id)
-            await uow.rate_limits.reset(key)
+            await uow.rate_limits.reset(throttle_key)
             await uow.commit()
 
 
@@ -261,7 +287,7 @@ class GetCurrentUser:
         self._uow = uow
 
     async def execute(self, principal: Principal) -> User:
-        async with self._uow() as uow:
+        async with self._uow(read_only=True) as uow:
             user = await uow.users.get(principal.user_id)
         if user is None:
             raise AuthenticationFailed("The account for this token no longer exists.", code="invalid_token")

@@ -1,7 +1,9 @@
-"""Bounded retries of a whole use case when the database aborted it as a transient conflict.
+"""Bounded retries of one transaction when the database aborted it as a transient conflict.
 
-A use case is one transaction (or a few, each committed or rolled back whole), so running it again
-after a serialization failure or deadlock is safe; after the last attempt the 503 goes out.
+Decorate a method that runs exactly one unit of work: after a serialization failure or deadlock
+nothing of it was stored, so running it again is safe; after the last attempt the 503 goes out.
+Never a use case of several transactions: a retry would repeat the ones that committed (count a
+throttle twice, hash a password twice).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from todo_api.domain.errors import InvalidInput, NotFound, PreconditionFailed, ServiceUnavailable
 from todo_api.domain.ports import Clock, IdempotentOutcome, UnitOfWorkFactory
@@ -44,33 +44,45 @@ class CreateTask:
     def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
         self._uow, self._clock = uow, clock
 
-    @retry_transient
     async def execute(self, user_id: str, draft: TaskDraft, idempotency_key: str | None = None) -> Created:
         now = self._clock.now()
+        if idempotency_key is None:
+            return Created(await self._add(user_id, draft, now))
         since = now - IDEMPOTENCY_WINDOW
         request_hash = _fingerprint(draft)
-        if idempotency_key is None:
-            async with self._uow() as uow:
-                task = await uow.tasks.add(user_id, draft, now)
-                await uow.commit()
-            return Created(task)
-        async with self._uow() as uow:
-            earlier = await uow.idempotency_keys.find(user_id, idempotency_key, since)
-            if earlier is not None:
-                return _replay(earlier, request_hash)
-            task = await uow.tasks.add(user_id, draft, now)
-            claimed = await uow.idempotency_keys.claim(
-                user_id, idempotency_key, IdempotentOutcome(request_hash, task), now, since
-            )
-            if claimed:
-                await uow.commit()
-                return Created(task)
+        created = await self._add_once(user_id, draft, idempotency_key, request_hash, now)
+        if created is not None:
+            return created
         # A concurrent request with the same key committed first; ours was rolled back: answer theirs.
-        async with self._uow() as uow:
+        async with self._uow(read_only=True) as uow:
             earlier = await uow.idempotency_keys.find(user_id, idempotency_key, since)
         if earlier is None:
             raise ServiceUnavailable("A request with this Idempotency-Key is in progress.", retry_after_s=1)
         return _replay(earlier, request_hash)
+
+    @retry_transient
+    async def _add(self, user_id: str, draft: TaskDraft, now: datetime) -> Task:
+        async with self._uow() as uow:
+            task = await uow.tasks.add(user_id, draft, now)
+            await uow.commit()
+        return task
+
+    @retry_transient
+    async def _add_once(
+        self, user_id: str, draft: TaskDraft, key: str, request_hash: str, now: datetime
+    ) -> Created | None:
+        """The task and its key in one transaction; None when a concurrent request claimed the key."""
+        since = now - IDEMPOTENCY_WINDOW
+        async with self._uow() as uow:
+            earlier = await uow.idempotency_keys.find(user_id, key, since)
+            if earlier is not None:
+                return _replay(earlier, request_hash)
+            task = await uow.tasks.add(user_id, draft, now)
+            if not await uow.idempotency_keys.claim(user_id, key, IdempotentOutcome(request_hash, task), now, since):
+                await uow.rollback()
+                return None
+            await uow.commit()
+        return Created(task)
 
 
 def _fingerprint(draft: TaskDraft) -> str:
@@ -95,7 +107,7 @@ class ListTasks:
 
     async def execute(self, user_id: str, query: TaskQuery, *, include_total: bool = False) -> TaskPage:
         now = self._clock.now()
-        async with self._uow() as uow:
+        async with self._uow(read_only=True) as uow:
             rows = await uow.tasks.list(user_id, query, now)
             total = await uow.tasks.count(user_id, query.filter, now) if include_total else None
         tasks, more = rows[: query.limit], len(rows) > query.limit
@@ -108,7 +120,7 @@ class GetTask:
         self._uow = uow
 
     async def execute(self, user_id: str, task_id: int) -> Task:
-        async with self._uow() as uow:
+        async with self._uow(read_only=True) as uow:
             task = await uow.tasks.get(user_id, task_id)
         if task is None:
             raise _not_found(task_id)

@@ -1,4 +1,4 @@
-"""Users, refresh tokens and throttling counters: Core statements compiled once (compiled.py),
+"""Users, refresh tokens and throttling counters: Core statements compiled once (engine),
 bound parameters, rows mapped by hand."""
 
 from __future__ import annotations
@@ -6,17 +6,17 @@ from __future__ import annotations
 import math
 from datetime import datetime, timedelta
 
-import asyncpg
 from sqlalchemy import Interval, bindparam, case, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
-from todo_api.adapters.sql.compiled import Compiled, Driver
+from todo_api.adapters.sql.engine import Connection, Row, Statement
 from todo_api.adapters.sql.tables import rate_limits, refresh_tokens, users
+from todo_api.domain.errors import Conflict
 from todo_api.domain.sessions import RefreshToken
 from todo_api.domain.users import User
 
 
-def _user(row: asyncpg.Record) -> User:
+def _user(row: Row) -> User:
     return User(
         id=row["id"],
         email=row["email"],
@@ -28,22 +28,28 @@ def _user(row: asyncpg.Record) -> User:
 
 
 _USER_COLUMNS = ("id", "email", "name", "password_hash", "created_at", "updated_at")
-_USER_BY_ID = Compiled(select(users).where(users.c.id == bindparam("user_id")))
-_USER_BY_EMAIL = Compiled(select(users).where(users.c.email == bindparam("email")))
-_ADD_USER = Compiled(insert(users).values({name: bindparam(name) for name in _USER_COLUMNS}))
+_USER_BY_ID = Statement(select(users).where(users.c.id == bindparam("user_id")))
+_USER_BY_EMAIL = Statement(select(users).where(users.c.email == bindparam("email")))
+# A taken e-mail is an expected outcome: ON CONFLICT keeps the transaction usable after it.
+_ADD_USER = Statement(
+    insert(users)
+    .values({name: bindparam(name) for name in _USER_COLUMNS})
+    .on_conflict_do_nothing(index_elements=[users.c.email])
+    .returning(users.c.id)
+)
 # An external user: with their e-mail unless another account holds it, then without one.
-_ADD_EXTERNAL = Compiled(
+_ADD_EXTERNAL = Statement(
     insert(users)
     .values({name: bindparam(name) for name in _USER_COLUMNS if name != "password_hash"})
     .on_conflict_do_nothing()
     .returning(users.c.id)
 )
-_ADD_EXTERNAL_WITHOUT_EMAIL = Compiled(
+_ADD_EXTERNAL_WITHOUT_EMAIL = Statement(
     insert(users)
     .values({name: bindparam(name) for name in ("id", "name", "created_at", "updated_at")})
     .on_conflict_do_nothing(index_elements=["id"])
 )
-_SET_PASSWORD_HASH = Compiled(
+_SET_PASSWORD_HASH = Statement(
     update(users)
     .where(users.c.id == bindparam("user_id"))
     .values(password_hash=bindparam("password_hash"), updated_at=bindparam("updated_at"))
@@ -51,7 +57,7 @@ _SET_PASSWORD_HASH = Compiled(
 
 
 class SqlUserRepository:
-    def __init__(self, connection: Driver) -> None:
+    def __init__(self, connection: Connection) -> None:
         self._db = connection
 
     async def get(self, user_id: str) -> User | None:
@@ -63,7 +69,7 @@ class SqlUserRepository:
         return _user(row) if row else None
 
     async def add(self, user: User) -> None:
-        await _ADD_USER.execute(
+        added = await _ADD_USER.fetchval(
             self._db,
             id=user.id,
             email=user.email,
@@ -72,6 +78,8 @@ class SqlUserRepository:
             created_at=user.created_at,
             updated_at=user.updated_at,
         )
+        if added is None:
+            raise Conflict("An account with this e-mail address already exists.", code="email_taken")
 
     async def add_external(self, user: User) -> None:
         values = {"id": user.id, "name": user.name, "created_at": user.created_at, "updated_at": user.updated_at}
@@ -85,25 +93,25 @@ class SqlUserRepository:
 
 
 _TOKEN_COLUMNS = ("token_hash", "family_id", "user_id", "created_at", "expires_at")
-_ADD_TOKEN = Compiled(insert(refresh_tokens).values({name: bindparam(name) for name in _TOKEN_COLUMNS}))
-_TOKEN_FOR_UPDATE = Compiled(
+_ADD_TOKEN = Statement(insert(refresh_tokens).values({name: bindparam(name) for name in _TOKEN_COLUMNS}))
+_TOKEN_FOR_UPDATE = Statement(
     select(refresh_tokens).where(refresh_tokens.c.token_hash == bindparam("hash")).with_for_update()
 )
-_MARK_ROTATED = Compiled(
+_MARK_ROTATED = Statement(
     update(refresh_tokens).where(refresh_tokens.c.token_hash == bindparam("hash")).values(rotated_at=bindparam("at"))
 )
 _LIVE = refresh_tokens.c.revoked_at.is_(None)
-_REVOKE_FAMILY = Compiled(
+_REVOKE_FAMILY = Statement(
     update(refresh_tokens)
     .where(refresh_tokens.c.family_id == bindparam("family"), _LIVE)
     .values(revoked_at=bindparam("at"))
 )
-_REVOKE_USER_FAMILIES = Compiled(
+_REVOKE_USER_FAMILIES = Statement(
     update(refresh_tokens)
     .where(refresh_tokens.c.user_id == bindparam("owner"), _LIVE)
     .values(revoked_at=bindparam("at"))
 )
-_REVOKE_USER_FAMILIES_BUT_ONE = Compiled(
+_REVOKE_USER_FAMILIES_BUT_ONE = Statement(
     update(refresh_tokens)
     .where(refresh_tokens.c.user_id == bindparam("owner"), _LIVE, refresh_tokens.c.family_id != bindparam("kept"))
     .values(revoked_at=bindparam("at"))
@@ -111,7 +119,7 @@ _REVOKE_USER_FAMILIES_BUT_ONE = Compiled(
 
 
 class SqlRefreshTokenRepository:
-    def __init__(self, connection: Driver) -> None:
+    def __init__(self, connection: Connection) -> None:
         self._db = connection
 
     async def add(self, token: RefreshToken) -> None:
@@ -153,7 +161,7 @@ class SqlRefreshTokenRepository:
 
 _WINDOW = bindparam("window", type_=Interval)
 _EXPIRED = rate_limits.c.window_started_at <= func.now() - _WINDOW
-_ACQUIRE = Compiled(
+_ACQUIRE = Statement(
     insert(rate_limits)
     .values(key=bindparam("throttle_key"), hits=1, window_started_at=func.now())
     .on_conflict_do_update(
@@ -165,19 +173,19 @@ _ACQUIRE = Compiled(
     )
     .returning(rate_limits.c.hits, (rate_limits.c.window_started_at + _WINDOW - func.now()).label("remaining"))
 )
-_RELEASE = Compiled(
+_RELEASE = Statement(
     update(rate_limits)
     .where(rate_limits.c.key == bindparam("throttle_key"), rate_limits.c.hits > 0)
     .values(hits=rate_limits.c.hits - 1)
 )
-_RESET = Compiled(delete(rate_limits).where(rate_limits.c.key == bindparam("throttle_key")))
+_RESET = Statement(delete(rate_limits).where(rate_limits.c.key == bindparam("throttle_key")))
 
 
 class SqlRateLimiter:
     """Fixed windows in one row per key. The upsert takes the row lock, so concurrent attempts
     from any number of workers are counted one after another and each sees the true count."""
 
-    def __init__(self, connection: Driver) -> None:
+    def __init__(self, connection: Connection) -> None:
         self._db = connection
 
     async def acquire(self, key: str, *, limit: int, window_s: int) -> int | None:

@@ -2,7 +2,7 @@
 
 A real server (PostgreSQL 18 with contrib) in about a second, also as root. Development and tests
 only, never a production dependency, so the import is deferred until it is wanted.
-`python -m todo_api.adapters.sql.embedded start|stop` backs `make db-up` and `make db-down`.
+`python -m todo_api.adapters.sql.embedded start|stop [DATA_DIR]` backs `make db-up` and `make db-down`.
 """
 
 from __future__ import annotations
@@ -75,18 +75,20 @@ def stop(data_dir: Path) -> None:
     _module().pg_ctl(["-w", "-m", "fast", "stop"], pgdata=data_dir, user=user)
 
 
-def _main(argv: list[str]) -> int:
-    from todo_api.config import Settings
+DEFAULT_DATA_DIR = Path(".data/postgres")  # EMBEDDED_DATA_DIR's default (config.py)
 
-    data_dir = Settings().embedded_data_dir
-    if argv == ["start"]:
-        print(_server(data_dir, None).get_uri())
-    elif argv == ["stop"]:
-        stop(data_dir)
-    else:
-        print("usage: python -m todo_api.adapters.sql.embedded start|stop", file=sys.stderr)
-        return 2
-    return 0
+
+def _main(argv: list[str]) -> int:
+    """The data directory comes as an argument: the adapter reads no settings itself."""
+    if len(argv) in (1, 2) and argv[0] in ("start", "stop"):
+        data_dir = Path(argv[1]) if len(argv) == 2 else DEFAULT_DATA_DIR
+        if argv[0] == "start":
+            print(_server(data_dir, None).get_uri())
+        else:
+            stop(data_dir)
+        return 0
+    print("usage: python -m todo_api.adapters.sql.embedded start|stop [DATA_DIR]", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -1,8 +1,7 @@
-"""Where the database is and how connections to it are pooled.
+"""The asyncpg connections one process shares among its requests.
 
-Whatever Postgres URL people paste (`postgres://`, `postgresql://`, Neon's with `sslmode`,
-`channel_binding` and a `-pooler` host) becomes asyncpg's DSN plus connect arguments; alembic
-reads the same target through SQLAlchemy.
+Configured by `PoolOptions`, a small frozen object the composition root builds from the settings:
+the engine knows nothing of `Settings`.
 """
 
 from __future__ import annotations
@@ -10,48 +9,31 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, TypeAlias
 
 import asyncpg
-from sqlalchemy import URL, make_url
+import orjson
 
-from todo_api.adapters.sql.compiled import Driver
-from todo_api.adapters.sql.pool_metrics import PoolGauges
-from todo_api.config import Settings
+from todo_api.adapters.sql.engine.pool_metrics import PoolGauges
+from todo_api.adapters.sql.engine.target import database_target
 
-# libpq query parameters asyncpg does not take as keywords; sslmode is translated to `ssl`.
-_LIBPQ_ONLY = frozenset(
-    {"sslmode", "channel_binding", "sslrootcert", "sslcert", "sslkey", "options", "target_session_attrs"}
-)
+Driver: TypeAlias = "asyncpg.Connection[asyncpg.Record]"  # what statements run on
 
 
-@dataclass(frozen=True)
-class DatabaseTarget:
-    url: URL  # postgresql+asyncpg, for SQLAlchemy (alembic)
-    connect_args: dict[str, Any] = field(default_factory=dict)
-    pooler: bool = False
+@dataclass(frozen=True, slots=True)
+class PoolOptions:
+    """How to reach the database and how many connections to keep (DB_* settings)."""
 
-    @property
-    def dsn(self) -> str:
-        """The same target as asyncpg takes it."""
-        return self.url.set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-def database_target(raw_url: str, *, pooler_mode: bool | None = None) -> DatabaseTarget:
-    """Normalise `postgres://`, `postgresql://` and Neon URLs (`sslmode`, `channel_binding`, `-pooler`)."""
-    url = make_url(raw_url.strip())
-    if url.get_backend_name() not in {"postgres", "postgresql"}:
-        raise ValueError(f"DATABASE_URL must be a PostgreSQL URL, not {url.get_backend_name()!r}")
-    query = dict(url.query)
-    connect_args: dict[str, Any] = {}
-    sslmode = query.get("sslmode") or query.get("ssl")
-    if isinstance(sslmode, str) and sslmode != "disable":
-        connect_args["ssl"] = sslmode
-    kept = {key: value for key, value in query.items() if key not in _LIBPQ_ONLY and key != "ssl"}
-    pooler = pooler_mode if pooler_mode is not None else "-pooler" in (url.host or "")
-    url = url.set(drivername="postgresql+asyncpg", query=kept)
-    return DatabaseTarget(url=url, connect_args=connect_args, pooler=pooler)
+    url: str
+    size: int = 20
+    max_overflow: int = 0
+    acquire_timeout_s: float = 3.0
+    connect_timeout_s: float = 3.0
+    statement_timeout_ms: int = 5_000
+    pooler_mode: bool | None = None  # None: on for Neon `-pooler` hosts
+    retry_after_s: int = 2  # what clients are told to wait when the database is unavailable
+    application_name: str = "todo-api"
 
 
 class PoolTimeout(Exception):
@@ -76,21 +58,23 @@ class ConnectionPool:
     close, is discarded rather than handed out.
     """
 
-    def __init__(self, settings: Settings, raw_url: str) -> None:
-        target = database_target(raw_url, pooler_mode=settings.db_pooler_mode)
+    def __init__(self, options: PoolOptions) -> None:
+        target = database_target(options.url, pooler_mode=options.pooler_mode)
         self.pooler = target.pooler
-        self._acquire_timeout_s = settings.db_pool_timeout_s
-        server_settings = {"application_name": "todo-api"}
-        if settings.db_statement_timeout_ms and not target.pooler:
+        self.retry_after_s = options.retry_after_s
+        self._acquire_timeout_s = options.acquire_timeout_s
+        server_settings = {"application_name": options.application_name}
+        timeout_ms = options.statement_timeout_ms
+        if timeout_ms and not target.pooler:
             # PgBouncer refuses startup parameters it does not know; behind a pooler, set it on the
             # role instead (ALTER ROLE ... SET statement_timeout); the command timeout still applies.
-            server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
+            server_settings["statement_timeout"] = str(timeout_ms)
         self._options: dict[str, Any] = {
             "dsn": target.dsn,
             **target.connect_args,
-            "timeout": settings.db_connect_timeout_s,
+            "timeout": options.connect_timeout_s,
             # A server that vanishes without closing the socket must not hang a request for ever.
-            "command_timeout": settings.db_statement_timeout_ms / 1000 + 1 if settings.db_statement_timeout_ms else 30,
+            "command_timeout": timeout_ms / 1000 + 1 if timeout_ms else 30,
             "server_settings": server_settings,
         }
         if target.pooler:
@@ -98,7 +82,7 @@ class ConnectionPool:
             # named prepared statement from another may not exist (and named ones would pile up
             # on the server): no statement cache, so asyncpg prepares unnamed statements.
             self._options["statement_cache_size"] = 0
-        self._slots = asyncio.BoundedSemaphore(settings.db_pool_size + settings.db_max_overflow)
+        self._slots = asyncio.BoundedSemaphore(options.size + options.max_overflow)
         self._idle: list[tuple[Driver, float]] = []  # (connection, when it came back), oldest first
         self._open = 0
         self._retiring: set[asyncio.Task[None]] = set()
@@ -158,6 +142,12 @@ class ConnectionPool:
 
     async def _connect(self) -> Driver:
         connection: Driver = await asyncpg.connect(**self._options)
+        try:
+            # JSONB in and out as Python values; a builtin type, so no round trip to set it up.
+            await connection.set_type_codec("jsonb", encoder=_encode_json, decoder=orjson.loads, schema="pg_catalog")
+        except BaseException:
+            connection.terminate()
+            raise
         self._open += 1
         if self._sweeper is None:
             self._sweeper = asyncio.get_running_loop().call_later(SWEEP_EVERY_S, self._sweep)
@@ -188,3 +178,7 @@ class ConnectionPool:
 async def _close_politely(connection: Driver) -> None:
     with contextlib.suppress(Exception):  # asyncpg aborts the socket itself when it cannot close cleanly
         await connection.close(timeout=2)
+
+
+def _encode_json(value: Any) -> str:
+    return orjson.dumps(value).decode()

@@ -1,4 +1,5 @@
-"""asyncpg's failures translated into domain errors, so the core never sees the driver."""
+"""asyncpg's failures as domain errors, at the call that failed, so nothing above the engine sees
+the driver; and which failures cost the connection."""
 
 from __future__ import annotations
 
@@ -8,18 +9,16 @@ import asyncpg
 
 from todo_api.domain.errors import Conflict, DomainError, InvalidInput, ServiceUnavailable, TransientConflict
 
-# Unique constraints whose violation is a client-visible conflict: name -> (code, message).
-CONFLICTS: dict[str, tuple[str, str]] = {
-    "uq_users_email": ("email_taken", "An account with this e-mail address already exists."),
-}
-
 _UNAVAILABLE_CLASSES = ("08", "53", "57P")  # connection, insufficient resources, shutdown
 
 
 def translate(error: BaseException, *, retry_after_s: int = 2) -> DomainError | None:
     """The domain error for a database failure, or None when it is a bug that should stay a 500.
 
-    `retry_after_s` is what an unavailable database tells clients (DB_RETRY_AFTER_S).
+    `retry_after_s` is what an unavailable database tells clients (DB_RETRY_AFTER_S). A unique
+    violation is a plain `Conflict`: a repository whose conflict is an expected outcome (a taken
+    e-mail) writes `ON CONFLICT DO NOTHING` and raises its own, more precise error, which also
+    keeps the transaction usable.
     """
     if isinstance(error, DomainError):
         return None
@@ -37,9 +36,7 @@ def translate(error: BaseException, *, retry_after_s: int = 2) -> DomainError | 
         return None
     state = str(error.sqlstate or "")
     if state == "23505":
-        constraint = str(getattr(error, "constraint_name", "") or "")
-        code, message = CONFLICTS.get(constraint, ("conflict", "The request conflicts with existing data."))
-        return Conflict(message, code=code)
+        return Conflict("The request conflicts with existing data.", code="conflict")
     if state in {"40001", "40P01"}:
         return TransientConflict("Too many concurrent writes; try again.", retry_after_s=1)
     if state == "57014":
@@ -49,3 +46,15 @@ def translate(error: BaseException, *, retry_after_s: int = 2) -> DomainError | 
     if state.startswith(_UNAVAILABLE_CLASSES):
         return unavailable
     return None
+
+
+def leaves_connection_usable(error: BaseException | None) -> bool:
+    """A domain decision, or an error the server reported while the session stays up; not a lost,
+    timed-out or cancelled operation, which may leave the protocol mid-message."""
+    while error is not None:
+        if isinstance(error, asyncpg.PostgresError):
+            return not str(error.sqlstate or "").startswith(("08", "57P"))
+        if not isinstance(error, DomainError):
+            return False
+        error = error.__cause__
+    return True

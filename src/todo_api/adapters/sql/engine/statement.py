@@ -1,0 +1,147 @@
+"""Core statements compiled once, run by asyncpg itself, their failures translated at the call.
+
+Every statement is SQLAlchemy Core over the Table objects, with bound parameters. Compiling it
+once (at import, or once per shape of a filtered listing) and handing asyncpg the SQL and the
+arguments skips what SQLAlchemy redoes on every execution: building the statement, its cache key,
+the greenlet hop into the sync engine and back, wrapping each row. On the hot routes that was
+about a fifth of a request's CPU (docs/performance.md). asyncpg keeps each SQL text prepared per
+connection, except behind a pooler, where its statement cache is off.
+
+The supported subset of Core is what compiles to one fixed SQL text with `$n` placeholders:
+`select`, `insert` (PostgreSQL's, with `on_conflict_*`), `update` and `delete`, with `returning`,
+over columns of the types asyncpg converts by itself (integers, text, booleans, timestamps,
+intervals, arrays of those, and JSONB, which the pool's connections decode into Python values).
+Refused when the statement is built, so a mistake fails at import rather than on a request:
+
+- an expanding parameter (`column.in_([...])` or `in_(bindparam(..., expanding=True))`), which
+  compiles to a POSTCOMPILE placeholder that only SQLAlchemy's executor fills in. Write
+  `column == any_(bindparam("ids", type_=ARRAY(BigInteger)))` and pass a list instead: one SQL
+  text for any number of values, which is also what keeps it prepared;
+- a JSON value not declared as JSONB (SQLAlchemy's `JSON`, PostgreSQL's `json`): it would come
+  back as text; and a `TypeDecorator`, whose processing only SQLAlchemy's executor runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, cast
+
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.expression import ClauseElement
+from sqlalchemy.types import ARRAY, JSON, TypeDecorator, TypeEngine
+
+from todo_api.adapters.sql.engine.errors import translate
+
+if TYPE_CHECKING:
+    from todo_api.adapters.sql.engine.connection import Connection
+
+_DIALECT = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
+
+
+class Row(Protocol):
+    """A result row as repositories read it: by column name."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
+class Statement:
+    """A statement's SQL (`$1`, `$2`... placeholders) and how named values become its arguments.
+
+    Values are passed by the `bindparam` names the statement was built with; literals that Core
+    bound by itself (the `1` of `version + 1`) keep their compiled values. A failure of the call
+    leaves as a domain error (errors.py), except a bug, which stays what it is.
+    """
+
+    __slots__ = ("_defaults", "_names", "_processors", "sql")
+
+    def __init__(self, statement: ClauseElement) -> None:
+        compiled = cast(SQLCompiler, statement.compile(dialect=_DIALECT))
+        _refuse_what_cannot_run(statement, compiled)
+        self.sql: str = compiled.string
+        self._names: tuple[str, ...] = tuple(compiled.positiontup or ())
+        self._defaults: dict[str, Any] = {
+            name: compiled.params[name] for name in self._names if not compiled.binds[name].required
+        }
+        types = {name: compiled.binds[name].type for name in self._names}
+        # JSONB goes to the connection's codec as a Python value; other types keep SQLAlchemy's
+        # bind processing (a boolean's check), so asyncpg receives what SQLAlchemy would send.
+        self._processors: dict[str, Callable[[Any], Any]] = {
+            name: processor
+            for name, kind in types.items()
+            if not isinstance(kind, JSONB) and (processor := kind.dialect_impl(_DIALECT).bind_processor(_DIALECT))
+        }
+
+    def arguments(self, values: Mapping[str, Any]) -> list[Any]:
+        """The positional arguments, in placeholder order; a missing required value is a KeyError."""
+        arguments = []
+        for name in self._names:
+            value = values[name] if name in values or name not in self._defaults else self._defaults[name]
+            processor = self._processors.get(name)
+            arguments.append(processor(value) if processor is not None and value is not None else value)
+        return arguments
+
+    # The four calls are written out rather than routed through one helper: a shared coroutine
+    # would add a frame to every statement a request runs.
+
+    async def fetch(self, connection: Connection, **values: Any) -> Sequence[Row]:
+        try:
+            return await connection.driver.fetch(self.sql, *self.arguments(values))
+        except Exception as error:
+            if (domain_error := translate(error, retry_after_s=connection.retry_after_s)) is None:
+                raise
+            raise domain_error from error
+
+    async def fetchrow(self, connection: Connection, **values: Any) -> Row | None:
+        try:
+            return await connection.driver.fetchrow(self.sql, *self.arguments(values))
+        except Exception as error:
+            if (domain_error := translate(error, retry_after_s=connection.retry_after_s)) is None:
+                raise
+            raise domain_error from error
+
+    async def fetchval(self, connection: Connection, **values: Any) -> Any:
+        try:
+            return await connection.driver.fetchval(self.sql, *self.arguments(values))
+        except Exception as error:
+            if (domain_error := translate(error, retry_after_s=connection.retry_after_s)) is None:
+                raise
+            raise domain_error from error
+
+    async def execute(self, connection: Connection, **values: Any) -> None:
+        try:
+            await connection.driver.execute(self.sql, *self.arguments(values))
+        except Exception as error:
+            if (domain_error := translate(error, retry_after_s=connection.retry_after_s)) is None:
+                raise
+            raise domain_error from error
+
+
+def _refuse_what_cannot_run(statement: ClauseElement, compiled: SQLCompiler) -> None:
+    expanding = [name for name, bind in compiled.binds.items() if bind.expanding or bind.literal_execute]
+    if expanding or "POSTCOMPILE" in compiled.string:
+        raise ValueError(
+            f"an expanding parameter ({', '.join(expanding) or 'in_()'}) compiles to a placeholder only "
+            "SQLAlchemy's executor fills in; write `column == any_(bindparam(name, type_=ARRAY(...)))` "
+            "and pass a list"
+        )
+    parameters = ((f"parameter {name!r}", bind.type) for name, bind in compiled.binds.items())
+    columns = ((f"column {column.key!r}", column.type) for column in _result_columns(statement))
+    for what, kind in (*parameters, *columns):
+        if reason := _unsupported(kind):
+            raise ValueError(f"{what}: {reason}")
+
+
+def _result_columns(statement: ClauseElement) -> Iterable[Any]:
+    return cast(Iterable[Any], getattr(statement, "exported_columns", ()))
+
+
+def _unsupported(kind: TypeEngine[Any]) -> str | None:
+    if isinstance(kind.dialect_impl(_DIALECT), TypeDecorator):
+        return f"{type(kind).__name__} needs SQLAlchemy's executor to process its values; map them in the repository"
+    if isinstance(kind, ARRAY):
+        return _unsupported(kind.item_type)
+    if isinstance(kind, JSON) and not isinstance(kind, JSONB):
+        return "a JSON value must be declared JSONB, which the connections decode (json would come back as text)"
+    return None
