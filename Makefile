@@ -66,10 +66,10 @@ db-down: install ## stop the embedded PostgreSQL
 	$(RUN) python -m todo_api.adapters.sql.embedded stop $(EMBEDDED_DATA_DIR)
 
 bench: install ## API vs a bare asyncpg baseline, same run: req/s, p50/p99, ratios, RSS (workers=N)
-	$(RUN) python -m scripts.bench $(if $(workers),--workers $(workers))
+	$(RUN) python -m bench $(if $(workers),--workers $(workers))
 
 load: install ## 60 s of mixed traffic on 2 workers: errors, p50/p99, memory before/after
-	$(RUN) python -m scripts.load_held
+	$(RUN) python -m bench load $(if $(workers),--workers $(workers))
 
 clean: ## remove the environment, caches and the embedded database's data
 	-$(RUN) python -m todo_api.adapters.sql.embedded stop $(EMBEDDED_DATA_DIR) 2>/dev/null
