@@ -80,7 +80,9 @@ def main() -> int:
             workers=workers,
             log_config=None,
             access_log=False,
-            proxy_headers=True,
+            # uvicorn would believe X-Forwarded-For from 127.0.0.1 (its default): any local client
+            # could then pick its address. The app reads it from TRUSTED_PROXIES only.
+            proxy_headers=False,
             timeout_graceful_shutdown=20,
         )
         server = uvicorn.Server(config)

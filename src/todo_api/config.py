@@ -5,7 +5,9 @@ Production refuses to start with settings that would be unsafe rather than runni
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -24,6 +26,9 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = None
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     cors_allow_credentials: bool = True
+    # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (IPs or CIDRs). None by
+    # default: the peer is the client, whatever headers it sends, so throttles cannot be dodged.
+    trusted_proxies: Annotated[tuple[IPv4Network | IPv6Network, ...], NoDecode] = ()
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["console", "json"] | None = None
@@ -76,6 +81,18 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
         return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _parse_networks(cls, value: object) -> object:
+        """`10.0.0.0/8, 192.168.1.7, fd00::/8`: a bare address is a network of one; host bits are allowed."""
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list | tuple):
+            return value
+        try:
+            return tuple(ipaddress.ip_network(str(item).strip(), strict=False) for item in items if str(item).strip())
+        except ValueError as error:
+            raise ValueError(f"TRUSTED_PROXIES: {error}") from None
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:

@@ -6,17 +6,10 @@ import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from fastapi import FastAPI
-from fastapi.openapi.utils import get_openapi
-from starlette.middleware.cors import CORSMiddleware
 
-from todo_api.adapters.http.cursors import CursorCodec
-from todo_api.adapters.http.middleware import RequestContextMiddleware
-from todo_api.adapters.http.problems import complete_error_responses, install_problem_handlers
-from todo_api.adapters.http.routers import auth, health, metrics, tasks
-from todo_api.adapters.http.routers.auth import RefreshCookie
+from todo_api.adapters.http.app import HttpOptions, create_http_app
 from todo_api.adapters.security.passwords import BcryptPasswordHasher, common_passwords
 from todo_api.adapters.security.tokens import BearerTokenVerifier, ExternalTokens, JwksKeys, JwtAccessTokens
 from todo_api.adapters.sql.engine import ConnectionPool, PoolOptions
@@ -39,10 +32,6 @@ from todo_api.use_cases.health import CheckReadiness
 from todo_api.use_cases.registry import UseCases
 from todo_api.use_cases.tasks import CreateTask, DeleteTask, GetTask, ListTasks, SetTaskCompletion, UpdateTask
 
-API_TITLE = "todo-api"
-_EXPOSED_HEADERS = ["X-Request-ID", "ETag", "Location", "Link", "Retry-After"]
-_ALLOWED_HEADERS = ["Authorization", "Content-Type", "If-Match", "If-None-Match", "Idempotency-Key", "X-Request-ID"]
-
 
 class SystemClock:
     def now(self) -> datetime:
@@ -59,6 +48,23 @@ def pool_options(settings: Settings, url: str) -> PoolOptions:
         statement_timeout_ms=settings.db_statement_timeout_ms,
         pooler_mode=settings.db_pooler_mode,
         retry_after_s=settings.db_retry_after_s,
+    )
+
+
+def http_options(settings: Settings) -> HttpOptions:
+    return HttpOptions(
+        cursor_key=settings.signing_key(),
+        cors_origins=tuple(settings.cors_origins),
+        cors_allow_credentials=settings.cors_allow_credentials,
+        docs=settings.show_docs,
+        metrics=settings.serve_metrics,
+        metrics_token=settings.metrics_token.get_secret_value() if settings.metrics_token else None,
+        refresh_cookie_secure=settings.is_production,
+        refresh_cookie_samesite=settings.refresh_cookie_samesite,
+        max_body_bytes=settings.max_body_bytes,
+        hsts=settings.is_production,
+        otel_telemetry=settings.otel_telemetry,
+        trusted_proxies=settings.trusted_proxies,
     )
 
 
@@ -135,45 +141,4 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         if jwks is not None:
             await jwks.close()
 
-    app = FastAPI(
-        title=API_TITLE,
-        version="1.0.0",
-        lifespan=lifespan,
-        docs_url="/docs" if settings.show_docs else None,
-        redoc_url=None,
-        openapi_url="/openapi.json" if settings.show_docs else None,
-        telemetry={
-            "tracing": settings.otel_telemetry,
-            "metrics": settings.otel_telemetry,
-            "logs": settings.otel_telemetry,
-        },
-    )
-    install_problem_handlers(app)
-    # The hot routes first: a request is matched against routes in the order they were added.
-    app.include_router(tasks.build_router(use_cases, CursorCodec(settings.signing_key())))
-    cookie = RefreshCookie(secure=settings.is_production, samesite=settings.refresh_cookie_samesite)
-    app.include_router(auth.build_router(use_cases, cookie))
-    app.include_router(health.build_router(use_cases.check_readiness))
-    if settings.serve_metrics:
-        token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
-        app.include_router(metrics.build_router(token))
-    if settings.cors_origins:  # without any, no cross-origin read is allowed: nothing to add
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_origins,
-            allow_credentials=settings.cors_allow_credentials,
-            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-            allow_headers=_ALLOWED_HEADERS,
-            expose_headers=_EXPOSED_HEADERS,
-            max_age=600,
-        )
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes, hsts=settings.is_production)
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = get_openapi(title=app.title, version=app.version, routes=app.routes, description=app.description)
-            app.openapi_schema = complete_error_responses(schema)
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
-    return app
+    return create_http_app(use_cases, http_options(settings), lifespan=lifespan)

@@ -63,9 +63,10 @@ class RequestCounter:
 
 @dataclass
 class CaseCounter:
-    """Counts the generated cases sent (not the checks' probes), per operation."""
+    """Counts the generated cases sent (not the checks' probes), per operation and per generation mode."""
 
     per_operation: Counter[str] = field(default_factory=Counter)
+    per_mode: Counter[str] = field(default_factory=Counter)
     stateless_ran: bool = False
     stateful_ran: bool = False
 
@@ -78,11 +79,13 @@ class CaseCounter:
 
         def after_call(context: schemathesis.HookContext, case: schemathesis.Case[Any], response: Any) -> None:
             self.per_operation[case.operation.label] += 1
+            self.per_mode[case.meta.generation.mode.value if case.meta is not None else "unknown"] += 1
 
         schema.hooks.register_hook_with_name(after_call, "after_call")
 
     def summary(self) -> list[str]:
-        lines = [f"{self.total} generated cases sent"]
+        modes = ", ".join(f"{mode} {count}" for mode, count in sorted(self.per_mode.items()))
+        lines = [f"{self.total} generated cases sent ({modes})"]
         lines += [f"  {count:5d}  {label}" for label, count in sorted(self.per_operation.items())]
         return lines
 

@@ -6,6 +6,7 @@ two app instances on one database."""
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -13,6 +14,7 @@ import httpx
 import pytest
 
 from tests.integration.conftest import two_instances
+from tests.integration.live_server import free_port, live_server, server_env
 
 SIGNUP = "/api/auth/signup"
 LOGIN = "/api/auth/login"
@@ -683,3 +685,45 @@ async def test_signups_from_one_address_across_two_instances_trip_the_per_addres
         response = await second.post(SIGNUP, json={"email": "user3@example.com", "password": PASSWORD})
         assert_rate_limited(response)
     assert await db.fetchval("SELECT count(*) FROM users") == 3
+
+
+# --- the client address behind a proxy, as deployed: `python -m todo_api` under uvicorn -------------
+
+
+def signups_with_forwarded_for(base_url: str, count: int) -> list[int]:
+    """`count` sign-ups from this process (127.0.0.1), each claiming another client in X-Forwarded-For."""
+    statuses = []
+    with httpx.Client(base_url=base_url, timeout=30) as http:
+        for number in range(count):
+            response = http.post(
+                SIGNUP,
+                json={"email": f"spoof{number}@example.com", "password": PASSWORD},
+                headers={"X-Forwarded-For": f"192.0.2.{number + 1}"},
+            )
+            statuses.append(response.status_code)
+    return statuses
+
+
+@pytest.mark.parametrize(
+    ("trusted_proxies", "expected"),
+    [
+        # The report: uvicorn believed X-Forwarded-For from 127.0.0.1, so all 14 were accepted.
+        ("", [201] * 10 + [429] * 4),
+        # 127.0.0.1 is our proxy now: each sign-up comes from the client it names.
+        ("127.0.0.1", [201] * 14),
+    ],
+    ids=["no-trusted-proxy", "trusting-127.0.0.1"],
+)
+def test_x_forwarded_for_moves_the_throttle_only_when_the_peer_is_a_trusted_proxy(
+    database_url: str, tmp_path: Path, trusted_proxies: str, expected: list[int]
+) -> None:
+    env = server_env(
+        DATABASE_URL=database_url,
+        PORT=str(free_port()),
+        SECRET_KEY="live-server-secret-key-that-is-long-enough-0123",
+        BCRYPT_COST="4",
+        THROTTLE_SIGNUP_PER_ADDRESS="10",
+        TRUSTED_PROXIES=trusted_proxies,
+    )
+    with live_server(env, log_path=tmp_path / "server.log") as server:
+        assert signups_with_forwarded_for(server.base_url, 14) == expected

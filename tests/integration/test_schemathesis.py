@@ -2,10 +2,12 @@
 
 Alice and Bob sign up through the API. Every generated request is Alice's (a bearer token); Bob is
 her peer, so the `object_level_authorization` check replays Alice's successful reads with Bob's
-token and fails if he gets her object. Every built-in check is on, with its default settings: no
-server errors, documented status codes, content types, response schemas and headers,
-schema-valid data accepted and invalid data rejected, `ignored_auth`, `use_after_free`,
-`ensure_resource_availability`, `missing_required_header`, `unsupported_method` and `Allow`.
+token and fails if he gets her object. Every built-in check is on (ENABLED_CHECKS, asserted against
+Schemathesis' registry), with its default settings: no server errors, documented status codes,
+content types, response schemas and headers, schema-valid data accepted and invalid data rejected
+(generation mode `all`: every phase also sends negative data), `ignored_auth`, `use_after_free`,
+`ensure_resource_availability`, `missing_required_header`, `unsupported_method`, `Allow`, and
+`max_response_time`, which only a limit turns on (a generous one: it catches a hang, not slowness).
 One check of ours rides along: a path naming another user's tasks never succeeds.
 
 Runs: each operation on its own (the examples, coverage and fuzzing phases), then stateful
@@ -28,6 +30,7 @@ from typing import Any, cast
 import hypothesis
 import pytest
 import schemathesis
+from schemathesis.checks import CHECKS, load_all_checks
 from schemathesis.generation.stateful import APIStateMachine
 from schemathesis.python import asgi
 
@@ -51,6 +54,8 @@ STATEFUL_SCENARIOS = 50  # per path form, see test_stateful_scenarios_conform
 STATEFUL_MAX_STEPS = 8
 MIN_TOTAL_CASES = 1_000
 OWN_PATH_PROBABILITY = 0.9
+MAX_RESPONSE_TIME_S = 30.0
+CHECKS_CONFIG: dict[str, Any] = {"enabled": True, "max_response_time": MAX_RESPONSE_TIME_S}
 
 ALICE, BOB = "alice", "bob"
 
@@ -149,7 +154,7 @@ def load_schema(
                 "deterministic": True,
                 "database": "none",
             },
-            "checks": {"enabled": True},
+            "checks": CHECKS_CONFIG,
             "operations": STATEFUL_REJECTIONS,
             # Reproductions show the real values; the tokens are throwaway test credentials.
             "output": {"sanitization": {"enabled": False}},
@@ -254,7 +259,7 @@ class _Summary:
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         if COUNTER.total:
             terminalreporter.write_sep("-", "schemathesis")
-            for line in [*COUNTER.summary(), *self.requests_seen.summary()]:
+            for line in [f"checks: {', '.join(enabled_checks())}", *COUNTER.summary(), *self.requests_seen.summary()]:
                 terminalreporter.write_line(line)
 
 
@@ -264,11 +269,24 @@ def _report_counts(requests_seen: RequestCounter, pytestconfig: pytest.Config) -
         pytestconfig.pluginmanager.register(_Summary(requests_seen), name=__name__)
 
 
+def enabled_checks() -> list[str]:
+    load_all_checks()
+    checks = schemathesis.Config.from_dict({"checks": CHECKS_CONFIG}).projects.default.checks
+    names = [name for name in sorted(CHECKS.get_all_names()) if checks.get_by_name(name=name).enabled]
+    return [*names, *(["max_response_time"] if checks.max_response_time.enabled else [])]
+
+
+def test_every_check_schemathesis_has_is_enabled() -> None:
+    load_all_checks()
+    assert set(enabled_checks()) == {*CHECKS.get_all_names(), "max_response_time"}
+
+
 def test_generated_enough_cases(requests_seen: RequestCounter) -> None:
     if not (COUNTER.stateless_ran and COUNTER.stateful_ran):
         pytest.skip("the generated runs were deselected")
     report = "\n".join([*COUNTER.summary(), *requests_seen.summary()])
     assert COUNTER.total >= MIN_TOTAL_CASES, report
+    assert COUNTER.per_mode["negative"] > 0, f"no negative data was sent\n{report}"
     # Bob's token went out: the object-level authorization check replayed Alice's reads as him.
     assert requests_seen.by_identity[BOB] > 0, (
         f"No read of Alice's was replayed as Bob (did a run stop early?)\n{report}"

@@ -285,6 +285,17 @@ async def test_create_keeps_the_instant_of_a_due_at_with_an_offset(client: httpx
     assert datetime.fromisoformat(body["due_at"]) == datetime.fromisoformat(DUE_WITH_OFFSET)
 
 
+@pytest.mark.parametrize("due_at", ["0001-01-01T00:00:00Z", "9999-12-31T23:59:59.999999Z"])
+async def test_a_due_at_at_either_end_of_the_calendar_comes_back_with_its_zone(
+    client: httpx.AsyncClient, user: User, due_at: str
+) -> None:
+    """The driver reads these two instants as its naive infinity sentinels (found by schemathesis)."""
+    body = await create_task(client, user, due_at=due_at)
+    assert datetime.fromisoformat(body["due_at"]) == datetime.fromisoformat(due_at)
+    fetched = await client.get(f"/api/me/tasks/{body['id']}", headers=user.headers)
+    assert datetime.fromisoformat(fetched.json()["due_at"]) == datetime.fromisoformat(due_at)
+
+
 async def test_create_accepts_every_field_at_its_limit(client: httpx.AsyncClient, user: User) -> None:
     body = await create_task(
         client,

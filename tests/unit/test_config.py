@@ -108,3 +108,28 @@ def test_the_external_issuer_settings_come_together() -> None:
 def test_a_wildcard_origin_with_credentials_is_refused_in_development_too() -> None:
     with pytest.raises(ValidationError, match="CORS_ORIGINS"):
         Settings.model_validate({"cors_origins": ["*"]})
+
+
+def test_no_proxy_is_trusted_unless_configured() -> None:
+    assert Settings(_env_file=None).trusted_proxies == ()
+
+
+def test_trusted_proxies_accept_addresses_and_networks_of_both_families() -> None:
+    settings = Settings.model_validate({"trusted_proxies": "10.0.0.0/8, 192.168.1.7 ,fd00::/8,10.1.2.3/16"})
+    assert [str(network) for network in settings.trusted_proxies] == [
+        "10.0.0.0/8",
+        "192.168.1.7/32",
+        "fd00::/8",
+        "10.1.0.0/16",
+    ]
+
+
+def test_trusted_proxies_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRUSTED_PROXIES", "127.0.0.1")
+    assert [str(network) for network in Settings(_env_file=None).trusted_proxies] == ["127.0.0.1/32"]
+
+
+@pytest.mark.parametrize("value", ["localhost", "*", "10.0.0.0/33"])
+def test_a_trusted_proxy_that_is_not_an_address_or_network_is_refused(value: str) -> None:
+    with pytest.raises(ValidationError, match="TRUSTED_PROXIES"):
+        Settings.model_validate({"trusted_proxies": value})

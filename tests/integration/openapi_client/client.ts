@@ -28,7 +28,7 @@ export async function firstPage(): Promise<{ title: string | undefined; next: st
     tag: ["home"],
     sort: "-due_at",
     limit: 20,
-    cursor: null,
+    cursor: undefined, // a query parameter is absent or a string, never null
   };
   const { data, error } = await api.GET("/api/{user_id}/tasks", { params: { path: { user_id: "me" }, query } });
   const errorIsTyped: IsAny<typeof error> = false;

@@ -1,4 +1,5 @@
-"""Pure ASGI middleware: request id, body size limit, security headers and the access log, in one hop.
+"""Pure ASGI middleware: request id, client address behind trusted proxies, body size limit, security
+headers and the access log, in one hop.
 
 It also turns an unhandled exception into the 500 envelope itself, so even a crash carries the
 request id, the security headers and exactly one access-log line.
@@ -17,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from todo_api.adapters.http.metrics import observe
 from todo_api.adapters.http.problems import problem_response
+from todo_api.adapters.http.proxies import TrustedProxies
 from todo_api.logging import request_id_bound
 
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{8,128}")
@@ -27,9 +29,12 @@ log = structlog.get_logger("todo_api.access")
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, hsts: bool) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int, hsts: bool, trusted_proxies: TrustedProxies | None = None
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self._proxies = trusted_proxies if trusted_proxies else None
         self._access_log = logging.getLogger("todo_api.access").isEnabledFor(logging.INFO)  # LOG_LEVEL is fixed
         self._headers: list[tuple[bytes, bytes]] = [
             (b"x-content-type-options", b"nosniff"),
@@ -44,6 +49,8 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if self._proxies is not None:
+            _resolve_forwarded(scope, self._proxies)
         request_id = _request_id_from(scope)
         scope.setdefault("state", {})["request_id"] = request_id
         with request_id_bound(request_id):  # one coroutine level: each costs on every await below
@@ -99,10 +106,12 @@ class RequestContextMiddleware:
                 route = getattr(scope.get("route"), "path", None) or "unmatched"
                 observe(scope["method"], route, status, elapsed)
                 if self._access_log:
+                    client = scope.get("client")
                     log.info(
                         "request",
                         method=scope["method"],
                         path=path,
+                        client=client[0] if client else None,
                         status=status,
                         duration_ms=round(elapsed * 1000, 2),
                     )
@@ -120,6 +129,26 @@ def _content_length(scope: Scope) -> int | None:
                 raise HTTPException(400, detail="The Content-Length header is not a number.")
             return int(value)
     return None
+
+
+def _resolve_forwarded(scope: Scope, proxies: TrustedProxies) -> None:
+    """Behind a trusted proxy, the client and scheme it vouches for replace the peer's."""
+    client = scope.get("client")
+    if not client:
+        return
+    forwarded_for: list[str] = []
+    forwarded_proto: list[str] = []
+    headers: list[tuple[bytes, bytes]] = scope.get("headers", [])
+    for name, value in headers:
+        if name == b"x-forwarded-for":
+            forwarded_for.append(value.decode("latin-1"))
+        elif name == b"x-forwarded-proto":
+            forwarded_proto.append(value.decode("latin-1"))
+    peer = client[0]
+    host = proxies.client(peer, forwarded_for)
+    if host != peer:
+        scope["client"] = (host, 0)
+    scope["scheme"] = proxies.scheme(peer, forwarded_proto, scope.get("scheme", "http"))
 
 
 def _request_id_from(scope: Scope) -> str:

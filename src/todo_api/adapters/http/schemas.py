@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -13,20 +14,33 @@ from todo_api.domain.tasks import MAX_DESCRIPTION_CHARS, MAX_TAG_CHARS, MAX_TAGS
 from todo_api.domain.users import MAX_EMAIL_CHARS, MAX_NAME_CHARS, MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS, User
 
 # The schema states the domain's rules where JSON Schema can, so a generated client (and a
-# property-based test) knows what will be accepted. PostgreSQL stores no NUL in text.
-NO_NUL = r"^[^\x00]*$"
-_CONTROL = r"\x00-\x08\x0e-\x1f\x7f"  # control characters that are not white space (and \x1c-\x1f,
-# which Python's strip() treats as white space and the schema's regex flavour does not)
+# property-based test) knows what will be accepted, and pydantic enforces exactly what it states.
+# `\s` means three different things to pydantic's Rust regex, JSON Schema's ECMA regex and Python's
+# `str.strip()` (\x85, \ufeff, \x1c-\x1f), so white space is spelled out: what `strip()` removes,
+# less \x1c-\x1f, which count as control characters and are refused anywhere.
+WHITE_SPACE = r"\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+_CONTROL = r"\x00-\x08\x0e-\x1f\x7f"  # control characters that are not white space
+NO_NUL = r"^[^\x00]*$"  # PostgreSQL stores no NUL in text
 
 
 def trimmed_text(max_chars: int) -> str:
     """1 to `max_chars` characters once surrounding white space is trimmed, no control characters:
     exactly the domain's rule for titles and tags, so the schema promises nothing it refuses."""
-    allowed, visible = f"[^{_CONTROL}]", f"[^\\s{_CONTROL}]"
-    return rf"^\s*{visible}(?:{allowed}{{0,{max_chars - 2}}}{visible})?\s*$"
+    space, allowed, visible = f"[{WHITE_SPACE}]", f"[^{_CONTROL}]", f"[^{WHITE_SPACE}{_CONTROL}]"
+    return rf"^{space}*{visible}(?:{allowed}{{0,{max_chars - 2}}}{visible})?{space}*$"
 
 
-EMAIL = r"^\s*[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s.\x00-\x1f\x7f]+\s*$"
+_EMAIL_CHAR = rf"[^@{WHITE_SPACE}\x00-\x1f\x7f]"
+_TLD_CHAR = rf"[^@.{WHITE_SPACE}\x00-\x1f\x7f]"
+EMAIL = rf"^[{WHITE_SPACE}]*{_EMAIL_CHAR}+@{_EMAIL_CHAR}+\.{_TLD_CHAR}+[{WHITE_SPACE}]*$"
+"""domain/users.py's rule (trimmed, then local@domain.tld without white space or control characters)."""
+
+# RFC 9110 entity tags, in visible ASCII: a header's bytes are its characters on every server, and
+# a field value never starts or ends with white space (servers strip it before the app sees it,
+# so a length that counted it would depend on the transport).
+_ETAG = r'(?:W/)?"[\x21\x23-\x7e]*"'
+ENTITY_TAGS = rf"^(?:\*|{_ETAG}(?:[ \t]*,[ \t]*{_ETAG})*)$"
+MAX_ENTITY_TAGS_CHARS = 512
 
 
 class StrictInput(BaseModel):
@@ -43,18 +57,43 @@ class Output(BaseModel):
     model_config = ConfigDict(json_schema_serialization_defaults_required=True)
 
 
+# Lengths are in characters, as the domain counts them. The server's only byte limit is the body
+# (MAX_BODY_BYTES, 64 KiB by default): at most 12 bytes a character (a JSON \\u escape pair, or a
+# percent-encoded 4-byte UTF-8 character in a form), every body these bounds allow fits in it.
 Password = Annotated[str, Field(min_length=MIN_PASSWORD_CHARS, max_length=MAX_PASSWORD_CHARS)]
+MAX_LOGIN_EMAIL_CHARS = 320
+MAX_LOGIN_PASSWORD_CHARS = 1024
 
 
 class SignUpRequest(StrictInput):
+    """The e-mail, password and name rules of domain/users.py; only "not a common password" cannot
+    be said in a schema (422 `weak_password`)."""
+
     email: str = Field(max_length=MAX_EMAIL_CHARS, pattern=EMAIL, examples=["ada@example.com"])
     password: Password = Field(examples=["correct horse battery staple"])
     name: str | None = Field(default=None, max_length=MAX_NAME_CHARS, pattern=NO_NUL, examples=["Ada Lovelace"])
 
 
 class LogInRequest(StrictInput):
-    email: str = Field(max_length=320, examples=["ada@example.com"])
-    password: str = Field(max_length=1024, examples=["correct horse battery staple"])
+    """Looser than sign-up on purpose: a malformed e-mail is just another wrong credential (the same
+    401 `invalid_credentials`), so nothing here tells which accounts exist or how they look."""
+
+    email: str = Field(max_length=MAX_LOGIN_EMAIL_CHARS, examples=["ada@example.com"])
+    password: str = Field(max_length=MAX_LOGIN_PASSWORD_CHARS, examples=["correct horse battery staple"])
+
+
+class TokenForm(BaseModel):
+    """The OAuth2 password grant (RFC 6749 4.3.2) as a form, for Swagger UI's Authorize button.
+
+    A form has no null and sends an empty field as missing, so every field is a non-empty string or
+    absent; other fields a client adds are ignored, as OAuth2 servers do."""
+
+    grant_type: Literal["password"] = "password"
+    username: str = Field(min_length=1, max_length=MAX_LOGIN_EMAIL_CHARS, description="The e-mail address.")
+    password: str = Field(min_length=1, max_length=MAX_LOGIN_PASSWORD_CHARS)
+    scope: str = Field(default="", max_length=1024, description="Ignored: a token grants everything its user may do.")
+    client_id: str | SkipJsonSchema[None] = Field(default=None, max_length=256)
+    client_secret: str | SkipJsonSchema[None] = Field(default=None, max_length=256)
 
 
 class RefreshRequest(StrictInput):
@@ -66,7 +105,7 @@ class RefreshRequest(StrictInput):
 
 
 class ChangePasswordRequest(StrictInput):
-    current_password: str = Field(max_length=1024)
+    current_password: str = Field(max_length=MAX_LOGIN_PASSWORD_CHARS)
     new_password: Password
 
 
@@ -103,15 +142,19 @@ class SessionOut(TokenOut):
 PriorityLabel = PriorityName
 
 
-def _iso_8601_text(value: object) -> object:
-    """Lax datetime parsing would take 1790000000 as a Unix time; the contract is ISO 8601 text."""
-    if not isinstance(value, str) or value.strip().lstrip("+-").replace(".", "", 1).isdigit():
-        raise ValueError("expected an ISO 8601 date-time with a time zone, e.g. 2026-12-01T17:00:00Z")
-    return value
+_RFC_3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})", re.ASCII)
 
 
-# JSON has no datetime type: ISO 8601 strings with a zone; naive ones and numbers are refused.
-IsoDateTime = Annotated[AwareDatetime, BeforeValidator(_iso_8601_text), Field(strict=False)]
+def _rfc_3339_text(value: object) -> object:
+    """What the schema's `format: date-time` means (RFC 3339), no more: pydantic alone would also
+    take `1790000000` or `-3.5e-36` as a Unix time, and dates without seconds or a zone."""
+    if not isinstance(value, str) or not _RFC_3339.fullmatch(value.upper()):
+        raise ValueError("expected an RFC 3339 date-time with a time zone, e.g. 2026-12-01T17:00:00Z")
+    return value.upper()
+
+
+# JSON has no datetime type: RFC 3339 strings with a zone; naive ones and numbers are refused.
+IsoDateTime = Annotated[AwareDatetime, BeforeValidator(_rfc_3339_text), Field(strict=False)]
 DueAt = Annotated[IsoDateTime, Field(examples=["2026-12-01T17:00:00Z"])]
 Title = Annotated[str, Field(pattern=trimmed_text(MAX_TITLE_CHARS), examples=["Buy oat milk"])]
 Description = Annotated[

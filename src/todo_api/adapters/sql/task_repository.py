@@ -5,7 +5,7 @@ Every statement filters by owner: another user's task is indistinguishable from 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import bindparam, delete, select, update
@@ -19,6 +19,12 @@ from todo_api.domain.tasks import Priority, Task, TaskDraft, TaskFilter, TaskQue
 _WRITABLE = ("title", "description", "completed", "priority", "tags", "due_at")
 
 
+def _aware(moment: datetime | None) -> datetime | None:
+    """asyncpg hands back the two extreme instants (0001-01-01T00:00Z, 9999-12-31T23:59:59.999999Z)
+    as its naive infinity sentinels: a due date a client may send, so give it its zone back."""
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
+
+
 def task_of(row: Row) -> Task:
     return Task(
         id=row["id"],
@@ -29,7 +35,7 @@ def task_of(row: Row) -> Task:
         completed_at=row["completed_at"],
         priority=Priority(row["priority"]),
         tags=tuple(row["tags"]),
-        due_at=row["due_at"],
+        due_at=_aware(row["due_at"]),
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         version=row["version"],

@@ -1,0 +1,110 @@
+"""The real use cases over the in-memory fakes: what the HTTP tests run the app on, no database needed.
+
+`use_cases_over(backend)` is the one place the registry is assembled for these tests, so a change to
+a use case's constructor is a one-line fix here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from tests.unit.fakes import (
+    FakeAccessTokens,
+    FakeClock,
+    FakePasswordHasher,
+    FakeStore,
+    FakeTokenVerifier,
+    FakeUnitOfWorkFactory,
+)
+from todo_api.domain.errors import ServiceUnavailable
+from todo_api.domain.tasks import Task, TaskDraft
+from todo_api.domain.users import PasswordPolicy, Principal, User
+from todo_api.use_cases.auth import (
+    Authenticate,
+    ChangePassword,
+    GetCurrentUser,
+    LogIn,
+    LogOut,
+    RefreshSession,
+    SessionIssuer,
+    SignUp,
+    ThrottleLimits,
+)
+from todo_api.use_cases.health import CheckReadiness
+from todo_api.use_cases.registry import UseCases
+from todo_api.use_cases.tasks import CreateTask, DeleteTask, GetTask, ListTasks, SetTaskCompletion, UpdateTask
+
+COMMON_PASSWORDS = frozenset({"password", "12345678", "qwertyuiop"})
+
+
+class FakeDatabaseProbe:
+    """Answers while `up`; otherwise what the SQL probe raises when the database is gone."""
+
+    def __init__(self) -> None:
+        self.up = True
+        self.retry_after_s = 2
+
+    async def ping(self) -> None:
+        if not self.up:
+            raise ServiceUnavailable("The database is not answering.", retry_after_s=self.retry_after_s)
+
+
+@dataclass
+class FakeBackend:
+    """Everything behind the use cases, in memory; tests arrange state here and look at it after."""
+
+    clock: FakeClock = field(default_factory=FakeClock)
+    hasher: FakePasswordHasher = field(default_factory=FakePasswordHasher)
+    verifier: FakeTokenVerifier = field(default_factory=FakeTokenVerifier)
+    probe: FakeDatabaseProbe = field(default_factory=FakeDatabaseProbe)
+    limits: ThrottleLimits = field(default_factory=ThrottleLimits)
+    uow: FakeUnitOfWorkFactory = field(init=False)
+
+    use_cases: UseCases = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.uow = FakeUnitOfWorkFactory(clock=self.clock)
+        self.use_cases = use_cases_over(self)
+
+    @property
+    def store(self) -> FakeStore:
+        return self.uow.store
+
+    def add_user(self, user_id: str, *, token: str, email: str | None = None, password: str | None = None) -> User:
+        """A stored account whose bearer token is `token` (and, with `password`, that can log in)."""
+        now = self.clock.now()
+        password_hash = f"hashed:{password}" if password is not None else None  # as FakePasswordHasher hashes
+        user = User(user_id, email or f"{user_id[:8].lower()}@example.com", None, password_hash, now, now)
+        self.store.users[user_id] = user
+        self.verifier.principals[token] = Principal(user_id, session_id=f"session-of-{user_id}")
+        return user
+
+    async def add_task(self, user_id: str, title: str = "Buy oat milk") -> Task:
+        """A task of `user_id`'s, created as the API creates one."""
+        created = await self.use_cases.create_task.execute(user_id, TaskDraft(title))
+        return created.task
+
+
+def use_cases_over(backend: FakeBackend) -> UseCases:
+    """The real `UseCases` registry, every use case built on the fakes."""
+    uow, clock, hasher = backend.uow, backend.clock, backend.hasher
+    policy = PasswordPolicy(COMMON_PASSWORDS)
+    sessions = SessionIssuer(FakeAccessTokens(), clock, timedelta(days=30))
+    limits = backend.limits
+    return UseCases(
+        check_readiness=CheckReadiness(backend.probe),
+        authenticate=Authenticate(backend.verifier, uow, clock),
+        sign_up=SignUp(uow, hasher, policy, sessions, limits),
+        log_in=LogIn(uow, hasher, sessions, limits),
+        refresh_session=RefreshSession(uow, sessions),
+        log_out=LogOut(uow, clock),
+        change_password=ChangePassword(uow, hasher, policy, clock, limits),
+        get_current_user=GetCurrentUser(uow),
+        create_task=CreateTask(uow, clock),
+        list_tasks=ListTasks(uow, clock),
+        get_task=GetTask(uow),
+        update_task=UpdateTask(uow, clock),
+        set_task_completion=SetTaskCompletion(uow, clock),
+        delete_task=DeleteTask(uow),
+    )

@@ -1,0 +1,135 @@
+"""Every route the app serves needs a bearer token, unless it is listed here as public; every route under a
+`{user_id}` refuses another user's id; `me` and the caller's own id work. Routes are read from the app,
+so a new one is covered the day it is added."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+import pytest
+from starlette.routing import BaseRoute, Route
+
+from tests.unit.http.backend import FakeBackend
+from tests.unit.http.conftest import ADA, ADA_PASSWORD, ADA_TOKEN, BOB, bearer
+from tests.unit.http.problem_support import assert_problem
+from todo_api.adapters.http.app import HttpOptions, create_http_app
+
+PUBLIC = {
+    ("POST", "/api/auth/signup"),
+    ("POST", "/api/auth/login"),
+    ("POST", "/api/auth/token"),
+    ("POST", "/api/auth/refresh"),
+    ("POST", "/api/auth/logout"),
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),  # behind METRICS_TOKEN when one is set, see test_metrics_token_guards_metrics
+    ("GET", "/openapi.json"),
+    ("GET", "/docs"),
+    ("GET", "/docs/oauth2-redirect"),
+}
+
+# A request each protected operation accepts, so "works for its owner" means a 2xx.
+VALID_BODIES: dict[tuple[str, str], dict[str, Any]] = {
+    ("POST", "/api/{user_id}/tasks"): {"title": "Buy oat milk"},
+    ("PUT", "/api/{user_id}/tasks/{task_id}"): {"title": "Buy oat milk"},
+    ("PATCH", "/api/{user_id}/tasks/{task_id}"): {"title": "Buy oat milk"},
+    ("PATCH", "/api/{user_id}/tasks/{task_id}/complete"): {},
+    ("POST", "/api/auth/password"): {"current_password": ADA_PASSWORD, "new_password": "a-brand-new-passphrase"},
+}
+
+
+def operations(routes: Sequence[BaseRoute], prefix: str = "") -> list[tuple[str, str]]:
+    """(method, path) of every route, also inside included routers (FastAPI keeps those whole)."""
+    found = []
+    for route in routes:
+        included, context = getattr(route, "original_router", None), getattr(route, "include_context", None)
+        if included is not None:
+            found += operations(included.routes, prefix + (context.prefix if context else ""))
+        elif isinstance(route, Route):
+            found += [(method, prefix + route.path) for method in sorted(route.methods or ()) if method != "HEAD"]
+    return found
+
+
+def all_operations() -> list[tuple[str, str]]:
+    return operations(create_http_app(FakeBackend().use_cases, HttpOptions(cursor_key="k" * 40)).routes)
+
+
+PROTECTED = [operation for operation in all_operations() if operation not in PUBLIC]
+
+
+def url(path: str, user_id: str, task_id: int) -> str:
+    return path.replace("{user_id}", user_id).replace("{task_id}", str(task_id))
+
+
+def test_the_public_list_names_only_routes_that_exist() -> None:
+    assert set(all_operations()) >= PUBLIC
+
+
+def test_the_task_routes_and_the_account_routes_are_protected() -> None:
+    assert len([path for _, path in PROTECTED if path.startswith("/api/{user_id}/tasks")]) == 7
+    assert {("GET", "/api/auth/me"), ("POST", "/api/auth/password")} <= set(PROTECTED)
+
+
+@pytest.mark.parametrize(("method", "path"), PROTECTED)
+async def test_without_a_token_every_protected_route_is_401(
+    client: httpx.AsyncClient, backend: FakeBackend, method: str, path: str
+) -> None:
+    task = await backend.add_task(ADA)
+
+    response = await client.request(method, url(path, "me", task.id), json=VALID_BODIES.get((method, path)))
+
+    assert_problem(response, 401, "missing_token")
+    assert response.headers["www-authenticate"] == 'Bearer error="invalid_token"'
+
+
+@pytest.mark.parametrize(("method", "path"), PROTECTED)
+async def test_with_a_token_of_no_one_every_protected_route_is_401(
+    client: httpx.AsyncClient, backend: FakeBackend, method: str, path: str
+) -> None:
+    task = await backend.add_task(ADA)
+
+    response = await client.request(
+        method, url(path, "me", task.id), json=VALID_BODIES.get((method, path)), headers=bearer("forged")
+    )
+
+    assert_problem(response, 401, "invalid_token")
+
+
+@pytest.mark.parametrize(("method", "path"), [op for op in PROTECTED if "{user_id}" in op[1]])
+async def test_another_users_id_in_the_path_is_403_on_every_route(
+    client: httpx.AsyncClient, backend: FakeBackend, method: str, path: str
+) -> None:
+    bobs = await backend.add_task(BOB)
+    before = backend.store.snapshot()
+
+    response = await client.request(
+        method, url(path, BOB, bobs.id), json=VALID_BODIES.get((method, path)), headers=bearer(ADA_TOKEN)
+    )
+
+    assert_problem(response, 403, "not_your_tasks")
+    assert backend.store == before
+
+
+@pytest.mark.parametrize("owner", ["me", ADA])
+@pytest.mark.parametrize(("method", "path"), PROTECTED)
+async def test_the_owner_reaches_every_protected_route_as_me_or_by_id(
+    client: httpx.AsyncClient, backend: FakeBackend, method: str, path: str, owner: str
+) -> None:
+    task = await backend.add_task(ADA)
+
+    response = await client.request(
+        method, url(path, owner, task.id), json=VALID_BODIES.get((method, path)), headers=bearer(ADA_TOKEN)
+    )
+
+    assert 200 <= response.status_code < 300, response.text
+
+
+async def test_metrics_token_guards_metrics(backend: FakeBackend) -> None:
+    app = create_http_app(backend.use_cases, HttpOptions(cursor_key="k" * 40, metrics_token="scrape-me"))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http:
+        assert_problem(await http.get("/metrics"), 401, "invalid_token")
+        not_ascii = {b"authorization": "Bearer scrape-m\u00e9".encode("latin-1")}
+        assert_problem(await http.get("/metrics", headers=not_ascii), 401, "invalid_token")
+        assert (await http.get("/metrics", headers=bearer("scrape-me"))).status_code == 200
