@@ -143,11 +143,14 @@ async def test_the_bouncer_multiplexes_many_clients_onto_its_few_server_connecti
     try:
 
         async def backend_pids(connection: asyncpg.Connection) -> set[int]:
+            # Enough transactions per client that the bouncer hands at least one client a server
+            # connection another client used (with 5 it happened not to, once in a CI run).
             seen = set()
-            for _ in range(5):
+            for _ in range(25):
                 async with connection.transaction():
                     seen.add(await connection.fetchval("SELECT pg_backend_pid()"))
                     await asyncio.sleep(0.005)
+                await asyncio.sleep(0.001)
             return seen
 
         per_client = await asyncio.gather(*(backend_pids(connection) for connection in connections))
