@@ -33,6 +33,8 @@ import orjson
 from jose import jwt
 from jose.exceptions import JOSEError
 
+from todo_api.domain.ordering import key_between  # a pure rule the API runs too: part of the work
+
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
@@ -45,7 +47,8 @@ _REQUIRED = {"require_exp": True, "require_sub": True, "require_iat": True, "lee
 _UNUSABLE = (JOSEError, ValueError, TypeError, AttributeError, KeyError, RecursionError, OverflowError)
 _TASK_FIELDS = frozenset({"title", "description", "priority", "tags", "due_at", "completed"})
 _COLUMNS = (
-    "id, user_id, title, description, completed, completed_at, priority, tags, due_at, created_at, updated_at, version"
+    "id, user_id, title, description, completed, completed_at, priority, tags, due_at, created_at, updated_at, version,"
+    " list_id, parent_id, position"
 )
 _ACQUIRE_SQL = """
 INSERT INTO rate_limits (key, window_started_at, hits) VALUES ($1, now(), 1)
@@ -63,9 +66,16 @@ _REFRESH_SQL = (
 )
 # Only the constant column list is spliced in; every value is a bound parameter.
 _GET_SQL = f"SELECT {_COLUMNS} FROM tasks WHERE id = $1 AND user_id = $2"  # noqa: S608
+# Where a new task goes, as the API asks it: the Inbox and its last top-level task's order key.
+_APPEND_SQL = """
+SELECT lists.id, (SELECT tasks.position FROM tasks
+                  WHERE tasks.user_id = lists.user_id AND tasks.list_id = lists.id AND tasks.parent_id IS NULL
+                  ORDER BY tasks.position DESC, tasks.id DESC LIMIT 1)
+FROM lists WHERE lists.user_id = $1 AND lists.is_inbox"""
 _INSERT_SQL = f"""
-INSERT INTO tasks (user_id, completed_at, created_at, updated_at, title, description, completed, priority, tags, due_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {_COLUMNS}"""  # noqa: S608
+INSERT INTO tasks (user_id, completed_at, created_at, updated_at, title, description, completed, priority, tags, due_at,
+                   list_id, position)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING {_COLUMNS}"""  # noqa: S608
 _SAVE_SQL = f"""
 UPDATE tasks SET completed_at = $4, updated_at = $5, version = version + 1, title = $6, description = $7,
   completed = $8, priority = $9, tags = $10, due_at = $11
@@ -118,7 +128,8 @@ def _task_json(row: asyncpg.Record) -> dict[str, Any]:
         "id": row["id"], "title": row["title"], "description": row["description"], "completed": row["completed"],
         "completed_at": row["completed_at"], "priority": PRIORITIES[row["priority"]], "tags": row["tags"],
         "due_at": row["due_at"], "created_at": row["created_at"], "updated_at": row["updated_at"],
-        "version": row["version"],
+        "version": row["version"], "list_id": row["list_id"], "parent_id": row["parent_id"],
+        "position": row["position"],
     }  # fmt: skip
 
 
@@ -361,9 +372,12 @@ class Baseline:
         d = _draft(body)
         now = datetime.now(UTC)
         async with self.pool.acquire() as connection, connection.transaction():
+            inbox = await connection.fetchrow(_APPEND_SQL, owner)
+            if inbox is None:
+                raise Problem(404, "list_not_found", "The Inbox was not found.")
             row = await connection.fetchrow(
                 _INSERT_SQL, owner, now if d["completed"] else None, now, now, d["title"], d["description"],
-                d["completed"], d["priority"], d["tags"], d["due_at"],
+                d["completed"], d["priority"], d["tags"], d["due_at"], inbox[0], key_between(inbox[1], None),
             )  # fmt: skip
         if row is None:  # pragma: no cover - INSERT ... RETURNING returns the row
             raise Problem(500, "internal_error", "The insert returned nothing.")

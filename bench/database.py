@@ -19,6 +19,7 @@ import asyncpg
 from sqlalchemy import make_url
 
 ROOT = Path(__file__).resolve().parents[1]
+ORDER_DIGITS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"  # domain/ordering.py's
 NAME, DEEP_USER = "todo_bench", 0
 PASSWORD = "bench-password-correct-horse-42"  # noqa: S105 - every bench account's password
 TAGS = ("home", "work", "errands", "health", "finance", "family", "urgent", "someday", "reading", "travel")
@@ -52,11 +53,13 @@ SELECT md5('bench-user-' || i), 'user' || i || '@bench.example',
        now() - interval '800 days', now() - interval '800 days'
 FROM generate_series(0, $1::int) AS i
 """
+# Every account's Inbox, as sign-up makes it.
+_INBOXES_SQL = "INSERT INTO lists (user_id, name, position, is_inbox) SELECT id, 'Inbox', 'a0', true FROM users"
 # The inner query draws every random number a row needs once (a subquery with volatile functions in
 # its select list is never flattened, and OFFSET 0 makes sure), the outer one derives the columns.
 _TASKS_SQL = """
 INSERT INTO tasks (user_id, title, description, completed, completed_at, priority, tags, due_at,
-                   created_at, updated_at, version)
+                   created_at, updated_at, version, list_id, position)
 SELECT s.user_id, s.title, s.description, s.done,
        CASE WHEN s.done THEN least(now(), s.created_at + s.r_done * interval '10 days') END,
        s.priority,
@@ -66,7 +69,13 @@ SELECT s.user_id, s.title, s.description, s.done,
        CASE WHEN s.r_due < 0.6 THEN date_trunc('hour', s.created_at + (1 + s.r_due * 100) * interval '1 day') END,
        s.created_at,
        least(now(), s.created_at + greatest(s.r_done * interval '10 days', s.r_edit * interval '12 days')),
-       1 + s.done::int + floor(s.r_edit * 3)::int
+       1 + s.done::int + floor(s.r_edit * 3)::int,
+       inbox.id,
+       -- An order key (domain/ordering.py) for each user's tasks in creation order: `c` and three
+       -- base-62 digits, enough for the deep user's 60,000.
+       'c' || substr($15, 1 + ((row_number() OVER w - 1) / 3844) % 62, 1)
+           || substr($15, 1 + ((row_number() OVER w - 1) / 62) % 62, 1)
+           || substr($15, 1 + (row_number() OVER w - 1) % 62, 1)
 FROM (
     SELECT md5('bench-user-' || u.i) AS user_id,
            now() - random() * interval '730 days' AS created_at,
@@ -86,6 +95,8 @@ FROM (
     CROSS JOIN LATERAL generate_series(1, CASE WHEN u.i = $4::int THEN $3::int ELSE $2::int END) AS t(j)
     OFFSET 0
 ) AS s
+JOIN lists AS inbox ON inbox.user_id = s.user_id AND inbox.is_inbox
+WINDOW w AS (PARTITION BY s.user_id ORDER BY s.created_at)
 ORDER BY s.created_at
 """
 # Indexes no constraint owns (the primary key stays), the biggest (trigram) first.
@@ -168,7 +179,10 @@ async def prepare(server_url: str, users: int, tasks: int, deep: int, reuse: boo
                     await connection.execute("SET LOCAL session_replication_role = replica")
             await connection.execute("SELECT setseed(0.4242)")  # the same data set every time
             words = (TAGS, VERBS, OBJECTS, QUALIFIERS, OPENINGS, MIDDLES, ENDINGS, *SLOTS)
-            status = await connection.execute(_TASKS_SQL, users, tasks, deep, DEEP_USER, *map(list, words))
+            await connection.execute(_INBOXES_SQL)
+            status = await connection.execute(
+                _TASKS_SQL, users, tasks, deep, DEEP_USER, *map(list, words), ORDER_DIGITS
+            )
         inserted, queue = time.perf_counter(), [definition for _, definition in indexes]
 
         async def build() -> None:  # index builds are CPU-bound: one core each

@@ -17,20 +17,8 @@ from todo_api.adapters.sql.unit_of_work import SqlDatabaseProbe, SqlUnitsOfWork
 from todo_api.config import Settings
 from todo_api.domain.users import PasswordPolicy
 from todo_api.logging import configure_logging
-from todo_api.use_cases.auth import (
-    Authenticate,
-    ChangePassword,
-    GetCurrentUser,
-    LogIn,
-    LogOut,
-    RefreshSession,
-    SessionIssuer,
-    SignUp,
-    ThrottleLimits,
-)
-from todo_api.use_cases.health import CheckReadiness
-from todo_api.use_cases.registry import UseCases
-from todo_api.use_cases.tasks import CreateTask, DeleteTask, GetTask, ListTasks, SetTaskCompletion, UpdateTask
+from todo_api.use_cases.auth import ThrottleLimits
+from todo_api.use_cases.registry import Ports, UseCases, build_use_cases
 
 
 class SystemClock:
@@ -75,11 +63,6 @@ def _use_cases(
     own_tokens: JwtAccessTokens,
     verifier: BearerTokenVerifier,
 ) -> UseCases:
-    clock = SystemClock()
-
-    uow = SqlUnitsOfWork(pool)
-
-    policy = PasswordPolicy(common_passwords())
     limits = ThrottleLimits(
         login_per_account=settings.throttle_login_per_account,
         login_per_address=settings.throttle_login_per_address,
@@ -87,22 +70,18 @@ def _use_cases(
         signup_per_address=settings.throttle_signup_per_address,
         signup_window_s=settings.throttle_signup_window_s,
     )
-    sessions = SessionIssuer(own_tokens, clock, timedelta(days=settings.refresh_token_lifetime_days))
-    return UseCases(
-        check_readiness=CheckReadiness(SqlDatabaseProbe(pool)),
-        authenticate=Authenticate(verifier, uow, clock),
-        sign_up=SignUp(uow, hasher, policy, sessions, limits),
-        log_in=LogIn(uow, hasher, sessions, limits),
-        refresh_session=RefreshSession(uow, sessions),
-        log_out=LogOut(uow, clock),
-        change_password=ChangePassword(uow, hasher, policy, clock, limits),
-        get_current_user=GetCurrentUser(uow),
-        create_task=CreateTask(uow, clock),
-        list_tasks=ListTasks(uow, clock),
-        get_task=GetTask(uow),
-        update_task=UpdateTask(uow, clock),
-        set_task_completion=SetTaskCompletion(uow, clock),
-        delete_task=DeleteTask(uow),
+    return build_use_cases(
+        Ports(
+            uow=SqlUnitsOfWork(pool),
+            clock=SystemClock(),
+            hasher=hasher,
+            access_tokens=own_tokens,
+            verifier=verifier,
+            probe=SqlDatabaseProbe(pool),
+            password_policy=PasswordPolicy(common_passwords()),
+            limits=limits,
+            refresh_lifetime=timedelta(days=settings.refresh_token_lifetime_days),
+        )
     )
 
 

@@ -11,6 +11,7 @@ import json
 import re
 import time
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -92,8 +93,6 @@ async def _seed(url: str) -> float:
             await connection.execute(index["indexdef"])
         for key in foreign_keys:
             await connection.execute(f'ALTER TABLE tasks ADD CONSTRAINT "{key["conname"]}" {key["definition"]}')
-        await connection.execute("ANALYZE users")
-        await connection.execute("ANALYZE tasks")
         elapsed = time.perf_counter() - started
         assert {tuple(row) for row in await connection.fetch(_INDEXES)} == {tuple(row) for row in indexes}
         return elapsed
@@ -101,14 +100,72 @@ async def _seed(url: str) -> float:
         await connection.close()
 
 
+BEFORE_LISTS = "792542178fcf"  # the revision before lists: the million tasks are seeded there, then migrated
+PROBE_LOCK_TIMEOUT = "1s"
+
+
+@dataclass
+class Probe:
+    """Reads and writes of `tasks`, as the running app makes them, while the migration runs."""
+
+    reads: int = 0
+    writes: int = 0
+    slowest_read_s: float = 0.0
+    slowest_write_s: float = 0.0
+
+
+async def _probe(url: str, done: asyncio.Event) -> Probe:
+    """Each statement gives up after PROBE_LOCK_TIMEOUT waiting for a lock: one that has to wait
+    longer raises LockNotAvailableError, and the migration test fails with it."""
+    probe = Probe()
+    connection = await asyncpg.connect(asyncpg_dsn(url), server_settings={"lock_timeout": PROBE_LOCK_TIMEOUT})
+    try:
+        task_ids = [row["id"] for row in await connection.fetch("SELECT id FROM tasks WHERE user_id = $1", USER)]
+        while not done.is_set():
+            started = time.perf_counter()
+            await connection.fetch(
+                "SELECT id, title FROM tasks WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT 20", USER
+            )
+            probe.reads += 1
+            probe.slowest_read_s = max(probe.slowest_read_s, time.perf_counter() - started)
+            started = time.perf_counter()
+            await connection.execute(
+                "UPDATE tasks SET updated_at = updated_at WHERE id = $1", task_ids[probe.writes % len(task_ids)]
+            )
+            probe.writes += 1
+            probe.slowest_write_s = max(probe.slowest_write_s, time.perf_counter() - started)
+            await asyncio.sleep(0.01)
+    finally:
+        await connection.close()
+    return probe
+
+
+async def _migrate_under_traffic(url: str) -> tuple[float, Probe]:
+    done = asyncio.Event()
+    probing = asyncio.create_task(_probe(url, done))
+    started = time.perf_counter()
+    try:
+        await asyncio.to_thread(migrate, url)
+    finally:
+        done.set()
+    return time.perf_counter() - started, await probing
+
+
 @pytest.fixture(scope="module")
 def million_tasks_url(server_url: str, request: pytest.FixtureRequest) -> Iterator[str]:
-    """A fresh, migrated database with 1,000 users and 1,000,000 tasks, analysed."""
+    """1,000 users and 1,000,000 tasks seeded before lists existed, then migrated to head while
+    the tasks are read and written: no read or write may wait for a lock longer than a second."""
     url = create_database(server_url)
     try:
-        migrate(url)
+        migrate(url, BEFORE_LISTS)
         seconds = asyncio.run(_seed(url))
-        message = f"seeded {USERS:,} users and {TASKS:,} tasks in {seconds:.1f} s"
+        migrated_s, probe = asyncio.run(_migrate_under_traffic(url))
+        asyncio.run(_analyse(url))
+        message = (
+            f"seeded {USERS:,} users and {TASKS:,} tasks in {seconds:.1f} s; migrated to head in {migrated_s:.1f} s "
+            f"under traffic: {probe.reads} reads (slowest {probe.slowest_read_s * 1000:.0f} ms), "
+            f"{probe.writes} writes (slowest {probe.slowest_write_s * 1000:.0f} ms)"
+        )
         capture = request.config.pluginmanager.get_plugin("capturemanager")
         if capture is None:
             print(f"\n{message}")
@@ -118,6 +175,14 @@ def million_tasks_url(server_url: str, request: pytest.FixtureRequest) -> Iterat
         yield url
     finally:
         drop_database(server_url, url)
+
+
+async def _analyse(url: str) -> None:
+    connection = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        await connection.execute("ANALYZE")
+    finally:
+        await connection.close()
 
 
 @pytest.fixture
@@ -238,6 +303,58 @@ async def test_every_sort_starts_a_deep_page_at_its_keyset_position_in_its_index
     plan = await plan_of(big_db, listing(sort, after=position))
     assert_keyset_scan(plan, index)
     assert_position_is_where_the_scan_starts(plan, index)
+
+
+# --- Lists and the person's order (the migration placed every task in its user's Inbox) ------------
+
+
+async def inbox_of(connection: asyncpg.Connection, user_id: str = USER) -> int:
+    inbox: int = await connection.fetchval("SELECT id FROM lists WHERE user_id = $1 AND is_inbox", user_id)
+    return inbox
+
+
+async def test_the_migration_put_every_task_in_its_users_inbox_in_creation_order(big_db: asyncpg.Connection) -> None:
+    assert await big_db.fetchval("SELECT count(*) FROM lists WHERE is_inbox") == USERS
+    misplaced = await big_db.fetchval(
+        "SELECT count(*) FROM tasks JOIN lists ON lists.id = tasks.list_id "
+        "WHERE NOT lists.is_inbox OR lists.user_id <> tasks.user_id OR tasks.parent_id IS NOT NULL"
+    )
+    assert misplaced == 0
+    by_position = await big_db.fetch("SELECT id FROM tasks WHERE user_id = $1 ORDER BY position, id", USER)
+    assert [row["id"] for row in by_position] == sorted(row["id"] for row in by_position)
+    assert (
+        await big_db.fetchval("SELECT count(DISTINCT position) FROM tasks WHERE user_id = $1", USER) == TASKS // USERS
+    )
+
+
+async def test_a_list_in_the_persons_order_reads_its_first_page_from_the_position_index(
+    big_db: asyncpg.Connection,
+) -> None:
+    in_inbox = TaskFilter(list_id=await inbox_of(big_db), top_level=True)
+    assert_keyset_scan(await plan_of(big_db, listing("position", in_inbox)), "ix_tasks_user_list_position")
+
+
+@pytest.mark.parametrize("depth", [400, 900], ids=["page-21", "page-46"])
+async def test_a_deep_page_in_the_persons_order_starts_at_its_position_in_the_index(
+    big_db: asyncpg.Connection, depth: int
+) -> None:
+    in_inbox = TaskFilter(list_id=await inbox_of(big_db), top_level=True)
+    position = await a_position(big_db, "position", depth=depth)
+    plan = await plan_of(big_db, listing("position", in_inbox, after=position))
+    assert_keyset_scan(plan, "ix_tasks_user_list_position")
+    assert_position_is_where_the_scan_starts(plan, "ix_tasks_user_list_position")
+
+
+async def test_the_subtasks_of_a_task_come_from_the_parent_index(big_db: asyncpg.Connection) -> None:
+    plan = await plan_of(big_db, listing("position", TaskFilter(parent_id=777_499)))
+    assert index_scans(plan).get("ix_tasks_parent_position") == "Index Scan", json.dumps(plan, indent=1)
+    assert "Seq Scan" not in node_types(plan)
+
+
+async def test_a_list_filter_reads_an_index_not_the_table(big_db: asyncpg.Connection) -> None:
+    plan = await plan_of(big_db, listing("-created_at", TaskFilter(list_id=await inbox_of(big_db))))
+    assert index_scans(plan), json.dumps(plan, indent=1)
+    assert "Seq Scan" not in node_types(plan)
 
 
 async def a_needle(connection: asyncpg.Connection) -> str:

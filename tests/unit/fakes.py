@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 from todo_api.domain.errors import AuthenticationFailed, Conflict
+from todo_api.domain.lists import TaskList
 from todo_api.domain.ports import (
     AccessTokens,
     Clock,
     IdempotencyKeys,
     IdempotentOutcome,
+    ListPosition,
+    ListRepository,
     PasswordHasher,
     RateLimiter,
     RefreshTokenRepository,
@@ -84,6 +87,8 @@ class FakeStore:
     tasks: dict[int, Task] = field(default_factory=dict)
     last_task_id: int = 0  # the id of the last task added; unlike a sequence, rolled back with the rest
     idempotency_keys: dict[tuple[str, str], IdempotencyRecord] = field(default_factory=dict)
+    lists: dict[int, TaskList] = field(default_factory=dict)
+    last_list_id: int = 0
 
     def snapshot(self) -> FakeStore:
         return copy.deepcopy(self)
@@ -257,6 +262,9 @@ def matches_filter(task: Task, user_id: str, task_filter: TaskFilter, now: datet
         and (task_filter.due_before is None or (due is not None and due < task_filter.due_before))
         and (task_filter.due_after is None or (due is not None and due > task_filter.due_after))
         and (not task_filter.overdue or (due is not None and due < now and not task.completed))
+        and (task_filter.list_id is None or task.list_id == task_filter.list_id)
+        and (task_filter.parent_id is None or task.parent_id == task_filter.parent_id)
+        and (not task_filter.top_level or task.parent_id is None)
     )
 
 
@@ -277,7 +285,7 @@ class FakeTaskRepository:
         self._before_save, self._before_delete = before_save, before_delete
         self._before_locked_read = before_locked_read
 
-    async def add(self, user_id: str, draft: TaskDraft, at: datetime) -> Task:
+    async def add(self, user_id: str, draft: TaskDraft, at: datetime, *, list_id: int, position: str) -> Task:
         self._store.last_task_id += 1
         task = Task(
             id=self._store.last_task_id,
@@ -292,6 +300,9 @@ class FakeTaskRepository:
             created_at=at,
             updated_at=at,
             version=1,
+            list_id=list_id,
+            parent_id=draft.parent_id,
+            position=position,
         )
         self._store.tasks[task.id] = task
         return task
@@ -327,7 +338,11 @@ class FakeTaskRepository:
         stored = await self.get(user_id, task_id)
         if stored is None or (expected_version is not None and stored.version != expected_version):
             return False
-        del self._store.tasks[task_id]
+        doomed = {task_id}  # and, as the foreign key cascades, its subtree
+        while children := {t.id for t in self._store.tasks.values() if t.parent_id in doomed} - doomed:
+            doomed |= children
+        for doomed_id in doomed:
+            del self._store.tasks[doomed_id]
         return True
 
     async def list(self, user_id: str, query: TaskQuery, now: datetime) -> list[Task]:
@@ -339,6 +354,98 @@ class FakeTaskRepository:
 
     async def count(self, user_id: str, task_filter: TaskFilter, now: datetime) -> int:
         return sum(matches_filter(task, user_id, task_filter, now) for task in self._store.tasks.values())
+
+    async def last_position(self, user_id: str, list_id: int, parent_id: int | None) -> str | None:
+        keys = [
+            t.position
+            for t in self._store.tasks.values()
+            if (t.user_id, t.list_id, t.parent_id) == (user_id, list_id, parent_id)
+        ]
+        return max(keys, default=None)
+
+    async def descendants(self, user_id: str, task_id: int) -> dict[int, int]:
+        found: dict[int, int] = {}
+        level, depth = {task_id}, 0
+        while level:
+            depth += 1
+            level = {t.id for t in self._store.tasks.values() if t.parent_id in level and t.user_id == user_id}
+            found.update(dict.fromkeys(level - found.keys(), depth))
+        return found
+
+    async def complete_descendants(self, user_id: str, root_ids: Sequence[int], at: datetime) -> None:
+        below_roots = {below for root in root_ids for below in await self.descendants(user_id, root)}
+        for below in below_roots:
+            if not (stored := self._store.tasks[below]).completed:
+                self._store.tasks[below] = replace(
+                    stored, completed=True, completed_at=at, updated_at=at, version=stored.version + 1
+                )
+
+    async def neighbour(self, sibling: Task, *, after: bool) -> str | None:
+        group = [
+            t
+            for t in self._store.tasks.values()
+            if (t.user_id, t.list_id, t.parent_id) == (sibling.user_id, sibling.list_id, sibling.parent_id)
+        ]
+        mark = (sibling.position, sibling.id)
+        if after:
+            return min(((t.position, t.id) for t in group if (t.position, t.id) > mark), default=(None,))[0]
+        return max(((t.position, t.id) for t in group if (t.position, t.id) < mark), default=(None,))[0]
+
+    async def place(self, task: Task, *, list_id: int, parent_id: int | None, position: str, at: datetime) -> Task:
+        stored = self._store.tasks[task.id]
+        placed = replace(
+            stored, list_id=list_id, parent_id=parent_id, position=position, updated_at=at, version=stored.version + 1
+        )
+        self._store.tasks[task.id] = placed
+        return placed
+
+    async def move_descendants_to(self, user_id: str, root_ids: Sequence[int], list_id: int, at: datetime) -> None:
+        for root in root_ids:
+            for below in await self.descendants(user_id, root):
+                stored = self._store.tasks[below]
+                self._store.tasks[below] = replace(stored, list_id=list_id, updated_at=at, version=stored.version + 1)
+
+    async def get_many(self, user_id: str, task_ids: Sequence[int], *, for_update: bool = False) -> dict[int, Task]:
+        if for_update:
+            self._before_locked_read()
+        return {task.id: task for task_id in sorted(task_ids) if (task := await self.get(user_id, task_id))}
+
+    async def save_many(self, changed: Sequence[Task], expected_versions: dict[int, int]) -> int:
+        saved = 0
+        for task in changed:
+            stored = await self.get(task.user_id, task.id)
+            if stored is not None and stored.version == expected_versions[task.id]:
+                self._store.tasks[task.id] = replace(task, created_at=stored.created_at, version=stored.version + 1)
+                saved += 1
+        return saved
+
+    async def delete_many(self, user_id: str, task_ids: Sequence[int]) -> None:
+        for task_id in task_ids:
+            if (stored := await self.get(user_id, task_id)) is not None:
+                await self.delete(user_id, task_id, expected_version=stored.version)
+
+    async def sibling_ids(self, user_id: str, list_id: int, parent_id: int | None) -> Sequence[int]:
+        group = [
+            t
+            for t in self._store.tasks.values()
+            if (t.user_id, t.list_id, t.parent_id) == (user_id, list_id, parent_id)
+        ]
+        return [t.id for t in sorted(group, key=lambda t: (t.position, t.id))]
+
+    async def set_positions(self, user_id: str, positions: dict[int, str], at: datetime) -> None:
+        for task_id, position in positions.items():
+            if (stored := await self.get(user_id, task_id)) is not None:
+                self._store.tasks[task_id] = replace(
+                    stored, position=position, updated_at=at, version=stored.version + 1
+                )
+
+    async def depth(self, user_id: str, task_id: int) -> int | None:
+        task = await self.get(user_id, task_id)
+        depth = 0
+        while task is not None:
+            depth += 1
+            task = self._store.tasks.get(task.parent_id) if task.parent_id is not None else None
+        return depth or None
 
 
 class FakeIdempotencyKeys:
@@ -359,6 +466,91 @@ class FakeIdempotencyKeys:
         if record is not None and record.created_at > since:
             return False
         self._store.idempotency_keys[(user_id, key)] = IdempotencyRecord(outcome, created_at=at)
+        return True
+
+
+# --- Lists -------------------------------------------------------------------------------------------
+
+
+class FakeListRepository:
+    """As `SqlListRepository`: owner-filtered, names unique per user whatever their case, one Inbox
+    each, counts computed from the tasks on every read, deleting a list deletes its tasks."""
+
+    def __init__(self, store: FakeStore) -> None:
+        self._store = store
+
+    def _counted(self, task_list: TaskList) -> TaskList:
+        held = [task for task in self._store.tasks.values() if task.list_id == task_list.id]
+        return replace(task_list, total_count=len(held), open_count=sum(not task.completed for task in held))
+
+    def _name_taken(self, user_id: str, name: str, but: int | None = None) -> bool:
+        return any(
+            other.user_id == user_id and other.name.lower() == name.lower() and other.id != but
+            for other in self._store.lists.values()
+        )
+
+    async def add(
+        self, user_id: str, name: str, color: str | None, position: str, at: datetime, *, is_inbox: bool = False
+    ) -> TaskList:
+        second_inbox = is_inbox and any(
+            other.user_id == user_id and other.is_inbox for other in self._store.lists.values()
+        )
+        if second_inbox or self._name_taken(user_id, name):
+            raise Conflict("You already have a list with this name.", code="list_name_taken")
+        self._store.last_list_id += 1
+        added = TaskList(self._store.last_list_id, user_id, name, color, position, is_inbox, at, at, 1)
+        self._store.lists[added.id] = added
+        return added
+
+    async def get(self, user_id: str, list_id: int, *, for_update: bool = False) -> TaskList | None:
+        found = self._store.lists.get(list_id)
+        return self._counted(found) if found is not None and found.user_id == user_id else None
+
+    async def inbox(self, user_id: str) -> TaskList | None:
+        found = next((x for x in self._store.lists.values() if x.user_id == user_id and x.is_inbox), None)
+        return self._counted(found) if found is not None else None
+
+    async def append_point(self, user_id: str, list_id: int | None) -> tuple[int, str | None] | None:
+        found = await (self.inbox(user_id) if list_id is None else self.get(user_id, list_id))
+        if found is None:
+            return None
+        keys = [t.position for t in self._store.tasks.values() if t.list_id == found.id and t.parent_id is None]
+        return found.id, max(keys, default=None)
+
+    async def page(self, user_id: str, limit: int, after: ListPosition | None) -> list[TaskList]:
+        mine = sorted((x for x in self._store.lists.values() if x.user_id == user_id), key=lambda x: (x.position, x.id))
+        if after is not None:
+            mine = [x for x in mine if (x.position, x.id) > (after.position, after.id)]
+        return [self._counted(x) for x in mine[: limit + 1]]
+
+    async def count(self, user_id: str) -> int:
+        return sum(x.user_id == user_id for x in self._store.lists.values())
+
+    async def last_position(self, user_id: str) -> str | None:
+        return max((x.position for x in self._store.lists.values() if x.user_id == user_id), default=None)
+
+    async def save(self, task_list: TaskList, *, expected_version: int) -> TaskList | None:
+        stored = await self.get(task_list.user_id, task_list.id)
+        if stored is None or stored.version != expected_version:
+            return None
+        if self._name_taken(task_list.user_id, task_list.name, but=task_list.id):
+            raise Conflict("You already have a list with this name.", code="list_name_taken")
+        saved = replace(
+            stored,
+            name=task_list.name,
+            color=task_list.color,
+            updated_at=task_list.updated_at,
+            version=stored.version + 1,
+        )
+        self._store.lists[saved.id] = replace(saved, open_count=0, total_count=0)
+        return saved
+
+    async def delete(self, user_id: str, list_id: int) -> bool:
+        if await self.get(user_id, list_id) is None:
+            return False
+        del self._store.lists[list_id]
+        for task_id in [task.id for task in self._store.tasks.values() if task.list_id == list_id]:
+            del self._store.tasks[task_id]
         return True
 
 
@@ -410,6 +602,7 @@ class FakeUnitOfWork:
             before_locked_read=lambda: self._land_all(others.before_task_save, others.before_task_delete),
         )
         self._idempotency_keys = FakeIdempotencyKeys(store, before_claim=lambda: self._land(others.before_key_claim))
+        self._lists = FakeListRepository(store)
         self.committed = False
         self.rolled_back = False
 
@@ -437,6 +630,11 @@ class FakeUnitOfWork:
     def idempotency_keys(self) -> FakeIdempotencyKeys:
         self._require_inside()
         return self._idempotency_keys
+
+    @property
+    def lists(self) -> FakeListRepository:
+        self._require_inside()
+        return self._lists
 
     async def __aenter__(self) -> Self:
         self._saved = self._store.snapshot()
@@ -557,6 +755,7 @@ if TYPE_CHECKING:
     _rate_limiter: RateLimiter = FakeRateLimiter(_store, FakeClock())
     _tasks: TaskRepository = FakeTaskRepository(_store)
     _idempotency_keys: IdempotencyKeys = FakeIdempotencyKeys(_store)
+    _lists: ListRepository = FakeListRepository(_store)
     _uow: UnitOfWork = FakeUnitOfWork(_store, FakeClock())
     _uow_factory: UnitOfWorkFactory = FakeUnitOfWorkFactory()
     _hasher: PasswordHasher = FakePasswordHasher()

@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from todo_api.adapters.http.cursors import CursorCodec, InvalidCursor
+from todo_api.domain.ordering import DIGITS
 from todo_api.domain.tasks import SORT_FIELDS, Position, Sort, SortField
 
 KEY = "a cursor signing key that is long enough"
@@ -41,6 +42,8 @@ def sort_values(field: SortField) -> st.SearchStrategy[datetime | int | str | No
             return st.integers(0, 3)
         case "title":
             return st.text(max_size=200)
+        case "position":
+            return st.text(alphabet=DIGITS, min_size=2, max_size=255)
 
 
 def a_cursor(sort: Sort = NEWEST_FIRST) -> str:

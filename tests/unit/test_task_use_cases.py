@@ -173,7 +173,7 @@ async def test_tasks_and_keys_a_unit_of_work_does_not_commit_are_rolled_back(
     uow: FakeUnitOfWorkFactory, clock: FakeClock
 ) -> None:
     async with uow() as unit:
-        task = await unit.tasks.add(ADA, MILK, clock.now())
+        task = await unit.tasks.add(ADA, MILK, clock.now(), list_id=1, position="a0")
         await unit.idempotency_keys.claim(ADA, KEY, IdempotentOutcome("hash", task), clock.now(), clock.now())
         await unit.rollback()
     assert uow.store == FakeStore()
@@ -210,6 +210,9 @@ async def test_a_created_task_is_stored_with_the_normalised_draft(
             created_at=clock.now(),
             updated_at=clock.now(),
             version=1,
+            list_id=created.task.list_id,
+            parent_id=None,
+            position="a0",
         )
     }
     assert created == Created(store.tasks[created.task.id], replayed=False)

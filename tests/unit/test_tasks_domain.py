@@ -62,6 +62,9 @@ def a_task(**values: Any) -> Task:
         "created_at": CREATED,
         "updated_at": CREATED,
         "version": 1,
+        "list_id": 1,
+        "parent_id": None,
+        "position": "a0",
     }
     return Task(**(defaults | values))
 
@@ -590,6 +593,9 @@ def task_lists(draw: st.DrawFn, *, owners: list[str] | None = None) -> list[Task
             created_at=draw(st.sampled_from(MOMENTS)),
             updated_at=draw(st.sampled_from(MOMENTS)),
             version=1,
+            list_id=1,
+            parent_id=None,
+            position=draw(st.sampled_from(["a0", "a1", "a1V", "b00"])),
         )
         for task_id in ids
     ]

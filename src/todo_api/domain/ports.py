@@ -5,11 +5,13 @@ Repositories are read-only properties of the unit of work, so one transaction sp
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
 from typing import Protocol, Self
 
+from todo_api.domain.lists import TaskList
 from todo_api.domain.sessions import RefreshToken
 from todo_api.domain.tasks import Task, TaskDraft, TaskFilter, TaskQuery
 from todo_api.domain.users import Principal, User
@@ -61,7 +63,9 @@ class RateLimiter(Protocol):
 class TaskRepository(Protocol):
     """Every method filters by owner: another user's task is indistinguishable from no task."""
 
-    async def add(self, user_id: str, draft: TaskDraft, at: datetime) -> Task: ...
+    async def add(self, user_id: str, draft: TaskDraft, at: datetime, *, list_id: int, position: str) -> Task:
+        """Store a task in `list_id` (resolved by the use case) under `draft.parent_id`."""
+
     async def get(self, user_id: str, task_id: int, *, for_update: bool = False) -> Task | None:
         """`for_update` locks the task until commit, so a read-modify-write cannot lose a change."""
 
@@ -75,6 +79,74 @@ class TaskRepository(Protocol):
         """Up to `query.limit + 1` tasks after `query.after`, so the caller knows if there is more."""
 
     async def count(self, user_id: str, task_filter: TaskFilter, now: datetime) -> int: ...
+    async def last_position(self, user_id: str, list_id: int, parent_id: int | None) -> str | None:
+        """The greatest order key among the tasks of a list directly under `parent_id` (None: top level)."""
+
+    async def depth(self, user_id: str, task_id: int) -> int | None:
+        """How many levels down `task_id` is (1: a top-level task), None when it is not the user's."""
+
+    async def descendants(self, user_id: str, task_id: int) -> dict[int, int]:
+        """Every task under `task_id`, with how many levels below it (1: its subtasks)."""
+
+    async def complete_descendants(self, user_id: str, root_ids: Sequence[int], at: datetime) -> None:
+        """Complete every open task under the roots, each as a new version."""
+
+    async def neighbour(self, sibling: Task, *, after: bool) -> str | None:
+        """The order key of the task right after (or before) `sibling` among its siblings."""
+
+    async def place(self, task: Task, *, list_id: int, parent_id: int | None, position: str, at: datetime) -> Task:
+        """Put a task (locked by the caller) in a list, under a parent, at an order key: a new version."""
+
+    async def move_descendants_to(self, user_id: str, root_ids: Sequence[int], list_id: int, at: datetime) -> None:
+        """Every task under the roots follows them to another list, each as a new version."""
+
+    async def get_many(self, user_id: str, task_ids: Sequence[int], *, for_update: bool = False) -> dict[int, Task]:
+        """The user's tasks among `task_ids`, locked in id order (so overlapping bulk changes queue)."""
+
+    async def save_many(self, changed: Sequence[Task], expected_versions: dict[int, int]) -> int:
+        """Write many tasks in one statement, each only over its expected version; how many were."""
+
+    async def delete_many(self, user_id: str, task_ids: Sequence[int]) -> None: ...
+
+    async def sibling_ids(self, user_id: str, list_id: int, parent_id: int | None) -> Sequence[int]:
+        """A group's tasks in the person's order: what a rebalance walks."""
+
+    async def set_positions(self, user_id: str, positions: dict[int, str], at: datetime) -> None:
+        """New order keys for many tasks at once (a rebalance), each as a new version."""
+
+
+@dataclass(frozen=True, slots=True)
+class ListPosition:
+    """Where a page of lists ended: the last list's order key and id."""
+
+    position: str
+    id: int
+
+
+class ListRepository(Protocol):
+    """Every method filters by owner; lists come with `open_count` and `total_count` filled in."""
+
+    async def add(
+        self, user_id: str, name: str, color: str | None, position: str, at: datetime, *, is_inbox: bool = False
+    ) -> TaskList:
+        """Raise Conflict(code="list_name_taken") when the user has a list of that name (any case)."""
+
+    async def get(self, user_id: str, list_id: int, *, for_update: bool = False) -> TaskList | None: ...
+    async def inbox(self, user_id: str) -> TaskList | None: ...
+    async def append_point(self, user_id: str, list_id: int | None) -> tuple[int, str | None] | None:
+        """Where a new top-level task goes: the list's id (the Inbox's for None) and its last
+        top-level task's order key; None when the user has no such list. One cheap read: no counts."""
+
+    async def page(self, user_id: str, limit: int, after: ListPosition | None) -> list[TaskList]:
+        """Up to `limit + 1` lists in the person's order after `after`."""
+
+    async def count(self, user_id: str) -> int: ...
+    async def last_position(self, user_id: str) -> str | None: ...
+    async def save(self, task_list: TaskList, *, expected_version: int) -> TaskList | None:
+        """Write name and colour if the stored version is still `expected_version`; Conflict on a taken name."""
+
+    async def delete(self, user_id: str, list_id: int) -> bool:
+        """Delete the list and, through the foreign key, every task in it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +164,8 @@ class IdempotencyKeys(Protocol):
 class UnitOfWork(Protocol):
     @property
     def tasks(self) -> TaskRepository: ...
+    @property
+    def lists(self) -> ListRepository: ...
     @property
     def idempotency_keys(self) -> IdempotencyKeys: ...
     @property

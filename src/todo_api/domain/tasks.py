@@ -15,6 +15,7 @@ MAX_TAGS: Final = 20
 MAX_TAG_CHARS: Final = 50
 MAX_SEARCH_CHARS: Final = 200
 MAX_PAGE_SIZE: Final = 100
+MAX_DEPTH: Final = 4  # a task, its subtasks, theirs, and theirs
 
 
 class Priority(enum.IntEnum):
@@ -60,6 +61,9 @@ class Task:
     created_at: datetime
     updated_at: datetime
     version: int
+    list_id: int
+    parent_id: int | None
+    position: str  # the person's order among its siblings (ordering.py)
 
     def completed_as(self, completed: bool, now: datetime) -> Task:
         """Completion keeps its first timestamp; reopening clears it."""
@@ -78,6 +82,8 @@ class TaskDraft:
     tags: tuple[str, ...] = ()
     due_at: datetime | None = None
     completed: bool = False
+    list_id: int | None = None  # None: the person's Inbox (or the parent's list for a subtask)
+    parent_id: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "title", normalise_title(self.title))
@@ -166,8 +172,8 @@ def check_due_at(due_at: datetime | None) -> datetime | None:
 
 # Listing -------------------------------------------------------------------------------------
 
-SortField = Literal["created_at", "updated_at", "due_at", "priority", "title"]
-SORT_FIELDS: Final[tuple[SortField, ...]] = ("created_at", "updated_at", "due_at", "priority", "title")
+SortField = Literal["created_at", "updated_at", "due_at", "priority", "title", "position"]
+SORT_FIELDS: Final[tuple[SortField, ...]] = ("created_at", "updated_at", "due_at", "priority", "title", "position")
 SORT_ALIASES: Final[dict[str, SortField]] = {"created": "created_at", "due_date": "due_at", "updated": "updated_at"}
 
 
@@ -211,6 +217,8 @@ def sort_value(task: Task, sort_field: SortField) -> SortValue:
             return int(task.priority)
         case "title":
             return task.title  # compared case-insensitively by whoever stores the tasks
+        case "position":
+            return task.position  # compared byte by byte
         case "created_at" | "updated_at" | "due_at":
             value: datetime | None = getattr(task, sort_field)
             return value
@@ -225,9 +233,14 @@ class TaskFilter:
     due_before: datetime | None = None
     due_after: datetime | None = None
     overdue: bool = False
+    list_id: int | None = None
+    parent_id: int | None = None  # the subtasks of this task
+    top_level: bool = False  # only tasks without a parent (`parent_id=none`)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tags", tuple(dict.fromkeys(normalise_tag(tag) for tag in self.tags)))
+        if self.top_level and self.parent_id is not None:
+            raise InvalidInput("`parent_id` is either `none` or one task's id.", code="invalid_parent")
         search = (self.search or "").strip()
         if len(search) > MAX_SEARCH_CHARS:
             raise InvalidInput(f"A search has at most {MAX_SEARCH_CHARS} characters.", code="invalid_search")

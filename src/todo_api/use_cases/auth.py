@@ -24,6 +24,7 @@ from todo_api.domain.sessions import (
     new_refresh_token,
 )
 from todo_api.domain.users import PasswordPolicy, Principal, User, new_user_id, normalise_email, normalise_name
+from todo_api.use_cases.lists import inbox_id
 from todo_api.use_cases.retries import retry_transient
 
 _BAD_CREDENTIALS = "The e-mail address or password is incorrect."
@@ -116,6 +117,7 @@ class SignUp:
             now = self._sessions.clock.now()
             user = User(new_user_id(), email, name, password_hash, created_at=now, updated_at=now)
             await uow.users.add(user)
+            await inbox_id(uow, user.id, now)
             session = await self._sessions.issue(uow, user.id, new_family_id())
             await uow.commit()
         return AuthResult(user, session)
@@ -314,6 +316,7 @@ class Authenticate:
                 await uow.users.add_external(
                     User(principal.user_id, principal.email, principal.name, None, created_at=now, updated_at=now)
                 )
+                await inbox_id(uow, principal.user_id, now)
                 await uow.commit()
             if len(self._known_external) >= self._remember:
                 self._known_external.pop(next(iter(self._known_external)))

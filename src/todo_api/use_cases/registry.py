@@ -1,12 +1,39 @@
-"""Every use case the app offers, built once by the composition root and handed to the adapters."""
+"""Every use case the app offers, built once from the ports and handed to the adapters.
+
+`build_use_cases` is the one place that knows which use case takes which port: the composition
+root calls it with the real adapters, the HTTP tests with the in-memory fakes.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
-from todo_api.use_cases.auth import Authenticate, ChangePassword, GetCurrentUser, LogIn, LogOut, RefreshSession, SignUp
+from todo_api.domain.ports import AccessTokens, Clock, DatabaseProbe, PasswordHasher, TokenVerifier, UnitOfWorkFactory
+from todo_api.domain.users import PasswordPolicy
+from todo_api.use_cases.auth import (
+    Authenticate,
+    ChangePassword,
+    GetCurrentUser,
+    LogIn,
+    LogOut,
+    RefreshSession,
+    SessionIssuer,
+    SignUp,
+    ThrottleLimits,
+)
+from todo_api.use_cases.bulk import BulkChangeTasks
 from todo_api.use_cases.health import CheckReadiness
-from todo_api.use_cases.tasks import CreateTask, DeleteTask, GetTask, ListTasks, SetTaskCompletion, UpdateTask
+from todo_api.use_cases.lists import CreateList, DeleteList, GetList, ListLists, UpdateList
+from todo_api.use_cases.tasks import (
+    CreateTask,
+    DeleteTask,
+    GetTask,
+    ListTasks,
+    MoveTask,
+    SetTaskCompletion,
+    UpdateTask,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,3 +52,53 @@ class UseCases:
     update_task: UpdateTask
     set_task_completion: SetTaskCompletion
     delete_task: DeleteTask
+    move_task: MoveTask
+    bulk_change_tasks: BulkChangeTasks
+    create_list: CreateList
+    list_lists: ListLists
+    get_list: GetList
+    update_list: UpdateList
+    delete_list: DeleteList
+
+
+@dataclass(frozen=True, slots=True)
+class Ports:
+    """What the use cases are built on."""
+
+    uow: UnitOfWorkFactory
+    clock: Clock
+    hasher: PasswordHasher
+    access_tokens: AccessTokens
+    verifier: TokenVerifier
+    probe: DatabaseProbe
+    password_policy: PasswordPolicy
+    limits: ThrottleLimits
+    refresh_lifetime: timedelta
+
+
+def build_use_cases(ports: Ports) -> UseCases:
+    uow, clock, hasher, policy, limits = ports.uow, ports.clock, ports.hasher, ports.password_policy, ports.limits
+    sessions = SessionIssuer(ports.access_tokens, clock, ports.refresh_lifetime)
+    return UseCases(
+        check_readiness=CheckReadiness(ports.probe),
+        authenticate=Authenticate(ports.verifier, uow, clock),
+        sign_up=SignUp(uow, hasher, policy, sessions, limits),
+        log_in=LogIn(uow, hasher, sessions, limits),
+        refresh_session=RefreshSession(uow, sessions),
+        log_out=LogOut(uow, clock),
+        change_password=ChangePassword(uow, hasher, policy, clock, limits),
+        get_current_user=GetCurrentUser(uow),
+        create_task=CreateTask(uow, clock),
+        list_tasks=ListTasks(uow, clock),
+        get_task=GetTask(uow),
+        update_task=UpdateTask(uow, clock),
+        set_task_completion=SetTaskCompletion(uow, clock),
+        delete_task=DeleteTask(uow),
+        move_task=MoveTask(uow, clock),
+        bulk_change_tasks=BulkChangeTasks(uow, clock),
+        create_list=CreateList(uow, clock),
+        list_lists=ListLists(uow),
+        get_list=GetList(uow),
+        update_list=UpdateList(uow, clock),
+        delete_list=DeleteList(uow),
+    )

@@ -9,12 +9,25 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 
 from todo_api.domain.errors import InvalidInput, NotFound, PreconditionFailed, ServiceUnavailable
-from todo_api.domain.ports import Clock, IdempotentOutcome, UnitOfWorkFactory
-from todo_api.domain.tasks import Position, Task, TaskChanges, TaskDraft, TaskPage, TaskQuery, sort_value
+from todo_api.domain.ordering import OrderKeyError, key_between, keys_between, needs_rebalance
+from todo_api.domain.ports import Clock, IdempotentOutcome, UnitOfWork, UnitOfWorkFactory
+from todo_api.domain.tasks import (
+    MAX_DEPTH,
+    UNSET,
+    Position,
+    Task,
+    TaskChanges,
+    TaskDraft,
+    TaskPage,
+    TaskQuery,
+    Unset,
+    sort_value,
+)
+from todo_api.use_cases.lists import inbox_id, list_not_found
 from todo_api.use_cases.retries import retry_transient
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
@@ -63,7 +76,7 @@ class CreateTask:
     @retry_transient
     async def _add(self, user_id: str, draft: TaskDraft, now: datetime) -> Task:
         async with self._uow() as uow:
-            task = await uow.tasks.add(user_id, draft, now)
+            task = await _add_task(uow, user_id, draft, now)
             await uow.commit()
         return task
 
@@ -77,12 +90,33 @@ class CreateTask:
             earlier = await uow.idempotency_keys.find(user_id, key, since)
             if earlier is not None:
                 return _replay(earlier, request_hash)
-            task = await uow.tasks.add(user_id, draft, now)
+            task = await _add_task(uow, user_id, draft, now)
             if not await uow.idempotency_keys.claim(user_id, key, IdempotentOutcome(request_hash, task), now, since):
                 await uow.rollback()
                 return None
             await uow.commit()
         return Created(task)
+
+
+async def _add_task(uow: UnitOfWork, user_id: str, draft: TaskDraft, now: datetime) -> Task:
+    """At the end of its list (the Inbox by default) or of its parent's subtasks, in the parent's list."""
+    if draft.parent_id is not None:
+        parent = await uow.tasks.get(user_id, draft.parent_id)
+        if parent is None:
+            raise NotFound(f"Parent task {draft.parent_id} was not found.", code="parent_not_found")
+        if draft.list_id is not None and draft.list_id != parent.list_id:
+            raise InvalidInput("A subtask lives in its parent's list; leave `list_id` out.", code="list_mismatch")
+        depth = await uow.tasks.depth(user_id, parent.id) or 1
+        if depth >= MAX_DEPTH:
+            raise InvalidInput(f"Subtasks nest at most {MAX_DEPTH} levels deep.", code="too_deep")
+        list_id, last = parent.list_id, await uow.tasks.last_position(user_id, parent.list_id, parent.id)
+    elif (point := await uow.lists.append_point(user_id, draft.list_id)) is not None:
+        list_id, last = point
+    elif draft.list_id is not None:
+        raise list_not_found(draft.list_id)
+    else:
+        list_id, last = await inbox_id(uow, user_id, now), None
+    return await uow.tasks.add(user_id, draft, now, list_id=list_id, position=key_between(last, None))
 
 
 def _fingerprint(draft: TaskDraft) -> str:
@@ -165,19 +199,23 @@ async def _write(
     if_match: frozenset[int] | None,
 ) -> Task:
     """Read the task locked, check If-Match against it, change it, save it: concurrent writers
-    queue on the row lock instead of failing, and none of their changes is lost."""
+    queue on the row lock instead of failing, and none of their changes is lost. Completing a
+    task completes its open subtasks in the same transaction; reopening leaves them as they are."""
     async with uow_factory() as uow:
         task = await uow.tasks.get(user_id, task_id, for_update=True)
         if task is None:
             raise _not_found(task_id)
         if if_match is not None and task.version not in if_match:
             raise _stale(task)
-        changed = make_changes(task).applied_to(task, clock.now())
+        now = clock.now()
+        changed = make_changes(task).applied_to(task, now)
         if changed == task:
             return task
         saved = await uow.tasks.save(changed, expected_version=task.version)
         if saved is None:  # cannot happen under the lock; refuse rather than guess
             raise _stale(task)
+        if saved.completed and not task.completed:
+            await uow.tasks.complete_descendants(user_id, [task_id], now)
         await uow.commit()
         return saved
 
@@ -196,3 +234,126 @@ class DeleteTask:
                 raise _stale(task)
             await uow.tasks.delete(user_id, task_id, expected_version=task.version)
             await uow.commit()
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    """Where a task goes. Left out, each keeps what it is: `list_id` (another list puts the task at
+    its top level), `parent_id` (None: the top level); `before_id` / `after_id` name a sibling to
+    stand next to, whose list and parent are then the destination; without one, the end."""
+
+    list_id: int | None = None
+    parent_id: int | Unset | None = UNSET
+    before_id: int | None = None
+    after_id: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.before_id is not None and self.after_id is not None:
+            raise InvalidInput("Send `before_id` or `after_id`, not both.", code="invalid_move")
+
+
+class MoveTask:
+    """Reorder, re-parent or move a task to another list, with its subtree: one row is written for
+    a reorder (its new order key lies between its new neighbours'); a subtree changing lists is
+    one more statement. Keys that ran out of room between two neighbours get the group rebalanced."""
+
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
+        self._uow, self._clock = uow, clock
+
+    @retry_transient
+    async def execute(self, user_id: str, task_id: int, move: Move, *, if_match: frozenset[int] | None = None) -> Task:
+        async with self._uow() as uow:
+            task = await uow.tasks.get(user_id, task_id, for_update=True)
+            if task is None:
+                raise _not_found(task_id)
+            if if_match is not None and task.version not in if_match:
+                raise _stale(task)
+            anchor_id = move.before_id if move.before_id is not None else move.after_id
+            anchor = await _sibling(uow, user_id, task, anchor_id)
+            list_id, parent_id = await _destination(uow, user_id, task, move, anchor)
+            subtree = await uow.tasks.descendants(user_id, task.id)
+            if parent_id is not None:
+                await _check_parent(uow, user_id, task, parent_id, subtree)
+            now = self._clock.now()
+            position = await _position_in(uow, user_id, list_id, parent_id, move, anchor, now)
+            moved = await uow.tasks.place(task, list_id=list_id, parent_id=parent_id, position=position, at=now)
+            if list_id != task.list_id and subtree:
+                await uow.tasks.move_descendants_to(user_id, [task.id], list_id, now)
+            await uow.commit()
+        return moved
+
+
+async def _sibling(uow: UnitOfWork, user_id: str, task: Task, anchor_id: int | None) -> Task | None:
+    if anchor_id is None:
+        return None
+    if anchor_id == task.id:
+        raise InvalidInput("A task cannot be placed next to itself.", code="invalid_move")
+    # Locked: two moves next to the same task take turns, so the second sees the first's key.
+    anchor = await uow.tasks.get(user_id, anchor_id, for_update=True)
+    if anchor is None:
+        raise NotFound(f"Task {anchor_id} was not found.", code="task_not_found")
+    return anchor
+
+
+async def _destination(
+    uow: UnitOfWork, user_id: str, task: Task, move: Move, anchor: Task | None
+) -> tuple[int, int | None]:
+    """The list and parent the task ends up in; what was left out follows the sibling, or stays."""
+    if anchor is not None:
+        if (move.list_id is not None and move.list_id != anchor.list_id) or (
+            not isinstance(move.parent_id, Unset) and move.parent_id != anchor.parent_id
+        ):
+            raise InvalidInput("`before_id` / `after_id` must be a task of the destination.", code="not_a_sibling")
+        return anchor.list_id, anchor.parent_id
+    if not isinstance(move.parent_id, Unset) and move.parent_id is not None:
+        parent = await uow.tasks.get(user_id, move.parent_id)
+        if parent is None:
+            raise NotFound(f"Parent task {move.parent_id} was not found.", code="parent_not_found")
+        if move.list_id is not None and move.list_id != parent.list_id:
+            raise InvalidInput("A subtask lives in its parent's list; leave `list_id` out.", code="list_mismatch")
+        return parent.list_id, parent.id
+    if move.list_id is not None and move.list_id != task.list_id:
+        if await uow.lists.append_point(user_id, move.list_id) is None:
+            raise list_not_found(move.list_id)
+        return move.list_id, None
+    return task.list_id, None if not isinstance(move.parent_id, Unset) else task.parent_id
+
+
+async def _check_parent(uow: UnitOfWork, user_id: str, task: Task, parent_id: int, subtree: dict[int, int]) -> None:
+    if parent_id == task.id or parent_id in subtree:
+        raise InvalidInput("A task cannot go under itself or one of its subtasks.", code="cycle")
+    depth = await uow.tasks.depth(user_id, parent_id) or 1
+    if depth + 1 + max(subtree.values(), default=0) > MAX_DEPTH:
+        raise InvalidInput(f"Subtasks nest at most {MAX_DEPTH} levels deep.", code="too_deep")
+
+
+async def _position_in(
+    uow: UnitOfWork,
+    user_id: str,
+    list_id: int,
+    parent_id: int | None,
+    move: Move,
+    anchor: Task | None,
+    now: datetime,
+) -> str:
+    """A key between the new neighbours; when there is no room (two equal keys, or keys grown too
+    long), the group gets fresh, evenly spread keys first."""
+    for attempt in range(2):
+        if anchor is None:
+            low, high = await uow.tasks.last_position(user_id, list_id, parent_id), None
+        elif move.after_id is not None:
+            low, high = anchor.position, await uow.tasks.neighbour(anchor, after=True)
+        else:
+            low, high = await uow.tasks.neighbour(anchor, after=False), anchor.position
+        try:
+            key = key_between(low, high)
+        except OrderKeyError:
+            key = None
+        if key is not None and (attempt or not needs_rebalance(key)):
+            return key
+        siblings = await uow.tasks.sibling_ids(user_id, list_id, parent_id)
+        fresh = dict(zip(siblings, keys_between(None, None, len(siblings)), strict=True))
+        await uow.tasks.set_positions(user_id, fresh, now)
+        if anchor is not None:
+            anchor = replace(anchor, position=fresh[anchor.id])
+    raise OrderKeyError("no room between the neighbours even after a rebalance")

@@ -20,20 +20,8 @@ from tests.unit.fakes import (
 from todo_api.domain.errors import ServiceUnavailable
 from todo_api.domain.tasks import Task, TaskDraft
 from todo_api.domain.users import PasswordPolicy, Principal, User
-from todo_api.use_cases.auth import (
-    Authenticate,
-    ChangePassword,
-    GetCurrentUser,
-    LogIn,
-    LogOut,
-    RefreshSession,
-    SessionIssuer,
-    SignUp,
-    ThrottleLimits,
-)
-from todo_api.use_cases.health import CheckReadiness
-from todo_api.use_cases.registry import UseCases
-from todo_api.use_cases.tasks import CreateTask, DeleteTask, GetTask, ListTasks, SetTaskCompletion, UpdateTask
+from todo_api.use_cases.auth import ThrottleLimits
+from todo_api.use_cases.registry import Ports, UseCases, build_use_cases
 
 COMMON_PASSWORDS = frozenset({"password", "12345678", "qwertyuiop"})
 
@@ -88,23 +76,16 @@ class FakeBackend:
 
 def use_cases_over(backend: FakeBackend) -> UseCases:
     """The real `UseCases` registry, every use case built on the fakes."""
-    uow, clock, hasher = backend.uow, backend.clock, backend.hasher
-    policy = PasswordPolicy(COMMON_PASSWORDS)
-    sessions = SessionIssuer(FakeAccessTokens(), clock, timedelta(days=30))
-    limits = backend.limits
-    return UseCases(
-        check_readiness=CheckReadiness(backend.probe),
-        authenticate=Authenticate(backend.verifier, uow, clock),
-        sign_up=SignUp(uow, hasher, policy, sessions, limits),
-        log_in=LogIn(uow, hasher, sessions, limits),
-        refresh_session=RefreshSession(uow, sessions),
-        log_out=LogOut(uow, clock),
-        change_password=ChangePassword(uow, hasher, policy, clock, limits),
-        get_current_user=GetCurrentUser(uow),
-        create_task=CreateTask(uow, clock),
-        list_tasks=ListTasks(uow, clock),
-        get_task=GetTask(uow),
-        update_task=UpdateTask(uow, clock),
-        set_task_completion=SetTaskCompletion(uow, clock),
-        delete_task=DeleteTask(uow),
+    return build_use_cases(
+        Ports(
+            uow=backend.uow,
+            clock=backend.clock,
+            hasher=backend.hasher,
+            access_tokens=FakeAccessTokens(),
+            verifier=backend.verifier,
+            probe=backend.probe,
+            password_policy=PasswordPolicy(COMMON_PASSWORDS),
+            limits=backend.limits,
+            refresh_lifetime=timedelta(days=30),
+        )
     )

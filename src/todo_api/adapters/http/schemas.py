@@ -164,7 +164,11 @@ Tag = Annotated[str, Field(max_length=4 * MAX_TAG_CHARS, pattern=trimmed_text(MA
 Tags = Annotated[list[Tag], Field(max_length=MAX_TAGS, examples=[["home", "errands"]])]
 
 
-class TaskCreate(StrictInput):
+MAX_ID = 2**63 - 1
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+
+
+class _TaskFields(StrictInput):
     title: Title
     description: Description | None = None
     priority: PriorityLabel = "none"
@@ -173,8 +177,18 @@ class TaskCreate(StrictInput):
     completed: bool = False
 
 
-class TaskReplace(TaskCreate):
-    """PUT: the whole task; an omitted optional field is reset to its default."""
+class TaskCreate(_TaskFields):
+    list_id: Id | SkipJsonSchema[None] = Field(
+        default=None, description="The list it goes to, at the end; your Inbox when left out."
+    )
+    parent_id: Id | SkipJsonSchema[None] = Field(
+        default=None, description="Makes it a subtask (in its parent's list), after the parent's others."
+    )
+
+
+class TaskReplace(_TaskFields):
+    """PUT: the whole task; an omitted optional field is reset to its default. Its list, parent and
+    place change with `POST .../move`, never here."""
 
 
 class TaskUpdate(StrictInput):
@@ -205,6 +219,13 @@ class TaskOut(Output):
     created_at: datetime
     updated_at: datetime
     version: int = Field(description="Increments on every change; the ETag is this number, quoted.")
+    list_id: int = Field(description="The list it is in (every task is in one; your Inbox by default).")
+    parent_id: int | None = Field(description="The task it is a subtask of; null at the top level.")
+    position: str = Field(
+        description="Its place among its siblings: `sort=position` orders by it (compare byte by byte, "
+        "never as words). The server sets it; move a task with `POST .../move`.",
+        examples=["a0"],
+    )
 
     @staticmethod
     def fields_of(task: Task) -> dict[str, Any]:
@@ -220,6 +241,9 @@ class TaskOut(Output):
             "created_at": task.created_at,
             "updated_at": task.updated_at,
             "version": task.version,
+            "list_id": task.list_id,
+            "parent_id": task.parent_id,
+            "position": task.position,
         }
 
     @classmethod

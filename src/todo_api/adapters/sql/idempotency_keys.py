@@ -29,6 +29,9 @@ def _snapshot(task: Task) -> dict[str, Any]:
         "created_at": task.created_at.isoformat(),
         "updated_at": task.updated_at.isoformat(),
         "version": task.version,
+        "list_id": task.list_id,
+        "parent_id": task.parent_id,
+        "position": task.position,
     }
 
 

@@ -69,11 +69,37 @@ rate_limits = Table(
     Column("hits", Integer, nullable=False, server_default=text("0")),
 )
 
+# Order keys compare byte by byte: under a linguistic collation `Zz` sorts after `a1` (ordering.py).
+ORDER_KEY = String(255, collation="C")
+
+# A person's lists; exactly one Inbox each (a partial unique index), names unique case-insensitively.
+lists = Table(
+    "lists",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("user_id", String(64), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("color", String(32), nullable=True),
+    Column("position", ORDER_KEY, nullable=False),
+    Column("is_inbox", Boolean, nullable=False, server_default=text("false")),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("version", Integer, nullable=False, server_default=text("1")),
+    CheckConstraint("char_length(name) BETWEEN 1 AND 100", name="name_length"),
+    Index("ix_lists_user_position", "user_id", "position", "id"),
+    Index("uq_lists_user_inbox", "user_id", unique=True, postgresql_where=text("is_inbox")),
+)
+Index("uq_lists_user_name", lists.c.user_id, func.lower(lists.c.name), unique=True)
+
 tasks = Table(
     "tasks",
     metadata,
     Column("id", BigInteger, Identity(), primary_key=True),
     Column("user_id", String(64), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    # Deleting a list (with ?cascade=true) or a parent deletes what it holds, in the same statement.
+    Column("list_id", BigInteger, ForeignKey("lists.id", ondelete="CASCADE"), nullable=False),
+    Column("parent_id", BigInteger, ForeignKey("tasks.id", ondelete="CASCADE"), nullable=True),
+    Column("position", ORDER_KEY, nullable=False),
     Column("title", Text, nullable=False),
     Column("description", Text, nullable=True),
     Column("completed", Boolean, nullable=False, server_default=text("false")),
@@ -93,6 +119,19 @@ tasks = Table(
     Index("ix_tasks_user_created", "user_id", "created_at", "id"),
     Index("ix_tasks_user_updated", "user_id", "updated_at", "id"),
     Index("ix_tasks_user_priority", "user_id", "priority", "id"),
+    # The person's order: the top-level tasks of a list (partial: `parent_id IS NULL` is no
+    # equality, so as a key column it would keep the index from giving `position` order), and the
+    # subtasks of a parent. `list_id` alone serves the foreign key (deleting a list finds its tasks).
+    Index(
+        "ix_tasks_user_list_position",
+        "user_id",
+        "list_id",
+        "position",
+        "id",
+        postgresql_where=text("parent_id IS NULL"),
+    ),
+    Index("ix_tasks_list", "list_id"),
+    Index("ix_tasks_parent_position", "parent_id", "position", "id"),
     Index("ix_tasks_tags", "tags", postgresql_using="gin"),
     Index("ix_tasks_title_trgm", "title", postgresql_using="gin", postgresql_ops={"title": "gin_trgm_ops"}),
     Index(

@@ -13,6 +13,7 @@ from functools import lru_cache
 from typing import Any, Literal, NamedTuple
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     DateTime,
     SmallInteger,
@@ -38,6 +39,7 @@ _SORT_COLUMNS: dict[str, ColumnElement[Any]] = {
     "updated_at": tasks.c.updated_at,
     "priority": tasks.c.priority,
     "title": func.lower(tasks.c.title),
+    "position": tasks.c.position,
 }
 
 
@@ -49,6 +51,9 @@ class _Shape(NamedTuple):
     due_before: bool
     due_after: bool
     overdue: bool
+    list_id: bool
+    parent_id: bool
+    top_level: bool
 
     @classmethod
     def of(cls, task_filter: TaskFilter) -> _Shape:
@@ -60,6 +65,9 @@ class _Shape(NamedTuple):
             task_filter.due_before is not None,
             task_filter.due_after is not None,
             task_filter.overdue,
+            task_filter.list_id is not None,
+            task_filter.parent_id is not None,
+            task_filter.top_level,
         )
 
 
@@ -114,6 +122,12 @@ def _conditions(shape: _Shape) -> list[ColumnElement[bool]]:
         conditions.append(tasks.c.due_at > bindparam("due_after", type_=timestamp))
     if shape.overdue:
         conditions.extend([tasks.c.due_at < bindparam("now", type_=timestamp), tasks.c.completed.is_(false())])
+    if shape.list_id:
+        conditions.append(tasks.c.list_id == bindparam("list_id", type_=BigInteger))
+    if shape.parent_id:
+        conditions.append(tasks.c.parent_id == bindparam("parent_id", type_=BigInteger))
+    if shape.top_level:
+        conditions.append(tasks.c.parent_id.is_(None))
     return conditions
 
 
@@ -144,6 +158,8 @@ def _filter_values(user_id: str, task_filter: TaskFilter, now: datetime) -> dict
         "due_before": task_filter.due_before,
         "due_after": task_filter.due_after,
         "now": now,
+        "list_id": task_filter.list_id,
+        "parent_id": task_filter.parent_id,
     }
 
 

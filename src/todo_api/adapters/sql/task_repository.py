@@ -5,11 +5,31 @@ Every statement filters by owner: another user's task is indistinguishable from 
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Integer,
+    SmallInteger,
+    Text,
+    any_,
+    bindparam,
+    cast,
+    delete,
+    false,
+    func,
+    literal,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 
 from todo_api.adapters.sql.engine import Connection, Row, Statement
 from todo_api.adapters.sql.tables import tasks
@@ -39,6 +59,9 @@ def task_of(row: Row) -> Task:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         version=row["version"],
+        list_id=row["list_id"],
+        parent_id=row["parent_id"],
+        position=row["position"],
     )
 
 
@@ -56,9 +79,12 @@ def _values(task: Task | TaskDraft) -> dict[str, Any]:
 _OWNED = (tasks.c.id == bindparam("task_id"), tasks.c.user_id == bindparam("owner"))
 _GET = Statement(select(tasks).where(*_OWNED))
 _GET_FOR_UPDATE = Statement(select(tasks).where(*_OWNED).with_for_update())
+_PLACE = ("list_id", "parent_id", "position")
 _ADD = Statement(
     insert(tasks)
-    .values({name: bindparam(name) for name in ("user_id", *_WRITABLE, "completed_at", "created_at", "updated_at")})
+    .values(
+        {name: bindparam(name) for name in ("user_id", *_WRITABLE, "completed_at", "created_at", "updated_at", *_PLACE)}
+    )
     .returning(tasks)
 )
 _SAVE = Statement(
@@ -70,6 +96,149 @@ _SAVE = Statement(
     )
     .returning(tasks)
 )
+_LAST_POSITION = Statement(
+    select(tasks.c.position)
+    .where(tasks.c.user_id == bindparam("owner"), tasks.c.list_id == bindparam("list_id"), tasks.c.parent_id.is_(None))
+    .order_by(tasks.c.position.desc(), tasks.c.id.desc())
+    .limit(1)
+)
+_LAST_CHILD_POSITION = Statement(
+    select(tasks.c.position)
+    .where(tasks.c.user_id == bindparam("owner"), tasks.c.parent_id == bindparam("parent_id"))
+    .order_by(tasks.c.position.desc(), tasks.c.id.desc())
+    .limit(1)
+)
+_chain_start = (
+    select(tasks.c.id, tasks.c.parent_id, literal(1).label("depth"))
+    .where(tasks.c.id == bindparam("task_id"), tasks.c.user_id == bindparam("owner"))
+    .cte("chain", recursive=True)
+)
+_chain = _chain_start.union_all(
+    select(tasks.c.id, tasks.c.parent_id, (_chain_start.c.depth + 1).label("depth"))
+    .join(_chain_start, tasks.c.id == _chain_start.c.parent_id)
+    .where(_chain_start.c.depth < 16)  # a guard: the use cases never let a chain loop or grow past 4
+)
+_DEPTH = Statement(select(func.max(_chain.c.depth)))
+_ids = bindparam("ids", type_=ARRAY(BigInteger))
+_down_start = (
+    select(tasks.c.id, literal(1).label("depth"))
+    .where(tasks.c.parent_id == any_(_ids), tasks.c.user_id == bindparam("owner"))
+    .cte("down", recursive=True)
+)
+_down = _down_start.union_all(
+    select(tasks.c.id, (_down_start.c.depth + 1).label("depth"))
+    .join(_down_start, tasks.c.parent_id == _down_start.c.id)
+    .where(_down_start.c.depth < 16)
+)
+_DESCENDANTS = Statement(select(_down.c.id, _down.c.depth))
+_COMPLETE_DESCENDANTS = Statement(
+    update(tasks)
+    .where(tasks.c.id.in_(select(_down.c.id)), tasks.c.completed.is_(false()))
+    .values(completed=True, completed_at=bindparam("at"), updated_at=bindparam("at"), version=tasks.c.version + 1)
+)
+_PLACE_TASK = Statement(
+    update(tasks)
+    .where(*_OWNED)
+    .values(
+        list_id=bindparam("list_id"),
+        parent_id=bindparam("parent_id"),
+        position=bindparam("position"),
+        updated_at=bindparam("updated_at"),
+        version=tasks.c.version + 1,
+    )
+    .returning(tasks)
+)
+_MOVE_DESCENDANTS = Statement(
+    update(tasks)
+    .where(tasks.c.id.in_(select(_down.c.id)))
+    .values(list_id=bindparam("list_id"), updated_at=bindparam("at"), version=tasks.c.version + 1)
+)
+_OWNED_MANY = (tasks.c.id == any_(_ids), tasks.c.user_id == bindparam("owner"))
+_GET_MANY_FOR_UPDATE = Statement(select(tasks).where(*_OWNED_MANY).order_by(tasks.c.id).with_for_update())
+_DELETE_MANY = Statement(delete(tasks).where(*_OWNED_MANY))
+_batch = select(
+    *(
+        func.unnest(bindparam(f"{name}s", type_=ARRAY(kind))).label(name)
+        for name, kind in (
+            ("id", BigInteger()),
+            ("expected_version", Integer()),
+            ("title", Text()),
+            ("description", Text()),
+            ("completed", Boolean()),
+            ("completed_at", DateTime(timezone=True)),
+            ("priority", SmallInteger()),
+            ("tags", Text()),  # each a JSON array: asyncpg would read a list of lists as a 2-D array
+            ("due_at", DateTime(timezone=True)),
+            ("updated_at", DateTime(timezone=True)),
+            ("list_id", BigInteger()),
+            ("parent_id", BigInteger()),
+            ("position", Text()),
+        )
+    )
+).subquery("batch")
+# Many tasks written back in one statement, each column an array; tags travel as JSON text.
+_SAVE_MANY = Statement(
+    update(tasks)
+    .where(
+        tasks.c.id == _batch.c.id,
+        tasks.c.user_id == bindparam("owner"),
+        tasks.c.version == _batch.c.expected_version,
+    )
+    .values(
+        title=_batch.c.title,
+        description=_batch.c.description,
+        completed=_batch.c.completed,
+        completed_at=_batch.c.completed_at,
+        priority=_batch.c.priority,
+        tags=func.array(
+            select(func.jsonb_array_elements_text(cast(_batch.c.tags, JSONB))).correlate(_batch).scalar_subquery()
+        ),
+        due_at=_batch.c.due_at,
+        updated_at=_batch.c.updated_at,
+        list_id=_batch.c.list_id,
+        parent_id=_batch.c.parent_id,
+        position=cast(_batch.c.position, tasks.c.position.type),
+        version=tasks.c.version + 1,
+    )
+    .returning(tasks.c.id)
+)
+_placed = select(
+    func.unnest(bindparam("ids", type_=ARRAY(BigInteger))).label("id"),
+    func.unnest(bindparam("positions", type_=ARRAY(Text))).label("position"),
+).subquery("placed")
+_SET_POSITIONS = Statement(
+    update(tasks)
+    .where(tasks.c.id == _placed.c.id, tasks.c.user_id == bindparam("owner"))
+    .values(
+        position=cast(_placed.c.position, tasks.c.position.type),
+        updated_at=bindparam("updated_at"),
+        version=tasks.c.version + 1,
+    )
+)
+
+
+@lru_cache(maxsize=8)
+def _siblings(top_level: bool, after: bool | None) -> Statement:
+    """The siblings of a group (a list's top level, or a parent's subtasks) in order; with `after`,
+    only the nearest one after (True) or before (False) a position."""
+    group = [tasks.c.user_id == bindparam("owner"), tasks.c.list_id == bindparam("list_id")]
+    group.append(tasks.c.parent_id.is_(None) if top_level else tasks.c.parent_id == bindparam("parent_id"))
+    pair = tuple_(tasks.c.position, tasks.c.id)
+    bound = tuple_(bindparam("position", type_=tasks.c.position.type), bindparam("task_id"))
+    if after is None:
+        return Statement(select(tasks.c.id).where(*group).order_by(tasks.c.position, tasks.c.id))
+    if after:
+        return Statement(
+            select(tasks.c.position).where(*group, pair > bound).order_by(tasks.c.position, tasks.c.id).limit(1)
+        )
+    return Statement(
+        select(tasks.c.position)
+        .where(*group, pair < bound)
+        .order_by(tasks.c.position.desc(), tasks.c.id.desc())
+        .limit(1)
+    )
+
+
 _DELETE = Statement(
     delete(tasks).where(*_OWNED, tasks.c.version == bindparam("expected_version")).returning(tasks.c.id)
 )
@@ -79,10 +248,13 @@ class SqlTaskRepository:
     def __init__(self, connection: Connection) -> None:
         self._db = connection
 
-    async def add(self, user_id: str, draft: TaskDraft, at: datetime) -> Task:
+    async def add(self, user_id: str, draft: TaskDraft, at: datetime, *, list_id: int, position: str) -> Task:
         row = await _ADD.fetchrow(
             self._db,
             user_id=user_id,
+            list_id=list_id,
+            parent_id=draft.parent_id,
+            position=position,
             completed_at=at if draft.completed else None,
             created_at=at,
             updated_at=at,
@@ -119,3 +291,87 @@ class SqlTaskRepository:
     async def count(self, user_id: str, task_filter: TaskFilter, now: datetime) -> int:
         statement, values = count_query(user_id, task_filter, now)
         return int(await statement.fetchval(self._db, **values))
+
+    async def last_position(self, user_id: str, list_id: int, parent_id: int | None) -> str | None:
+        if parent_id is None:
+            position: str | None = await _LAST_POSITION.fetchval(self._db, owner=user_id, list_id=list_id)
+        else:
+            position = await _LAST_CHILD_POSITION.fetchval(self._db, owner=user_id, parent_id=parent_id)
+        return position
+
+    async def depth(self, user_id: str, task_id: int) -> int | None:
+        depth: int | None = await _DEPTH.fetchval(self._db, owner=user_id, task_id=task_id)
+        return depth
+
+    async def descendants(self, user_id: str, task_id: int) -> dict[int, int]:
+        rows = await _DESCENDANTS.fetch(self._db, owner=user_id, ids=[task_id])
+        return {row["id"]: row["depth"] for row in rows}
+
+    async def get_many(self, user_id: str, task_ids: Sequence[int], *, for_update: bool = False) -> dict[int, Task]:
+        rows = await _GET_MANY_FOR_UPDATE.fetch(self._db, owner=user_id, ids=list(task_ids))
+        return {row["id"]: task_of(row) for row in rows}
+
+    async def save_many(self, changed: Sequence[Task], expected_versions: dict[int, int]) -> int:
+        if not changed:
+            return 0
+        columns = {
+            "ids": [task.id for task in changed],
+            "expected_versions": [expected_versions[task.id] for task in changed],
+            "titles": [task.title for task in changed],
+            "descriptions": [task.description for task in changed],
+            "completeds": [task.completed for task in changed],
+            "completed_ats": [task.completed_at for task in changed],
+            "prioritys": [int(task.priority) for task in changed],
+            "tagss": [json.dumps(task.tags) for task in changed],
+            "due_ats": [task.due_at for task in changed],
+            "updated_ats": [task.updated_at for task in changed],
+            "list_ids": [task.list_id for task in changed],
+            "parent_ids": [task.parent_id for task in changed],
+            "positions": [task.position for task in changed],
+        }
+        return len(await _SAVE_MANY.fetch(self._db, owner=changed[0].user_id, **columns))
+
+    async def move_descendants_to(self, user_id: str, root_ids: Sequence[int], list_id: int, at: datetime) -> None:
+        await _MOVE_DESCENDANTS.execute(self._db, owner=user_id, ids=list(root_ids), list_id=list_id, at=at)
+
+    async def delete_many(self, user_id: str, task_ids: Sequence[int]) -> None:
+        await _DELETE_MANY.execute(self._db, owner=user_id, ids=list(task_ids))
+
+    async def complete_descendants(self, user_id: str, root_ids: Sequence[int], at: datetime) -> None:
+        await _COMPLETE_DESCENDANTS.execute(self._db, owner=user_id, ids=list(root_ids), at=at)
+
+    async def neighbour(self, sibling: Task, *, after: bool) -> str | None:
+        statement = _siblings(sibling.parent_id is None, after)
+        position: str | None = await statement.fetchval(
+            self._db,
+            owner=sibling.user_id,
+            list_id=sibling.list_id,
+            parent_id=sibling.parent_id,
+            position=sibling.position,
+            task_id=sibling.id,
+        )
+        return position
+
+    async def place(self, task: Task, *, list_id: int, parent_id: int | None, position: str, at: datetime) -> Task:
+        row = await _PLACE_TASK.fetchrow(
+            self._db,
+            owner=task.user_id,
+            task_id=task.id,
+            list_id=list_id,
+            parent_id=parent_id,
+            position=position,
+            updated_at=at,
+        )
+        assert row is not None  # noqa: S101 - the use case holds the row's lock
+        return task_of(row)
+
+    async def sibling_ids(self, user_id: str, list_id: int, parent_id: int | None) -> Sequence[int]:
+        rows = await _siblings(parent_id is None, None).fetch(
+            self._db, owner=user_id, list_id=list_id, parent_id=parent_id
+        )
+        return [row["id"] for row in rows]
+
+    async def set_positions(self, user_id: str, positions: dict[int, str], at: datetime) -> None:
+        await _SET_POSITIONS.execute(
+            self._db, owner=user_id, ids=list(positions), positions=list(positions.values()), updated_at=at
+        )

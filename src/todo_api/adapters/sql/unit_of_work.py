@@ -7,6 +7,7 @@ from sqlalchemy import literal, select
 from todo_api.adapters.sql.auth_repositories import SqlRateLimiter, SqlRefreshTokenRepository, SqlUserRepository
 from todo_api.adapters.sql.engine import Connection, ConnectionPool, Statement
 from todo_api.adapters.sql.idempotency_keys import SqlIdempotencyKeys
+from todo_api.adapters.sql.list_repository import SqlListRepository
 from todo_api.adapters.sql.task_repository import SqlTaskRepository
 
 
@@ -17,6 +18,10 @@ class SqlUnitOfWork(Connection):
     @property
     def tasks(self) -> SqlTaskRepository:
         return SqlTaskRepository(self)
+
+    @property
+    def lists(self) -> SqlListRepository:
+        return SqlListRepository(self)
 
     @property
     def idempotency_keys(self) -> SqlIdempotencyKeys:

@@ -43,8 +43,16 @@ from todo_api.domain.tasks import (
 
 SortParam = Literal[
     "created_at", "-created_at", "updated_at", "-updated_at", "due_at", "-due_at", "priority", "-priority",
-    "title", "-title", "created", "-created", "due_date", "-due_date",
+    "title", "-title", "created", "-created", "due_date", "-due_date", "position", "-position",
 ]  # fmt: skip
+ParentParam = Annotated[
+    str | None,
+    Query(
+        pattern=r"^(?:none|[1-9][0-9]{0,17})$",
+        description="`none`: top-level tasks only; a task's id: its subtasks.",
+        examples=["none"],
+    ),
+]
 MAX_TASK_ID = 2**63 - 1
 
 
@@ -102,7 +110,7 @@ def _next_link(request: Request, cursor: str) -> str:
     return f'<{request.scope["path"]}?{urlencode([*query, ("cursor", cursor)])}>; rel="next"'
 
 
-def _draft(body: TaskCreate) -> TaskDraft:
+def _draft(body: TaskCreate | TaskReplace) -> TaskDraft:
     return TaskDraft(
         title=body.title,
         description=body.description,
@@ -110,6 +118,8 @@ def _draft(body: TaskCreate) -> TaskDraft:
         tags=tuple(body.tags),
         due_at=body.due_at,
         completed=body.completed,
+        list_id=body.list_id if isinstance(body, TaskCreate) else None,
+        parent_id=body.parent_id if isinstance(body, TaskCreate) else None,
     )
 
 
@@ -156,8 +166,11 @@ async def list_tasks(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Cursor = None,
     include_total: bool = False,
+    list_id: Annotated[int | None, Query(ge=1, le=MAX_TASK_ID, description="Only the tasks of this list.")] = None,
+    parent_id: ParentParam = None,
 ) -> TaskPageOut:
     order = Sort.parse(sort)
+    parent = None if parent_id in (None, "none") else int(parent_id)
     query = TaskQuery(
         filter=TaskFilter(
             status=status_,
@@ -167,6 +180,9 @@ async def list_tasks(
             due_before=due_before,
             due_after=due_after,
             overdue=overdue,
+            list_id=list_id,
+            parent_id=parent,
+            top_level=parent_id == "none",
         ),
         sort=order,
         limit=limit,

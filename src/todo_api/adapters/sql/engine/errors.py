@@ -7,7 +7,7 @@ import asyncio
 
 import asyncpg
 
-from todo_api.domain.errors import Conflict, DomainError, InvalidInput, ServiceUnavailable, TransientConflict
+from todo_api.domain.errors import Conflict, DomainError, InvalidInput, NotFound, ServiceUnavailable, TransientConflict
 
 _UNAVAILABLE_CLASSES = ("08", "53", "57P")  # connection, insufficient resources, shutdown
 
@@ -37,6 +37,10 @@ def translate(error: BaseException, *, retry_after_s: int = 2) -> DomainError | 
     state = str(error.sqlstate or "")
     if state == "23505":
         return Conflict("The request conflicts with existing data.", code="conflict")
+    if state == "23503":
+        # A row this write refers to was deleted by a transaction that committed first (a list
+        # deleted while a task was being added to it): the reference is gone, nothing is written.
+        return NotFound("Something this request refers to no longer exists.", code="not_found")
     if state in {"40001", "40P01"}:
         return TransientConflict("Too many concurrent writes; try again.", retry_after_s=1)
     if state == "57014":

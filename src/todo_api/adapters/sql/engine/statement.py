@@ -65,12 +65,13 @@ class Statement:
             name: compiled.params[name] for name in self._names if not compiled.binds[name].required
         }
         types = {name: compiled.binds[name].type for name in self._names}
-        # JSONB goes to the connection's codec as a Python value; other types keep SQLAlchemy's
-        # bind processing (a boolean's check), so asyncpg receives what SQLAlchemy would send.
+        # JSONB (and arrays of it) goes to the connection's codec as Python values; other types
+        # keep SQLAlchemy's bind processing (a boolean's check), so asyncpg receives what
+        # SQLAlchemy would send.
         self._processors: dict[str, Callable[[Any], Any]] = {
             name: processor
             for name, kind in types.items()
-            if not isinstance(kind, JSONB) and (processor := kind.dialect_impl(_DIALECT).bind_processor(_DIALECT))
+            if not _is_jsonb(kind) and (processor := kind.dialect_impl(_DIALECT).bind_processor(_DIALECT))
         }
 
     def arguments(self, values: Mapping[str, Any]) -> list[Any]:
@@ -131,6 +132,10 @@ def _refuse_what_cannot_run(statement: ClauseElement, compiled: SQLCompiler) -> 
     for what, kind in (*parameters, *columns):
         if reason := _unsupported(kind):
             raise ValueError(f"{what}: {reason}")
+
+
+def _is_jsonb(kind: TypeEngine[Any]) -> bool:
+    return isinstance(kind, JSONB) or (isinstance(kind, ARRAY) and isinstance(kind.item_type, JSONB))
 
 
 def _result_columns(statement: ClauseElement) -> Iterable[Any]:

@@ -1,0 +1,182 @@
+"""Lists in SQLAlchemy Core, each with its task counts from the same statement (no query per list)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import bindparam, delete, false, func, select, true, tuple_, update
+from sqlalchemy.dialects.postgresql import insert
+
+from todo_api.adapters.sql.engine import Connection, Row, Statement
+from todo_api.adapters.sql.tables import lists, tasks
+from todo_api.domain.errors import Conflict
+from todo_api.domain.lists import TaskList
+from todo_api.domain.ports import ListPosition
+
+_counts = (
+    select(
+        func.count().label("total_count"),
+        func.count().filter(tasks.c.completed.is_(false())).label("open_count"),
+    )
+    .where(tasks.c.list_id == lists.c.id)
+    .lateral("counts")
+)
+_WITH_COUNTS = select(lists, _counts.c.total_count, _counts.c.open_count).select_from(lists.join(_counts, true()))
+_OWNED = (lists.c.id == bindparam("list_id"), lists.c.user_id == bindparam("owner"))
+_NAME_TAKEN = "You already have a list with this name."
+
+
+def list_of(row: Row) -> TaskList:
+    return TaskList(
+        id=row["id"],
+        user_id=row["user_id"],
+        name=row["name"],
+        color=row["color"],
+        position=row["position"],
+        is_inbox=row["is_inbox"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        version=row["version"],
+        open_count=row["open_count"],
+        total_count=row["total_count"],
+    )
+
+
+_GET = Statement(_WITH_COUNTS.where(*_OWNED))
+_GET_FOR_UPDATE = Statement(_WITH_COUNTS.where(*_OWNED).with_for_update(of=lists))
+_INBOX = Statement(_WITH_COUNTS.where(lists.c.user_id == bindparam("owner"), lists.c.is_inbox))
+_ORDER = (lists.c.position.asc(), lists.c.id.asc())
+_FIRST_PAGE = Statement(
+    _WITH_COUNTS.where(lists.c.user_id == bindparam("owner")).order_by(*_ORDER).limit(bindparam("limit"))
+)
+_NEXT_PAGE = Statement(
+    _WITH_COUNTS.where(
+        lists.c.user_id == bindparam("owner"),
+        tuple_(lists.c.position, lists.c.id)
+        > tuple_(bindparam("after_position", type_=lists.c.position.type), bindparam("after_id")),
+    )
+    .order_by(*_ORDER)
+    .limit(bindparam("limit"))
+)
+_last_top_level = (
+    select(tasks.c.position)
+    .where(tasks.c.user_id == lists.c.user_id, tasks.c.list_id == lists.c.id, tasks.c.parent_id.is_(None))
+    .order_by(tasks.c.position.desc(), tasks.c.id.desc())
+    .limit(1)
+    .scalar_subquery()
+)
+_APPEND_TO_INBOX = Statement(
+    select(lists.c.id, _last_top_level.label("last_position")).where(
+        lists.c.user_id == bindparam("owner"), lists.c.is_inbox
+    )
+)
+_APPEND_TO_LIST = Statement(select(lists.c.id, _last_top_level.label("last_position")).where(*_OWNED))
+_COUNT = Statement(select(func.count()).select_from(lists).where(lists.c.user_id == bindparam("owner")))
+_LAST_POSITION = Statement(
+    select(lists.c.position)
+    .where(lists.c.user_id == bindparam("owner"))
+    .order_by(*(c.desc() for c in (lists.c.position, lists.c.id)))
+    .limit(1)
+)
+# A taken name is an expected outcome: ON CONFLICT keeps the transaction usable after it.
+_ADD = Statement(
+    insert(lists)
+    .values(
+        {
+            name: bindparam(name)
+            for name in ("user_id", "name", "color", "position", "is_inbox", "created_at", "updated_at")
+        }
+    )
+    .on_conflict_do_nothing()
+    .returning(lists.c.id)
+)
+_SAVE = Statement(
+    update(lists)
+    .where(*_OWNED, lists.c.version == bindparam("expected_version"))
+    .values(
+        name=bindparam("name"),
+        color=bindparam("color"),
+        updated_at=bindparam("updated_at"),
+        version=lists.c.version + 1,
+    )
+    .returning(lists.c.id)
+)
+_NAME_IN_USE = Statement(
+    select(lists.c.id).where(
+        lists.c.user_id == bindparam("owner"),
+        func.lower(lists.c.name) == func.lower(bindparam("name")),
+        lists.c.id != bindparam("list_id"),
+    )
+)
+_DELETE = Statement(delete(lists).where(*_OWNED).returning(lists.c.id))
+
+
+class SqlListRepository:
+    def __init__(self, connection: Connection) -> None:
+        self._db = connection
+
+    async def add(
+        self, user_id: str, name: str, color: str | None, position: str, at: datetime, *, is_inbox: bool = False
+    ) -> TaskList:
+        list_id = await _ADD.fetchval(
+            self._db,
+            user_id=user_id,
+            name=name,
+            color=color,
+            position=position,
+            is_inbox=is_inbox,
+            created_at=at,
+            updated_at=at,
+        )
+        if list_id is None:  # the name (any case), or a second Inbox
+            raise Conflict(_NAME_TAKEN, code="list_name_taken")
+        added = await self.get(user_id, list_id)
+        assert added is not None  # noqa: S101 - written by this transaction
+        return added
+
+    async def get(self, user_id: str, list_id: int, *, for_update: bool = False) -> TaskList | None:
+        row = await (_GET_FOR_UPDATE if for_update else _GET).fetchrow(self._db, owner=user_id, list_id=list_id)
+        return list_of(row) if row else None
+
+    async def inbox(self, user_id: str) -> TaskList | None:
+        row = await _INBOX.fetchrow(self._db, owner=user_id)
+        return list_of(row) if row else None
+
+    async def page(self, user_id: str, limit: int, after: ListPosition | None) -> list[TaskList]:
+        if after is None:
+            rows = await _FIRST_PAGE.fetch(self._db, owner=user_id, limit=limit + 1)
+        else:
+            rows = await _NEXT_PAGE.fetch(
+                self._db, owner=user_id, limit=limit + 1, after_position=after.position, after_id=after.id
+            )
+        return [list_of(row) for row in rows]
+
+    async def append_point(self, user_id: str, list_id: int | None) -> tuple[int, str | None] | None:
+        if list_id is None:
+            row = await _APPEND_TO_INBOX.fetchrow(self._db, owner=user_id)
+        else:
+            row = await _APPEND_TO_LIST.fetchrow(self._db, owner=user_id, list_id=list_id)
+        return (row["id"], row["last_position"]) if row else None
+
+    async def count(self, user_id: str) -> int:
+        return int(await _COUNT.fetchval(self._db, owner=user_id))
+
+    async def last_position(self, user_id: str) -> str | None:
+        position: str | None = await _LAST_POSITION.fetchval(self._db, owner=user_id)
+        return position
+
+    async def save(self, task_list: TaskList, *, expected_version: int) -> TaskList | None:
+        values = {"owner": task_list.user_id, "list_id": task_list.id, "name": task_list.name}
+        if await _NAME_IN_USE.fetchval(self._db, **values) is not None:
+            raise Conflict(_NAME_TAKEN, code="list_name_taken")
+        saved = await _SAVE.fetchval(
+            self._db,
+            **values,
+            color=task_list.color,
+            updated_at=task_list.updated_at,
+            expected_version=expected_version,
+        )
+        return None if saved is None else await self.get(task_list.user_id, task_list.id)
+
+    async def delete(self, user_id: str, list_id: int) -> bool:
+        return await _DELETE.fetchval(self._db, owner=user_id, list_id=list_id) is not None

@@ -1,0 +1,150 @@
+"""List use cases: create, page, get, rename or recolour, delete (with its tasks on request)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from todo_api.domain.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
+from todo_api.domain.lists import (
+    INBOX_NAME,
+    MAX_LISTS_PER_USER,
+    TaskList,
+    normalise_color,
+    normalise_list_name,
+)
+from todo_api.domain.ordering import key_between
+from todo_api.domain.ports import Clock, ListPosition, UnitOfWork, UnitOfWorkFactory
+from todo_api.domain.tasks import UNSET, Unset
+from todo_api.use_cases.retries import retry_transient
+
+
+def list_not_found(list_id: int) -> NotFound:
+    return NotFound(f"List {list_id} was not found.", code="list_not_found")
+
+
+def _stale(task_list: TaskList) -> PreconditionFailed:
+    return PreconditionFailed(
+        f"List {task_list.id} has changed since the version you sent (it is at version {task_list.version}).",
+        current_version=task_list.version,
+    )
+
+
+async def inbox_id(uow: UnitOfWork, user_id: str, at: datetime) -> int:
+    """The user's Inbox, made on first need for an account that has none yet (sign-up and the
+    migration make it; an account another way in, such as an external issuer, may not have it)."""
+    if (inbox := await uow.lists.inbox(user_id)) is not None:
+        return inbox.id
+    last = await uow.lists.last_position(user_id)
+    position = key_between(None, None) if last is None else key_between(last, None)
+    return (await uow.lists.add(user_id, INBOX_NAME, None, position, at, is_inbox=True)).id
+
+
+@dataclass(frozen=True, slots=True)
+class ListPage:
+    lists: list[TaskList]
+    next_position: ListPosition | None
+
+
+class CreateList:
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
+        self._uow, self._clock = uow, clock
+
+    @retry_transient
+    async def execute(self, user_id: str, name: str, color: str | None = None) -> TaskList:
+        name, color = normalise_list_name(name), normalise_color(color)
+        async with self._uow() as uow:
+            if await uow.lists.count(user_id) >= MAX_LISTS_PER_USER:
+                raise InvalidInput(f"You can have at most {MAX_LISTS_PER_USER} lists.", code="too_many_lists")
+            last = await uow.lists.last_position(user_id)
+            added = await uow.lists.add(user_id, name, color, key_between(last, None), self._clock.now())
+            await uow.commit()
+        return added
+
+
+class ListLists:
+    def __init__(self, uow: UnitOfWorkFactory) -> None:
+        self._uow = uow
+
+    async def execute(self, user_id: str, limit: int, after: ListPosition | None = None) -> ListPage:
+        async with self._uow(read_only=True) as uow:
+            rows = await uow.lists.page(user_id, limit, after)
+        page, more = rows[:limit], len(rows) > limit
+        return ListPage(page, ListPosition(page[-1].position, page[-1].id) if more else None)
+
+
+class GetList:
+    def __init__(self, uow: UnitOfWorkFactory) -> None:
+        self._uow = uow
+
+    async def execute(self, user_id: str, list_id: int) -> TaskList:
+        async with self._uow(read_only=True) as uow:
+            found = await uow.lists.get(user_id, list_id)
+        if found is None:
+            raise list_not_found(list_id)
+        return found
+
+
+class UpdateList:
+    """Rename or recolour; the Inbox can be renamed too (it stays the Inbox)."""
+
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
+        self._uow, self._clock = uow, clock
+
+    @retry_transient
+    async def execute(
+        self,
+        user_id: str,
+        list_id: int,
+        *,
+        name: str | Unset = UNSET,
+        color: str | Unset | None = UNSET,
+        if_match: frozenset[int] | None = None,
+    ) -> TaskList:
+        async with self._uow() as uow:
+            found = await uow.lists.get(user_id, list_id, for_update=True)
+            if found is None:
+                raise list_not_found(list_id)
+            if if_match is not None and found.version not in if_match:
+                raise _stale(found)
+            changed = replace(
+                found,
+                name=found.name if isinstance(name, Unset) else normalise_list_name(name),
+                color=found.color if isinstance(color, Unset) else normalise_color(color),
+            )
+            if changed == found:
+                return found
+            saved = await uow.lists.save(replace(changed, updated_at=self._clock.now()), expected_version=found.version)
+            if saved is None:  # cannot happen under the lock; refuse rather than guess
+                raise _stale(found)
+            await uow.commit()
+        return saved
+
+
+class DeleteList:
+    """A list that still holds tasks is kept unless `cascade`; the Inbox is never deleted. The list
+    is locked first, so a task being added to it concurrently either lands before the count (and
+    blocks a plain delete) or finds the list gone: never a task without its list."""
+
+    def __init__(self, uow: UnitOfWorkFactory) -> None:
+        self._uow = uow
+
+    @retry_transient
+    async def execute(
+        self, user_id: str, list_id: int, *, cascade: bool = False, if_match: frozenset[int] | None = None
+    ) -> None:
+        async with self._uow() as uow:
+            found = await uow.lists.get(user_id, list_id, for_update=True)
+            if found is None:
+                raise list_not_found(list_id)
+            if if_match is not None and found.version not in if_match:
+                raise _stale(found)
+            if found.is_inbox:
+                raise Conflict("The Inbox cannot be deleted; rename it if you like.", code="inbox_not_deletable")
+            if found.total_count and not cascade:
+                raise Conflict(
+                    f"List {list_id} still holds {found.total_count} tasks; move them, or delete with ?cascade=true.",
+                    code="list_not_empty",
+                )
+            await uow.lists.delete(user_id, list_id)
+            await uow.commit()

@@ -1,0 +1,227 @@
+"""Lists, subtasks, order and bulk changes on a real PostgreSQL, through the use cases and the SQL
+repositories (the HTTP routes have their own tests): the rules the database must keep under
+concurrency, and the statements behind them."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import pytest
+
+from tests.integration.conftest import make_settings
+from todo_api.adapters.sql.engine import ConnectionPool, Statement
+from todo_api.adapters.sql.unit_of_work import SqlUnitsOfWork
+from todo_api.domain.errors import Conflict, InvalidInput, NotFound
+from todo_api.domain.ordering import is_strictly_ordered
+from todo_api.domain.tasks import Sort, Task, TaskDraft, TaskFilter, TaskQuery
+from todo_api.main import SystemClock, pool_options
+from todo_api.use_cases.bulk import BulkChangeTasks, BulkOperation
+from todo_api.use_cases.lists import CreateList, DeleteList, GetList, UpdateList
+from todo_api.use_cases.tasks import CreateTask, ListTasks, Move, MoveTask, SetTaskCompletion
+
+ADA, BOB = "ada", "bob"
+
+
+@pytest.fixture
+async def units(database_url: str, db: asyncpg.Connection) -> AsyncIterator[SqlUnitsOfWork]:
+    for user in (ADA, BOB):
+        await db.execute("INSERT INTO users (id, email) VALUES ($1, $2)", user, f"{user}@example.com")
+    pool = ConnectionPool(pool_options(make_settings(db_pool_size=25), database_url))
+    yield SqlUnitsOfWork(pool)
+    await pool.close()
+
+
+async def add(units: SqlUnitsOfWork, title: str, **place: int) -> Task:
+    draft = TaskDraft(title, list_id=place.get("list_id"), parent_id=place.get("parent_id"))
+    return (await CreateTask(units, SystemClock()).execute(ADA, draft)).task
+
+
+def pairs(rows: list[asyncpg.Record]) -> dict[Any, Any]:
+    return {row[0]: row[1] for row in rows}
+
+
+async def order_of(db: asyncpg.Connection, list_id: int, parent_id: int | None = None) -> list[str]:
+    rows = await db.fetch(
+        "SELECT title FROM tasks WHERE list_id = $1 AND parent_id IS NOT DISTINCT FROM $2 ORDER BY position, id",
+        list_id,
+        parent_id,
+    )
+    return [row["title"] for row in rows]
+
+
+async def test_a_first_task_makes_the_inbox_and_later_ones_go_after_it(
+    units: SqlUnitsOfWork, db: asyncpg.Connection
+) -> None:
+    first, second = await add(units, "First"), await add(units, "Second")
+    assert first.list_id == second.list_id
+    assert await db.fetchval("SELECT is_inbox FROM lists WHERE id = $1", first.list_id)
+    assert await order_of(db, first.list_id) == ["First", "Second"]
+
+
+async def test_list_names_are_unique_per_user_whatever_their_case_and_the_unit_stays_usable(
+    units: SqlUnitsOfWork,
+) -> None:
+    create = CreateList(units, SystemClock())
+    await create.execute(ADA, "Work")
+    with pytest.raises(Conflict) as refused:
+        await create.execute(ADA, "wORK")
+    assert refused.value.code == "list_name_taken"
+    assert (await create.execute(BOB, "Work")).user_id == BOB
+
+
+async def test_counts_come_with_the_list(units: SqlUnitsOfWork) -> None:
+    work = await CreateList(units, SystemClock()).execute(ADA, "Work")
+    await add(units, "Open", list_id=work.id)
+    done = await add(units, "Done", list_id=work.id)
+    await SetTaskCompletion(units, SystemClock()).execute(ADA, done.id, True)
+    counted = await GetList(units).execute(ADA, work.id)
+    assert (counted.open_count, counted.total_count) == (1, 2)
+
+
+async def test_renaming_onto_a_taken_name_is_a_409(units: SqlUnitsOfWork) -> None:
+    create = CreateList(units, SystemClock())
+    await create.execute(ADA, "Home")
+    work = await create.execute(ADA, "Work")
+    with pytest.raises(Conflict):
+        await UpdateList(units, SystemClock()).execute(ADA, work.id, name="HOME")
+
+
+async def test_a_cascade_delete_takes_the_tasks_and_subtasks_with_it(
+    units: SqlUnitsOfWork, db: asyncpg.Connection
+) -> None:
+    work = await CreateList(units, SystemClock()).execute(ADA, "Work")
+    parent = await add(units, "Report", list_id=work.id)
+    await add(units, "Outline", parent_id=parent.id)
+    with pytest.raises(Conflict):
+        await DeleteList(units).execute(ADA, work.id)
+    await DeleteList(units).execute(ADA, work.id, cascade=True)
+    assert await db.fetchval("SELECT count(*) FROM tasks") == 0
+
+
+async def create_into(units: SqlUnitsOfWork, list_id: int) -> Task | None:
+    try:
+        return await add(units, "Racing", list_id=list_id)
+    except NotFound:
+        return None
+
+
+async def test_a_cascade_delete_racing_creates_into_the_list_leaves_no_orphan(
+    units: SqlUnitsOfWork, db: asyncpg.Connection
+) -> None:
+    for round_ in range(5):
+        work = await CreateList(units, SystemClock()).execute(ADA, f"Doomed {round_}")
+        await add(units, "Seed", list_id=work.id)
+
+        outcomes = await asyncio.gather(
+            DeleteList(units).execute(ADA, work.id, cascade=True), *(create_into(units, work.id) for _ in range(10))
+        )
+        assert outcomes[0] is None
+        assert await db.fetchval("SELECT count(*) FROM tasks WHERE list_id = $1", work.id) == 0
+        assert (
+            await db.fetchval("SELECT count(*) FROM tasks t LEFT JOIN lists l ON l.id = t.list_id WHERE l.id IS NULL")
+            == 0
+        )
+
+
+async def test_moving_writes_one_row_and_keeps_a_strict_order(units: SqlUnitsOfWork, db: asyncpg.Connection) -> None:
+    a, _b, c = [await add(units, title) for title in "ABC"]
+    versions: dict[int, int] = pairs(await db.fetch("SELECT id, version FROM tasks"))
+    await MoveTask(units, SystemClock()).execute(ADA, c.id, Move(after_id=a.id))
+    assert await order_of(db, a.list_id) == ["A", "C", "B"]
+    after: dict[int, int] = pairs(await db.fetch("SELECT id, version FROM tasks"))
+    assert {task_id for task_id in after if after[task_id] != versions[task_id]} == {c.id}
+
+
+async def test_two_clients_moving_into_the_same_gap_at_once_both_succeed_in_a_total_order(
+    units: SqlUnitsOfWork, db: asyncpg.Connection
+) -> None:
+    a, _b, c, d = [await add(units, title) for title in "ABCD"]
+    move = MoveTask(units, SystemClock())
+    await asyncio.gather(move.execute(ADA, c.id, Move(after_id=a.id)), move.execute(ADA, d.id, Move(after_id=a.id)))
+    order = await order_of(db, a.list_id)
+    assert order[0] == "A"
+    assert set(order[1:3]) == {"C", "D"}
+    assert order[3] == "B"
+    keys = [row["position"] for row in await db.fetch("SELECT position FROM tasks ORDER BY position, id")]
+    assert is_strictly_ordered(keys)  # the anchor lock made them take turns: no tie
+    assert order == await order_of(db, a.list_id)  # stable
+
+
+async def test_subtasks_complete_with_their_parent_and_move_lists_with_it(
+    units: SqlUnitsOfWork, db: asyncpg.Connection
+) -> None:
+    home = await CreateList(units, SystemClock()).execute(ADA, "Home")
+    parent = await add(units, "Report")
+    child = await add(units, "Outline", parent_id=parent.id)
+    grandchild = await add(units, "Sources", parent_id=child.id)
+    await MoveTask(units, SystemClock()).execute(ADA, parent.id, Move(list_id=home.id))
+    assert [row["list_id"] for row in await db.fetch("SELECT DISTINCT list_id FROM tasks")] == [home.id]
+    await SetTaskCompletion(units, SystemClock()).execute(ADA, parent.id, True)
+    rows: dict[int, bool] = pairs(await db.fetch("SELECT id, completed FROM tasks"))
+    assert rows == {parent.id: True, child.id: True, grandchild.id: True}
+    with pytest.raises(InvalidInput) as refused:
+        await MoveTask(units, SystemClock()).execute(ADA, parent.id, Move(parent_id=grandchild.id))
+    assert refused.value.code == "cycle"
+
+
+async def test_twenty_concurrent_bulk_completes_of_overlapping_sets_lose_no_update(
+    units: SqlUnitsOfWork, db: asyncpg.Connection
+) -> None:
+    tasks = [await add(units, f"T{number}") for number in range(30)]
+    ids = [task.id for task in tasks]
+    bulk = BulkChangeTasks(units, SystemClock())
+    sets = [tuple(ids[start : start + 10]) for start in range(20)]
+    outcomes = await asyncio.gather(
+        *(bulk.execute(ADA, [BulkOperation("update", chosen, add_tags=(f"b{n}",))]) for n, chosen in enumerate(sets))
+    )
+    assert all(outcome.applied for outcome in outcomes)
+    tags: dict[int, list[str]] = pairs(await db.fetch("SELECT id, tags FROM tasks"))
+    versions: dict[int, int] = pairs(await db.fetch("SELECT id, version FROM tasks"))
+    for task_id in ids:
+        expected = {f"b{n}" for n, chosen in enumerate(sets) if task_id in chosen}
+        assert set(tags[task_id]) == expected  # every bulk's tag landed: none overwrote another's
+        assert versions[task_id] == 1 + len(expected)
+
+
+async def test_a_bulk_of_a_hundred_is_a_handful_of_statements(
+    units: SqlUnitsOfWork, db: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tasks = [await add(units, f"T{number}") for number in range(100)]
+    children = [await add(units, f"Sub {number}", parent_id=tasks[number].id) for number in range(10)]
+    sent: list[str] = []
+    for name in ("fetch", "fetchrow", "fetchval", "execute"):
+        original = getattr(Statement, name)
+
+        async def counted(self: Statement, connection: Any, _original: Any = original, **values: Any) -> Any:
+            sent.append(self.sql)
+            return await _original(self, connection, **values)
+
+        monkeypatch.setattr(Statement, name, counted)
+    outcome = await BulkChangeTasks(units, SystemClock()).execute(
+        ADA, [BulkOperation("complete", tuple(t.id for t in tasks))]
+    )
+    assert outcome.applied
+    assert await db.fetchval("SELECT count(*) FROM tasks WHERE completed") == 110
+    assert len(sent) <= 4, sent  # read the hundred, write them, complete their subtasks
+    assert {child.id for child in children} <= {
+        row["id"] for row in await db.fetch("SELECT id FROM tasks WHERE version = 2")
+    }
+
+
+async def test_a_list_pages_in_the_persons_order_through_the_repository(units: SqlUnitsOfWork) -> None:
+    work = await CreateList(units, SystemClock()).execute(ADA, "Work")
+    made = [await add(units, f"T{number}", list_id=work.id) for number in range(7)]
+    await MoveTask(units, SystemClock()).execute(ADA, made[6].id, Move(before_id=made[0].id))
+    query = TaskQuery(TaskFilter(list_id=work.id, top_level=True), Sort("position", descending=False), limit=3)
+    seen: list[int] = []
+    listing = ListTasks(units, SystemClock())
+    while True:
+        page = await listing.execute(ADA, query)
+        seen += [task.id for task in page.tasks]
+        if page.next_position is None:
+            break
+        query = TaskQuery(query.filter, query.sort, 3, page.next_position)
+    assert seen == [made[6].id, *(task.id for task in made[:6])]

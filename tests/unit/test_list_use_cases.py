@@ -1,0 +1,488 @@
+"""Lists, and tasks in lists and under parents, use case by use case against the in-memory fakes."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from tests.unit.fakes import FakeClock, FakeStore, FakeUnitOfWorkFactory
+from todo_api.domain.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
+from todo_api.domain.lists import MAX_LISTS_PER_USER, TaskList
+from todo_api.domain.ordering import MAX_KEY_CHARS, is_strictly_ordered
+from todo_api.domain.tasks import MAX_DEPTH, Priority, Sort, Task, TaskDraft, TaskFilter, TaskQuery
+from todo_api.use_cases.bulk import BulkChangeTasks, BulkOperation
+from todo_api.use_cases.lists import CreateList, DeleteList, GetList, ListLists, UpdateList
+from todo_api.use_cases.tasks import CreateTask, DeleteTask, ListTasks, Move, MoveTask, SetTaskCompletion
+
+ADA = "a" * 32
+BOB = "b" * 32
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def uow(clock: FakeClock) -> FakeUnitOfWorkFactory:
+    return FakeUnitOfWorkFactory(clock=clock)
+
+
+@pytest.fixture
+def store(uow: FakeUnitOfWorkFactory) -> FakeStore:
+    return uow.store
+
+
+@pytest.fixture
+def create_list(uow: FakeUnitOfWorkFactory, clock: FakeClock) -> CreateList:
+    return CreateList(uow, clock)
+
+
+@pytest.fixture
+def create_task(uow: FakeUnitOfWorkFactory, clock: FakeClock) -> CreateTask:
+    return CreateTask(uow, clock)
+
+
+async def add(create_task: CreateTask, title: str, *, list_id: int | None = None, parent_id: int | None = None) -> Task:
+    return (await create_task.execute(ADA, TaskDraft(title, list_id=list_id, parent_id=parent_id))).task
+
+
+# --- Lists -------------------------------------------------------------------------------------------
+
+
+async def test_a_new_list_goes_after_the_others_with_no_tasks(create_list: CreateList, store: FakeStore) -> None:
+    work = await create_list.execute(ADA, "  Work ", "Blue")
+    home = await create_list.execute(ADA, "Home")
+    assert (work.name, work.color, work.is_inbox, work.total_count, work.open_count) == ("Work", "blue", False, 0, 0)
+    assert work.position < home.position
+    assert set(store.lists) == {work.id, home.id}
+
+
+async def test_a_name_taken_in_any_case_is_a_409(create_list: CreateList) -> None:
+    await create_list.execute(ADA, "Work")
+    with pytest.raises(Conflict) as refused:
+        await create_list.execute(ADA, "WORK")
+    assert refused.value.code == "list_name_taken"
+
+
+async def test_another_user_may_use_the_same_name(create_list: CreateList) -> None:
+    await create_list.execute(ADA, "Work")
+    assert (await create_list.execute(BOB, "Work")).user_id == BOB
+
+
+async def test_past_the_cap_a_list_is_refused(create_list: CreateList, store: FakeStore, clock: FakeClock) -> None:
+    for number in range(MAX_LISTS_PER_USER):
+        store.lists[number + 1] = TaskList(
+            number + 1, ADA, f"L{number}", None, "a0", False, clock.now(), clock.now(), 1
+        )
+    store.last_list_id = MAX_LISTS_PER_USER
+    with pytest.raises(InvalidInput) as refused:
+        await create_list.execute(ADA, "One too many")
+    assert refused.value.code == "too_many_lists"
+
+
+async def test_lists_page_in_the_persons_order(create_list: CreateList, uow: FakeUnitOfWorkFactory) -> None:
+    made = [await create_list.execute(ADA, f"List {number}") for number in range(5)]
+    pages, after = [], None
+    while True:
+        page = await ListLists(uow).execute(ADA, 2, after)
+        pages.append([x.id for x in page.lists])
+        if (after := page.next_position) is None:
+            break
+    assert pages == [[made[0].id, made[1].id], [made[2].id, made[3].id], [made[4].id]]
+
+
+async def test_a_list_counts_its_open_and_all_tasks(
+    create_list: CreateList, create_task: CreateTask, uow: FakeUnitOfWorkFactory
+) -> None:
+    work = await create_list.execute(ADA, "Work")
+    await add(create_task, "Open", list_id=work.id)
+    await create_task.execute(ADA, TaskDraft("Done", list_id=work.id, completed=True))
+    counted = await GetList(uow).execute(ADA, work.id)
+    assert (counted.open_count, counted.total_count) == (1, 2)
+
+
+async def test_another_users_list_is_not_found(create_list: CreateList, uow: FakeUnitOfWorkFactory) -> None:
+    work = await create_list.execute(BOB, "Work")
+    with pytest.raises(NotFound) as refused:
+        await GetList(uow).execute(ADA, work.id)
+    assert refused.value.code == "list_not_found"
+
+
+async def test_renaming_bumps_the_version_and_a_stale_if_match_is_refused(
+    create_list: CreateList, uow: FakeUnitOfWorkFactory, clock: FakeClock
+) -> None:
+    work = await create_list.execute(ADA, "Work")
+    renamed = await UpdateList(uow, clock).execute(ADA, work.id, name="Office", if_match=frozenset({1}))
+    assert (renamed.name, renamed.version) == ("Office", 2)
+    with pytest.raises(PreconditionFailed):
+        await UpdateList(uow, clock).execute(ADA, work.id, color="red", if_match=frozenset({1}))
+
+
+async def test_renaming_onto_another_lists_name_is_a_409(
+    create_list: CreateList, uow: FakeUnitOfWorkFactory, clock: FakeClock
+) -> None:
+    await create_list.execute(ADA, "Home")
+    work = await create_list.execute(ADA, "Work")
+    with pytest.raises(Conflict):
+        await UpdateList(uow, clock).execute(ADA, work.id, name="home")
+
+
+async def test_the_inbox_can_be_renamed_but_not_deleted(
+    create_task: CreateTask, uow: FakeUnitOfWorkFactory, clock: FakeClock, store: FakeStore
+) -> None:
+    task = await add(create_task, "Milk")
+    inbox = store.lists[task.list_id]
+    assert inbox.is_inbox
+    assert (await UpdateList(uow, clock).execute(ADA, inbox.id, name="Tray")).is_inbox
+    with pytest.raises(Conflict) as refused:
+        await DeleteList(uow).execute(ADA, inbox.id, cascade=True)
+    assert refused.value.code == "inbox_not_deletable"
+
+
+async def test_a_list_with_tasks_is_kept_unless_cascade_which_deletes_them_too(
+    create_list: CreateList, create_task: CreateTask, uow: FakeUnitOfWorkFactory, store: FakeStore
+) -> None:
+    work = await create_list.execute(ADA, "Work")
+    task = await add(create_task, "Report", list_id=work.id)
+    with pytest.raises(Conflict) as refused:
+        await DeleteList(uow).execute(ADA, work.id)
+    assert refused.value.code == "list_not_empty"
+    assert task.id in store.tasks
+    await DeleteList(uow).execute(ADA, work.id, cascade=True)
+    assert work.id not in store.lists
+    assert task.id not in store.tasks
+
+
+# --- Tasks in lists and under parents ----------------------------------------------------------------
+
+
+async def test_a_task_without_a_list_goes_to_the_inbox_made_on_first_need(
+    create_task: CreateTask, store: FakeStore
+) -> None:
+    first, second = await add(create_task, "First"), await add(create_task, "Second")
+    assert first.list_id == second.list_id
+    assert store.lists[first.list_id].is_inbox
+    assert first.position < second.position
+
+
+async def test_a_task_in_another_users_list_is_refused_as_not_found(
+    create_list: CreateList, create_task: CreateTask, store: FakeStore
+) -> None:
+    theirs = await create_list.execute(BOB, "Secret")
+    with pytest.raises(NotFound) as refused:
+        await add(create_task, "Sneak", list_id=theirs.id)
+    assert refused.value.code == "list_not_found"
+    assert store.tasks == {}
+
+
+async def test_a_subtask_lives_in_its_parents_list_after_its_siblings(
+    create_list: CreateList, create_task: CreateTask
+) -> None:
+    work = await create_list.execute(ADA, "Work")
+    parent = await add(create_task, "Report", list_id=work.id)
+    first = await add(create_task, "Outline", parent_id=parent.id)
+    second = await add(create_task, "Draft", parent_id=parent.id)
+    assert (first.list_id, first.parent_id) == (work.id, parent.id)
+    assert first.position < second.position
+
+
+async def test_a_subtask_naming_another_list_than_its_parents_is_refused(
+    create_list: CreateList, create_task: CreateTask
+) -> None:
+    work, home = await create_list.execute(ADA, "Work"), await create_list.execute(ADA, "Home")
+    parent = await add(create_task, "Report", list_id=work.id)
+    with pytest.raises(InvalidInput) as refused:
+        await add(create_task, "Outline", parent_id=parent.id, list_id=home.id)
+    assert refused.value.code == "list_mismatch"
+
+
+async def test_nesting_stops_at_the_maximum_depth(create_task: CreateTask, store: FakeStore) -> None:
+    parent = await add(create_task, "Level 1")
+    for level in range(2, MAX_DEPTH + 1):
+        parent = await add(create_task, f"Level {level}", parent_id=parent.id)
+    with pytest.raises(InvalidInput) as refused:
+        await add(create_task, "Too deep", parent_id=parent.id)
+    assert refused.value.code == "too_deep"
+    assert len(store.tasks) == MAX_DEPTH
+
+
+async def test_a_parent_of_another_user_is_not_found(create_task: CreateTask, uow: FakeUnitOfWorkFactory) -> None:
+    theirs = (await CreateTask(uow, FakeClock()).execute(BOB, TaskDraft("Theirs"))).task
+    with pytest.raises(NotFound) as refused:
+        await add(create_task, "Mine", parent_id=theirs.id)
+    assert refused.value.code == "parent_not_found"
+
+
+async def test_a_list_in_the_persons_order_pages_its_top_level_tasks(
+    create_list: CreateList, create_task: CreateTask, uow: FakeUnitOfWorkFactory, clock: FakeClock
+) -> None:
+    work = await create_list.execute(ADA, "Work")
+    tasks = [await add(create_task, f"Task {number}", list_id=work.id) for number in range(5)]
+    await add(create_task, "A subtask", parent_id=tasks[0].id)
+    await add(create_task, "Elsewhere")
+    query = TaskQuery(TaskFilter(list_id=work.id, top_level=True), Sort("position", descending=False), limit=10)
+    page = await ListTasks(uow, clock).execute(ADA, query)
+    assert [task.id for task in page.tasks] == [task.id for task in tasks]
+    assert is_strictly_ordered([task.position for task in page.tasks])
+
+
+def test_a_filter_cannot_ask_for_top_level_tasks_under_a_parent() -> None:
+    with pytest.raises(InvalidInput) as refused:
+        TaskFilter(parent_id=1, top_level=True)
+    assert refused.value.code == "invalid_parent"
+
+
+# --- Moving: order, parents, lists ------------------------------------------------------------------
+
+
+@pytest.fixture
+def move(uow: FakeUnitOfWorkFactory, clock: FakeClock) -> MoveTask:
+    return MoveTask(uow, clock)
+
+
+def in_order(store: FakeStore, list_id: int, parent_id: int | None = None) -> list[str]:
+    group = [t for t in store.tasks.values() if (t.list_id, t.parent_id) == (list_id, parent_id)]
+    return [t.title for t in sorted(group, key=lambda t: (t.position, t.id))]
+
+
+async def test_moving_after_a_sibling_writes_only_the_moved_task(
+    create_task: CreateTask, move: MoveTask, store: FakeStore
+) -> None:
+    a, _, c = [await add(create_task, title) for title in "ABC"]
+    before = dict(store.tasks)
+    moved = await move.execute(ADA, c.id, Move(after_id=a.id))
+    assert in_order(store, a.list_id) == ["A", "C", "B"]
+    assert moved.version == c.version + 1
+    assert {i for i in store.tasks if store.tasks[i] != before[i]} == {c.id}
+
+
+async def test_moving_before_the_first_puts_it_first(create_task: CreateTask, move: MoveTask, store: FakeStore) -> None:
+    a, _, c = [await add(create_task, title) for title in "ABC"]
+    await move.execute(ADA, c.id, Move(before_id=a.id))
+    assert in_order(store, a.list_id) == ["C", "A", "B"]
+
+
+async def test_moving_to_another_list_takes_the_subtree_and_puts_it_last_at_the_top_level(
+    create_list: CreateList, create_task: CreateTask, move: MoveTask, store: FakeStore
+) -> None:
+    home = await create_list.execute(ADA, "Home")
+    await add(create_task, "Already home", list_id=home.id)
+    parent = await add(create_task, "Report")
+    child = await add(create_task, "Outline", parent_id=parent.id)
+    grandchild = await add(create_task, "Sources", parent_id=child.id)
+    await move.execute(ADA, parent.id, Move(list_id=home.id))
+    assert in_order(store, home.id) == ["Already home", "Report"]
+    assert {store.tasks[t.id].list_id for t in (parent, child, grandchild)} == {home.id}
+    assert store.tasks[grandchild.id].parent_id == child.id
+
+
+async def test_a_task_cannot_go_under_its_own_subtask(create_task: CreateTask, move: MoveTask) -> None:
+    parent = await add(create_task, "Report")
+    child = await add(create_task, "Outline", parent_id=parent.id)
+    with pytest.raises(InvalidInput) as refused:
+        await move.execute(ADA, parent.id, Move(parent_id=child.id))
+    assert refused.value.code == "cycle"
+
+
+async def test_moving_a_subtree_under_a_deep_parent_is_refused_past_the_depth(
+    create_task: CreateTask, move: MoveTask
+) -> None:
+    deep = await add(create_task, "1")
+    for level in range(2, MAX_DEPTH):
+        deep = await add(create_task, str(level), parent_id=deep.id)
+    parent = await add(create_task, "Report")
+    await add(create_task, "Outline", parent_id=parent.id)
+    with pytest.raises(InvalidInput) as refused:
+        await move.execute(ADA, parent.id, Move(parent_id=deep.id))
+    assert refused.value.code == "too_deep"
+
+
+async def test_a_subtask_moved_to_the_top_level_keeps_its_list(
+    create_task: CreateTask, move: MoveTask, store: FakeStore
+) -> None:
+    parent = await add(create_task, "Report")
+    child = await add(create_task, "Outline", parent_id=parent.id)
+    moved = await move.execute(ADA, child.id, Move(parent_id=None))
+    assert (moved.parent_id, moved.list_id) == (None, parent.list_id)
+    assert in_order(store, parent.list_id) == ["Report", "Outline"]
+
+
+async def test_a_foreign_sibling_parent_or_list_is_not_found(
+    create_list: CreateList, create_task: CreateTask, move: MoveTask, uow: FakeUnitOfWorkFactory
+) -> None:
+    mine = await add(create_task, "Mine")
+    theirs = (await CreateTask(uow, FakeClock()).execute(BOB, TaskDraft("Theirs"))).task
+    their_list = await create_list.execute(BOB, "Theirs")
+    for move_it, code in [
+        (Move(after_id=theirs.id), "task_not_found"),
+        (Move(parent_id=theirs.id), "parent_not_found"),
+        (Move(list_id=their_list.id), "list_not_found"),
+    ]:
+        with pytest.raises(NotFound) as refused:
+            await move.execute(ADA, mine.id, move_it)
+        assert refused.value.code == code
+
+
+async def test_two_tasks_with_the_same_key_get_the_group_rebalanced_before_one_goes_between(
+    create_task: CreateTask, move: MoveTask, store: FakeStore
+) -> None:
+    a, b, c = [await add(create_task, title) for title in "ABC"]
+    store.tasks[b.id] = replace(
+        store.tasks[b.id], position=store.tasks[a.id].position
+    )  # a tie, as two racing moves leave
+    await move.execute(ADA, c.id, Move(after_id=a.id))
+    assert in_order(store, a.list_id) == ["A", "C", "B"]
+    assert is_strictly_ordered([store.tasks[t.id].position for t in (a, c, b)])
+
+
+async def test_repeated_moves_into_one_gap_rebalance_when_keys_grow_too_long(
+    create_task: CreateTask, move: MoveTask, store: FakeStore
+) -> None:
+    first, *others = [await add(create_task, f"T{number:03}") for number in range(80)]
+    for other in others:  # each goes right after the first: the gap after it halves every time
+        await move.execute(ADA, other.id, Move(after_id=first.id))
+    keys = [t.position for t in sorted(store.tasks.values(), key=lambda t: (t.position, t.id))]
+    assert is_strictly_ordered(keys)
+    assert max(map(len, keys)) <= MAX_KEY_CHARS
+    assert in_order(store, first.list_id) == ["T000", *(f"T{number:03}" for number in range(79, 0, -1))]
+
+
+async def test_before_and_after_together_are_refused() -> None:
+    with pytest.raises(InvalidInput) as refused:
+        Move(before_id=1, after_id=2)
+    assert refused.value.code == "invalid_move"
+
+
+# --- Completion and deletion through the tree -------------------------------------------------------
+
+
+async def test_completing_a_parent_completes_its_open_subtasks_each_as_a_new_version(
+    create_task: CreateTask, uow: FakeUnitOfWorkFactory, clock: FakeClock, store: FakeStore
+) -> None:
+    parent = await add(create_task, "Report")
+    child = await add(create_task, "Outline", parent_id=parent.id)
+    grandchild = await add(create_task, "Sources", parent_id=child.id)
+    done = (await create_task.execute(ADA, TaskDraft("Done already", parent_id=parent.id, completed=True))).task
+    await SetTaskCompletion(uow, clock).execute(ADA, parent.id, True)
+    assert all(store.tasks[t.id].completed for t in (parent, child, grandchild))
+    assert (store.tasks[child.id].version, store.tasks[grandchild.id].version) == (2, 2)
+    assert store.tasks[done.id] == done
+
+
+async def test_reopening_a_parent_leaves_its_subtasks_as_they_are(
+    create_task: CreateTask, uow: FakeUnitOfWorkFactory, clock: FakeClock, store: FakeStore
+) -> None:
+    parent = await add(create_task, "Report")
+    child = await add(create_task, "Outline", parent_id=parent.id)
+    await SetTaskCompletion(uow, clock).execute(ADA, parent.id, True)
+    await SetTaskCompletion(uow, clock).execute(ADA, parent.id, False)
+    assert not store.tasks[parent.id].completed
+    assert store.tasks[child.id].completed
+
+
+async def test_deleting_a_parent_deletes_its_subtree(
+    create_task: CreateTask, uow: FakeUnitOfWorkFactory, store: FakeStore
+) -> None:
+    parent = await add(create_task, "Report")
+    child = await add(create_task, "Outline", parent_id=parent.id)
+    await add(create_task, "Sources", parent_id=child.id)
+    kept = await add(create_task, "Other")
+    await DeleteTask(uow).execute(ADA, parent.id)
+    assert list(store.tasks) == [kept.id]
+
+
+# --- Bulk changes ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def bulk(uow: FakeUnitOfWorkFactory, clock: FakeClock) -> BulkChangeTasks:
+    return BulkChangeTasks(uow, clock)
+
+
+async def test_a_bulk_complete_completes_each_task_with_its_own_new_version(
+    create_task: CreateTask, bulk: BulkChangeTasks, store: FakeStore
+) -> None:
+    tasks = [await add(create_task, f"T{number}") for number in range(3)]
+    outcome = await bulk.execute(ADA, [BulkOperation("complete", tuple(t.id for t in tasks))])
+    assert outcome.applied
+    assert [(r.task_id, r.code) for r in outcome.results] == [(t.id, "ok") for t in tasks]
+    assert all(store.tasks[t.id].completed and store.tasks[t.id].version == 2 for t in tasks)
+
+
+async def test_an_atomic_bulk_with_one_failure_writes_nothing_and_says_which_failed(
+    create_task: CreateTask, bulk: BulkChangeTasks, store: FakeStore, uow: FakeUnitOfWorkFactory
+) -> None:
+    mine = await add(create_task, "Mine")
+    theirs = (await CreateTask(uow, FakeClock()).execute(BOB, TaskDraft("Theirs"))).task
+    before = dict(store.tasks)
+    outcome = await bulk.execute(ADA, [BulkOperation("complete", (mine.id, theirs.id))])
+    assert not outcome.applied
+    assert [(r.task_id, r.code) for r in outcome.results] == [(mine.id, "ok"), (theirs.id, "task_not_found")]
+    assert store.tasks == before
+
+
+async def test_a_non_atomic_bulk_writes_what_succeeded(
+    create_task: CreateTask, bulk: BulkChangeTasks, store: FakeStore
+) -> None:
+    mine = await add(create_task, "Mine")
+    outcome = await bulk.execute(ADA, [BulkOperation("complete", (mine.id, 999_999))], atomic=False)
+    assert outcome.applied
+    assert [r.code for r in outcome.results] == ["ok", "task_not_found"]
+    assert store.tasks[mine.id].completed
+
+
+async def test_a_bulk_update_adds_and_removes_tags_and_sets_priority_and_due(
+    create_task: CreateTask, bulk: BulkChangeTasks, store: FakeStore, clock: FakeClock
+) -> None:
+    task = (await create_task.execute(ADA, TaskDraft("Tagged", tags=("home", "old")))).task
+    due = clock.now()
+    operation = BulkOperation(
+        "update", (task.id,), priority=Priority.HIGH, add_tags=(" Work ",), remove_tags=("OLD",), due_at=due
+    )
+    assert (await bulk.execute(ADA, [operation])).applied
+    assert (store.tasks[task.id].tags, store.tasks[task.id].priority, store.tasks[task.id].due_at) == (
+        ("home", "work"),
+        Priority.HIGH,
+        due,
+    )
+
+
+async def test_a_bulk_move_puts_the_tasks_at_the_end_of_the_list_in_the_order_given(
+    create_list: CreateList, create_task: CreateTask, bulk: BulkChangeTasks, store: FakeStore
+) -> None:
+    home = await create_list.execute(ADA, "Home")
+    await add(create_task, "Already home", list_id=home.id)
+    a, b = await add(create_task, "A"), await add(create_task, "B")
+    child = await add(create_task, "B's subtask", parent_id=b.id)
+    assert (await bulk.execute(ADA, [BulkOperation("move", (b.id, a.id), list_id=home.id)])).applied
+    assert in_order(store, home.id) == ["Already home", "B", "A"]
+    assert store.tasks[child.id].list_id == home.id
+
+
+async def test_a_bulk_delete_and_complete_of_a_parent_cascade_to_subtasks(
+    create_task: CreateTask, bulk: BulkChangeTasks, store: FakeStore
+) -> None:
+    done, gone = await add(create_task, "Done"), await add(create_task, "Gone")
+    done_child = await add(create_task, "Done's", parent_id=done.id)
+    await add(create_task, "Gone's", parent_id=gone.id)
+    await bulk.execute(ADA, [BulkOperation("complete", (done.id,)), BulkOperation("delete", (gone.id,))])
+    assert store.tasks[done_child.id].completed
+    assert set(store.tasks) == {done.id, done_child.id}
+
+
+async def test_more_than_a_hundred_tasks_is_refused(bulk: BulkChangeTasks) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        await bulk.execute(ADA, [BulkOperation("complete", tuple(range(1, 102)))])
+    assert refused.value.code == "too_many_tasks"
+
+
+async def test_a_bulk_move_to_a_foreign_list_fails_each_task_with_list_not_found(
+    create_list: CreateList, create_task: CreateTask, bulk: BulkChangeTasks
+) -> None:
+    theirs = await create_list.execute(BOB, "Theirs")
+    mine = await add(create_task, "Mine")
+    outcome = await bulk.execute(ADA, [BulkOperation("move", (mine.id,), list_id=theirs.id)])
+    assert [r.code for r in outcome.results] == ["list_not_found"]
+    assert not outcome.applied
