@@ -14,11 +14,12 @@ import pytest
 from tests.integration.conftest import make_settings
 from todo_api.adapters.sql.engine import ConnectionPool, Statement
 from todo_api.adapters.sql.unit_of_work import SqlUnitsOfWork
+from todo_api.domain.bulk import BulkOperation
 from todo_api.domain.errors import Conflict, InvalidInput, NotFound
 from todo_api.domain.ordering import is_strictly_ordered
 from todo_api.domain.tasks import Sort, Task, TaskDraft, TaskFilter, TaskQuery
 from todo_api.main import SystemClock, pool_options
-from todo_api.use_cases.bulk import BulkChangeTasks, BulkOperation
+from todo_api.use_cases.bulk import BulkChangeTasks
 from todo_api.use_cases.lists import CreateList, DeleteList, GetList, UpdateList
 from todo_api.use_cases.tasks import CreateTask, ListTasks, Move, MoveTask, SetTaskCompletion
 
@@ -177,7 +178,7 @@ async def test_twenty_concurrent_bulk_completes_of_overlapping_sets_lose_no_upda
     outcomes = await asyncio.gather(
         *(bulk.execute(ADA, [BulkOperation("update", chosen, add_tags=(f"b{n}",))]) for n, chosen in enumerate(sets))
     )
-    assert all(outcome.applied for outcome in outcomes)
+    assert all(outcome.outcome.applied for outcome in outcomes)
     tags: dict[int, list[str]] = pairs(await db.fetch("SELECT id, tags FROM tasks"))
     versions: dict[int, int] = pairs(await db.fetch("SELECT id, version FROM tasks"))
     for task_id in ids:
@@ -203,7 +204,7 @@ async def test_a_bulk_of_a_hundred_is_a_handful_of_statements(
     outcome = await BulkChangeTasks(units, SystemClock()).execute(
         ADA, [BulkOperation("complete", tuple(t.id for t in tasks))]
     )
-    assert outcome.applied
+    assert outcome.outcome.applied
     assert await db.fetchval("SELECT count(*) FROM tasks WHERE completed") == 110
     assert len(sent) <= 4, sent  # read the hundred, write them, complete their subtasks
     assert {child.id for child in children} <= {

@@ -7,11 +7,12 @@ from dataclasses import replace
 import pytest
 
 from tests.unit.fakes import FakeClock, FakeStore, FakeUnitOfWorkFactory
+from todo_api.domain.bulk import BulkOperation
 from todo_api.domain.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
 from todo_api.domain.lists import MAX_LISTS_PER_USER, TaskList
 from todo_api.domain.ordering import MAX_KEY_CHARS, is_strictly_ordered
 from todo_api.domain.tasks import MAX_DEPTH, Priority, Sort, Task, TaskDraft, TaskFilter, TaskQuery
-from todo_api.use_cases.bulk import BulkChangeTasks, BulkOperation
+from todo_api.use_cases.bulk import BulkChangeTasks
 from todo_api.use_cases.lists import CreateList, DeleteList, GetList, ListLists, UpdateList
 from todo_api.use_cases.tasks import CreateTask, DeleteTask, ListTasks, Move, MoveTask, SetTaskCompletion
 
@@ -406,8 +407,8 @@ async def test_a_bulk_complete_completes_each_task_with_its_own_new_version(
 ) -> None:
     tasks = [await add(create_task, f"T{number}") for number in range(3)]
     outcome = await bulk.execute(ADA, [BulkOperation("complete", tuple(t.id for t in tasks))])
-    assert outcome.applied
-    assert [(r.task_id, r.code) for r in outcome.results] == [(t.id, "ok") for t in tasks]
+    assert outcome.outcome.applied
+    assert [(r.task_id, r.code) for r in outcome.outcome.results] == [(t.id, "ok") for t in tasks]
     assert all(store.tasks[t.id].completed and store.tasks[t.id].version == 2 for t in tasks)
 
 
@@ -418,8 +419,8 @@ async def test_an_atomic_bulk_with_one_failure_writes_nothing_and_says_which_fai
     theirs = (await CreateTask(uow, FakeClock()).execute(BOB, TaskDraft("Theirs"))).task
     before = dict(store.tasks)
     outcome = await bulk.execute(ADA, [BulkOperation("complete", (mine.id, theirs.id))])
-    assert not outcome.applied
-    assert [(r.task_id, r.code) for r in outcome.results] == [(mine.id, "ok"), (theirs.id, "task_not_found")]
+    assert not outcome.outcome.applied
+    assert [(r.task_id, r.code) for r in outcome.outcome.results] == [(mine.id, "ok"), (theirs.id, "task_not_found")]
     assert store.tasks == before
 
 
@@ -428,8 +429,8 @@ async def test_a_non_atomic_bulk_writes_what_succeeded(
 ) -> None:
     mine = await add(create_task, "Mine")
     outcome = await bulk.execute(ADA, [BulkOperation("complete", (mine.id, 999_999))], atomic=False)
-    assert outcome.applied
-    assert [r.code for r in outcome.results] == ["ok", "task_not_found"]
+    assert outcome.outcome.applied
+    assert [r.code for r in outcome.outcome.results] == ["ok", "task_not_found"]
     assert store.tasks[mine.id].completed
 
 
@@ -441,7 +442,7 @@ async def test_a_bulk_update_adds_and_removes_tags_and_sets_priority_and_due(
     operation = BulkOperation(
         "update", (task.id,), priority=Priority.HIGH, add_tags=(" Work ",), remove_tags=("OLD",), due_at=due
     )
-    assert (await bulk.execute(ADA, [operation])).applied
+    assert (await bulk.execute(ADA, [operation])).outcome.applied
     assert (store.tasks[task.id].tags, store.tasks[task.id].priority, store.tasks[task.id].due_at) == (
         ("home", "work"),
         Priority.HIGH,
@@ -456,7 +457,7 @@ async def test_a_bulk_move_puts_the_tasks_at_the_end_of_the_list_in_the_order_gi
     await add(create_task, "Already home", list_id=home.id)
     a, b = await add(create_task, "A"), await add(create_task, "B")
     child = await add(create_task, "B's subtask", parent_id=b.id)
-    assert (await bulk.execute(ADA, [BulkOperation("move", (b.id, a.id), list_id=home.id)])).applied
+    assert (await bulk.execute(ADA, [BulkOperation("move", (b.id, a.id), list_id=home.id)])).outcome.applied
     assert in_order(store, home.id) == ["Already home", "B", "A"]
     assert store.tasks[child.id].list_id == home.id
 
@@ -484,5 +485,5 @@ async def test_a_bulk_move_to_a_foreign_list_fails_each_task_with_list_not_found
     theirs = await create_list.execute(BOB, "Theirs")
     mine = await add(create_task, "Mine")
     outcome = await bulk.execute(ADA, [BulkOperation("move", (mine.id,), list_id=theirs.id)])
-    assert [r.code for r in outcome.results] == ["list_not_found"]
-    assert not outcome.applied
+    assert [r.code for r in outcome.outcome.results] == ["list_not_found"]
+    assert not outcome.outcome.applied

@@ -23,8 +23,8 @@ from todo_api.domain.tasks import (
     TaskQuery,
     sort_value,
 )
+from todo_api.use_cases.idempotency import IDEMPOTENCY_WINDOW
 from todo_api.use_cases.tasks import (
-    IDEMPOTENCY_WINDOW,
     Created,
     CreateTask,
     DeleteTask,
@@ -345,7 +345,7 @@ async def test_a_create_aborted_as_a_transient_conflict_is_run_again_and_stores_
     created = await create.execute(ADA, MILK, KEY)
     assert created.replayed is False
     assert list(store.tasks.values()) == [created.task]
-    assert store.idempotency_keys[(ADA, KEY)].outcome.task == created.task
+    assert store.idempotency_keys[(ADA, KEY)].outcome.result == created.task
 
 
 async def test_a_create_aborted_on_every_attempt_gives_up_with_the_conflict_and_stores_nothing(

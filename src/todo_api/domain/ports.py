@@ -11,6 +11,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Protocol, Self
 
+from todo_api.domain.bulk import BulkOutcome
 from todo_api.domain.lists import TaskList
 from todo_api.domain.sessions import RefreshToken
 from todo_api.domain.tasks import Task, TaskDraft, TaskFilter, TaskQuery
@@ -151,8 +152,10 @@ class ListRepository(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class IdempotentOutcome:
+    """The first answer to a request sent with an `Idempotency-Key`: a created task or a bulk change."""
+
     request_hash: str
-    task: Task
+    result: Task | BulkOutcome
 
 
 class IdempotencyKeys(Protocol):

@@ -9,75 +9,106 @@ every one of them is `ok`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Final, Literal
 
+from todo_api.domain.bulk import MAX_BULK_TASKS, BulkOperation, BulkOutcome, BulkResult
 from todo_api.domain.errors import DomainError, InvalidInput
 from todo_api.domain.ordering import key_between
-from todo_api.domain.ports import Clock, UnitOfWork, UnitOfWorkFactory
-from todo_api.domain.tasks import UNSET, Priority, Task, TaskChanges, Unset, normalise_tag
+from todo_api.domain.ports import Clock, IdempotentOutcome, UnitOfWork, UnitOfWorkFactory
+from todo_api.domain.tasks import UNSET, Task, TaskChanges, Unset, normalise_tag
+from todo_api.use_cases.idempotency import IDEMPOTENCY_WINDOW, check_same_request, committed_outcome, fingerprint
 from todo_api.use_cases.retries import retry_transient
 
-MAX_BULK_TASKS: Final = 100
-BulkOp = Literal["complete", "reopen", "delete", "move", "update"]
-
 
 @dataclass(frozen=True, slots=True)
-class BulkOperation:
-    """One kind of change for some tasks. `move` needs `list_id` (the tasks go to the end of its
-    top level, with their subtrees); `update` sets what is given."""
-
-    op: BulkOp
-    task_ids: tuple[int, ...]
-    list_id: int | None = None
-    priority: Priority | Unset = UNSET
-    add_tags: tuple[str, ...] = ()
-    remove_tags: tuple[str, ...] = ()
-    due_at: datetime | Unset | None = UNSET
-
-    def __post_init__(self) -> None:
-        if self.op == "move" and self.list_id is None:
-            raise InvalidInput("A `move` names the `list_id` the tasks go to.", code="invalid_bulk_operation")
-
-
-@dataclass(frozen=True, slots=True)
-class BulkResult:
-    task_id: int
-    op: BulkOp
-    code: str = "ok"  # or the code the single-task call would answer with
-    message: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class BulkOutcome:
-    applied: bool  # False only when `atomic` and some task failed: then nothing was written
-    results: list[BulkResult]
+class BulkChanged:
+    outcome: BulkOutcome
+    replayed: bool = False
 
 
 class BulkChangeTasks:
+    """With an `Idempotency-Key`, an applied change is recorded with its results: a retry within
+    24 hours answers the same results and changes nothing. A change that was not applied (atomic,
+    with a failure) wrote nothing, so its key stays free for the corrected request."""
+
     def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
         self._uow, self._clock = uow, clock
 
-    @retry_transient
-    async def execute(self, user_id: str, operations: list[BulkOperation], *, atomic: bool = True) -> BulkOutcome:
+    async def execute(
+        self,
+        user_id: str,
+        operations: Sequence[BulkOperation],
+        *,
+        atomic: bool = True,
+        idempotency_key: str | None = None,
+    ) -> BulkChanged:
         count = sum(len(operation.task_ids) for operation in operations)
         if not 1 <= count <= MAX_BULK_TASKS:
             raise InvalidInput(f"A bulk change names 1 to {MAX_BULK_TASKS} tasks.", code="too_many_tasks")
+        now = self._clock.now()
+        request_hash = _fingerprint(operations, atomic)
+        changed = await self._change(user_id, operations, atomic, idempotency_key, request_hash, now)
+        if changed is not None:
+            return changed
+        assert idempotency_key is not None  # noqa: S101 - narrows the type: only a lost claim answers None
+        since = now - IDEMPOTENCY_WINDOW
+        return _replay(await committed_outcome(self._uow, user_id, idempotency_key, since, request_hash))
+
+    @retry_transient
+    async def _change(
+        self,
+        user_id: str,
+        operations: Sequence[BulkOperation],
+        atomic: bool,
+        key: str | None,
+        request_hash: str,
+        now: datetime,
+    ) -> BulkChanged | None:
         async with self._uow() as uow:
-            now = self._clock.now()
+            if key is not None and (earlier := await uow.idempotency_keys.find(user_id, key, now - IDEMPOTENCY_WINDOW)):
+                check_same_request(earlier, request_hash)
+                return _replay(earlier)
             ids = sorted({task_id for operation in operations for task_id in operation.task_ids})
-            before = await uow.tasks.get_many(user_id, ids, for_update=True)
-            plan = _Plan(before)
+            plan = _Plan(await uow.tasks.get_many(user_id, ids, for_update=True))
             for operation in operations:
                 await plan.apply(uow, user_id, operation, now)
-            failed = any(result.code != "ok" for result in plan.results)
-            if failed and atomic:
+            if atomic and not all(result.ok for result in plan.results):
                 await uow.rollback()
-                return BulkOutcome(False, plan.results)
+                return BulkChanged(BulkOutcome(False, tuple(plan.results)))
             await plan.write(uow, user_id, now)
+            outcome = BulkOutcome(True, tuple(plan.results))
+            if key is not None and not await uow.idempotency_keys.claim(
+                user_id, key, IdempotentOutcome(request_hash, outcome), now, now - IDEMPOTENCY_WINDOW
+            ):
+                await uow.rollback()
+                return None
             await uow.commit()
-        return BulkOutcome(True, plan.results)
+        return BulkChanged(outcome)
+
+
+def _replay(earlier: IdempotentOutcome) -> BulkChanged:
+    if not isinstance(earlier.result, BulkOutcome):  # another kind of request: its hash cannot match
+        raise InvalidInput("This Idempotency-Key was used for another request.", code="idempotency_key_reused")
+    return BulkChanged(earlier.result, replayed=True)
+
+
+def _fingerprint(operations: Sequence[BulkOperation], atomic: bool) -> str:
+    def values(operation: BulkOperation) -> dict[str, object]:
+        return {
+            "op": operation.op,
+            "task_ids": list(operation.task_ids),
+            "list_id": operation.list_id,
+            "priority": None if isinstance(operation.priority, Unset) else operation.priority.label,
+            "add_tags": list(operation.add_tags),
+            "remove_tags": list(operation.remove_tags),
+            "due_at": "unset"
+            if isinstance(operation.due_at, Unset)
+            else operation.due_at and operation.due_at.isoformat(),
+        }
+
+    return fingerprint({"bulk": [values(operation) for operation in operations], "atomic": atomic})
 
 
 class _Plan:

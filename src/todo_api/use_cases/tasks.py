@@ -6,13 +6,11 @@ change; with `If-Match`, a write also refuses a task that moved past the version
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from todo_api.domain.errors import InvalidInput, NotFound, PreconditionFailed, ServiceUnavailable
+from todo_api.domain.errors import InvalidInput, NotFound, PreconditionFailed
 from todo_api.domain.ordering import OrderKeyError, key_between, keys_between, needs_rebalance
 from todo_api.domain.ports import Clock, IdempotentOutcome, UnitOfWork, UnitOfWorkFactory
 from todo_api.domain.tasks import (
@@ -27,10 +25,9 @@ from todo_api.domain.tasks import (
     Unset,
     sort_value,
 )
+from todo_api.use_cases.idempotency import IDEMPOTENCY_WINDOW, check_same_request, committed_outcome, fingerprint
 from todo_api.use_cases.lists import inbox_id, list_not_found
 from todo_api.use_cases.retries import retry_transient
-
-IDEMPOTENCY_WINDOW = timedelta(hours=24)
 
 
 def _not_found(task_id: int) -> NotFound:
@@ -61,17 +58,12 @@ class CreateTask:
         now = self._clock.now()
         if idempotency_key is None:
             return Created(await self._add(user_id, draft, now))
-        since = now - IDEMPOTENCY_WINDOW
         request_hash = _fingerprint(draft)
         created = await self._add_once(user_id, draft, idempotency_key, request_hash, now)
         if created is not None:
             return created
-        # A concurrent request with the same key committed first; ours was rolled back: answer theirs.
-        async with self._uow(read_only=True) as uow:
-            earlier = await uow.idempotency_keys.find(user_id, idempotency_key, since)
-        if earlier is None:
-            raise ServiceUnavailable("A request with this Idempotency-Key is in progress.", retry_after_s=1)
-        return _replay(earlier, request_hash)
+        since = now - IDEMPOTENCY_WINDOW
+        return _replay(await committed_outcome(self._uow, user_id, idempotency_key, since, request_hash), request_hash)
 
     @retry_transient
     async def _add(self, user_id: str, draft: TaskDraft, now: datetime) -> Task:
@@ -124,15 +116,14 @@ def _fingerprint(draft: TaskDraft) -> str:
     values["priority"] = draft.priority.label
     values["due_at"] = draft.due_at.isoformat() if draft.due_at else None
     values["tags"] = list(draft.tags)
-    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()
+    return fingerprint(values)
 
 
 def _replay(earlier: IdempotentOutcome, request_hash: str) -> Created:
-    if earlier.request_hash != request_hash:
-        raise InvalidInput(
-            "This Idempotency-Key was used with a different request body.", code="idempotency_key_reused"
-        )
-    return Created(earlier.task, replayed=True)
+    check_same_request(earlier, request_hash)
+    if not isinstance(earlier.result, Task):  # another kind of request: its hash cannot match
+        raise InvalidInput("This Idempotency-Key was used for another request.", code="idempotency_key_reused")
+    return Created(earlier.result, replayed=True)
 
 
 class ListTasks:

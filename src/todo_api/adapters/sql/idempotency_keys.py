@@ -1,4 +1,4 @@
-"""Idempotency keys: the first outcome of a create, kept 24 hours per (user, key) as JSONB."""
+"""Idempotency keys: the first outcome of a create or a bulk change, kept 24 hours per (user, key) as JSONB."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from sqlalchemy.dialects.postgresql import insert
 from todo_api.adapters.sql.engine import Connection, Statement
 from todo_api.adapters.sql.tables import idempotency_keys
 from todo_api.adapters.sql.task_repository import task_of
+from todo_api.domain.bulk import BulkOutcome, BulkResult
 from todo_api.domain.ports import IdempotentOutcome
 from todo_api.domain.tasks import Task
 
@@ -42,9 +43,20 @@ def _from_snapshot(snapshot: dict[str, Any]) -> Task:
     return task_of(values)
 
 
+def _bulk_snapshot(outcome: BulkOutcome) -> dict[str, Any]:
+    return {
+        "applied": outcome.applied,
+        "results": [[result.task_id, result.op, result.code, result.message] for result in outcome.results],
+    }
+
+
+def _bulk_from_snapshot(snapshot: dict[str, Any]) -> BulkOutcome:
+    return BulkOutcome(snapshot["applied"], tuple(BulkResult(*result) for result in snapshot["results"]))
+
+
 _OWN_KEY = (idempotency_keys.c.user_id == bindparam("owner"), idempotency_keys.c.key == bindparam("idempotency_key"))
 _FIND_OUTCOME = Statement(
-    select(idempotency_keys.c.request_hash, idempotency_keys.c.task).where(
+    select(idempotency_keys.c.request_hash, idempotency_keys.c.task, idempotency_keys.c.bulk).where(
         *_OWN_KEY, idempotency_keys.c.created_at > bindparam("since")
     )
 )
@@ -53,7 +65,7 @@ _FORGET_EXPIRED = Statement(
 )
 _CLAIM = Statement(
     insert(idempotency_keys)
-    .values({name: bindparam(name) for name in ("user_id", "key", "request_hash", "task", "created_at")})
+    .values({name: bindparam(name) for name in ("user_id", "key", "request_hash", "task", "bulk", "created_at")})
     .on_conflict_do_nothing()
     .returning(idempotency_keys.c.key)
 )
@@ -65,7 +77,10 @@ class SqlIdempotencyKeys:
 
     async def find(self, user_id: str, key: str, since: datetime) -> IdempotentOutcome | None:
         row = await _FIND_OUTCOME.fetchrow(self._db, owner=user_id, idempotency_key=key, since=since)
-        return IdempotentOutcome(row["request_hash"], _from_snapshot(row["task"])) if row else None
+        if row is None:
+            return None
+        result = _from_snapshot(row["task"]) if row["task"] is not None else _bulk_from_snapshot(row["bulk"])
+        return IdempotentOutcome(row["request_hash"], result)
 
     async def claim(self, user_id: str, key: str, outcome: IdempotentOutcome, at: datetime, since: datetime) -> bool:
         await _FORGET_EXPIRED.execute(self._db, owner=user_id, idempotency_key=key, since=since)
@@ -74,7 +89,8 @@ class SqlIdempotencyKeys:
             user_id=user_id,
             key=key,
             request_hash=outcome.request_hash,
-            task=_snapshot(outcome.task),
+            task=_snapshot(outcome.result) if isinstance(outcome.result, Task) else None,
+            bulk=_bulk_snapshot(outcome.result) if isinstance(outcome.result, BulkOutcome) else None,
             created_at=at,
         )
         return claimed is not None

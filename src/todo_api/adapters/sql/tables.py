@@ -149,14 +149,17 @@ Index("ix_tasks_user_due", tasks.c.user_id, DUE_LAST_ASC, tasks.c.id)
 Index("ix_tasks_user_due_desc", tasks.c.user_id, DUE_LAST_DESC.desc(), tasks.c.id.desc())
 Index("ix_tasks_user_title", tasks.c.user_id, func.lower(tasks.c.title), tasks.c.id)
 
-# A retried POST with the same Idempotency-Key gets the first outcome back (24 hours, per user).
+# A retried POST with the same Idempotency-Key gets the first outcome back (24 hours, per user):
+# the task a create made, or the results of a bulk change.
 idempotency_keys = Table(
     "idempotency_keys",
     metadata,
     Column("user_id", String(64), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
     Column("key", String(255), nullable=False),
     Column("request_hash", String(64), nullable=False),
-    Column("task", JSONB, nullable=False),
+    Column("task", JSONB),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("bulk", JSONB),
     PrimaryKeyConstraint("user_id", "key"),
+    CheckConstraint("num_nonnulls(task, bulk) = 1", name="one_outcome"),
 )
