@@ -218,3 +218,19 @@ async def test_production_serves_the_docs_when_enabled(database_url: str) -> Non
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://test") as http:
         assert (await http.get("/openapi.json")).status_code == 200
         assert (await http.get("/docs")).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("OPTIONS", "/api/me/tasks/bulk", "POST"),  # not the methods of /tasks/{task_id}, which also matches
+        ("OPTIONS", "/api/me/tasks/7", "DELETE, GET, PATCH, PUT"),
+        ("PUT", "/api/me/lists", "GET, POST"),
+    ],
+)
+async def test_allow_names_the_methods_of_the_resource_the_path_is(
+    http: httpx.AsyncClient, method: str, path: str, allow: str
+) -> None:
+    response = await http.request(method, path)
+    assert_problem(response, 405, "method_not_allowed")
+    assert response.headers["allow"] == allow

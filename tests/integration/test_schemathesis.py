@@ -108,12 +108,27 @@ STATEFUL_REJECTIONS = [
             "include-operation-id": operation,
             "checks": {"positive_data_acceptance": {"expected-statuses": [*_DEFAULT_ACCEPTED, "412"]}},
         }
-        for operation in ("replaceTask", "updateTask", "deleteTask", "toggleTaskCompletion")
+        for operation in ("replaceTask", "updateTask", "deleteTask", "toggleTaskCompletion", "updateList", "deleteList")
     ),
     # A cursor the API did not issue (or issued for another sort): 400 invalid_cursor.
+    *(
+        {
+            "include-operation-id": operation,
+            "checks": {"positive_data_acceptance": {"expected-statuses": [*_DEFAULT_ACCEPTED, "400"]}},
+        }
+        for operation in ("listTasks", "listLists")
+    ),
+    # A move the tasks' places forbid (under its own subtask, past four levels, next to a task of
+    # another parent than the one named), or a stale If-Match.
     {
-        "include-operation-id": "listTasks",
-        "checks": {"positive_data_acceptance": {"expected-statuses": [*_DEFAULT_ACCEPTED, "400"]}},
+        "include-operation-id": "moveTask",
+        "checks": {"positive_data_acceptance": {"expected-statuses": [*_DEFAULT_ACCEPTED, "412", "422"]}},
+    },
+    # Tasks that do not exist (422 bulk_not_applied), more than 100 tasks over all operations
+    # (too_many_tasks: JSON Schema cannot bound a sum), or a reused Idempotency-Key.
+    {
+        "include-operation-id": "bulkChangeTasks",
+        "checks": {"positive_data_acceptance": {"expected-statuses": [*_DEFAULT_ACCEPTED, "422"]}},
     },
     # An Idempotency-Key already used with another body: 422 idempotency_key_reused.
     {

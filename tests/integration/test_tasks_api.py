@@ -206,7 +206,7 @@ async def test_create_is_201_with_the_task(client: httpx.AsyncClient, user: User
     assert body["title"] == "Buy oat milk"
     assert body.keys() == {
         "id", "title", "description", "completed", "completed_at", "priority", "tags", "due_at",
-        "created_at", "updated_at", "version",
+        "created_at", "updated_at", "version", "list_id", "parent_id", "position",
     }  # fmt: skip
 
 

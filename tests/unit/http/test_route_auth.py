@@ -36,6 +36,11 @@ VALID_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PUT", "/api/{user_id}/tasks/{task_id}"): {"title": "Buy oat milk"},
     ("PATCH", "/api/{user_id}/tasks/{task_id}"): {"title": "Buy oat milk"},
     ("PATCH", "/api/{user_id}/tasks/{task_id}/complete"): {},
+    ("POST", "/api/{user_id}/tasks/{task_id}/move"): {},
+    # The owner's task is the backend's first: id 1.
+    ("POST", "/api/{user_id}/tasks/bulk"): {"operations": [{"op": "complete", "task_ids": [1]}]},
+    ("POST", "/api/{user_id}/lists"): {"name": "Errands"},
+    ("PATCH", "/api/{user_id}/lists/{list_id}"): {"name": "Chores"},
     ("POST", "/api/auth/password"): {"current_password": ADA_PASSWORD, "new_password": "a-brand-new-passphrase"},
 }
 
@@ -59,8 +64,8 @@ def all_operations() -> list[tuple[str, str]]:
 PROTECTED = [operation for operation in all_operations() if operation not in PUBLIC]
 
 
-def url(path: str, user_id: str, task_id: int) -> str:
-    return path.replace("{user_id}", user_id).replace("{task_id}", str(task_id))
+def url(path: str, user_id: str, task_id: int, list_id: int = 1) -> str:
+    return path.replace("{user_id}", user_id).replace("{task_id}", str(task_id)).replace("{list_id}", str(list_id))
 
 
 def test_the_public_list_names_only_routes_that_exist() -> None:
@@ -68,7 +73,8 @@ def test_the_public_list_names_only_routes_that_exist() -> None:
 
 
 def test_the_task_routes_and_the_account_routes_are_protected() -> None:
-    assert len([path for _, path in PROTECTED if path.startswith("/api/{user_id}/tasks")]) == 7
+    assert len([path for _, path in PROTECTED if path.startswith("/api/{user_id}/tasks")]) == 9
+    assert len([path for _, path in PROTECTED if path.startswith("/api/{user_id}/lists")]) == 5
     assert {("GET", "/api/auth/me"), ("POST", "/api/auth/password")} <= set(PROTECTED)
 
 
@@ -118,9 +124,13 @@ async def test_the_owner_reaches_every_protected_route_as_me_or_by_id(
     client: httpx.AsyncClient, backend: FakeBackend, method: str, path: str, owner: str
 ) -> None:
     task = await backend.add_task(ADA)
+    empty = await backend.use_cases.create_list.execute(ADA, "Someday")  # the Inbox cannot be deleted
 
     response = await client.request(
-        method, url(path, owner, task.id), json=VALID_BODIES.get((method, path)), headers=bearer(ADA_TOKEN)
+        method,
+        url(path, owner, task.id, empty.id),
+        json=VALID_BODIES.get((method, path)),
+        headers=bearer(ADA_TOKEN),
     )
 
     assert 200 <= response.status_code < 300, response.text

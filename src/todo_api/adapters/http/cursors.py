@@ -1,4 +1,5 @@
-"""Opaque, signed page cursors: a keyset position the client cannot forge or point at another sort."""
+"""Opaque, signed page cursors: a keyset position the client cannot forge or point at another
+sort (or at the other collection: a cursor of lists is issued for `lists`, never a task sort)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ import json
 from datetime import datetime
 
 from todo_api.domain.errors import DomainError
-from todo_api.domain.tasks import Position, Sort
+from todo_api.domain.ports import ListPosition
+from todo_api.domain.tasks import Position, Sort, SortValue
+
+_LISTS = "lists"
 
 
 class InvalidCursor(DomainError):
@@ -23,23 +27,39 @@ class CursorCodec:
 
     def encode(self, sort: Sort, position: Position) -> str:
         value = position.value.isoformat() if isinstance(position.value, datetime) else position.value
-        payload = json.dumps([str(sort), value, position.id], separators=(",", ":")).encode()
-        return _b64(payload + hmac.digest(self._key, payload, "sha256")[:16])
+        return self._sign(str(sort), value, position.id)
 
     def decode(self, cursor: str, sort: Sort) -> Position:
+        value, task_id = self._open(cursor, str(sort))
+        if sort.field in ("created_at", "updated_at", "due_at") and isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        return Position(value, task_id)
+
+    def encode_lists(self, position: ListPosition) -> str:
+        return self._sign(_LISTS, position.position, position.id)
+
+    def decode_lists(self, cursor: str) -> ListPosition:
+        value, list_id = self._open(cursor, _LISTS)
+        if not isinstance(value, str):
+            raise InvalidCursor("The cursor is not one this API issued.")
+        return ListPosition(value, list_id)
+
+    def _sign(self, issued_for: str, value: SortValue, row_id: int) -> str:
+        payload = json.dumps([issued_for, value, row_id], separators=(",", ":")).encode()
+        return _b64(payload + hmac.digest(self._key, payload, "sha256")[:16])
+
+    def _open(self, cursor: str, issued_for: str) -> tuple[SortValue, int]:
         try:
             raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
             payload, signature = raw[:-16], raw[-16:]
             if not hmac.compare_digest(signature, hmac.digest(self._key, payload, "sha256")[:16]):
                 raise ValueError("bad signature")
-            issued_for, value, task_id = json.loads(payload)
+            signed_for, value, row_id = json.loads(payload)
         except (ValueError, TypeError, binascii.Error) as error:
             raise InvalidCursor("The cursor is not one this API issued.") from error
-        if issued_for != str(sort):
+        if signed_for != issued_for:
             raise InvalidCursor("The cursor belongs to another sort order; start again without it.")
-        if sort.field in ("created_at", "updated_at", "due_at") and isinstance(value, str):
-            value = datetime.fromisoformat(value)
-        return Position(value, int(task_id))
+        return value, int(row_id)
 
 
 def _b64(data: bytes) -> str:

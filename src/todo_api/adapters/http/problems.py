@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from todo_api.adapters.http.cursors import InvalidCursor
+from todo_api.adapters.http.schemas import BulkResultOut
 from todo_api.domain.errors import (
     AuthenticationFailed,
     Conflict,
@@ -86,6 +87,16 @@ class Problem(BaseModel):
     errors: list[FieldError] | None = None
 
 
+class BulkProblem(Problem):
+    """A 422 of a bulk change: a field error (`errors`), or `bulk_not_applied` with a result per task."""
+
+    model_config = ConfigDict(title="BulkProblem")
+
+    results: list[BulkResultOut] | None = Field(
+        default=None, description="With `bulk_not_applied`: `ok` for a task that could be changed, else why not."
+    )
+
+
 def problem_response(
     *,
     status: int,
@@ -95,7 +106,9 @@ def problem_response(
     code: str | None = None,
     errors: Sequence[dict[str, Any]] | None = None,
     headers: dict[str, str] | None = None,
+    extensions: dict[str, Any] | None = None,
 ) -> Response:
+    """The envelope; `extensions` adds members of the problem type's own (RFC 9457 §3.2)."""
     code = code or _CODE_BY_STATUS.get(status, "error")
     body: dict[str, Any] = {
         "type": _TYPE_BASE + code,
@@ -108,6 +121,7 @@ def problem_response(
     }
     if errors is not None:
         body["errors"] = list(errors)
+    body.update(extensions or {})
     return Response(orjson.dumps(body), status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
 
 
@@ -167,14 +181,22 @@ async def _on_http_error(request: Request, exc: StarletteHTTPException) -> Respo
 
 
 def _allowed_methods(routes: Sequence[Any], path: str) -> list[str]:
-    methods: set[str] = set()
+    """The methods of the most literal path template matching `path`: `/tasks/bulk` is its own
+    resource, though `/tasks/{task_id}` matches it too (FastAPI checks the id's type later)."""
+    by_template: dict[str, set[str]] = {}
+    _collect_methods(routes, path, by_template)
+    if not by_template:
+        return []
+    return sorted(by_template[min(by_template, key=lambda template: template.count("{"))])
+
+
+def _collect_methods(routes: Sequence[Any], path: str, by_template: dict[str, set[str]]) -> None:
     for route in routes:
         included = getattr(route, "original_router", None)  # FastAPI's included routers
         if included is not None:
-            methods.update(_allowed_methods(included.routes, path))
+            _collect_methods(included.routes, path, by_template)
         elif (regex := getattr(route, "path_regex", None)) is not None and regex.match(path):
-            methods.update(getattr(route, "methods", None) or ())
-    return sorted(methods)
+            by_template.setdefault(route.path, set()).update(getattr(route, "methods", None) or ())
 
 
 def _field_errors(raw: Sequence[Any]) -> list[dict[str, Any]]:

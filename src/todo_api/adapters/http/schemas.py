@@ -7,9 +7,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
+from todo_api.domain.bulk import MAX_BULK_TASKS, BulkOp, BulkOutcome
+from todo_api.domain.lists import MAX_LIST_NAME_CHARS, PALETTE, TaskList
 from todo_api.domain.tasks import MAX_DESCRIPTION_CHARS, MAX_TAG_CHARS, MAX_TAGS, MAX_TITLE_CHARS, PriorityName, Task
 from todo_api.domain.users import MAX_EMAIL_CHARS, MAX_NAME_CHARS, MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS, User
 
@@ -266,3 +268,174 @@ class TaskPageOut(Output):
         """One validation for the whole page."""
         meta = {"next_cursor": next_cursor, "limit": limit, "total": total}
         return cls.model_validate({"data": [TaskOut.fields_of(task) for task in tasks], "meta": meta})
+
+
+class TaskMove(StrictInput):
+    """Where the task goes; what is left out stays as it is. Send `before_id` or `after_id` (a task
+    to stand next to, whose list and parent become the task's) or neither (the end)."""
+
+    model_config = ConfigDict(json_schema_extra={"not": {"required": ["before_id", "after_id"]}})
+
+    list_id: Id | SkipJsonSchema[None] = Field(
+        default=None, description="Another list: the task goes to its top level, with its subtasks.", examples=[7]
+    )
+    parent_id: Id | None = Field(
+        default=None, description="The task to become a subtask of; `null`: the top level. Left out: unchanged."
+    )
+    before_id: Id | SkipJsonSchema[None] = Field(default=None, description="Stand just before this sibling.")
+    after_id: Id | SkipJsonSchema[None] = Field(default=None, description="Stand just after this sibling.")
+
+    @model_validator(mode="after")
+    def _one_neighbour(self) -> TaskMove:
+        if self.before_id is not None and self.after_id is not None:
+            raise ValueError("send before_id or after_id, not both")
+        return self
+
+
+# Lists ---------------------------------------------------------------------------------------
+
+ListName = Annotated[str, Field(pattern=trimmed_text(MAX_LIST_NAME_CHARS), examples=["Groceries"])]
+Color = Annotated[
+    str,
+    Field(
+        pattern=rf"^(?:{'|'.join(PALETTE)}|#[0-9a-fA-F]{{6}})$",
+        description=f"One of {', '.join(PALETTE)}, or `#rrggbb`.",
+        examples=["green"],
+    ),
+]
+
+
+class ListCreate(StrictInput):
+    name: ListName
+    color: Color | None = None
+
+
+class ListUpdate(StrictInput):
+    """PATCH: only the fields sent change; `null` clears the colour (a name cannot be null)."""
+
+    name: ListName | SkipJsonSchema[None] = None
+    color: Color | None = None
+
+
+class ListOut(Output):
+    id: int = Field(examples=[7])
+    name: str = Field(examples=["Groceries"])
+    color: str | None = Field(examples=["green"])
+    position: str = Field(description="Its place among your lists (compare byte by byte).", examples=["a1"])
+    is_inbox: bool = Field(description="Your Inbox: where tasks without a list go. It cannot be deleted.")
+    open_count: int = Field(description="Its tasks not yet completed, subtasks included.", examples=[3])
+    total_count: int = Field(description="All its tasks, subtasks included.", examples=[5])
+    created_at: datetime
+    updated_at: datetime
+    version: int = Field(description="Increments on every change; the ETag is this number, quoted.")
+
+    @staticmethod
+    def fields_of(task_list: TaskList) -> dict[str, Any]:
+        return {
+            "id": task_list.id,
+            "name": task_list.name,
+            "color": task_list.color,
+            "position": task_list.position,
+            "is_inbox": task_list.is_inbox,
+            "open_count": task_list.open_count,
+            "total_count": task_list.total_count,
+            "created_at": task_list.created_at,
+            "updated_at": task_list.updated_at,
+            "version": task_list.version,
+        }
+
+    @classmethod
+    def of(cls, task_list: TaskList) -> ListOut:
+        return cls.model_validate(cls.fields_of(task_list))
+
+
+class ListPageMeta(Output):
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
+    limit: int
+
+
+class ListPageOut(Output):
+    data: list[ListOut]
+    meta: ListPageMeta
+
+    @classmethod
+    def of(cls, lists: Sequence[TaskList], *, next_cursor: str | None, limit: int) -> ListPageOut:
+        meta = {"next_cursor": next_cursor, "limit": limit}
+        return cls.model_validate({"data": [ListOut.fields_of(item) for item in lists], "meta": meta})
+
+
+# Bulk changes --------------------------------------------------------------------------------
+
+TaskIds = Annotated[list[Id], Field(min_length=1, max_length=MAX_BULK_TASKS, examples=[[42, 43]])]
+
+
+class BulkStatusChange(StrictInput):
+    """Complete, reopen or delete the tasks (completing or deleting a task also does its subtasks)."""
+
+    op: Literal["complete", "reopen", "delete"]
+    task_ids: TaskIds
+
+
+class BulkMove(StrictInput):
+    """Move the tasks, with their subtasks, to the end of a list's top level."""
+
+    op: Literal["move"]
+    task_ids: TaskIds
+    list_id: Id
+
+
+class BulkUpdate(StrictInput):
+    """Set what is sent on every task: `add_tags` / `remove_tags` change tags without replacing
+    them; `due_at: null` clears the due date; `list_id` moves them as `move` does."""
+
+    op: Literal["update"]
+    task_ids: TaskIds
+    priority: PriorityLabel | SkipJsonSchema[None] = None
+    add_tags: Tags = Field(default_factory=list)
+    remove_tags: Tags = Field(default_factory=list)
+    due_at: DueAt | None = None
+    list_id: Id | SkipJsonSchema[None] = None
+
+
+BulkOperationIn = Annotated[BulkStatusChange | BulkMove | BulkUpdate, Field(discriminator="op")]
+
+
+class BulkRequest(StrictInput):
+    operations: list[BulkOperationIn] = Field(
+        min_length=1,
+        max_length=MAX_BULK_TASKS,
+        description=f"Applied in order; together they name at most {MAX_BULK_TASKS} tasks (422 `too_many_tasks`).",
+        examples=[[{"op": "complete", "task_ids": [42, 43]}, {"op": "move", "task_ids": [44], "list_id": 7}]],
+    )
+    atomic: bool = Field(
+        default=True,
+        description="True: nothing is written unless every task's result is `ok` (else 422 `bulk_not_applied`). "
+        "False: what can be applied is, and the results say which.",
+    )
+
+
+class BulkResultOut(Output):
+    task_id: int = Field(examples=[42])
+    op: BulkOp
+    code: str = Field(
+        description="`ok`, or the code the single-task call would answer with (e.g. `task_not_found`).",
+        examples=["ok"],
+    )
+    message: str | None = Field(default=None, examples=[None])
+
+
+class BulkOut(Output):
+    applied: bool = Field(description="Whether anything was written (always true in a 200).")
+    results: list[BulkResultOut] = Field(description="One per task named, in the order of the operations.")
+
+    @staticmethod
+    def fields_of(outcome: BulkOutcome) -> dict[str, Any]:
+        results = [
+            {"task_id": result.task_id, "op": result.op, "code": result.code, "message": result.message}
+            for result in outcome.results
+        ]
+        return {"applied": outcome.applied, "results": results}
+
+    @classmethod
+    def of(cls, outcome: BulkOutcome) -> BulkOut:
+        return cls.model_validate(cls.fields_of(outcome))

@@ -6,27 +6,32 @@ Every route takes one dependency, `TaskOwner`: the caller, checked against the p
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Literal
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 
 from todo_api.adapters.http.deps import TaskOwner
-from todo_api.adapters.http.problems import problem_responses
+from todo_api.adapters.http.paging import Cursor, next_link
+from todo_api.adapters.http.preconditions import IfMatch, IfNoneMatch, etag, still_fresh, versions
+from todo_api.adapters.http.problems import BulkProblem, problem_response, problem_responses, request_id_of
 from todo_api.adapters.http.schemas import (
-    ENTITY_TAGS,
-    MAX_ENTITY_TAGS_CHARS,
+    BulkMove,
+    BulkOut,
+    BulkRequest,
+    BulkStatusChange,
+    BulkUpdate,
     CompletionUpdate,
     IsoDateTime,
     PriorityLabel,
     Tag,
     TaskCreate,
+    TaskMove,
     TaskOut,
     TaskPageOut,
     TaskReplace,
     TaskUpdate,
 )
+from todo_api.domain.bulk import MAX_BULK_TASKS, BulkOperation
 from todo_api.domain.errors import InvalidInput
 from todo_api.domain.tasks import (
     MAX_SEARCH_CHARS,
@@ -34,12 +39,12 @@ from todo_api.domain.tasks import (
     UNSET,
     Priority,
     Sort,
-    Task,
     TaskChanges,
     TaskDraft,
     TaskFilter,
     TaskQuery,
 )
+from todo_api.use_cases.tasks import Move
 
 SortParam = Literal[
     "created_at", "-created_at", "updated_at", "-updated_at", "due_at", "-due_at", "priority", "-priority",
@@ -57,24 +62,7 @@ MAX_TASK_ID = 2**63 - 1
 
 
 TaskId = Annotated[int, Path(ge=1, le=MAX_TASK_ID)]
-IfMatch = Annotated[
-    str | None,
-    Header(
-        max_length=MAX_ENTITY_TAGS_CHARS,
-        pattern=ENTITY_TAGS,
-        description='The task\'s ETag, e.g. `"3"` (or `*`); 412 if stale.',
-    ),
-]
-IfNoneMatch = Annotated[
-    str | None,
-    Header(
-        max_length=MAX_ENTITY_TAGS_CHARS,
-        pattern=ENTITY_TAGS,
-        description="The ETag you hold; 304 while the task is still at that version.",
-    ),
-]
 Search = Annotated[str | None, Query(max_length=MAX_SEARCH_CHARS, description="Searches title and description.")]
-Cursor = Annotated[str | None, Query(max_length=512)]
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -85,29 +73,6 @@ IdempotencyKey = Annotated[
         description="Retrying with the same key and body within 24 hours returns the first response.",
     ),
 ]
-
-
-_OPAQUE_TAG = re.compile(r'"([^"]*)"')
-
-
-def etag(task: Task) -> str:
-    return f'"{task.version}"'
-
-
-def _versions(header: str | None) -> frozenset[int] | None:
-    """`If-Match` as the versions it accepts; `*` (or no header) accepts any. Tags that are not
-    ours match nothing, so they end in 412 like any stale tag. (The header's syntax is checked by
-    its pattern: a list of quoted tags, whose content may itself hold a comma.)"""
-    if header is None or header == "*":
-        return None
-    return frozenset(int(tag) for tag in _OPAQUE_TAG.findall(header) if tag.isdigit() and len(tag) < 10)
-
-
-def _next_link(request: Request, cursor: str) -> str:
-    """The same query with the next cursor, as a relative reference (RFC 8288 resolves it against
-    the request's URL): right behind any proxy, whatever host or scheme the app itself sees."""
-    query = [(name, value) for name, value in request.query_params.multi_items() if name != "cursor"]
-    return f'<{request.scope["path"]}?{urlencode([*query, ("cursor", cursor)])}>; rel="next"'
 
 
 def _draft(body: TaskCreate | TaskReplace) -> TaskDraft:
@@ -191,7 +156,7 @@ async def list_tasks(
     page = await caller.use_cases.list_tasks.execute(caller.user_id, query, include_total=include_total)
     next_cursor = caller.services.cursors.encode(order, page.next_position) if page.next_position else None
     if next_cursor:
-        response.headers["Link"] = _next_link(request, next_cursor)
+        response.headers["Link"] = next_link(request, next_cursor)
     return TaskPageOut.of(page.tasks, next_cursor=next_cursor, limit=limit, total=page.total)
 
 
@@ -200,7 +165,8 @@ async def list_tasks(
     status_code=status.HTTP_201_CREATED,
     operation_id="createTask",
     summary="Create a task",
-    responses=problem_responses(401, 403, 422),
+    description="404 `list_not_found` or `parent_not_found` for a list or parent that is not yours.",
+    responses=problem_responses(401, 403, 404, 422),
 )
 async def create_task(
     body: TaskCreate,
@@ -210,7 +176,7 @@ async def create_task(
 ) -> TaskOut:
     created = await caller.use_cases.create_task.execute(caller.user_id, _draft(body), idempotency_key)
     response.headers["Location"] = f"/api/{caller.user_id}/tasks/{created.task.id}"
-    response.headers["ETag"] = etag(created.task)
+    response.headers["ETag"] = etag(created.task.version)
     if created.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return TaskOut.of(created.task)
@@ -231,9 +197,9 @@ async def get_task(
     if_none_match: IfNoneMatch = None,
 ) -> TaskOut | Response:
     task = await caller.use_cases.get_task.execute(caller.user_id, task_id)
-    if if_none_match is not None and (if_none_match == "*" or task.version in (_versions(if_none_match) or ())):
-        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag(task)})
-    response.headers["ETag"] = etag(task)
+    if still_fresh(if_none_match, task.version):
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag(task.version)})
+    response.headers["ETag"] = etag(task.version)
     return TaskOut.of(task)
 
 
@@ -251,8 +217,8 @@ async def replace_task(
     if_match: IfMatch = None,
 ) -> TaskOut:
     changes = TaskChanges.replacing_with(_draft(body))
-    task = await caller.use_cases.update_task.execute(caller.user_id, task_id, changes, if_match=_versions(if_match))
-    response.headers["ETag"] = etag(task)
+    task = await caller.use_cases.update_task.execute(caller.user_id, task_id, changes, if_match=versions(if_match))
+    response.headers["ETag"] = etag(task.version)
     return TaskOut.of(task)
 
 
@@ -270,9 +236,9 @@ async def update_task(
     if_match: IfMatch = None,
 ) -> TaskOut:
     task = await caller.use_cases.update_task.execute(
-        caller.user_id, task_id, _changes(body), if_match=_versions(if_match)
+        caller.user_id, task_id, _changes(body), if_match=versions(if_match)
     )
-    response.headers["ETag"] = etag(task)
+    response.headers["ETag"] = etag(task.version)
     return TaskOut.of(task)
 
 
@@ -291,9 +257,9 @@ async def toggle_completion(
 ) -> TaskOut:
     completed = body.completed if body else None
     task = await caller.use_cases.set_task_completion.execute(
-        caller.user_id, task_id, completed, if_match=_versions(if_match)
+        caller.user_id, task_id, completed, if_match=versions(if_match)
     )
-    response.headers["ETag"] = etag(task)
+    response.headers["ETag"] = etag(task.version)
     return TaskOut.of(task)
 
 
@@ -305,4 +271,85 @@ async def toggle_completion(
     responses=problem_responses(401, 403, 404, 412, 422),
 )
 async def delete_task(task_id: TaskId, caller: TaskOwner, if_match: IfMatch = None) -> None:
-    await caller.use_cases.delete_task.execute(caller.user_id, task_id, if_match=_versions(if_match))
+    await caller.use_cases.delete_task.execute(caller.user_id, task_id, if_match=versions(if_match))
+
+
+@router.post(
+    "/{task_id}/move",
+    operation_id="moveTask",
+    summary="Move a task: reorder it, make it a subtask, or send it to another list",
+    description="Drag and drop: send the neighbour it was dropped next to (`before_id` or `after_id`); "
+    "the server computes its new `position`, and only this task's row changes. Its subtasks go with it.",
+    responses=problem_responses(401, 403, 404, 412, 422),
+)
+async def move_task(
+    task_id: TaskId,
+    body: TaskMove,
+    caller: TaskOwner,
+    response: Response,
+    if_match: IfMatch = None,
+) -> TaskOut:
+    move = Move(
+        list_id=body.list_id,
+        parent_id=body.parent_id if "parent_id" in body.model_fields_set else UNSET,
+        before_id=body.before_id,
+        after_id=body.after_id,
+    )
+    task = await caller.use_cases.move_task.execute(caller.user_id, task_id, move, if_match=versions(if_match))
+    response.headers["ETag"] = etag(task.version)
+    return TaskOut.of(task)
+
+
+@router.post(
+    "/bulk",
+    operation_id="bulkChangeTasks",
+    response_model=BulkOut,
+    summary="Complete, reopen, delete, move or update many tasks at once",
+    description=f"At most {MAX_BULK_TASKS} tasks in all, in one transaction. The answer has one result per "
+    "task, in order. With `atomic` (the default) a single failure writes nothing: the answer is a 422 "
+    "`bulk_not_applied` whose `results` say which tasks failed and why.",
+    responses={**problem_responses(401, 403), 422: {"model": BulkProblem, "description": "Unprocessable Content"}},
+)
+async def bulk_change_tasks(
+    body: BulkRequest,
+    caller: TaskOwner,
+    request: Request,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> BulkOut | Response:
+    operations = [_bulk_operation(operation) for operation in body.operations]
+    changed = await caller.use_cases.bulk_change_tasks.execute(
+        caller.user_id, operations, atomic=body.atomic, idempotency_key=idempotency_key
+    )
+    if changed.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    answer = BulkOut.fields_of(changed.outcome)
+    if not changed.outcome.applied:
+        failed = sum(not result.ok for result in changed.outcome.results)
+        return problem_response(
+            status=422,
+            code="bulk_not_applied",
+            detail=f"{failed} of {len(answer['results'])} tasks cannot be changed, so none was; see `results`.",
+            instance=request.url.path,
+            request_id=request_id_of(request),
+            extensions={"results": answer["results"]},
+        )
+    return BulkOut.model_validate(answer)
+
+
+def _bulk_operation(operation: BulkStatusChange | BulkMove | BulkUpdate) -> BulkOperation:
+    task_ids = tuple(operation.task_ids)
+    if isinstance(operation, BulkStatusChange):
+        return BulkOperation(operation.op, task_ids)
+    if isinstance(operation, BulkMove):
+        return BulkOperation("move", task_ids, list_id=operation.list_id)
+    sent = operation.model_fields_set
+    return BulkOperation(
+        "update",
+        task_ids,
+        list_id=operation.list_id,
+        priority=Priority.of(operation.priority) if operation.priority is not None else UNSET,
+        add_tags=tuple(operation.add_tags),
+        remove_tags=tuple(operation.remove_tags),
+        due_at=operation.due_at if "due_at" in sent else UNSET,
+    )
