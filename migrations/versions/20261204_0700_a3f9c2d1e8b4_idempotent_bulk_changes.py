@@ -34,6 +34,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute("DELETE FROM idempotency_keys WHERE task IS NULL")
-    op.drop_constraint("ck_idempotency_keys_one_outcome", "idempotency_keys", type_="check")
+    op.execute("ALTER TABLE idempotency_keys DROP CONSTRAINT ck_idempotency_keys_one_outcome")
     op.alter_column("idempotency_keys", "task", nullable=False)
     op.drop_column("idempotency_keys", "bulk")
