@@ -9,6 +9,8 @@ import httpx
 import pytest
 
 from tests.integration.tasks_support import User, assert_problem, create_task, sign_up, tasks_url
+from tests.ordering_support import crowded_after
+from todo_api.domain.ordering import MAX_KEY_CHARS
 
 
 def lists_url(user: User | str = "me") -> str:
@@ -184,3 +186,44 @@ async def test_tasks_filter_by_list(client: httpx.AsyncClient, user: User) -> No
     await create_task(client, user, title="Anywhere")
     response = await client.get(tasks_url(), params={"list_id": work["id"]}, headers=user.headers)
     assert [task["title"] for task in response.json()["data"]] == ["At work"]
+
+
+async def test_lists_reorder_by_moving_one_and_a_crowded_gap_is_rebalanced(
+    client: httpx.AsyncClient, user: User, db: asyncpg.Connection
+) -> None:
+    inbox = (await all_lists(client, user))[0]
+    a, b, c = [await create_list(client, user, name=name) for name in "ABC"]
+    moved = await client.post(f"{lists_url()}/{c['id']}/move", json={"before_id": a["id"]}, headers=user.headers)
+    assert moved.status_code == 200, moved.text
+    assert (moved.json()["version"], moved.headers["ETag"]) == (2, '"2"')
+    assert [item["name"] for item in await all_lists(client, user)] == ["Inbox", "C", "A", "B"]
+    assert await db.fetchval("SELECT max(version) FROM lists WHERE user_id = $1 AND id <> $2", user.id, c["id"]) == 1
+    # A and B as ~370 moves into one gap leave them: the next key between them would be too long.
+    crowded = crowded_after(a["position"])
+    await db.execute("UPDATE lists SET position = $1 WHERE id = $2", crowded, b["id"])
+    again = await client.post(f"{lists_url()}/{c['id']}/move", json={"after_id": a["id"]}, headers=user.headers)
+    assert again.status_code == 200, again.text
+    rows = await db.fetch("SELECT name, position FROM lists WHERE user_id = $1 ORDER BY position, id", user.id)
+    assert [row["name"] for row in rows] == ["Inbox", "A", "C", "B"]
+    assert max(len(row["position"]) for row in rows) <= MAX_KEY_CHARS
+    assert await db.fetchval("SELECT version FROM lists WHERE id = $1", inbox["id"]) == 2  # rebalanced
+    last = await client.post(f"{lists_url()}/{inbox['id']}/move", json={}, headers=user.headers)
+    assert last.status_code == 200, last.text
+    assert [item["name"] for item in await all_lists(client, user)] == ["A", "C", "B", "Inbox"]
+
+
+@pytest.mark.parametrize(
+    ("anchor", "status", "code"), [("self", 422, "invalid_move"), ("theirs", 404, "list_not_found")]
+)
+async def test_a_list_move_next_to_itself_or_a_foreign_list_is_refused(
+    client: httpx.AsyncClient, user: User, anchor: str, status: int, code: str
+) -> None:
+    mine = await create_list(client, user)
+    theirs = await create_list(client, await sign_up(client))
+    anchor_id = mine["id"] if anchor == "self" else theirs["id"]
+    response = await client.post(f"{lists_url()}/{mine['id']}/move", json={"after_id": anchor_id}, headers=user.headers)
+    assert_problem(response, status, code)
+    both = await client.post(
+        f"{lists_url()}/{mine['id']}/move", json={"after_id": 1, "before_id": 2}, headers=user.headers
+    )
+    assert assert_problem(both, 422)["errors"]

@@ -26,6 +26,12 @@ async def titles_in_order(client: httpx.AsyncClient, user: User, **params: Any) 
     return [task["title"] for task in response.json()["data"]]
 
 
+async def versions(db: asyncpg.Connection, user: User) -> dict[int, int]:
+    return {
+        row["id"]: row["version"] for row in await db.fetch("SELECT id, version FROM tasks WHERE user_id = $1", user.id)
+    }
+
+
 async def move(client: httpx.AsyncClient, user: User, task: dict[str, Any], **body: Any) -> httpx.Response:
     return await client.post(f"{task_url(task['id'])}/move", json=body, headers=user.headers)
 
@@ -34,13 +40,13 @@ async def test_drag_and_drop_reorders_by_writing_one_row(
     client: httpx.AsyncClient, user: User, db: asyncpg.Connection
 ) -> None:
     a, b, c = [await create_task(client, user, title=title) for title in "ABC"]
-    before = dict(await db.fetch("SELECT id, version FROM tasks WHERE user_id = $1", user.id))
+    before = await versions(db, user)
     moved = await move(client, user, c, after_id=a["id"])
     assert moved.status_code == 200, moved.text
     assert moved.headers["ETag"] == '"2"'
     assert a["position"].encode() < moved.json()["position"].encode() < b["position"].encode()
     assert await titles_in_order(client, user) == ["A", "C", "B"]
-    after = dict(await db.fetch("SELECT id, version FROM tasks WHERE user_id = $1", user.id))
+    after = await versions(db, user)
     assert {task_id for task_id in after if after[task_id] != before[task_id]} == {c["id"]}
     assert (await move(client, user, a, before_id=b["id"])).status_code == 200  # between C and B now
     assert await titles_in_order(client, user) == ["C", "A", "B"]
@@ -101,6 +107,7 @@ async def test_a_move_that_cannot_be_is_refused_and_changes_nothing(
     response = await move(client, user, task, **{name: ids[value] for name, value in body.items()})
     assert_problem(response, status, code)
     row = await db.fetchrow("SELECT list_id, parent_id, position, version FROM tasks WHERE id = $1", task["id"])
+    assert row is not None
     assert dict(row) == {"list_id": task["list_id"], "parent_id": None, "position": task["position"], "version": 1}
 
 

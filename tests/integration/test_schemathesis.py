@@ -120,10 +120,14 @@ STATEFUL_REJECTIONS = [
     ),
     # A move the tasks' places forbid (under its own subtask, past four levels, next to a task of
     # another parent than the one named), or a stale If-Match.
-    {
-        "include-operation-id": "moveTask",
-        "checks": {"positive_data_acceptance": {"expected-statuses": [*_DEFAULT_ACCEPTED, "412", "422"]}},
-    },
+    # A list placed next to itself (422 invalid_move: the schema cannot say "not this path's id").
+    *(
+        {
+            "include-operation-id": operation,
+            "checks": {"positive_data_acceptance": {"expected-statuses": [*_DEFAULT_ACCEPTED, "412", "422"]}},
+        }
+        for operation in ("moveTask", "moveList")
+    ),
     # Tasks that do not exist (422 bulk_not_applied), more than 100 tasks over all operations
     # (too_many_tasks: JSON Schema cannot bound a sum), or a reused Idempotency-Key.
     {

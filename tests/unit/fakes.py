@@ -539,11 +539,23 @@ class FakeListRepository:
             stored,
             name=task_list.name,
             color=task_list.color,
+            position=task_list.position,
             updated_at=task_list.updated_at,
             version=stored.version + 1,
         )
         self._store.lists[saved.id] = replace(saved, open_count=0, total_count=0)
         return saved
+
+    async def order(self, user_id: str) -> list[tuple[int, str]]:
+        return [(x.id, x.position) for x in await self.page(user_id, len(self._store.lists), None)]
+
+    async def set_positions(self, user_id: str, positions: dict[int, str], at: datetime) -> None:
+        for list_id, position in positions.items():
+            stored = self._store.lists.get(list_id)
+            if stored is not None and stored.user_id == user_id:
+                self._store.lists[list_id] = replace(
+                    stored, position=position, updated_at=at, version=stored.version + 1
+                )
 
     async def delete(self, user_id: str, list_id: int) -> bool:
         if await self.get(user_id, list_id) is None:

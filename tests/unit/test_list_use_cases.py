@@ -6,14 +6,15 @@ from dataclasses import replace
 
 import pytest
 
+from tests.ordering_support import crowded_after
 from tests.unit.fakes import FakeClock, FakeStore, FakeUnitOfWorkFactory
 from todo_api.domain.bulk import BulkOperation
 from todo_api.domain.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
 from todo_api.domain.lists import MAX_LISTS_PER_USER, TaskList
-from todo_api.domain.ordering import MAX_KEY_CHARS, is_strictly_ordered
+from todo_api.domain.ordering import MAX_KEY_CHARS, is_strictly_ordered, key_between, needs_rebalance
 from todo_api.domain.tasks import MAX_DEPTH, Priority, Sort, Task, TaskDraft, TaskFilter, TaskQuery
 from todo_api.use_cases.bulk import BulkChangeTasks
-from todo_api.use_cases.lists import CreateList, DeleteList, GetList, ListLists, UpdateList
+from todo_api.use_cases.lists import CreateList, DeleteList, GetList, ListLists, MoveList, UpdateList
 from todo_api.use_cases.tasks import CreateTask, DeleteTask, ListTasks, Move, MoveTask, SetTaskCompletion
 
 ADA = "a" * 32
@@ -157,6 +158,75 @@ async def test_a_list_with_tasks_is_kept_unless_cascade_which_deletes_them_too(
 
 
 # --- Tasks in lists and under parents ----------------------------------------------------------------
+
+
+def list_names(store: FakeStore, user_id: str = ADA) -> list[str]:
+    mine = [x for x in store.lists.values() if x.user_id == user_id]
+    return [x.name for x in sorted(mine, key=lambda x: (x.position, x.id))]
+
+
+@pytest.fixture
+def move_list(uow: FakeUnitOfWorkFactory, clock: FakeClock) -> MoveList:
+    return MoveList(uow, clock)
+
+
+async def test_a_list_moves_before_or_after_another_or_last_writing_one_row(
+    create_list: CreateList, move_list: MoveList, store: FakeStore
+) -> None:
+    a, b, c = [await create_list.execute(ADA, name) for name in "ABC"]
+    moved = await move_list.execute(ADA, c.id, before_id=a.id)
+    assert (list_names(store), moved.version) == (["C", "A", "B"], 2)
+    assert [store.lists[x.id].version for x in (a, b)] == [1, 1]
+    await move_list.execute(ADA, c.id, after_id=a.id)
+    assert list_names(store) == ["A", "C", "B"]
+    await move_list.execute(ADA, a.id)
+    assert list_names(store) == ["C", "B", "A"]
+
+
+async def test_a_list_move_into_a_gap_whose_key_would_grow_too_long_rebalances_first(
+    create_list: CreateList, move_list: MoveList, store: FakeStore
+) -> None:
+    a, b, c = [await create_list.execute(ADA, name) for name in "ABC"]
+    store.lists[b.id] = replace(store.lists[b.id], position=crowded_after(store.lists[a.id].position))
+    assert needs_rebalance(key_between(store.lists[a.id].position, store.lists[b.id].position))
+    await move_list.execute(ADA, c.id, after_id=a.id)
+    assert list_names(store) == ["A", "C", "B"]
+    keys = [store.lists[x.id].position for x in (a, c, b)]
+    assert is_strictly_ordered(keys)
+    assert max(map(len, keys)) <= MAX_KEY_CHARS
+    assert store.lists[a.id].version > 1  # it never moved: only a rebalance gave it a new key
+
+
+async def test_a_tie_between_two_lists_is_rebalanced_before_one_goes_between(
+    create_list: CreateList, move_list: MoveList, store: FakeStore
+) -> None:
+    a, b, c = [await create_list.execute(ADA, name) for name in "ABC"]
+    store.lists[b.id] = replace(store.lists[b.id], position=store.lists[a.id].position)
+    await move_list.execute(ADA, c.id, after_id=a.id)
+    assert list_names(store) == ["A", "C", "B"]
+    assert is_strictly_ordered([store.lists[x.id].position for x in (a, c, b)])
+
+
+async def test_a_list_move_next_to_itself_a_foreign_list_or_with_a_stale_etag_is_refused(
+    create_list: CreateList, move_list: MoveList, store: FakeStore
+) -> None:
+    a, b = await create_list.execute(ADA, "A"), await create_list.execute(ADA, "B")
+    theirs = await create_list.execute(BOB, "Theirs")
+    before = store.snapshot()
+    with pytest.raises(InvalidInput) as itself:
+        await move_list.execute(ADA, a.id, after_id=a.id)
+    with pytest.raises(InvalidInput) as both:
+        await move_list.execute(ADA, a.id, before_id=b.id, after_id=b.id)
+    with pytest.raises(NotFound) as foreign_anchor:
+        await move_list.execute(ADA, a.id, after_id=theirs.id)
+    with pytest.raises(NotFound) as foreign_list:
+        await move_list.execute(ADA, theirs.id, after_id=a.id)
+    with pytest.raises(PreconditionFailed):
+        await move_list.execute(ADA, a.id, after_id=b.id, if_match=frozenset({7}))
+    assert [e.value.code for e in (itself, both, foreign_anchor, foreign_list)] == [
+        "invalid_move", "invalid_move", "list_not_found", "list_not_found",
+    ]  # fmt: skip
+    assert store == before
 
 
 async def test_a_task_without_a_list_goes_to_the_inbox_made_on_first_need(
@@ -338,16 +408,18 @@ async def test_two_tasks_with_the_same_key_get_the_group_rebalanced_before_one_g
     assert is_strictly_ordered([store.tasks[t.id].position for t in (a, c, b)])
 
 
-async def test_repeated_moves_into_one_gap_rebalance_when_keys_grow_too_long(
+async def test_a_move_into_a_gap_whose_key_would_grow_too_long_rebalances_first(
     create_task: CreateTask, move: MoveTask, store: FakeStore
 ) -> None:
-    first, *others = [await add(create_task, f"T{number:03}") for number in range(80)]
-    for other in others:  # each goes right after the first: the gap after it halves every time
-        await move.execute(ADA, other.id, Move(after_id=first.id))
-    keys = [t.position for t in sorted(store.tasks.values(), key=lambda t: (t.position, t.id))]
+    a, b, c = [await add(create_task, title) for title in "ABC"]
+    store.tasks[b.id] = replace(store.tasks[b.id], position=crowded_after(store.tasks[a.id].position))
+    assert needs_rebalance(key_between(store.tasks[a.id].position, store.tasks[b.id].position))
+    await move.execute(ADA, c.id, Move(after_id=a.id))
+    assert in_order(store, a.list_id) == ["A", "C", "B"]
+    keys = [store.tasks[t.id].position for t in (a, c, b)]
     assert is_strictly_ordered(keys)
     assert max(map(len, keys)) <= MAX_KEY_CHARS
-    assert in_order(store, first.list_id) == ["T000", *(f"T{number:03}" for number in range(79, 0, -1))]
+    assert store.tasks[a.id].version > 1  # it never moved: only a rebalance gave it a new key
 
 
 async def test_before_and_after_together_are_refused() -> None:

@@ -144,7 +144,14 @@ class ListRepository(Protocol):
     async def count(self, user_id: str) -> int: ...
     async def last_position(self, user_id: str) -> str | None: ...
     async def save(self, task_list: TaskList, *, expected_version: int) -> TaskList | None:
-        """Write name and colour if the stored version is still `expected_version`; Conflict on a taken name."""
+        """Write name, colour and position if the stored version is still `expected_version`;
+        Conflict on a taken name."""
+
+    async def order(self, user_id: str) -> list[tuple[int, str]]:
+        """Every list's id and order key, in the person's order (a person has at most 1,000)."""
+
+    async def set_positions(self, user_id: str, positions: dict[int, str], at: datetime) -> None:
+        """Give these lists these keys (a rebalance), each as a new version."""
 
     async def delete(self, user_id: str, list_id: int) -> bool:
         """Delete the list and, through the foreign key, every task in it."""

@@ -1,4 +1,4 @@
-"""List use cases: create, page, get, rename or recolour, delete (with its tasks on request)."""
+"""List use cases: create, page, get, rename or recolour, reorder, delete (with its tasks on request)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from todo_api.domain.lists import (
     normalise_color,
     normalise_list_name,
 )
-from todo_api.domain.ordering import key_between
+from todo_api.domain.ordering import OrderKeyError, key_between, keys_between, needs_rebalance
 from todo_api.domain.ports import Clock, ListPosition, UnitOfWork, UnitOfWorkFactory
 from todo_api.domain.tasks import UNSET, Unset
 from todo_api.use_cases.retries import retry_transient
@@ -119,6 +119,68 @@ class UpdateList:
                 raise _stale(found)
             await uow.commit()
         return saved
+
+
+class MoveList:
+    """Put a list before or after another (neither: last). A person has at most 1,000 lists, so
+    the move reads every list's key (ids and short strings, one index range) rather than asking
+    for neighbours twice; it writes the one row, unless there is no room between the neighbours'
+    keys (equal, or grown past the limit), when every list gets a fresh, evenly spread key."""
+
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
+        self._uow, self._clock = uow, clock
+
+    @retry_transient
+    async def execute(
+        self,
+        user_id: str,
+        list_id: int,
+        *,
+        before_id: int | None = None,
+        after_id: int | None = None,
+        if_match: frozenset[int] | None = None,
+    ) -> TaskList:
+        if before_id is not None and after_id is not None:
+            raise InvalidInput("Send `before_id` or `after_id`, not both.", code="invalid_move")
+        if list_id in (before_id, after_id):
+            raise InvalidInput("A list cannot be placed next to itself.", code="invalid_move")
+        async with self._uow() as uow:
+            found = await uow.lists.get(user_id, list_id, for_update=True)
+            if found is None:
+                raise list_not_found(list_id)
+            if if_match is not None and found.version not in if_match:
+                raise _stale(found)
+            others = [entry for entry in await uow.lists.order(user_id) if entry[0] != list_id]
+            index = _insertion_index([entry[0] for entry in others], before_id, after_id)
+            now = self._clock.now()
+            low = others[index - 1][1] if index > 0 else None
+            high = others[index][1] if index < len(others) else None
+            try:
+                position = key_between(low, high)
+            except OrderKeyError:
+                position = None
+            if position is None or needs_rebalance(position):
+                ids = [entry[0] for entry in others]
+                ids.insert(index, list_id)
+                fresh = dict(zip(ids, keys_between(None, None, len(ids)), strict=True))
+                position = fresh.pop(list_id)
+                await uow.lists.set_positions(user_id, fresh, now)
+            moved = replace(found, position=position, updated_at=now)
+            saved = await uow.lists.save(moved, expected_version=found.version)
+            if saved is None:  # cannot happen under the lock; refuse rather than guess
+                raise _stale(found)
+            await uow.commit()
+        return saved
+
+
+def _insertion_index(ids: list[int], before_id: int | None, after_id: int | None) -> int:
+    """Where the moved list goes among the others: before `before_id`, after `after_id`, or last."""
+    anchor = before_id if before_id is not None else after_id
+    if anchor is None:
+        return len(ids)
+    if anchor not in ids:
+        raise list_not_found(anchor)
+    return ids.index(anchor) + (0 if before_id is not None else 1)
 
 
 class DeleteList:

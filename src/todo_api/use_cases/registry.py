@@ -24,7 +24,7 @@ from todo_api.use_cases.auth import (
 )
 from todo_api.use_cases.bulk import BulkChangeTasks
 from todo_api.use_cases.health import CheckReadiness
-from todo_api.use_cases.lists import CreateList, DeleteList, GetList, ListLists, UpdateList
+from todo_api.use_cases.lists import CreateList, DeleteList, GetList, ListLists, MoveList, UpdateList
 from todo_api.use_cases.tasks import (
     CreateTask,
     DeleteTask,
@@ -58,6 +58,7 @@ class UseCases:
     list_lists: ListLists
     get_list: GetList
     update_list: UpdateList
+    move_list: MoveList
     delete_list: DeleteList
 
 
@@ -100,5 +101,6 @@ def build_use_cases(ports: Ports) -> UseCases:
         list_lists=ListLists(uow),
         get_list=GetList(uow),
         update_list=UpdateList(uow, clock),
+        move_list=MoveList(uow, clock),
         delete_list=DeleteList(uow),
     )

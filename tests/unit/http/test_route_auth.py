@@ -41,6 +41,7 @@ VALID_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/{user_id}/tasks/bulk"): {"operations": [{"op": "complete", "task_ids": [1]}]},
     ("POST", "/api/{user_id}/lists"): {"name": "Errands"},
     ("PATCH", "/api/{user_id}/lists/{list_id}"): {"name": "Chores"},
+    ("POST", "/api/{user_id}/lists/{list_id}/move"): {},
     ("POST", "/api/auth/password"): {"current_password": ADA_PASSWORD, "new_password": "a-brand-new-passphrase"},
 }
 
@@ -74,7 +75,7 @@ def test_the_public_list_names_only_routes_that_exist() -> None:
 
 def test_the_task_routes_and_the_account_routes_are_protected() -> None:
     assert len([path for _, path in PROTECTED if path.startswith("/api/{user_id}/tasks")]) == 9
-    assert len([path for _, path in PROTECTED if path.startswith("/api/{user_id}/lists")]) == 5
+    assert len([path for _, path in PROTECTED if path.startswith("/api/{user_id}/lists")]) == 6
     assert {("GET", "/api/auth/me"), ("POST", "/api/auth/password")} <= set(PROTECTED)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic.json_schema import SkipJsonSchema
@@ -270,11 +270,24 @@ class TaskPageOut(Output):
         return cls.model_validate({"data": [TaskOut.fields_of(task) for task in tasks], "meta": meta})
 
 
-class TaskMove(StrictInput):
-    """Where the task goes; what is left out stays as it is. Send `before_id` or `after_id` (a task
-    to stand next to, whose list and parent become the task's) or neither (the end)."""
+class _Placement(StrictInput):
+    """`before_id` or `after_id` (a sibling to stand next to), or neither (the end); never both."""
 
     model_config = ConfigDict(json_schema_extra={"not": {"required": ["before_id", "after_id"]}})
+
+    before_id: Id | SkipJsonSchema[None] = Field(default=None, description="Stand just before this sibling.")
+    after_id: Id | SkipJsonSchema[None] = Field(default=None, description="Stand just after this sibling.")
+
+    @model_validator(mode="after")
+    def _one_neighbour(self) -> Self:
+        if self.before_id is not None and self.after_id is not None:
+            raise ValueError("send before_id or after_id, not both")
+        return self
+
+
+class TaskMove(_Placement):
+    """Where the task goes; what is left out stays as it is. A sibling named by `before_id` or
+    `after_id` brings its list and parent; with neither, the task goes to the end."""
 
     list_id: Id | SkipJsonSchema[None] = Field(
         default=None, description="Another list: the task goes to its top level, with its subtasks.", examples=[7]
@@ -282,14 +295,10 @@ class TaskMove(StrictInput):
     parent_id: Id | None = Field(
         default=None, description="The task to become a subtask of; `null`: the top level. Left out: unchanged."
     )
-    before_id: Id | SkipJsonSchema[None] = Field(default=None, description="Stand just before this sibling.")
-    after_id: Id | SkipJsonSchema[None] = Field(default=None, description="Stand just after this sibling.")
 
-    @model_validator(mode="after")
-    def _one_neighbour(self) -> TaskMove:
-        if self.before_id is not None and self.after_id is not None:
-            raise ValueError("send before_id or after_id, not both")
-        return self
+
+class ListMove(_Placement):
+    """Where the list goes among your lists: next to another, or last."""
 
 
 # Lists ---------------------------------------------------------------------------------------

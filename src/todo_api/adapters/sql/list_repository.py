@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import bindparam, delete, false, func, select, true, tuple_, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import BigInteger, Text, bindparam, cast, delete, false, func, select, true, tuple_, update
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 
 from todo_api.adapters.sql.engine import Connection, Row, Statement
 from todo_api.adapters.sql.tables import lists, tasks
@@ -96,6 +96,7 @@ _SAVE = Statement(
     .values(
         name=bindparam("name"),
         color=bindparam("color"),
+        position=bindparam("position"),
         updated_at=bindparam("updated_at"),
         version=lists.c.version + 1,
     )
@@ -109,6 +110,22 @@ _NAME_IN_USE = Statement(
     )
 )
 _DELETE = Statement(delete(lists).where(*_OWNED).returning(lists.c.id))
+_ORDER_OF = Statement(
+    select(lists.c.id, lists.c.position).where(lists.c.user_id == bindparam("owner")).order_by(*_ORDER)
+)
+_placed = select(
+    func.unnest(bindparam("ids", type_=ARRAY(BigInteger))).label("id"),
+    func.unnest(bindparam("positions", type_=ARRAY(Text))).label("position"),
+).subquery("placed")
+_SET_POSITIONS = Statement(
+    update(lists)
+    .where(lists.c.id == _placed.c.id, lists.c.user_id == bindparam("owner"))
+    .values(
+        position=cast(_placed.c.position, lists.c.position.type),
+        updated_at=bindparam("updated_at"),
+        version=lists.c.version + 1,
+    )
+)
 
 
 class SqlListRepository:
@@ -173,10 +190,19 @@ class SqlListRepository:
             self._db,
             **values,
             color=task_list.color,
+            position=task_list.position,
             updated_at=task_list.updated_at,
             expected_version=expected_version,
         )
         return None if saved is None else await self.get(task_list.user_id, task_list.id)
+
+    async def order(self, user_id: str) -> list[tuple[int, str]]:
+        return [(row["id"], row["position"]) for row in await _ORDER_OF.fetch(self._db, owner=user_id)]
+
+    async def set_positions(self, user_id: str, positions: dict[int, str], at: datetime) -> None:
+        await _SET_POSITIONS.execute(
+            self._db, owner=user_id, ids=list(positions), positions=list(positions.values()), updated_at=at
+        )
 
     async def delete(self, user_id: str, list_id: int) -> bool:
         return await _DELETE.fetchval(self._db, owner=user_id, list_id=list_id) is not None

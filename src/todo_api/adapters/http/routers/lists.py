@@ -14,7 +14,7 @@ from todo_api.adapters.http.deps import TaskOwner
 from todo_api.adapters.http.paging import Cursor, next_link
 from todo_api.adapters.http.preconditions import IfMatch, IfNoneMatch, etag, still_fresh, versions
 from todo_api.adapters.http.problems import problem_responses
-from todo_api.adapters.http.schemas import MAX_ID, ListCreate, ListOut, ListPageOut, ListUpdate
+from todo_api.adapters.http.schemas import MAX_ID, ListCreate, ListMove, ListOut, ListPageOut, ListUpdate
 from todo_api.domain.errors import InvalidInput
 from todo_api.domain.tasks import UNSET
 
@@ -100,6 +100,23 @@ async def update_list(
     )
     response.headers["ETag"] = etag(updated.version)
     return ListOut.of(updated)
+
+
+@router.post(
+    "/{list_id}/move",
+    operation_id="moveList",
+    summary="Reorder your lists: put one before or after another, or last",
+    description="The server computes the list's new `position`; only its row changes.",
+    responses=problem_responses(401, 403, 404, 412, 422),
+)
+async def move_list(
+    list_id: ListId, body: ListMove, caller: TaskOwner, response: Response, if_match: IfMatch = None
+) -> ListOut:
+    moved = await caller.use_cases.move_list.execute(
+        caller.user_id, list_id, before_id=body.before_id, after_id=body.after_id, if_match=versions(if_match)
+    )
+    response.headers["ETag"] = etag(moved.version)
+    return ListOut.of(moved)
 
 
 @router.delete(
