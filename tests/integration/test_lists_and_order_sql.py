@@ -16,6 +16,7 @@ from todo_api.adapters.sql.engine import ConnectionPool, Statement
 from todo_api.adapters.sql.unit_of_work import SqlUnitsOfWork
 from todo_api.domain.bulk import BulkOperation
 from todo_api.domain.errors import Conflict, InvalidInput, NotFound
+from todo_api.domain.lists import MAX_LISTS_PER_USER
 from todo_api.domain.ordering import is_strictly_ordered
 from todo_api.domain.tasks import Sort, Task, TaskDraft, TaskFilter, TaskQuery
 from todo_api.main import SystemClock, pool_options
@@ -125,6 +126,26 @@ async def test_a_cascade_delete_racing_creates_into_the_list_leaves_no_orphan(
             await db.fetchval("SELECT count(*) FROM tasks t LEFT JOIN lists l ON l.id = t.list_id WHERE l.id IS NULL")
             == 0
         )
+
+
+async def test_concurrent_creations_at_the_cap_make_exactly_one_list_and_distinct_keys(
+    units: SqlUnitsOfWork, db: asyncpg.Connection
+) -> None:
+    create = CreateList(units, SystemClock())
+    await create.execute(ADA, "First")  # and the Inbox
+    await db.execute(
+        "INSERT INTO lists (user_id, name, position) SELECT $1::text, 'List ' || n, 'b' || lpad(n::text, 4, '0') "
+        "FROM generate_series(1, $2::int) AS n",
+        ADA,
+        MAX_LISTS_PER_USER - 3,
+    )
+    outcomes = await asyncio.gather(*(create.execute(ADA, f"Racer {n}") for n in range(8)), return_exceptions=True)
+    assert sum(not isinstance(outcome, BaseException) for outcome in outcomes) == 1, outcomes
+    assert all(getattr(outcome, "code", "ok") in ("ok", "too_many_lists") for outcome in outcomes), outcomes
+    assert await db.fetchval("SELECT count(*) FROM lists WHERE user_id = $1", ADA) == MAX_LISTS_PER_USER
+    await db.execute("DELETE FROM lists WHERE user_id = $1 AND name LIKE 'List %'", ADA)
+    racers = await asyncio.gather(*(create.execute(ADA, f"Sprinter {n}") for n in range(8)))
+    assert len({racer.position for racer in racers}) == len(racers)
 
 
 async def test_moving_writes_one_row_and_keeps_a_strict_order(units: SqlUnitsOfWork, db: asyncpg.Connection) -> None:

@@ -506,7 +506,7 @@ class FakeListRepository:
         found = self._store.lists.get(list_id)
         return self._counted(found) if found is not None and found.user_id == user_id else None
 
-    async def inbox(self, user_id: str) -> TaskList | None:
+    async def inbox(self, user_id: str, *, for_update: bool = False) -> TaskList | None:
         found = next((x for x in self._store.lists.values() if x.user_id == user_id and x.is_inbox), None)
         return self._counted(found) if found is not None else None
 

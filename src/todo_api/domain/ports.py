@@ -133,7 +133,9 @@ class ListRepository(Protocol):
         """Raise Conflict(code="list_name_taken") when the user has a list of that name (any case)."""
 
     async def get(self, user_id: str, list_id: int, *, for_update: bool = False) -> TaskList | None: ...
-    async def inbox(self, user_id: str) -> TaskList | None: ...
+    async def inbox(self, user_id: str, *, for_update: bool = False) -> TaskList | None:
+        """The user's Inbox; `for_update` locks it, which is how list creations take turns."""
+
     async def append_point(self, user_id: str, list_id: int | None) -> tuple[int, str | None] | None:
         """Where a new top-level task goes: the list's id (the Inbox's for None) and its last
         top-level task's order key; None when the user has no such list. One cheap read: no counts."""

@@ -54,6 +54,10 @@ class CreateList:
     async def execute(self, user_id: str, name: str, color: str | None = None) -> TaskList:
         name, color = normalise_list_name(name), normalise_color(color)
         async with self._uow() as uow:
+            # Creations of one person's lists take turns on their Inbox's row: two at the cap cannot
+            # both pass the count, and two at the end of the order get distinct keys.
+            if await uow.lists.inbox(user_id, for_update=True) is None:
+                await inbox_id(uow, user_id, self._clock.now())
             if await uow.lists.count(user_id) >= MAX_LISTS_PER_USER:
                 raise InvalidInput(f"You can have at most {MAX_LISTS_PER_USER} lists.", code="too_many_lists")
             last = await uow.lists.last_position(user_id)

@@ -45,6 +45,9 @@ def list_of(row: Row) -> TaskList:
 _GET = Statement(_WITH_COUNTS.where(*_OWNED))
 _GET_FOR_UPDATE = Statement(_WITH_COUNTS.where(*_OWNED).with_for_update(of=lists))
 _INBOX = Statement(_WITH_COUNTS.where(lists.c.user_id == bindparam("owner"), lists.c.is_inbox))
+_INBOX_FOR_UPDATE = Statement(
+    _WITH_COUNTS.where(lists.c.user_id == bindparam("owner"), lists.c.is_inbox).with_for_update(of=lists)
+)
 _ORDER = (lists.c.position.asc(), lists.c.id.asc())
 _FIRST_PAGE = Statement(
     _WITH_COUNTS.where(lists.c.user_id == bindparam("owner")).order_by(*_ORDER).limit(bindparam("limit"))
@@ -155,8 +158,8 @@ class SqlListRepository:
         row = await (_GET_FOR_UPDATE if for_update else _GET).fetchrow(self._db, owner=user_id, list_id=list_id)
         return list_of(row) if row else None
 
-    async def inbox(self, user_id: str) -> TaskList | None:
-        row = await _INBOX.fetchrow(self._db, owner=user_id)
+    async def inbox(self, user_id: str, *, for_update: bool = False) -> TaskList | None:
+        row = await (_INBOX_FOR_UPDATE if for_update else _INBOX).fetchrow(self._db, owner=user_id)
         return list_of(row) if row else None
 
     async def page(self, user_id: str, limit: int, after: ListPosition | None) -> list[TaskList]:
