@@ -16,10 +16,13 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.integration.tasks_support import create_task, sign_up
+
 OPENAPI_CLIENT_DIR = Path(__file__).parent / "openapi_client"
 GENERATED_DIR = OPENAPI_CLIENT_DIR / "generated"
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_REF = "#/components/schemas/Problem"
+BULK_PROBLEM_REF = "#/components/schemas/BulkProblem"
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 GENERATE_TIMEOUT_S = 120
 TSC_TIMEOUT_S = 240
@@ -33,15 +36,20 @@ TASK_OPERATIONS = {
     "updateTask",
     "deleteTask",
     "toggleTaskCompletion",
+    "moveTask",
+    "bulkChangeTasks",
 }
+LIST_OPERATIONS = {"listLists", "createList", "getList", "updateList", "moveList", "deleteList"}
 AUTH_OPERATIONS = {"signUp", "logIn", "issueToken", "refreshSession", "logOut", "getCurrentUser", "changePassword"}
 HEALTH_OPERATIONS = {"getLiveness", "getReadiness"}
-OPERATION_IDS = TASK_OPERATIONS | AUTH_OPERATIONS | HEALTH_OPERATIONS
-BEARER_OPERATIONS = TASK_OPERATIONS | {"getCurrentUser", "changePassword"}
+OPERATION_IDS = TASK_OPERATIONS | LIST_OPERATIONS | AUTH_OPERATIONS | HEALTH_OPERATIONS
+BEARER_OPERATIONS = TASK_OPERATIONS | LIST_OPERATIONS | {"getCurrentUser", "changePassword"}
 
-# What each task route can answer besides 401/403 (see routers/tasks.py and use_cases/tasks.py):
-# 404 for an unknown task, 412 for a stale If-Match, 422 for an invalid path, query, header or body.
-TASK_ERRORS: dict[str, set[int]] = {
+# What each task and list route can answer besides 401/403 (see routers/tasks.py, routers/lists.py and
+# use_cases/): 404 for an unknown task, list or parent, 409 for a list name taken or a list that cannot
+# go, 412 for a stale If-Match, 422 for an invalid path, query, header or body (or a move or bulk change
+# the rules refuse).
+ROUTE_ERRORS: dict[str, set[int]] = {
     "listTasks": {400, 422},  # 400: a cursor this API did not issue
     "createTask": {422},
     "getTask": {404, 422},
@@ -49,10 +57,33 @@ TASK_ERRORS: dict[str, set[int]] = {
     "updateTask": {404, 412, 422},
     "toggleTaskCompletion": {404, 412, 422},
     "deleteTask": {404, 412, 422},
+    "moveTask": {404, 412, 422},  # 422: cycle, too_deep, not_a_sibling, list_mismatch, invalid_move
+    "bulkChangeTasks": {422},  # 422: bulk_not_applied (a BulkProblem), too_many_tasks, a malformed body
+    "listLists": {400, 422},
+    "createList": {409, 422},  # 409: list_name_taken; 422: too_many_lists
+    "getList": {404, 422},
+    "updateList": {404, 409, 412, 422},
+    "moveList": {404, 412, 422},  # 404: the list or its neighbour; 422: invalid_move
+    "deleteList": {404, 409, 412, 422},  # 409: list_not_empty, inbox_not_deletable
 }
 # 503 + Retry-After when a write cannot settle: use_cases/tasks.py, CreateTask (a request with the same
-# Idempotency-Key is still in progress) and _write (the task keeps changing under us).
-TASK_RETRY_LATER = {"createTask", "replaceTask", "updateTask", "toggleTaskCompletion"}
+# Idempotency-Key is still in progress) and _write (the task keeps changing under us); MoveTask and the
+# list writes after their retries of a transient conflict; use_cases/bulk.py as CreateTask does.
+RETRY_LATER = {
+    "createTask",
+    "replaceTask",
+    "updateTask",
+    "toggleTaskCompletion",
+    "moveTask",
+    "bulkChangeTasks",
+    "createList",
+    "updateList",
+    "moveList",
+    "deleteList",
+}
+# Error responses whose problem type adds members to Problem (RFC 9457 §3.2), and only these: each is
+# checked to carry every Problem member unchanged, plus its own.
+EXTENDED_PROBLEMS: dict[tuple[str, str], str] = {("bulkChangeTasks", "422"): BULK_PROBLEM_REF}
 
 
 class Operation:
@@ -73,8 +104,10 @@ class Operation:
         return "application/json" in self.spec.get("requestBody", {}).get("content", {})
 
     def url(self) -> str:
-        """A concrete URL for the operation: `me` for the user, task 1."""
-        return self.path.replace("{user_id}", "me").replace("{task_id}", "1")
+        """A concrete URL for the operation: `me` for the user, task 1, list 1."""
+        url = self.path.replace("{user_id}", "me").replace("{task_id}", "1").replace("{list_id}", "1")
+        assert "{" not in url, f"{self!r}: a path parameter url() does not fill in"
+        return url
 
     def __repr__(self) -> str:
         return f"{self.id} ({self.method.upper()} {self.path})"
@@ -125,17 +158,60 @@ async def test_operation_ids_are_the_names_the_spa_calls(openapi: dict[str, Any]
 
 
 async def test_every_error_response_is_a_problem_and_only_a_problem(openapi: dict[str, Any]) -> None:
+    """Exactly `Problem`, but for the few EXTENDED_PROBLEMS, which are exactly their own subtype."""
     wrong = []
     for operation in operations(openapi):
         for status, response in operation.responses.items():
             if not is_error(status):
                 continue
+            expected = EXTENDED_PROBLEMS.get((operation.id, status), PROBLEM_REF)
             content = response.get("content", {})
             schema = content.get(PROBLEM_MEDIA_TYPE, {}).get("schema")
-            if set(content) != {PROBLEM_MEDIA_TYPE} or schema != {"$ref": PROBLEM_REF}:
-                wrong.append(f"{operation!r} {status}: {json.dumps(content)}")
+            if set(content) != {PROBLEM_MEDIA_TYPE} or schema != {"$ref": expected}:
+                wrong.append(f"{operation!r} {status}: {json.dumps(content)}, expected {expected}")
 
     assert not wrong, "error responses that are not exactly application/problem+json Problem:\n" + "\n".join(wrong)
+
+
+async def test_a_bulk_problem_is_a_problem_with_the_results_of_each_task(openapi: dict[str, Any]) -> None:
+    """A client that handles Problem handles BulkProblem: the same members, typed and required alike,
+    plus `results`, one BulkResultOut per task; nothing else."""
+    schemas = openapi["components"]["schemas"]
+    problem, bulk_problem = schemas["Problem"], resolve(openapi, {"$ref": BULK_PROBLEM_REF})
+    properties = bulk_problem["properties"]
+
+    assert set(properties) == set(problem["properties"]) | {"results"}, f"BulkProblem's members: {sorted(properties)}"
+    for name, schema in problem["properties"].items():
+        assert properties[name] == schema, f"BulkProblem.{name} differs from Problem.{name}"
+    assert set(bulk_problem["required"]) == set(problem["required"]), "BulkProblem requires what Problem requires"
+    (results,) = (variant for variant in properties["results"]["anyOf"] if variant.get("type") == "array")
+    result = resolve(openapi, results["items"])
+    assert set(result["required"]) == set(result["properties"]) == {"task_id", "op", "code", "message"}
+    bulk_out = schemas["BulkOut"]
+    assert bulk_out["properties"]["results"]["items"] == results["items"], "a 200 and a 422 type results alike"
+
+
+async def test_a_bulk_not_applied_answer_is_the_bulk_problem_the_document_declares(
+    openapi: dict[str, Any], client: httpx.AsyncClient
+) -> None:
+    """What the SPA reads in a 422 `bulk_not_applied` is what its generated types promise."""
+    user = await sign_up(client)
+    mine = (await create_task(client, user, title="Mine"))["id"]
+    body = {"operations": [{"op": "complete", "task_ids": [mine, mine + 1000]}]}
+
+    response = await client.post("/api/me/tasks/bulk", json=body, headers=user.headers)
+
+    assert (response.status_code, response.headers["content-type"]) == (422, PROBLEM_MEDIA_TYPE), response.text
+    answer = response.json()
+    bulk_problem = resolve(openapi, {"$ref": BULK_PROBLEM_REF})
+    assert set(bulk_problem["required"]) <= set(answer) <= set(bulk_problem["properties"]), answer
+    assert answer["code"] == "bulk_not_applied"
+    result_schema = resolve(openapi, {"$ref": "#/components/schemas/BulkResultOut"})
+    assert all(set(result) == set(result_schema["required"]) for result in answer["results"]), answer
+    assert [(result["task_id"], result["op"], result["code"]) for result in answer["results"]] == [
+        (mine, "complete", "ok"),
+        (mine + 1000, "complete", "task_not_found"),
+    ]
 
 
 async def test_every_operation_declares_a_500_problem(openapi: dict[str, Any]) -> None:
@@ -213,21 +289,30 @@ async def test_bearer_operations_really_answer_401_without_a_token(
         assert response.headers["content-type"] == PROBLEM_MEDIA_TYPE
 
 
-@pytest.mark.parametrize("operation_id", sorted(TASK_ERRORS))
-async def test_task_routes_declare_the_errors_they_can_return(openapi: dict[str, Any], operation_id: str) -> None:
+@pytest.mark.parametrize("operation_id", sorted(ROUTE_ERRORS))
+async def test_task_and_list_routes_declare_the_errors_they_can_return(
+    openapi: dict[str, Any], operation_id: str
+) -> None:
     operation = by_id(openapi)[operation_id]
     declared = {int(status) for status in operation.responses if status.isdigit()}
 
-    assert TASK_ERRORS[operation_id] | {401, 403, 500} <= declared, f"{operation!r} declares {sorted(declared)}"
+    assert ROUTE_ERRORS[operation_id] | {401, 403, 500} <= declared, f"{operation!r} declares {sorted(declared)}"
+
+
+async def test_every_task_and_list_route_has_its_errors_listed(openapi: dict[str, Any]) -> None:
+    """A new route under /tasks or /lists cannot go unchecked by the test above."""
+    routes = {operation.id for operation in operations(openapi) if operation.path.startswith("/api/{user_id}/")}
+    assert routes == set(ROUTE_ERRORS) == TASK_OPERATIONS | LIST_OPERATIONS
 
 
 # --- problems found in the document: these fail until src/ declares what it sends --------------------
 
 
-async def test_task_writes_declare_503_when_they_ask_to_retry(openapi: dict[str, Any]) -> None:
-    """CreateTask answers 503 while a request with the same Idempotency-Key is in progress; PUT, PATCH
-    and the completion toggle answer 503 when the task keeps changing under them (use_cases/tasks.py)."""
-    missing = [repr(by_id(openapi)[op]) for op in sorted(TASK_RETRY_LATER) if "503" not in by_id(openapi)[op].responses]
+async def test_writes_declare_503_when_they_ask_to_retry(openapi: dict[str, Any]) -> None:
+    """CreateTask and a bulk change answer 503 while a request with the same Idempotency-Key is in
+    progress; PUT, PATCH, the completion toggle, a move and the list writes answer 503 when the
+    database keeps aborting them as transient conflicts (use_cases/retries.py)."""
+    missing = [repr(by_id(openapi)[op]) for op in sorted(RETRY_LATER) if "503" not in by_id(openapi)[op].responses]
     assert not missing, f"operations that can answer 503 but do not declare it: {missing}"
 
 
@@ -337,9 +422,10 @@ def _without_npm_noise(output: str) -> str:
 
 
 async def test_a_typescript_client_generated_from_the_document_type_checks(client: httpx.AsyncClient) -> None:
-    """openapi-typescript turns /openapi.json into `paths`; tsc checks client.ts, which calls listTasks and
-    createTask through openapi-fetch, reads a Problem's `code` and `request_id`, and expects wrong calls
-    (an unknown priority, a numeric title) to be refused, so the types are neither missing nor `any`."""
+    """openapi-typescript turns /openapi.json into `paths`; tsc checks client.ts, which calls the task, list,
+    move and bulk operations through openapi-fetch, reads a Problem's `code` and `request_id` and a
+    BulkProblem's `results`, and expects wrong calls (an unknown priority, a numeric title or colour, a bulk
+    `move` without its list) to be refused, so the types are neither missing nor `any`."""
     npx = _node_tools()
     response = await client.get("/openapi.json")
     assert response.status_code == 200, response.text

@@ -58,7 +58,8 @@ async def test_a_new_list_goes_after_the_others_with_no_tasks(create_list: Creat
     home = await create_list.execute(ADA, "Home")
     assert (work.name, work.color, work.is_inbox, work.total_count, work.open_count) == ("Work", "blue", False, 0, 0)
     assert work.position < home.position
-    assert set(store.lists) == {work.id, home.id}
+    # An account without an Inbox yet (one from an external issuer) gets it first: always exactly one.
+    assert list_names(store) == ["Inbox", "Work", "Home"]
 
 
 async def test_a_name_taken_in_any_case_is_a_409(create_list: CreateList) -> None:
@@ -84,7 +85,9 @@ async def test_past_the_cap_a_list_is_refused(create_list: CreateList, store: Fa
     assert refused.value.code == "too_many_lists"
 
 
-async def test_lists_page_in_the_persons_order(create_list: CreateList, uow: FakeUnitOfWorkFactory) -> None:
+async def test_lists_page_in_the_persons_order(
+    create_list: CreateList, uow: FakeUnitOfWorkFactory, store: FakeStore
+) -> None:
     made = [await create_list.execute(ADA, f"List {number}") for number in range(5)]
     pages, after = [], None
     while True:
@@ -92,7 +95,8 @@ async def test_lists_page_in_the_persons_order(create_list: CreateList, uow: Fak
         pages.append([x.id for x in page.lists])
         if (after := page.next_position) is None:
             break
-    assert pages == [[made[0].id, made[1].id], [made[2].id, made[3].id], [made[4].id]]
+    ids = [next(x.id for x in store.lists.values() if x.is_inbox), *(x.id for x in made)]  # the Inbox first
+    assert pages == [ids[0:2], ids[2:4], ids[4:6]]
 
 
 async def test_a_list_counts_its_open_and_all_tasks(
@@ -175,12 +179,12 @@ async def test_a_list_moves_before_or_after_another_or_last_writing_one_row(
 ) -> None:
     a, b, c = [await create_list.execute(ADA, name) for name in "ABC"]
     moved = await move_list.execute(ADA, c.id, before_id=a.id)
-    assert (list_names(store), moved.version) == (["C", "A", "B"], 2)
+    assert (list_names(store), moved.version) == (["Inbox", "C", "A", "B"], 2)
     assert [store.lists[x.id].version for x in (a, b)] == [1, 1]
     await move_list.execute(ADA, c.id, after_id=a.id)
-    assert list_names(store) == ["A", "C", "B"]
+    assert list_names(store) == ["Inbox", "A", "C", "B"]
     await move_list.execute(ADA, a.id)
-    assert list_names(store) == ["C", "B", "A"]
+    assert list_names(store) == ["Inbox", "C", "B", "A"]
 
 
 async def test_a_list_move_into_a_gap_whose_key_would_grow_too_long_rebalances_first(
@@ -190,7 +194,7 @@ async def test_a_list_move_into_a_gap_whose_key_would_grow_too_long_rebalances_f
     store.lists[b.id] = replace(store.lists[b.id], position=crowded_after(store.lists[a.id].position))
     assert needs_rebalance(key_between(store.lists[a.id].position, store.lists[b.id].position))
     await move_list.execute(ADA, c.id, after_id=a.id)
-    assert list_names(store) == ["A", "C", "B"]
+    assert list_names(store) == ["Inbox", "A", "C", "B"]
     keys = [store.lists[x.id].position for x in (a, c, b)]
     assert is_strictly_ordered(keys)
     assert max(map(len, keys)) <= MAX_KEY_CHARS
@@ -203,7 +207,7 @@ async def test_a_tie_between_two_lists_is_rebalanced_before_one_goes_between(
     a, b, c = [await create_list.execute(ADA, name) for name in "ABC"]
     store.lists[b.id] = replace(store.lists[b.id], position=store.lists[a.id].position)
     await move_list.execute(ADA, c.id, after_id=a.id)
-    assert list_names(store) == ["A", "C", "B"]
+    assert list_names(store) == ["Inbox", "A", "C", "B"]
     assert is_strictly_ordered([store.lists[x.id].position for x in (a, c, b)])
 
 

@@ -10,6 +10,13 @@ type Task = components["schemas"]["TaskOut"];
 /** Operation ids are the names the SPA reads: listTasks, createTask, toggleTaskCompletion, ... */
 type ListTasksQuery = NonNullable<operations["listTasks"]["parameters"]["query"]>;
 type NewTask = operations["createTask"]["requestBody"]["content"]["application/json"];
+type TaskList = components["schemas"]["ListOut"];
+type NewList = operations["createList"]["requestBody"]["content"]["application/json"];
+type ListChange = operations["updateList"]["requestBody"]["content"]["application/json"];
+type Move = operations["moveTask"]["requestBody"]["content"]["application/json"];
+type BulkChange = operations["bulkChangeTasks"]["requestBody"]["content"]["application/json"];
+type BulkResult = components["schemas"]["BulkResultOut"];
+type BulkProblem = components["schemas"]["BulkProblem"];
 
 /** `true` only for `any`: every response, error and body below must be typed, not `any`. */
 type IsAny<T> = 0 extends 1 & T ? true : false;
@@ -77,4 +84,233 @@ export async function wrongCalls(): Promise<void> {
   });
   // @ts-expect-error -- no such route
   await api.GET("/api/{user_id}/todos", { params: { path: { user_id: "me" } } });
+}
+
+// Lists ------------------------------------------------------------------------------------------
+
+/** The sidebar: every list, in the person's order, each with its counts. */
+export async function allLists(): Promise<{ inbox: TaskList | undefined; lists: TaskList[] }> {
+  const lists: TaskList[] = [];
+  let cursor: string | undefined;
+  do {
+    const { data, error } = await api.GET("/api/{user_id}/lists", {
+      params: { path: { user_id: "me" }, query: { limit: 100, cursor } },
+    });
+    if (error) {
+      throw new Error(describeProblem(error));
+    }
+    const listsAreTyped: IsAny<typeof data.data> = false;
+    void listsAreTyped;
+    lists.push(...data.data);
+    cursor = data.meta.next_cursor ?? undefined;
+  } while (cursor !== undefined);
+  const badge: number = lists.length > 0 ? lists[0].open_count : 0;
+  const total: number = lists.length > 0 ? lists[0].total_count : 0;
+  void [badge, total];
+  return { inbox: lists.find((list) => list.is_inbox), lists };
+}
+
+export async function addList(name: string): Promise<TaskList | "name_taken"> {
+  const body: NewList = { name, color: "green" }; // a palette name, or "#rrggbb"
+  const { data, error, response } = await api.POST("/api/{user_id}/lists", {
+    params: { path: { user_id: "me" } },
+    body,
+  });
+  if (error) {
+    if (error.code === "list_name_taken") {
+      return "name_taken";
+    }
+    throw new Error(`${response.status} ${describeProblem(error)}`);
+  }
+  const colour: string | null = data.color;
+  void colour;
+  return data;
+}
+
+/** Rename with the ETag the list was read with: a 412 means someone changed it meanwhile. */
+export async function renameList(list: TaskList, etag: string, name: string): Promise<TaskList | "changed"> {
+  const change: ListChange = { name };
+  const { data, error, response } = await api.PATCH("/api/{user_id}/lists/{list_id}", {
+    params: { path: { user_id: "me", list_id: list.id }, header: { "if-match": etag } },
+    body: change,
+  });
+  if (error) {
+    if (response.status === 412) {
+      return "changed"; // re-read it (getList) and ask again
+    }
+    throw new Error(describeProblem(error));
+  }
+  return data;
+}
+
+export async function uncolourList(list: TaskList): Promise<TaskList> {
+  const { data, error } = await api.PATCH("/api/{user_id}/lists/{list_id}", {
+    params: { path: { user_id: "me", list_id: list.id } },
+    body: { color: null }, // null clears the colour
+  });
+  if (error) {
+    throw new Error(describeProblem(error));
+  }
+  return data;
+}
+
+/** The sidebar's drag and drop: the list goes just below `after` (or, at the top, above `before`). */
+export async function dropList(list: TaskList, etag: string, drop: { after: TaskList } | { before: TaskList }) {
+  const { data, error, response } = await api.POST("/api/{user_id}/lists/{list_id}/move", {
+    params: { path: { user_id: "me", list_id: list.id }, header: { "if-match": etag } },
+    body: "after" in drop ? { after_id: drop.after.id } : { before_id: drop.before.id },
+  });
+  if (error) {
+    throw new Error(`${response.status} ${describeProblem(error)}`); // 412: re-read the lists
+  }
+  const position: string = data.position;
+  return { position, etag: response.headers.get("ETag") ?? `"${data.version}"` };
+}
+
+/** Delete a list; with tasks in it, only once the person agreed to lose them (`cascade`). */
+export async function removeList(list: TaskList, confirm: (tasks: number) => boolean): Promise<boolean> {
+  const remove = (cascade: boolean) =>
+    api.DELETE("/api/{user_id}/lists/{list_id}", {
+      params: { path: { user_id: "me", list_id: list.id }, query: { cascade } },
+    });
+  let { error } = await remove(false);
+  if (error?.code === "list_not_empty" && confirm(list.total_count)) {
+    ({ error } = await remove(true));
+  }
+  if (error?.code === "inbox_not_deletable") {
+    return false;
+  }
+  if (error) {
+    throw new Error(describeProblem(error));
+  }
+  return true;
+}
+
+// Drag and drop ----------------------------------------------------------------------------------
+
+/** Sorting locally as the server does: positions compare code unit by code unit (they are ASCII,
+ * so that is byte by byte), never with localeCompare. */
+export function byPosition(a: Task, b: Task): number {
+  return a.position < b.position ? -1 : a.position > b.position ? 1 : a.id - b.id;
+}
+
+/** The task was dropped just below `after` (or, at the top, just above `before`). The UI has moved it
+ * already; one call, the server computes the position, and the answer's position and ETag replace the
+ * optimistic ones. */
+export async function dropTask(
+  task: Task,
+  etag: string,
+  drop: { after: Task } | { before: Task },
+): Promise<{ task: Task; etag: string } | "stale" | "gone"> {
+  const body: Move = "after" in drop ? { after_id: drop.after.id } : { before_id: drop.before.id };
+  const { data, error, response } = await api.POST("/api/{user_id}/tasks/{task_id}/move", {
+    params: { path: { user_id: "me", task_id: task.id }, header: { "if-match": etag } },
+    body,
+  });
+  if (error) {
+    if (response.status === 412) {
+      return "stale"; // someone changed the task: re-read the list, then let the person drop again
+    }
+    if (response.status === 404) {
+      return "gone"; // the task or its neighbour was deleted elsewhere
+    }
+    throw new Error(describeProblem(error));
+  }
+  const position: string = data.position;
+  void position;
+  return { task: data, etag: response.headers.get("ETag") ?? `"${data.version}"` };
+}
+
+export async function nestOrSend(task: Task, parent: Task | null, listId: number): Promise<Task> {
+  // Under `parent` (at the end of its subtasks), or to the top level of list `listId`.
+  const body: Move = parent ? { parent_id: parent.id } : { list_id: listId, parent_id: null };
+  const { data, error } = await api.POST("/api/{user_id}/tasks/{task_id}/move", {
+    params: { path: { user_id: "me", task_id: task.id } },
+    body,
+  });
+  if (error) {
+    throw new Error(describeProblem(error)); // 422 cycle, too_deep, list_mismatch...
+  }
+  return data;
+}
+
+// Bulk changes -----------------------------------------------------------------------------------
+
+/** Complete two tasks in one request; a retry with the same key cannot complete them twice. */
+export async function completeBoth(first: number, second: number, key: string): Promise<BulkResult[]> {
+  const body: BulkChange = { operations: [{ op: "complete", task_ids: [first, second] }] };
+  const { data, error, response } = await api.POST("/api/{user_id}/tasks/bulk", {
+    params: { path: { user_id: "me" }, header: { "Idempotency-Key": key } },
+    body,
+  });
+  if (error) {
+    if ("results" in error && error.results) {
+      // 422 bulk_not_applied: nothing was written; each result says which task failed and why.
+      const problem: BulkProblem = error;
+      const failed: BulkResult[] = error.results.filter((result) => result.code !== "ok");
+      console.warn(problem.code, failed.map((result) => `${result.task_id}: ${result.message}`));
+      return error.results;
+    }
+    throw new Error(describeProblem(error));
+  }
+  const applied: boolean = data.applied;
+  const replayed = response.headers.get("Idempotent-Replayed") === "true";
+  void [applied, replayed];
+  for (const result of data.results) {
+    const op: "complete" | "reopen" | "delete" | "move" | "update" = result.op;
+    const message: string | null = result.message;
+    void [op, message];
+  }
+  return data.results;
+}
+
+export async function tidyUp(done: number[], later: number[], someday: number): Promise<BulkResult[]> {
+  const body: BulkChange = {
+    operations: [
+      { op: "delete", task_ids: done },
+      { op: "move", task_ids: later, list_id: someday },
+      { op: "update", task_ids: later, priority: "low", add_tags: ["later"], remove_tags: ["today"], due_at: null },
+    ],
+    atomic: false, // apply what can be; the results say which were not
+  };
+  const { data, error } = await api.POST("/api/{user_id}/tasks/bulk", { params: { path: { user_id: "me" } }, body });
+  if (error) {
+    // @ts-expect-error -- only a bulk 422 carries `results`: narrow with `"results" in error` first
+    void error.results;
+    throw new Error(describeProblem(error));
+  }
+  return data.results.filter((result) => result.code !== "ok");
+}
+
+export async function wrongListMoveAndBulkCalls(task: Task, list: TaskList): Promise<void> {
+  await api.POST("/api/{user_id}/lists", {
+    params: { path: { user_id: "me" } },
+    // @ts-expect-error -- a colour is a palette name or "#rrggbb", never a number
+    body: { name: "Groceries", color: 0x22c55e },
+  });
+  await api.PATCH("/api/{user_id}/lists/{list_id}", {
+    params: { path: { user_id: "me", list_id: list.id } },
+    // @ts-expect-error -- a name cannot be cleared
+    body: { name: null },
+  });
+  await api.POST("/api/{user_id}/tasks/{task_id}/move", {
+    params: { path: { user_id: "me", task_id: task.id } },
+    // @ts-expect-error -- a neighbour is a task id, not the task
+    body: { after_id: task },
+  });
+  const archive: BulkChange = {
+    // @ts-expect-error -- there is no `archive` operation
+    operations: [{ op: "archive", task_ids: [task.id] }],
+  };
+  const moveNowhere: BulkChange = {
+    // @ts-expect-error -- a `move` names the list the tasks go to
+    operations: [{ op: "move", task_ids: [task.id] }],
+  };
+  const stringIds: BulkChange = {
+    // @ts-expect-error -- task ids are numbers
+    operations: [{ op: "complete", task_ids: [String(task.id)] }],
+  };
+  // @ts-expect-error -- the server computes positions; a client never sends one
+  const placed: Move = { after_id: task.id, position: "a0V" };
+  void [archive, moveNowhere, stringIds, placed];
 }
