@@ -21,7 +21,7 @@ from todo_api.domain.ordering import is_strictly_ordered
 from todo_api.domain.tasks import Sort, Task, TaskDraft, TaskFilter, TaskQuery
 from todo_api.main import SystemClock, pool_options
 from todo_api.use_cases.bulk import BulkChangeTasks
-from todo_api.use_cases.lists import CreateList, DeleteList, GetList, UpdateList
+from todo_api.use_cases.lists import CreateList, DeleteList, GetList, MoveList, UpdateList
 from todo_api.use_cases.tasks import CreateTask, ListTasks, Move, MoveTask, SetTaskCompletion
 
 ADA, BOB = "ada", "bob"
@@ -146,6 +146,18 @@ async def test_concurrent_creations_at_the_cap_make_exactly_one_list_and_distinc
     await db.execute("DELETE FROM lists WHERE user_id = $1 AND name LIKE 'List %'", ADA)
     racers = await asyncio.gather(*(create.execute(ADA, f"Sprinter {n}") for n in range(8)))
     assert len({racer.position for racer in racers}) == len(racers)
+
+
+async def test_lists_dropped_into_one_gap_at_once_all_get_distinct_keys(
+    units: SqlUnitsOfWork, db: asyncpg.Connection
+) -> None:
+    create, move = CreateList(units, SystemClock()), MoveList(units, SystemClock())
+    first = await create.execute(ADA, "First")
+    movers = [await create.execute(ADA, f"Mover {n}") for n in range(6)]
+    for _ in range(3):
+        await asyncio.gather(*(move.execute(ADA, mover.id, after_id=first.id) for mover in movers))
+        keys = [row["position"] for row in await db.fetch("SELECT position FROM lists WHERE user_id = $1", ADA)]
+        assert len(set(keys)) == len(keys), sorted(keys)
 
 
 async def test_moving_writes_one_row_and_keeps_a_strict_order(units: SqlUnitsOfWork, db: asyncpg.Connection) -> None:

@@ -26,7 +26,7 @@ async def create_list(client: httpx.AsyncClient, user: User, **fields: Any) -> d
     response = await client.post(lists_url(), json={"name": "Work", **fields}, headers=user.headers)
     assert response.status_code == 201, response.text
     assert response.headers["Location"] == f"{lists_url(user)}/{response.json()['id']}"
-    assert response.headers["ETag"] == f'"{response.json()["version"]}"'
+    assert response.headers["ETag"] == f'"{response.json()["version"]}.0.0"'
     created: dict[str, Any] = response.json()
     return created
 
@@ -121,16 +121,38 @@ async def test_lists_page_with_signed_cursors_and_a_link(client: httpx.AsyncClie
 async def test_rename_and_recolour_with_etags(client: httpx.AsyncClient, user: User) -> None:
     work = await create_list(client, user, color="red")
     url = f"{lists_url()}/{work['id']}"
-    assert (await client.get(url, headers={**user.headers, "If-None-Match": '"1"'})).status_code == 304
-    renamed = await client.patch(url, json={"name": "Job"}, headers={**user.headers, "If-Match": '"1"'})
+    assert (await client.get(url, headers={**user.headers, "If-None-Match": '"1.0.0"'})).status_code == 304
+    renamed = await client.patch(url, json={"name": "Job"}, headers={**user.headers, "If-Match": '"1.0.0"'})
     assert renamed.status_code == 200, renamed.text
-    assert (renamed.json()["name"], renamed.json()["color"], renamed.headers["ETag"]) == ("Job", "red", '"2"')
-    stale = await client.patch(url, json={"color": None}, headers={**user.headers, "If-Match": '"1"'})
+    assert (renamed.json()["name"], renamed.json()["color"], renamed.headers["ETag"]) == ("Job", "red", '"2.0.0"')
+    stale = await client.patch(url, json={"color": None}, headers={**user.headers, "If-Match": '"1.0.0"'})
     assert_problem(stale, 412)
     assert stale.headers["ETag"] == '"2"'
     cleared = await client.patch(url, json={"color": None}, headers=user.headers)
     assert (cleared.json()["color"], cleared.json()["version"]) == (None, 3)
     assert_problem(await client.patch(url, json={"name": None}, headers=user.headers), 422, "null_not_allowed")
+
+
+async def test_a_cached_list_is_not_fresh_once_its_tasks_change_though_its_version_did_not(
+    client: httpx.AsyncClient, user: User
+) -> None:
+    work = await create_list(client, user)
+    url = f"{lists_url()}/{work['id']}"
+    cached = await client.get(url, headers=user.headers)
+    assert cached.headers["ETag"] == '"1.0.0"'
+    task = await create_task(client, user, list_id=work["id"])
+    fresh = await client.get(url, headers={**user.headers, "If-None-Match": cached.headers["ETag"]})
+    assert (fresh.status_code, fresh.headers["ETag"], fresh.json()["open_count"]) == (200, '"1.1.1"', 1)
+    await client.patch(f"{tasks_url()}/{task['id']}/complete", headers=user.headers)
+    done = await client.get(url, headers={**user.headers, "If-None-Match": fresh.headers["ETag"]})
+    assert (done.status_code, done.headers["ETag"]) == (200, '"1.0.1"')
+    unchanged = await client.get(url, headers={**user.headers, "If-None-Match": 'W/"1.0.1"'})
+    assert (unchanged.status_code, unchanged.headers["ETag"]) == (304, '"1.0.1"')
+    # A write's precondition compares the version: the counts are not the client's to change.
+    renamed = await client.patch(
+        url, json={"name": "Job"}, headers={**user.headers, "If-Match": cached.headers["ETag"]}
+    )
+    assert renamed.status_code == 200, renamed.text
 
 
 async def test_the_inbox_can_be_renamed_but_not_deleted(client: httpx.AsyncClient, user: User) -> None:
@@ -195,7 +217,7 @@ async def test_lists_reorder_by_moving_one_and_a_crowded_gap_is_rebalanced(
     a, b, c = [await create_list(client, user, name=name) for name in "ABC"]
     moved = await client.post(f"{lists_url()}/{c['id']}/move", json={"before_id": a["id"]}, headers=user.headers)
     assert moved.status_code == 200, moved.text
-    assert (moved.json()["version"], moved.headers["ETag"]) == (2, '"2"')
+    assert (moved.json()["version"], moved.headers["ETag"]) == (2, '"2.0.0"')
     assert [item["name"] for item in await all_lists(client, user)] == ["Inbox", "C", "A", "B"]
     assert await db.fetchval("SELECT max(version) FROM lists WHERE user_id = $1 AND id <> $2", user.id, c["id"]) == 1
     # A and B as ~370 moves into one gap leave them: the next key between them would be too long.

@@ -255,3 +255,32 @@ async def test_a_failed_atomic_bulk_leaves_its_key_free(client: httpx.AsyncClien
     assert_problem(await client.post(BULK, json=failing, headers=headers), 422, "bulk_not_applied")
     fixed = {"operations": [{"op": "complete", "task_ids": [task["id"]]}]}
     assert (await client.post(BULK, json=fixed, headers=headers)).status_code == 200
+
+
+async def test_a_non_atomic_bulk_where_no_task_can_change_is_a_422_too(client: httpx.AsyncClient, user: User) -> None:
+    body = {"operations": [{"op": "complete", "task_ids": [10**9, 10**9 + 1]}], "atomic": False}
+    problem = assert_problem(await client.post(BULK, json=body, headers=user.headers), 422, "bulk_not_applied")
+    assert [r["code"] for r in problem["results"]] == ["task_not_found", "task_not_found"]
+
+
+async def test_a_bulk_move_to_the_tasks_own_list_puts_them_at_the_end_of_its_top_level(
+    client: httpx.AsyncClient, user: User
+) -> None:
+    a, b = await create_task(client, user, title="A"), await create_task(client, user, title="B")
+    child = await create_task(client, user, title="Child", parent_id=b["id"])
+    await create_task(client, user, title="C")
+    body = {"operations": [{"op": "move", "task_ids": [a["id"], child["id"]], "list_id": a["list_id"]}]}
+    response = await client.post(BULK, json=body, headers=user.headers)
+    assert response.status_code == 200, response.text
+    assert await titles_in_order(client, user) == ["B", "C", "A", "Child"]
+    update = {"operations": [{"op": "update", "task_ids": [b["id"]], "list_id": b["list_id"]}]}
+    assert (await client.post(BULK, json=update, headers=user.headers)).status_code == 200
+    assert await titles_in_order(client, user) == ["B", "C", "A", "Child"]  # update: same list, no move
+
+
+async def test_a_delete_is_a_204_without_a_body_or_a_content_type(client: httpx.AsyncClient, user: User) -> None:
+    task = await create_task(client, user)
+    work = (await client.post("/api/me/lists", json={"name": "Work"}, headers=user.headers)).json()
+    for url in (task_url(task["id"]), f"/api/me/lists/{work['id']}"):
+        response = await client.delete(url, headers=user.headers)
+        assert (response.status_code, response.content, response.headers.get("content-type")) == (204, b"", None)

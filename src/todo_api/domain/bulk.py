@@ -49,5 +49,5 @@ class BulkResult:
 
 @dataclass(frozen=True, slots=True)
 class BulkOutcome:
-    applied: bool  # False only when `atomic` and some task failed: then nothing was written
+    applied: bool  # False: nothing was written (atomic with a failure, or every task failed)
     results: tuple[BulkResult, ...]

@@ -74,7 +74,8 @@ class BulkChangeTasks:
             plan = _Plan(await uow.tasks.get_many(user_id, ids, for_update=True))
             for operation in operations:
                 await plan.apply(uow, user_id, operation, now)
-            if atomic and not all(result.ok for result in plan.results):
+            # Atomic: all or nothing. Otherwise what can be applied is, and nothing at all is a refusal too.
+            if not (all if atomic else any)(result.ok for result in plan.results):
                 await uow.rollback()
                 return BulkChanged(BulkOutcome(False, tuple(plan.results)))
             await plan.write(uow, user_id, now)
@@ -160,11 +161,14 @@ class _Plan:
         changed = changes.applied_to(task, now)
         if changed.completed and not task.completed:
             self.completed_roots.add(task.id)
-        if operation.list_id is not None and operation.list_id != task.list_id:
+        # `move` always goes to the end of the list's top level, as its name says (its own list
+        # too); `update` changes the list only when it is another.
+        if operation.list_id is not None and (operation.op == "move" or operation.list_id != task.list_id):
             position = key_between(self._list_ends[operation.list_id], None)
             self._list_ends[operation.list_id] = position
             changed = replace(changed, list_id=operation.list_id, parent_id=None, position=position, updated_at=now)
-            self.moved_roots[task.id] = operation.list_id
+            if operation.list_id != task.list_id:
+                self.moved_roots[task.id] = operation.list_id
         self.now[task.id] = changed
 
     async def write(self, uow: UnitOfWork, user_id: str, now: datetime) -> None:

@@ -149,6 +149,9 @@ class MoveList:
         if list_id in (before_id, after_id):
             raise InvalidInput("A list cannot be placed next to itself.", code="invalid_move")
         async with self._uow() as uow:
+            # Moves take turns on the Inbox's row, as creations do: two lists dropped into one gap
+            # at once would otherwise read the same neighbours and get the same key.
+            await uow.lists.inbox(user_id, for_update=True)
             found = await uow.lists.get(user_id, list_id, for_update=True)
             if found is None:
                 raise list_not_found(list_id)

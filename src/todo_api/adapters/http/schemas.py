@@ -419,7 +419,7 @@ class BulkRequest(StrictInput):
     atomic: bool = Field(
         default=True,
         description="True: nothing is written unless every task's result is `ok` (else 422 `bulk_not_applied`). "
-        "False: what can be applied is, and the results say which.",
+        "False: what can be applied is, and the results say which (422 `bulk_not_applied` when no task can be).",
     )
 
 
@@ -434,7 +434,9 @@ class BulkResultOut(Output):
 
 
 class BulkOut(Output):
-    applied: bool = Field(description="Whether anything was written (always true in a 200).")
+    applied: bool = Field(
+        description="Always true in a 200: the change was applied (a task whose result is not `ok` was left as it was)."
+    )
     results: list[BulkResultOut] = Field(description="One per task named, in the order of the operations.")
 
     @staticmethod

@@ -16,9 +16,16 @@ from todo_api.adapters.http.preconditions import IfMatch, IfNoneMatch, etag, sti
 from todo_api.adapters.http.problems import problem_responses
 from todo_api.adapters.http.schemas import MAX_ID, ListCreate, ListMove, ListOut, ListPageOut, ListUpdate
 from todo_api.domain.errors import InvalidInput
+from todo_api.domain.lists import TaskList
 from todo_api.domain.tasks import UNSET
 
 ListId = Annotated[int, Path(ge=1, le=MAX_ID)]
+
+
+def list_etag(task_list: TaskList) -> str:
+    """`"version.open.total"`: the counts change without the version (see preconditions.py)."""
+    return etag(task_list.version, task_list.open_count, task_list.total_count)
+
 
 router = APIRouter(prefix="/api/{user_id}/lists", tags=["lists"])
 
@@ -57,7 +64,7 @@ async def list_lists(
 async def create_list(body: ListCreate, caller: TaskOwner, response: Response) -> ListOut:
     created = await caller.use_cases.create_list.execute(caller.user_id, body.name, body.color)
     response.headers["Location"] = f"/api/{caller.user_id}/lists/{created.id}"
-    response.headers["ETag"] = etag(created.version)
+    response.headers["ETag"] = list_etag(created)
     return ListOut.of(created)
 
 
@@ -73,9 +80,10 @@ async def get_list(
     list_id: ListId, caller: TaskOwner, response: Response, if_none_match: IfNoneMatch = None
 ) -> ListOut | Response:
     found = await caller.use_cases.get_list.execute(caller.user_id, list_id)
-    if still_fresh(if_none_match, found.version):
-        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag(found.version)})
-    response.headers["ETag"] = etag(found.version)
+    current = list_etag(found)
+    if still_fresh(if_none_match, current):
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": current})
+    response.headers["ETag"] = current
     return ListOut.of(found)
 
 
@@ -98,7 +106,7 @@ async def update_list(
         color=body.color if "color" in sent else UNSET,
         if_match=versions(if_match),
     )
-    response.headers["ETag"] = etag(updated.version)
+    response.headers["ETag"] = list_etag(updated)
     return ListOut.of(updated)
 
 
@@ -115,13 +123,14 @@ async def move_list(
     moved = await caller.use_cases.move_list.execute(
         caller.user_id, list_id, before_id=body.before_id, after_id=body.after_id, if_match=versions(if_match)
     )
-    response.headers["ETag"] = etag(moved.version)
+    response.headers["ETag"] = list_etag(moved)
     return ListOut.of(moved)
 
 
 @router.delete(
     "/{list_id}",
     status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
     operation_id="deleteList",
     summary="Delete a list",
     description="409 `list_not_empty` while it holds tasks, unless `cascade=true`, which deletes them with it "

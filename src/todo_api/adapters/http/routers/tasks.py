@@ -6,6 +6,7 @@ Every route takes one dependency, `TaskOwner`: the caller, checked against the p
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response, status
@@ -197,7 +198,7 @@ async def get_task(
     if_none_match: IfNoneMatch = None,
 ) -> TaskOut | Response:
     task = await caller.use_cases.get_task.execute(caller.user_id, task_id)
-    if still_fresh(if_none_match, task.version):
+    if still_fresh(if_none_match, etag(task.version)):
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag(task.version)})
     response.headers["ETag"] = etag(task.version)
     return TaskOut.of(task)
@@ -266,6 +267,7 @@ async def toggle_completion(
 @router.delete(
     "/{task_id}",
     status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
     operation_id="deleteTask",
     summary="Delete a task",
     responses=problem_responses(401, 403, 404, 412, 422),
@@ -307,8 +309,9 @@ async def move_task(
     summary="Complete, reopen, delete, move or update many tasks at once",
     description=f"At most {MAX_BULK_TASKS} tasks in all, in one transaction. The answer has one result per "
     "task, in order. With `atomic` (the default) a single failure writes nothing: the answer is a 422 "
-    "`bulk_not_applied` whose `results` say which tasks failed and why.",
-    responses={**problem_responses(401, 403), 422: {"model": BulkProblem, "description": "Unprocessable Content"}},
+    "`bulk_not_applied` whose `results` say which tasks failed and why. With `atomic: false` what can be applied "
+    "is (200), and a 422 only says that no task could be.",
+    responses={**problem_responses(401, 403), 422: {"model": BulkProblem, "description": HTTPStatus(422).phrase}},
 )
 async def bulk_change_tasks(
     body: BulkRequest,
