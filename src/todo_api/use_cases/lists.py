@@ -30,6 +30,16 @@ def _stale(task_list: TaskList) -> PreconditionFailed:
     )
 
 
+async def _locked(uow: UnitOfWork, user_id: str, list_id: int, if_match: frozenset[int] | None) -> TaskList:
+    """The list, locked for the change about to be made, if it is at a version `if_match` accepts."""
+    found = await uow.lists.get(user_id, list_id, for_update=True)
+    if found is None:
+        raise list_not_found(list_id)
+    if if_match is not None and found.version not in if_match:
+        raise _stale(found)
+    return found
+
+
 async def inbox_id(uow: UnitOfWork, user_id: str, at: datetime) -> int:
     """The user's Inbox, made on first need for an account that has none yet (sign-up and the
     migration make it; an account another way in, such as an external issuer, may not have it)."""
@@ -106,11 +116,7 @@ class UpdateList:
         if_match: frozenset[int] | None = None,
     ) -> TaskList:
         async with self._uow() as uow:
-            found = await uow.lists.get(user_id, list_id, for_update=True)
-            if found is None:
-                raise list_not_found(list_id)
-            if if_match is not None and found.version not in if_match:
-                raise _stale(found)
+            found = await _locked(uow, user_id, list_id, if_match)
             changed = replace(
                 found,
                 name=found.name if isinstance(name, Unset) else normalise_list_name(name),
@@ -152,11 +158,7 @@ class MoveList:
             # Moves take turns on the Inbox's row, as creations do: two lists dropped into one gap
             # at once would otherwise read the same neighbours and get the same key.
             await uow.lists.inbox(user_id, for_update=True)
-            found = await uow.lists.get(user_id, list_id, for_update=True)
-            if found is None:
-                raise list_not_found(list_id)
-            if if_match is not None and found.version not in if_match:
-                raise _stale(found)
+            found = await _locked(uow, user_id, list_id, if_match)
             others = [entry for entry in await uow.lists.order(user_id) if entry[0] != list_id]
             index = _insertion_index([entry[0] for entry in others], before_id, after_id)
             now = self._clock.now()
@@ -203,11 +205,7 @@ class DeleteList:
         self, user_id: str, list_id: int, *, cascade: bool = False, if_match: frozenset[int] | None = None
     ) -> None:
         async with self._uow() as uow:
-            found = await uow.lists.get(user_id, list_id, for_update=True)
-            if found is None:
-                raise list_not_found(list_id)
-            if if_match is not None and found.version not in if_match:
-                raise _stale(found)
+            found = await _locked(uow, user_id, list_id, if_match)
             if found.is_inbox:
                 raise Conflict("The Inbox cannot be deleted; rename it if you like.", code="inbox_not_deletable")
             if found.total_count and not cascade:

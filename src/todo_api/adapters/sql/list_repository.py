@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Text, bindparam, cast, delete, false, func, select, true, tuple_, update
-from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy import bindparam, delete, false, func, select, true, tuple_, update
+from sqlalchemy.dialects.postgresql import insert
 
 from todo_api.adapters.sql.engine import Connection, Row, Statement
+from todo_api.adapters.sql.order_keys import set_positions
 from todo_api.adapters.sql.tables import lists, tasks
 from todo_api.domain.errors import Conflict
 from todo_api.domain.lists import TaskList
@@ -116,19 +117,7 @@ _DELETE = Statement(delete(lists).where(*_OWNED).returning(lists.c.id))
 _ORDER_OF = Statement(
     select(lists.c.id, lists.c.position).where(lists.c.user_id == bindparam("owner")).order_by(*_ORDER)
 )
-_placed = select(
-    func.unnest(bindparam("ids", type_=ARRAY(BigInteger))).label("id"),
-    func.unnest(bindparam("positions", type_=ARRAY(Text))).label("position"),
-).subquery("placed")
-_SET_POSITIONS = Statement(
-    update(lists)
-    .where(lists.c.id == _placed.c.id, lists.c.user_id == bindparam("owner"))
-    .values(
-        position=cast(_placed.c.position, lists.c.position.type),
-        updated_at=bindparam("updated_at"),
-        version=lists.c.version + 1,
-    )
-)
+_SET_POSITIONS = set_positions(lists)
 
 
 class SqlListRepository:

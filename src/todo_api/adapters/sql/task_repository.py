@@ -32,6 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 
 from todo_api.adapters.sql.engine import Connection, Row, Statement
+from todo_api.adapters.sql.order_keys import set_positions
 from todo_api.adapters.sql.tables import tasks
 from todo_api.adapters.sql.task_listing import count_query, page_query
 from todo_api.domain.tasks import Priority, Task, TaskDraft, TaskFilter, TaskQuery
@@ -202,19 +203,7 @@ _SAVE_MANY = Statement(
     )
     .returning(tasks.c.id)
 )
-_placed = select(
-    func.unnest(bindparam("ids", type_=ARRAY(BigInteger))).label("id"),
-    func.unnest(bindparam("positions", type_=ARRAY(Text))).label("position"),
-).subquery("placed")
-_SET_POSITIONS = Statement(
-    update(tasks)
-    .where(tasks.c.id == _placed.c.id, tasks.c.user_id == bindparam("owner"))
-    .values(
-        position=cast(_placed.c.position, tasks.c.position.type),
-        updated_at=bindparam("updated_at"),
-        version=tasks.c.version + 1,
-    )
-)
+_SET_POSITIONS = set_positions(tasks)
 
 
 @lru_cache(maxsize=8)
