@@ -278,9 +278,13 @@ async def test_a_bulk_move_to_the_tasks_own_list_puts_them_at_the_end_of_its_top
     assert await titles_in_order(client, user) == ["B", "C", "A", "Child"]  # update: same list, no move
 
 
-async def test_a_delete_is_a_204_without_a_body_or_a_content_type(client: httpx.AsyncClient, user: User) -> None:
+async def test_a_204_has_no_body_and_no_content_type(client: httpx.AsyncClient, user: User) -> None:
     task = await create_task(client, user)
     work = (await client.post("/api/me/lists", json={"name": "Work"}, headers=user.headers)).json()
-    for url in (task_url(task["id"]), f"/api/me/lists/{work['id']}"):
-        response = await client.delete(url, headers=user.headers)
+    answers = [
+        await client.delete(task_url(task["id"]), headers=user.headers),
+        await client.delete(f"/api/me/lists/{work['id']}", headers=user.headers),
+        await client.post("/api/auth/logout", json={}, headers=user.headers),
+    ]
+    for response in answers:
         assert (response.status_code, response.content, response.headers.get("content-type")) == (204, b"", None)

@@ -123,6 +123,7 @@ async def refresh(
 @router.post(
     "/logout",
     status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
     operation_id="logOut",
     summary="End the session: its refresh tokens stop working at once",
     responses=problem_responses(422),
@@ -146,6 +147,7 @@ async def me(caller: Authenticated) -> UserOut:
 @router.post(
     "/password",
     status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
     operation_id="changePassword",
     summary="Change the password; every other session is revoked",
     responses=problem_responses(401, 403, 409, 422, 429),
