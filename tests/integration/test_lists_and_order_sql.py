@@ -25,6 +25,7 @@ from todo_api.use_cases.lists import CreateList, DeleteList, GetList, MoveList, 
 from todo_api.use_cases.tasks import CreateTask, ListTasks, Move, MoveTask, SetTaskCompletion
 
 ADA, BOB = "ada", "bob"
+ROUNDS = 30  # of a race: enough that one which can go wrong did, in every run before the fix
 
 
 @pytest.fixture
@@ -182,6 +183,86 @@ async def test_two_clients_moving_into_the_same_gap_at_once_both_succeed_in_a_to
     keys = [row["position"] for row in await db.fetch("SELECT position FROM tasks ORDER BY position, id")]
     assert is_strictly_ordered(keys)  # the anchor lock made them take turns: no tie
     assert order == await order_of(db, a.list_id)  # stable
+
+
+async def test_drops_into_one_gap_from_both_sides_at_once_get_distinct_keys(
+    units: SqlUnitsOfWork, db: asyncpg.Connection
+) -> None:
+    move = MoveTask(units, SystemClock())
+    for _ in range(10):
+        await db.execute("DELETE FROM tasks")
+        a, b, c, d = [await add(units, title) for title in "ABCD"]
+        await asyncio.gather(
+            move.execute(ADA, c.id, Move(after_id=a.id)), move.execute(ADA, d.id, Move(before_id=b.id))
+        )
+        keys = [row["position"] for row in await db.fetch("SELECT position FROM tasks ORDER BY position, id")]
+        assert is_strictly_ordered(keys), keys
+        order = await order_of(db, a.list_id)
+        assert (order[0], set(order[1:3]), order[3]) == ("A", {"C", "D"}, "B")
+
+
+async def parents(db: asyncpg.Connection) -> dict[int, int | None]:
+    return pairs(await db.fetch("SELECT id, parent_id FROM tasks"))
+
+
+async def test_moves_racing_to_close_a_loop_never_make_a_cycle(units: SqlUnitsOfWork, db: asyncpg.Connection) -> None:
+    """Z > Y and X > W; at once X goes under Y and Z under W. Each check alone passes (Y is not
+    under X, W is not under Z) and the two lock disjoint rows, yet together they close
+    X > Y ... Z > W ... X: only a turn per person keeps the second check honest."""
+    move = MoveTask(units, SystemClock())
+    for _ in range(ROUNDS):
+        await db.execute("DELETE FROM tasks")
+        z, x = await add(units, "Z"), await add(units, "X")
+        y, w = await add(units, "Y", parent_id=z.id), await add(units, "W", parent_id=x.id)
+        outcomes = await asyncio.gather(
+            move.execute(ADA, x.id, Move(parent_id=y.id)),
+            move.execute(ADA, z.id, Move(parent_id=w.id)),
+            return_exceptions=True,
+        )
+        refused = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+        assert [getattr(error, "code", repr(error)) for error in refused] == ["cycle"], outcomes
+        tree = await parents(db)
+        for task_id in tree:  # every task reaches the top level
+            seen: set[int] = set()
+            node: int | None = task_id
+            while node is not None:
+                assert node not in seen, f"cycle through {node}: {tree}"
+                seen.add(node)
+                node = tree[node]
+
+
+async def test_a_subtask_created_while_its_parent_changes_lists_lands_in_the_parents_new_list(
+    units: SqlUnitsOfWork, db: asyncpg.Connection
+) -> None:
+    move = MoveTask(units, SystemClock())
+    work = await CreateList(units, SystemClock()).execute(ADA, "Work")
+    for round_ in range(10):
+        parent = await add(units, f"Parent {round_}")
+        await asyncio.gather(
+            move.execute(ADA, parent.id, Move(list_id=work.id)),
+            *(add(units, f"Child {round_}.{n}", parent_id=parent.id) for n in range(3)),
+        )
+        lists = {
+            row["list_id"]
+            for row in await db.fetch("SELECT list_id FROM tasks WHERE id = $1 OR parent_id = $1", parent.id)
+        }
+        assert lists == {work.id}
+
+
+async def test_a_plain_delete_racing_a_create_into_the_list_never_loses_the_task(
+    units: SqlUnitsOfWork, db: asyncpg.Connection
+) -> None:
+    for round_ in range(ROUNDS):
+        work = await CreateList(units, SystemClock()).execute(ADA, f"Contested {round_}")
+        deleted, created = await asyncio.gather(
+            DeleteList(units).execute(ADA, work.id), create_into(units, work.id), return_exceptions=True
+        )
+        if isinstance(deleted, Conflict):  # the task got in first: the list stays, with it
+            assert isinstance(created, Task)
+            assert await db.fetchval("SELECT list_id FROM tasks WHERE id = $1", created.id) == work.id
+        else:  # the delete got in first: the create found no list
+            assert (deleted, created) == (None, None)
+            assert await db.fetchval("SELECT count(*) FROM tasks WHERE list_id = $1", work.id) == 0
 
 
 async def test_subtasks_complete_with_their_parent_and_move_lists_with_it(

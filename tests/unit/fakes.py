@@ -405,9 +405,8 @@ class FakeTaskRepository:
                 stored = self._store.tasks[below]
                 self._store.tasks[below] = replace(stored, list_id=list_id, updated_at=at, version=stored.version + 1)
 
-    async def get_many(self, user_id: str, task_ids: Sequence[int], *, for_update: bool = False) -> dict[int, Task]:
-        if for_update:
-            self._before_locked_read()
+    async def get_many(self, user_id: str, task_ids: Sequence[int]) -> dict[int, Task]:
+        self._before_locked_read()
         return {task.id: task for task_id in sorted(task_ids) if (task := await self.get(user_id, task_id))}
 
     async def save_many(self, changed: Sequence[Task], expected_versions: dict[int, int]) -> int:
@@ -506,7 +505,10 @@ class FakeListRepository:
         found = self._store.lists.get(list_id)
         return self._counted(found) if found is not None and found.user_id == user_id else None
 
-    async def inbox(self, user_id: str, *, for_update: bool = False) -> TaskList | None:
+    async def take_turn(self, user_id: str) -> bool:
+        return await self.inbox(user_id) is not None
+
+    async def inbox(self, user_id: str) -> TaskList | None:
         found = next((x for x in self._store.lists.values() if x.user_id == user_id and x.is_inbox), None)
         return self._counted(found) if found is not None else None
 

@@ -101,7 +101,7 @@ class TaskRepository(Protocol):
     async def move_descendants_to(self, user_id: str, root_ids: Sequence[int], list_id: int, at: datetime) -> None:
         """Every task under the roots follows them to another list, each as a new version."""
 
-    async def get_many(self, user_id: str, task_ids: Sequence[int], *, for_update: bool = False) -> dict[int, Task]:
+    async def get_many(self, user_id: str, task_ids: Sequence[int]) -> dict[int, Task]:
         """The user's tasks among `task_ids`, locked in id order (so overlapping bulk changes queue)."""
 
     async def save_many(self, changed: Sequence[Task], expected_versions: dict[int, int]) -> int:
@@ -132,9 +132,15 @@ class ListRepository(Protocol):
     ) -> TaskList:
         """Raise Conflict(code="list_name_taken") when the user has a list of that name (any case)."""
 
-    async def get(self, user_id: str, list_id: int, *, for_update: bool = False) -> TaskList | None: ...
-    async def inbox(self, user_id: str, *, for_update: bool = False) -> TaskList | None:
-        """The user's Inbox; `for_update` locks it, which is how list creations take turns."""
+    async def get(self, user_id: str, list_id: int, *, for_update: bool = False) -> TaskList | None:
+        """With `for_update`, the list is locked first and its counts read after the lock: a task
+        added while we waited is counted (a plain delete must see it)."""
+
+    async def inbox(self, user_id: str) -> TaskList | None: ...
+    async def take_turn(self, user_id: str) -> bool:
+        """Wait for, and hold until the transaction ends, the person's turn at changing the shape
+        of their lists and task trees (creating or moving a list, re-parenting or moving a task,
+        creating a subtask). False when the person has no Inbox to take it on yet."""
 
     async def append_point(self, user_id: str, list_id: int | None) -> tuple[int, str | None] | None:
         """Where a new top-level task goes: the list's id (the Inbox's for None) and its last

@@ -19,6 +19,7 @@ from todo_api.domain.ordering import key_between
 from todo_api.domain.ports import Clock, IdempotentOutcome, UnitOfWork, UnitOfWorkFactory
 from todo_api.domain.tasks import UNSET, Task, TaskChanges, Unset, normalise_tag
 from todo_api.use_cases.idempotency import IDEMPOTENCY_WINDOW, check_same_request, committed_outcome, fingerprint
+from todo_api.use_cases.lists import take_turn
 from todo_api.use_cases.retries import retry_transient
 
 
@@ -70,8 +71,10 @@ class BulkChangeTasks:
             if key is not None and (earlier := await uow.idempotency_keys.find(user_id, key, now - IDEMPOTENCY_WINDOW)):
                 check_same_request(earlier, request_hash)
                 return _replay(earlier)
+            if any(operation.list_id is not None for operation in operations):
+                await take_turn(uow, user_id, now)  # subtrees change lists: see MoveTask
             ids = sorted({task_id for operation in operations for task_id in operation.task_ids})
-            plan = _Plan(await uow.tasks.get_many(user_id, ids, for_update=True))
+            plan = _Plan(await uow.tasks.get_many(user_id, ids))
             for operation in operations:
                 await plan.apply(uow, user_id, operation, now)
             # Atomic: all or nothing. Otherwise what can be applied is, and nothing at all is a refusal too.

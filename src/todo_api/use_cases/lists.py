@@ -40,6 +40,14 @@ async def _locked(uow: UnitOfWork, user_id: str, list_id: int, if_match: frozens
     return found
 
 
+async def take_turn(uow: UnitOfWork, user_id: str, at: datetime) -> None:
+    """The person's turn at changing the shape of their lists and task trees (see
+    `ListRepository.take_turn`): what one change reads (neighbours' keys, a parent's ancestors,
+    the number of lists) stays true until it commits. Changes of fields never take it."""
+    if not await uow.lists.take_turn(user_id):
+        await inbox_id(uow, user_id, at)  # the new Inbox row is ours until we commit
+
+
 async def inbox_id(uow: UnitOfWork, user_id: str, at: datetime) -> int:
     """The user's Inbox, made on first need for an account that has none yet (sign-up and the
     migration make it; an account another way in, such as an external issuer, may not have it)."""
@@ -64,10 +72,8 @@ class CreateList:
     async def execute(self, user_id: str, name: str, color: str | None = None) -> TaskList:
         name, color = normalise_list_name(name), normalise_color(color)
         async with self._uow() as uow:
-            # Creations of one person's lists take turns on their Inbox's row: two at the cap cannot
-            # both pass the count, and two at the end of the order get distinct keys.
-            if await uow.lists.inbox(user_id, for_update=True) is None:
-                await inbox_id(uow, user_id, self._clock.now())
+            # Two creations at the cap cannot both pass the count, nor two at the end share a key.
+            await take_turn(uow, user_id, self._clock.now())
             if await uow.lists.count(user_id) >= MAX_LISTS_PER_USER:
                 raise InvalidInput(f"You can have at most {MAX_LISTS_PER_USER} lists.", code="too_many_lists")
             last = await uow.lists.last_position(user_id)
@@ -155,9 +161,8 @@ class MoveList:
         if list_id in (before_id, after_id):
             raise InvalidInput("A list cannot be placed next to itself.", code="invalid_move")
         async with self._uow() as uow:
-            # Moves take turns on the Inbox's row, as creations do: two lists dropped into one gap
-            # at once would otherwise read the same neighbours and get the same key.
-            await uow.lists.inbox(user_id, for_update=True)
+            # Two lists dropped into one gap at once would otherwise read the same neighbours.
+            await take_turn(uow, user_id, self._clock.now())
             found = await _locked(uow, user_id, list_id, if_match)
             others = [entry for entry in await uow.lists.order(user_id) if entry[0] != list_id]
             index = _insertion_index([entry[0] for entry in others], before_id, after_id)

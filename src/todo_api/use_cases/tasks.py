@@ -26,7 +26,7 @@ from todo_api.domain.tasks import (
     sort_value,
 )
 from todo_api.use_cases.idempotency import IDEMPOTENCY_WINDOW, check_same_request, committed_outcome, fingerprint
-from todo_api.use_cases.lists import inbox_id, list_not_found
+from todo_api.use_cases.lists import inbox_id, list_not_found, take_turn
 from todo_api.use_cases.retries import retry_transient
 
 
@@ -93,6 +93,8 @@ class CreateTask:
 async def _add_task(uow: UnitOfWork, user_id: str, draft: TaskDraft, now: datetime) -> Task:
     """At the end of its list (the Inbox by default) or of its parent's subtasks, in the parent's list."""
     if draft.parent_id is not None:
+        # The turn: the parent's list and depth must not change under us (see MoveTask).
+        await take_turn(uow, user_id, now)
         parent = await uow.tasks.get(user_id, draft.parent_id)
         if parent is None:
             raise NotFound(f"Parent task {draft.parent_id} was not found.", code="parent_not_found")
@@ -246,7 +248,12 @@ class Move:
 class MoveTask:
     """Reorder, re-parent or move a task to another list, with its subtree: one row is written for
     a reorder (its new order key lies between its new neighbours'); a subtree changing lists is
-    one more statement. Keys that ran out of room between two neighbours get the group rebalanced."""
+    one more statement. Keys that ran out of room between two neighbours get the group rebalanced.
+
+    Moves take the person's turn first: a cycle check (is the new parent under the task?), a depth
+    check and the neighbours' keys are reads that only stay true if no other move or subtask
+    creation of the same person runs meanwhile, and row locks alone cannot say which rows those
+    are (two moves can each pass their cycle check and make a cycle together)."""
 
     def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
         self._uow, self._clock = uow, clock
@@ -254,6 +261,7 @@ class MoveTask:
     @retry_transient
     async def execute(self, user_id: str, task_id: int, move: Move, *, if_match: frozenset[int] | None = None) -> Task:
         async with self._uow() as uow:
+            await take_turn(uow, user_id, self._clock.now())
             task = await uow.tasks.get(user_id, task_id, for_update=True)
             if task is None:
                 raise _not_found(task_id)

@@ -44,10 +44,15 @@ def list_of(row: Row) -> TaskList:
 
 
 _GET = Statement(_WITH_COUNTS.where(*_OWNED))
-_GET_FOR_UPDATE = Statement(_WITH_COUNTS.where(*_OWNED).with_for_update(of=lists))
+# FOR UPDATE blocks inserts into the list (their foreign-key check takes KEY SHARE on its row).
+_LOCK = Statement(select(lists.c.id).where(*_OWNED).with_for_update())
 _INBOX = Statement(_WITH_COUNTS.where(lists.c.user_id == bindparam("owner"), lists.c.is_inbox))
-_INBOX_FOR_UPDATE = Statement(
-    _WITH_COUNTS.where(lists.c.user_id == bindparam("owner"), lists.c.is_inbox).with_for_update(of=lists)
+# The person's turn: their Inbox row, FOR NO KEY UPDATE so that adding a task to the Inbox (KEY
+# SHARE, by its foreign key) never waits on it. No counts: the lock is all it is for.
+_TAKE_TURN = Statement(
+    select(lists.c.id)
+    .where(lists.c.user_id == bindparam("owner"), lists.c.is_inbox)
+    .with_for_update(key_share=True)  # FOR NO KEY UPDATE
 )
 _ORDER = (lists.c.position.asc(), lists.c.id.asc())
 _FIRST_PAGE = Statement(
@@ -144,12 +149,17 @@ class SqlListRepository:
         return added
 
     async def get(self, user_id: str, list_id: int, *, for_update: bool = False) -> TaskList | None:
-        row = await (_GET_FOR_UPDATE if for_update else _GET).fetchrow(self._db, owner=user_id, list_id=list_id)
+        if for_update and await _LOCK.fetchval(self._db, owner=user_id, list_id=list_id) is None:
+            return None
+        row = await _GET.fetchrow(self._db, owner=user_id, list_id=list_id)
         return list_of(row) if row else None
 
-    async def inbox(self, user_id: str, *, for_update: bool = False) -> TaskList | None:
-        row = await (_INBOX_FOR_UPDATE if for_update else _INBOX).fetchrow(self._db, owner=user_id)
+    async def inbox(self, user_id: str) -> TaskList | None:
+        row = await _INBOX.fetchrow(self._db, owner=user_id)
         return list_of(row) if row else None
+
+    async def take_turn(self, user_id: str) -> bool:
+        return await _TAKE_TURN.fetchval(self._db, owner=user_id) is not None
 
     async def page(self, user_id: str, limit: int, after: ListPosition | None) -> list[TaskList]:
         if after is None:

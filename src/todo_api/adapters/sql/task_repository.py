@@ -296,7 +296,7 @@ class SqlTaskRepository:
         rows = await _DESCENDANTS.fetch(self._db, owner=user_id, ids=[task_id])
         return {row["id"]: row["depth"] for row in rows}
 
-    async def get_many(self, user_id: str, task_ids: Sequence[int], *, for_update: bool = False) -> dict[int, Task]:
+    async def get_many(self, user_id: str, task_ids: Sequence[int]) -> dict[int, Task]:
         rows = await _GET_MANY_FOR_UPDATE.fetch(self._db, owner=user_id, ids=list(task_ids))
         return {row["id"]: task_of(row) for row in rows}
 
