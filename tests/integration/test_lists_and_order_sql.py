@@ -18,7 +18,7 @@ from todo_api.domain.bulk import BulkOperation
 from todo_api.domain.errors import Conflict, InvalidInput, NotFound
 from todo_api.domain.lists import MAX_LISTS_PER_USER
 from todo_api.domain.ordering import is_strictly_ordered
-from todo_api.domain.tasks import Sort, Task, TaskDraft, TaskFilter, TaskQuery
+from todo_api.domain.tasks import Priority, Sort, Task, TaskDraft, TaskFilter, TaskQuery
 from todo_api.main import SystemClock, pool_options
 from todo_api.use_cases.bulk import BulkChangeTasks
 from todo_api.use_cases.lists import CreateList, DeleteList, GetList, MoveList, UpdateList
@@ -299,6 +299,32 @@ async def test_twenty_concurrent_bulk_completes_of_overlapping_sets_lose_no_upda
         expected = {f"b{n}" for n, chosen in enumerate(sets) if task_id in chosen}
         assert set(tags[task_id]) == expected  # every bulk's tag landed: none overwrote another's
         assert versions[task_id] == 1 + len(expected)
+
+
+async def test_a_bulk_reaching_into_a_named_subtree_leaves_what_single_calls_would(
+    units: SqlUnitsOfWork, db: asyncpg.Connection
+) -> None:
+    work = await CreateList(units, SystemClock()).execute(ADA, "Work")
+    p = await add(units, "P")
+    c = await add(units, "C", parent_id=p.id)
+    await add(units, "G", parent_id=c.id)
+    operations = [
+        BulkOperation("complete", (p.id,)),  # completes C and G ...
+        BulkOperation("reopen", (c.id,)),  # ... then C is reopened; G stays completed
+        BulkOperation("move", (p.id,), list_id=work.id),  # C and G follow P
+        BulkOperation("update", (c.id,), priority=Priority.HIGH),
+    ]
+    outcome = await BulkChangeTasks(units, SystemClock()).execute(ADA, operations)
+    assert [result.code for result in outcome.outcome.results] == ["ok"] * 4
+    rows = {
+        row["title"]: row for row in await db.fetch("SELECT title, completed, list_id, priority, version FROM tasks")
+    }
+    assert {title: (r["completed"], r["list_id"], r["priority"]) for title, r in rows.items()} == {
+        "P": (True, work.id, 0),
+        "C": (False, work.id, 3),
+        "G": (True, work.id, 0),
+    }
+    assert (rows["C"]["version"], rows["G"]["version"]) == (2, 3)  # C written once; G completed, then moved
 
 
 async def test_a_bulk_of_a_hundred_is_a_handful_of_statements(

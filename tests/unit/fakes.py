@@ -372,9 +372,15 @@ class FakeTaskRepository:
             found.update(dict.fromkeys(level - found.keys(), depth))
         return found
 
-    async def complete_descendants(self, user_id: str, root_ids: Sequence[int], at: datetime) -> None:
+    async def subtrees(self, user_id: str, root_ids: Sequence[int]) -> dict[int, int]:
+        below = {task_id for root in root_ids for task_id in await self.descendants(user_id, root)}
+        return {task_id: parent for task_id in below if (parent := self._store.tasks[task_id].parent_id) is not None}
+
+    async def complete_descendants(
+        self, user_id: str, root_ids: Sequence[int], at: datetime, *, keep: Sequence[int] = ()
+    ) -> None:
         below_roots = {below for root in root_ids for below in await self.descendants(user_id, root)}
-        for below in below_roots:
+        for below in below_roots - set(keep):
             if not (stored := self._store.tasks[below]).completed:
                 self._store.tasks[below] = replace(
                     stored, completed=True, completed_at=at, updated_at=at, version=stored.version + 1
@@ -399,9 +405,11 @@ class FakeTaskRepository:
         self._store.tasks[task.id] = placed
         return placed
 
-    async def move_descendants_to(self, user_id: str, root_ids: Sequence[int], list_id: int, at: datetime) -> None:
+    async def move_descendants_to(
+        self, user_id: str, root_ids: Sequence[int], list_id: int, at: datetime, *, keep: Sequence[int] = ()
+    ) -> None:
         for root in root_ids:
-            for below in await self.descendants(user_id, root):
+            for below in (await self.descendants(user_id, root)).keys() - set(keep):
                 stored = self._store.tasks[below]
                 self._store.tasks[below] = replace(stored, list_id=list_id, updated_at=at, version=stored.version + 1)
 

@@ -12,10 +12,18 @@ from todo_api.domain.bulk import BulkOperation
 from todo_api.domain.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
 from todo_api.domain.lists import MAX_LISTS_PER_USER, TaskList
 from todo_api.domain.ordering import MAX_KEY_CHARS, is_strictly_ordered, key_between, needs_rebalance
-from todo_api.domain.tasks import MAX_DEPTH, Priority, Sort, Task, TaskDraft, TaskFilter, TaskQuery
+from todo_api.domain.tasks import MAX_DEPTH, Priority, Sort, Task, TaskChanges, TaskDraft, TaskFilter, TaskQuery
 from todo_api.use_cases.bulk import BulkChangeTasks
 from todo_api.use_cases.lists import CreateList, DeleteList, GetList, ListLists, MoveList, UpdateList
-from todo_api.use_cases.tasks import CreateTask, DeleteTask, ListTasks, Move, MoveTask, SetTaskCompletion
+from todo_api.use_cases.tasks import (
+    CreateTask,
+    DeleteTask,
+    ListTasks,
+    Move,
+    MoveTask,
+    SetTaskCompletion,
+    UpdateTask,
+)
 
 ADA = "a" * 32
 BOB = "b" * 32
@@ -547,6 +555,76 @@ async def test_a_bulk_delete_and_complete_of_a_parent_cascade_to_subtasks(
     await bulk.execute(ADA, [BulkOperation("complete", (done.id,)), BulkOperation("delete", (gone.id,))])
     assert store.tasks[done_child.id].completed
     assert set(store.tasks) == {done.id, done_child.id}
+
+
+@pytest.mark.parametrize(
+    ("script", "codes"),
+    [
+        # (op, task) in order; "P" is the parent, "C" its subtask, "G" C's subtask.
+        ([("delete", "P"), ("complete", "C")], ["ok", "task_not_found"]),
+        ([("complete", "P"), ("reopen", "C")], ["ok", "ok"]),
+        ([("complete", "C"), ("delete", "P"), ("reopen", "G")], ["ok", "ok", "task_not_found"]),
+        ([("move", "P"), ("update", "C")], ["ok", "ok"]),
+        ([("move", "C"), ("complete", "P"), ("reopen", "G")], ["ok", "ok", "ok"]),
+    ],
+)
+async def test_a_bulk_answers_and_leaves_what_the_single_task_calls_one_after_another_would(
+    uow: FakeUnitOfWorkFactory,
+    clock: FakeClock,
+    create_task: CreateTask,
+    store: FakeStore,
+    script: list[tuple[str, str]],
+    codes: list[str],
+) -> None:
+    """The same tree twice: once changed by one bulk, once by the single-task use cases."""
+    work = await CreateList(uow, clock).execute(ADA, "Work")
+    trees = []
+    for _ in range(2):
+        p = await add(create_task, "P")
+        c = await add(create_task, "C", parent_id=p.id)
+        g = await add(create_task, "G", parent_id=c.id)
+        trees.append({"P": p.id, "C": c.id, "G": g.id})
+    bulked, single = trees
+
+    def operation(op: str, task_id: int) -> BulkOperation:
+        if op == "move":
+            return BulkOperation("move", (task_id,), list_id=work.id)
+        if op == "update":
+            return BulkOperation("update", (task_id,), priority=Priority.HIGH)
+        return BulkOperation(op, (task_id,))  # type: ignore[arg-type]
+
+    operations = [operation(op, bulked[name]) for op, name in script]
+    outcome = await BulkChangeTasks(uow, clock).execute(ADA, operations, atomic=False)  # a failure is expected
+    assert [result.code for result in outcome.outcome.results] == codes
+    single_codes = []
+    for op, name in script:
+        try:
+            task_id = single[name]
+            if op == "delete":
+                await DeleteTask(uow).execute(ADA, task_id)
+            elif op in ("complete", "reopen"):
+                await SetTaskCompletion(uow, clock).execute(ADA, task_id, op == "complete")
+            elif op == "move":
+                await MoveTask(uow, clock).execute(ADA, task_id, Move(list_id=work.id, parent_id=None))
+            else:
+                await UpdateTask(uow, clock).execute(ADA, task_id, TaskChanges(priority=Priority.HIGH))
+        except NotFound as error:
+            single_codes.append(error.code)
+        else:
+            single_codes.append("ok")
+    assert single_codes == codes
+
+    def state(ids: dict[str, int]) -> dict[str, tuple[object, ...] | None]:
+        def of(task_id: int) -> tuple[object, ...] | None:
+            task = store.tasks.get(task_id)
+            if task is None:
+                return None
+            parent = next((name for name, i in ids.items() if i == task.parent_id), task.parent_id)
+            return (task.completed, task.list_id, parent, task.priority)
+
+        return {name: of(task_id) for name, task_id in ids.items()}
+
+    assert state(bulked) == state(single)
 
 
 async def test_more_than_a_hundred_tasks_is_refused(bulk: BulkChangeTasks) -> None:

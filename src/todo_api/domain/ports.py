@@ -89,8 +89,14 @@ class TaskRepository(Protocol):
     async def descendants(self, user_id: str, task_id: int) -> dict[int, int]:
         """Every task under `task_id`, with how many levels below it (1: its subtasks)."""
 
-    async def complete_descendants(self, user_id: str, root_ids: Sequence[int], at: datetime) -> None:
-        """Complete every open task under the roots, each as a new version."""
+    async def subtrees(self, user_id: str, root_ids: Sequence[int]) -> dict[int, int]:
+        """Every task under the roots, with its parent's id."""
+
+    async def complete_descendants(
+        self, user_id: str, root_ids: Sequence[int], at: datetime, *, keep: Sequence[int] = ()
+    ) -> None:
+        """Complete every open task under the roots, each as a new version; `keep` (tasks the
+        caller writes itself) are left alone, though their subtasks are not."""
 
     async def neighbour(self, sibling: Task, *, after: bool) -> str | None:
         """The order key of the task right after (or before) `sibling` among its siblings."""
@@ -98,8 +104,11 @@ class TaskRepository(Protocol):
     async def place(self, task: Task, *, list_id: int, parent_id: int | None, position: str, at: datetime) -> Task:
         """Put a task (locked by the caller) in a list, under a parent, at an order key: a new version."""
 
-    async def move_descendants_to(self, user_id: str, root_ids: Sequence[int], list_id: int, at: datetime) -> None:
-        """Every task under the roots follows them to another list, each as a new version."""
+    async def move_descendants_to(
+        self, user_id: str, root_ids: Sequence[int], list_id: int, at: datetime, *, keep: Sequence[int] = ()
+    ) -> None:
+        """Every task under the roots follows them to another list, each as a new version (but
+        `keep`, which the caller writes itself)."""
 
     async def get_many(self, user_id: str, task_ids: Sequence[int]) -> dict[int, Task]:
         """The user's tasks among `task_ids`, locked in id order (so overlapping bulk changes queue)."""

@@ -17,7 +17,7 @@ from todo_api.domain.bulk import MAX_BULK_TASKS, BulkOperation, BulkOutcome, Bul
 from todo_api.domain.errors import DomainError, InvalidInput
 from todo_api.domain.ordering import key_between
 from todo_api.domain.ports import Clock, IdempotentOutcome, UnitOfWork, UnitOfWorkFactory
-from todo_api.domain.tasks import UNSET, Task, TaskChanges, Unset, normalise_tag
+from todo_api.domain.tasks import MAX_DEPTH, UNSET, Task, TaskChanges, Unset, normalise_tag
 from todo_api.use_cases.idempotency import IDEMPOTENCY_WINDOW, check_same_request, committed_outcome, fingerprint
 from todo_api.use_cases.lists import take_turn
 from todo_api.use_cases.retries import retry_transient
@@ -74,7 +74,7 @@ class BulkChangeTasks:
             if any(operation.list_id is not None for operation in operations):
                 await take_turn(uow, user_id, now)  # subtrees change lists: see MoveTask
             ids = sorted({task_id for operation in operations for task_id in operation.task_ids})
-            plan = _Plan(await uow.tasks.get_many(user_id, ids))
+            plan = _Plan(await uow.tasks.get_many(user_id, ids), await uow.tasks.subtrees(user_id, ids))
             for operation in operations:
                 await plan.apply(uow, user_id, operation, now)
             # Atomic: all or nothing. Otherwise what can be applied is, and nothing at all is a refusal too.
@@ -116,11 +116,18 @@ def _fingerprint(operations: Sequence[BulkOperation], atomic: bool) -> str:
 
 
 class _Plan:
-    """The tasks as the operations leave them, in memory, and what each operation answered."""
+    """The tasks as the operations leave them, in memory, and what each operation answered.
 
-    def __init__(self, tasks: dict[int, Task]) -> None:
+    A change that reaches a subtree (complete, delete, a new list) also changes, in memory, the
+    named tasks inside that subtree, so each later operation meets them as the single-task calls
+    made one after another would have left them: `[delete P, complete C]` answers C
+    `task_not_found`, `[complete P, reopen C]` leaves C open. The rest of each subtree is written
+    by set-based statements that skip the named tasks (`keep`)."""
+
+    def __init__(self, tasks: dict[int, Task], tree: dict[int, int]) -> None:
         self.before = tasks
         self.now = dict(tasks)
+        self._tree = tree  # every task under a named one -> its parent, as stored
         self.deleted: set[int] = set()
         self.completed_roots: set[int] = set()
         self.moved_roots: dict[int, int] = {}  # task -> the list its subtree goes to
@@ -151,10 +158,24 @@ class _Plan:
                 else:
                     self.results.append(BulkResult(task_id, operation.op))
 
+    def _parent(self, task_id: int) -> int | None:
+        return self.now[task_id].parent_id if task_id in self.now else self._tree.get(task_id)
+
+    def _named_under(self, ancestor: int) -> list[int]:
+        """The named tasks, not yet deleted, in `ancestor`'s subtree as it stands now."""
+        found = []
+        for task_id in self.now.keys() - self.deleted - {ancestor}:
+            parent, steps = self._parent(task_id), 0
+            while parent is not None and parent != ancestor and steps < MAX_DEPTH:
+                parent, steps = self._parent(parent), steps + 1
+            if parent == ancestor:
+                found.append(task_id)
+        return found
+
     def _change(self, task: Task, operation: BulkOperation, now: datetime) -> None:
         match operation.op:
             case "delete":
-                self.deleted.add(task.id)
+                self.deleted.update([task.id, *self._named_under(task.id)])
                 return
             case "complete" | "reopen":
                 changes = TaskChanges(completed=operation.op == "complete")
@@ -164,6 +185,8 @@ class _Plan:
         changed = changes.applied_to(task, now)
         if changed.completed and not task.completed:
             self.completed_roots.add(task.id)
+            for below in self._named_under(task.id):
+                self.now[below] = TaskChanges(completed=True).applied_to(self.now[below], now)
         # `move` always goes to the end of the list's top level, as its name says (its own list
         # too); `update` changes the list only when it is another.
         if operation.list_id is not None and (operation.op == "move" or operation.list_id != task.list_id):
@@ -172,6 +195,8 @@ class _Plan:
             changed = replace(changed, list_id=operation.list_id, parent_id=None, position=position, updated_at=now)
             if operation.list_id != task.list_id:
                 self.moved_roots[task.id] = operation.list_id
+                for below in self._named_under(task.id):
+                    self.now[below] = replace(self.now[below], list_id=operation.list_id, updated_at=now)
         self.now[task.id] = changed
 
     async def write(self, uow: UnitOfWork, user_id: str, now: datetime) -> None:
@@ -180,12 +205,13 @@ class _Plan:
         ]
         if changed:
             await uow.tasks.save_many(changed, {task.id: self.before[task.id].version for task in changed})
+        keep = sorted(self.now.keys() - self.deleted)
         completed = self.completed_roots - self.deleted
         if completed:
-            await uow.tasks.complete_descendants(user_id, sorted(completed), now)
+            await uow.tasks.complete_descendants(user_id, sorted(completed), now, keep=keep)
         for list_id in sorted(set(self.moved_roots.values())):
             roots = sorted(task_id for task_id, to in self.moved_roots.items() if to == list_id)
-            await uow.tasks.move_descendants_to(user_id, roots, list_id, now)
+            await uow.tasks.move_descendants_to(user_id, roots, list_id, now, keep=keep)
         if self.deleted:
             await uow.tasks.delete_many(user_id, sorted(self.deleted))
 

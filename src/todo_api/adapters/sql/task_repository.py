@@ -18,6 +18,7 @@ from sqlalchemy import (
     Integer,
     SmallInteger,
     Text,
+    all_,
     any_,
     bindparam,
     cast,
@@ -122,19 +123,21 @@ _chain = _chain_start.union_all(
 _DEPTH = Statement(select(func.max(_chain.c.depth)))
 _ids = bindparam("ids", type_=ARRAY(BigInteger))
 _down_start = (
-    select(tasks.c.id, literal(1).label("depth"))
+    select(tasks.c.id, tasks.c.parent_id, literal(1).label("depth"))
     .where(tasks.c.parent_id == any_(_ids), tasks.c.user_id == bindparam("owner"))
     .cte("down", recursive=True)
 )
 _down = _down_start.union_all(
-    select(tasks.c.id, (_down_start.c.depth + 1).label("depth"))
+    select(tasks.c.id, tasks.c.parent_id, (_down_start.c.depth + 1).label("depth"))
     .join(_down_start, tasks.c.parent_id == _down_start.c.id)
     .where(_down_start.c.depth < 16)
 )
 _DESCENDANTS = Statement(select(_down.c.id, _down.c.depth))
+_SUBTREES = Statement(select(_down.c.id, _down.c.parent_id))
+_NOT_KEPT = tasks.c.id != all_(bindparam("keep", type_=ARRAY(BigInteger)))
 _COMPLETE_DESCENDANTS = Statement(
     update(tasks)
-    .where(tasks.c.id.in_(select(_down.c.id)), tasks.c.completed.is_(false()))
+    .where(tasks.c.id.in_(select(_down.c.id)), tasks.c.completed.is_(false()), _NOT_KEPT)
     .values(completed=True, completed_at=bindparam("at"), updated_at=bindparam("at"), version=tasks.c.version + 1)
 )
 _PLACE_TASK = Statement(
@@ -151,7 +154,7 @@ _PLACE_TASK = Statement(
 )
 _MOVE_DESCENDANTS = Statement(
     update(tasks)
-    .where(tasks.c.id.in_(select(_down.c.id)))
+    .where(tasks.c.id.in_(select(_down.c.id)), _NOT_KEPT)
     .values(list_id=bindparam("list_id"), updated_at=bindparam("at"), version=tasks.c.version + 1)
 )
 _OWNED_MANY = (tasks.c.id == any_(_ids), tasks.c.user_id == bindparam("owner"))
@@ -320,14 +323,24 @@ class SqlTaskRepository:
         }
         return len(await _SAVE_MANY.fetch(self._db, owner=changed[0].user_id, **columns))
 
-    async def move_descendants_to(self, user_id: str, root_ids: Sequence[int], list_id: int, at: datetime) -> None:
-        await _MOVE_DESCENDANTS.execute(self._db, owner=user_id, ids=list(root_ids), list_id=list_id, at=at)
+    async def move_descendants_to(
+        self, user_id: str, root_ids: Sequence[int], list_id: int, at: datetime, *, keep: Sequence[int] = ()
+    ) -> None:
+        await _MOVE_DESCENDANTS.execute(
+            self._db, owner=user_id, ids=list(root_ids), list_id=list_id, at=at, keep=list(keep)
+        )
 
     async def delete_many(self, user_id: str, task_ids: Sequence[int]) -> None:
         await _DELETE_MANY.execute(self._db, owner=user_id, ids=list(task_ids))
 
-    async def complete_descendants(self, user_id: str, root_ids: Sequence[int], at: datetime) -> None:
-        await _COMPLETE_DESCENDANTS.execute(self._db, owner=user_id, ids=list(root_ids), at=at)
+    async def subtrees(self, user_id: str, root_ids: Sequence[int]) -> dict[int, int]:
+        rows = await _SUBTREES.fetch(self._db, owner=user_id, ids=list(root_ids))
+        return {row["id"]: row["parent_id"] for row in rows}
+
+    async def complete_descendants(
+        self, user_id: str, root_ids: Sequence[int], at: datetime, *, keep: Sequence[int] = ()
+    ) -> None:
+        await _COMPLETE_DESCENDANTS.execute(self._db, owner=user_id, ids=list(root_ids), at=at, keep=list(keep))
 
     async def neighbour(self, sibling: Task, *, after: bool) -> str | None:
         statement = _siblings(sibling.parent_id is None, after)
