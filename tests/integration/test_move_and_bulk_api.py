@@ -19,8 +19,13 @@ async def user(client: httpx.AsyncClient) -> User:
 
 
 async def titles_in_order(client: httpx.AsyncClient, user: User, **params: Any) -> list[str]:
+    """The person's order of one list's top level (the Inbox's unless `list_id`), or of a parent's subtasks."""
+    if "parent_id" not in params and "list_id" not in params:
+        lists = (await client.get("/api/me/lists", headers=user.headers)).json()["data"]
+        params["list_id"] = next(item["id"] for item in lists if item["is_inbox"])
+    group = {} if "parent_id" in params else {"parent_id": "none"}
     response = await client.get(
-        tasks_url(), params={"sort": "position", "parent_id": "none", "limit": 100, **params}, headers=user.headers
+        tasks_url(), params={"sort": "position", "limit": 100, **group, **params}, headers=user.headers
     )
     assert response.status_code == 200, response.text
     return [task["title"] for task in response.json()["data"]]

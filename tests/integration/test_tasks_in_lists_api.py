@@ -40,7 +40,10 @@ async def test_subtasks_go_under_their_parent_in_its_list_and_page_in_order(
         assert (child["parent_id"], child["list_id"]) == (parent["id"], parent["list_id"])
     await create_task(client, user, title="Other")
     assert await listed(client, user, parent_id=parent["id"], sort="position") == ["Outline", "Draft", "Proofread"]
-    assert await listed(client, user, parent_id="none", sort="position") == ["Report", "Other"]
+    assert await listed(client, user, list_id=parent["list_id"], parent_id="none", sort="position") == [
+        "Report",
+        "Other",
+    ]
     assert await listed(client, user, list_id=parent["list_id"], parent_id="none", sort="-position") == [
         "Other",
         "Report",
@@ -102,3 +105,14 @@ async def test_placement_cannot_be_written_directly(client: httpx.AsyncClient, u
         assert_problem(response, 422)
     response = await client.post(tasks_url(), json={"title": "x", "position": "a0"}, headers=user.headers)
     assert_problem(response, 422)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"sort": "position"}, {"sort": "position", "parent_id": "none"}, {"sort": "-position", "list_id": 1}],
+)
+async def test_the_persons_order_is_asked_of_one_group_of_siblings(
+    client: httpx.AsyncClient, user: User, params: dict[str, str | int]
+) -> None:
+    response = await client.get(tasks_url(), params=params, headers=user.headers)
+    assert_problem(response, 422, "position_needs_group")

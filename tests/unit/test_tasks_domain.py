@@ -653,12 +653,26 @@ async def test_walking_the_pages_yields_each_of_the_owners_tasks_once_in_sort_or
     tasks: list[Task], sort: Sort, limit: int
 ) -> None:
     repository = FakeTaskRepository(FakeStore(tasks={task.id: task for task in tasks}))
+    # The person's order is one list's top level (every generated task is in list 1, at the top).
+    group = TaskFilter(list_id=1, top_level=True) if sort.field == "position" else TaskFilter()
     walked: list[Task] = []
     after: Position | None = None
     for _ in range(len(tasks) + 1):
-        rows = await repository.list(OWNER, TaskQuery(sort=sort, limit=limit, after=after), CREATED)
+        rows = await repository.list(OWNER, TaskQuery(group, sort, limit, after), CREATED)
         walked += rows[:limit]
         if len(rows) <= limit:
             break
         after = position_of(walked[-1], sort)
     assert walked == in_sort_order([task for task in tasks if task.user_id == OWNER], sort)
+
+
+@pytest.mark.parametrize(
+    "group",
+    [TaskFilter(), TaskFilter(list_id=1), TaskFilter(top_level=True), TaskFilter(status="pending")],
+)
+def test_the_persons_order_needs_one_group_of_siblings(group: TaskFilter) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        TaskQuery(group, Sort("position", descending=False))
+    assert refused.value.code == "position_needs_group"
+    TaskQuery(TaskFilter(list_id=1, top_level=True), Sort("position"))
+    TaskQuery(TaskFilter(parent_id=7), Sort("position"))

@@ -259,6 +259,14 @@ class TaskQuery:
     def __post_init__(self) -> None:
         if not 1 <= self.limit <= MAX_PAGE_SIZE:
             raise InvalidInput(f"`limit` is between 1 and {MAX_PAGE_SIZE}.", code="invalid_limit")
+        in_one_group = self.filter.parent_id is not None or (self.filter.list_id is not None and self.filter.top_level)
+        if self.sort.field == "position" and not in_one_group:
+            # Keys order siblings only: across lists or levels they interleave meaninglessly.
+            raise InvalidInput(
+                "`sort=position` orders one group of siblings: send `list_id` with `parent_id=none`, "
+                "or a task's id as `parent_id`.",
+                code="position_needs_group",
+            )
 
 
 @dataclass(frozen=True, slots=True)

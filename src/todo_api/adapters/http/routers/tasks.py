@@ -114,7 +114,9 @@ router = APIRouter(prefix="/api/{user_id}/tasks", tags=["tasks"])
     operation_id="listTasks",
     summary="A page of your tasks, filtered, searched and sorted",
     description='Keyset pagination: follow `meta.next_cursor` (or the `Link: rel="next"` header) '
-    "until it is null. A cursor is only valid with the sort it was issued for.",
+    "until it is null. A cursor is only valid with the sort it was issued for. `sort=position` (the "
+    "person's order) orders one group of siblings: `list_id` with `parent_id=none`, or `parent_id=<a task>` "
+    "(422 `position_needs_group` otherwise).",
     responses=problem_responses(400, 401, 403, 422),
 )
 async def list_tasks(
