@@ -161,6 +161,19 @@ async def test_lists_dropped_into_one_gap_at_once_all_get_distinct_keys(
         assert len(set(keys)) == len(keys), sorted(keys)
 
 
+async def test_two_lists_renamed_to_one_name_at_once_give_one_list_name_taken(units: SqlUnitsOfWork) -> None:
+    create, rename = CreateList(units, SystemClock()), UpdateList(units, SystemClock())
+    for round_ in range(ROUNDS // 3):
+        a, b = await create.execute(ADA, f"A{round_}"), await create.execute(ADA, f"B{round_}")
+        outcomes = await asyncio.gather(
+            rename.execute(ADA, a.id, name=f"Same {round_}"),
+            rename.execute(ADA, b.id, name=f"same {round_}"),
+            return_exceptions=True,
+        )
+        codes = sorted(getattr(outcome, "code", "ok") for outcome in outcomes)
+        assert codes == ["list_name_taken", "ok"], outcomes
+
+
 async def test_moving_writes_one_row_and_keeps_a_strict_order(units: SqlUnitsOfWork, db: asyncpg.Connection) -> None:
     a, _b, c = [await add(units, title) for title in "ABC"]
     versions: dict[int, int] = pairs(await db.fetch("SELECT id, version FROM tasks"))

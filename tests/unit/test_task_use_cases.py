@@ -23,7 +23,7 @@ from todo_api.domain.tasks import (
     TaskQuery,
     sort_value,
 )
-from todo_api.use_cases.idempotency import IDEMPOTENCY_WINDOW
+from todo_api.use_cases.idempotency import IDEMPOTENCY_WINDOW, fingerprint
 from todo_api.use_cases.tasks import (
     Created,
     CreateTask,
@@ -782,3 +782,15 @@ async def test_a_delete_that_fails_half_way_keeps_the_task(
     with pytest.raises(StoreUnavailable):
         await delete.execute(ADA, milk.id)
     assert store == before
+
+
+async def test_a_create_without_a_placement_hashes_as_before_lists_existed(
+    uow: FakeUnitOfWorkFactory, clock: FakeClock
+) -> None:
+    """A retry with the same key across the deploy that added lists must still match its first answer."""
+    await CreateTask(uow, clock).execute(ADA, TaskDraft("Buy oat milk", tags=("shop",)), KEY)
+    before_lists = {
+        "title": "Buy oat milk", "description": None, "priority": "none", "tags": ["shop"], "due_at": None,
+        "completed": False,
+    }  # fmt: skip
+    assert uow.store.idempotency_keys[(ADA, KEY)].outcome.request_hash == fingerprint(before_lists)

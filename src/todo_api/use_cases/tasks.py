@@ -110,15 +110,25 @@ async def _add_task(uow: UnitOfWork, user_id: str, draft: TaskDraft, now: dateti
         raise list_not_found(draft.list_id)
     else:
         list_id, last = await inbox_id(uow, user_id, now), None
-    return await uow.tasks.add(user_id, draft, now, list_id=list_id, position=key_between(last, None))
+    try:
+        return await uow.tasks.add(user_id, draft, now, list_id=list_id, position=key_between(last, None))
+    except NotFound as gone:  # the list (or parent) was deleted after we read it: say which, as above
+        if draft.parent_id is not None:
+            raise NotFound(f"Parent task {draft.parent_id} was not found.", code="parent_not_found") from gone
+        raise list_not_found(list_id) from gone
 
 
 def _fingerprint(draft: TaskDraft) -> str:
-    values = asdict(draft)
+    # A placement left out is not hashed, so a retry of a request older than lists (the same key
+    # across the deploy that added them) still matches its first answer.
+    values = {name: value for name, value in asdict(draft).items() if value is not None or name not in _PLACEMENT}
     values["priority"] = draft.priority.label
     values["due_at"] = draft.due_at.isoformat() if draft.due_at else None
     values["tags"] = list(draft.tags)
     return fingerprint(values)
+
+
+_PLACEMENT = ("list_id", "parent_id")
 
 
 def _replay(earlier: IdempotentOutcome, request_hash: str) -> Created:

@@ -166,6 +166,12 @@ Tag = Annotated[str, Field(max_length=4 * MAX_TAG_CHARS, pattern=trimmed_text(MA
 Tags = Annotated[list[Tag], Field(max_length=MAX_TAGS, examples=[["home", "errands"]])]
 
 
+def _no_default(schema: dict[str, Any]) -> None:
+    """For a field where leaving it out (unchanged) differs from sending `null` (cleared): the
+    schema must not claim `null` is what an absent field means, or a generated client sends it."""
+    schema.pop("default", None)
+
+
 MAX_ID = 2**63 - 1
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 
@@ -198,10 +204,10 @@ class TaskUpdate(StrictInput):
     the others are not nullable, which the schema says by leaving `null` out)."""
 
     title: Title | SkipJsonSchema[None] = None
-    description: Description | None = None
+    description: Description | None = Field(default=None, json_schema_extra=_no_default)
     priority: PriorityLabel | SkipJsonSchema[None] = None
     tags: Tags | SkipJsonSchema[None] = None
-    due_at: DueAt | None = None
+    due_at: DueAt | None = Field(default=None, json_schema_extra=_no_default)
     completed: bool | SkipJsonSchema[None] = None
 
 
@@ -293,7 +299,9 @@ class TaskMove(_Placement):
         default=None, description="Another list: the task goes to its top level, with its subtasks.", examples=[7]
     )
     parent_id: Id | None = Field(
-        default=None, description="The task to become a subtask of; `null`: the top level. Left out: unchanged."
+        default=None,
+        description="The task to become a subtask of; `null`: the top level. Left out: unchanged.",
+        json_schema_extra=_no_default,
     )
 
 
@@ -323,7 +331,7 @@ class ListUpdate(StrictInput):
     """PATCH: only the fields sent change; `null` clears the colour (a name cannot be null)."""
 
     name: ListName | SkipJsonSchema[None] = None
-    color: Color | None = None
+    color: Color | None = Field(default=None, description="`null` clears it.", json_schema_extra=_no_default)
 
 
 class ListOut(Output):
@@ -336,7 +344,10 @@ class ListOut(Output):
     total_count: int = Field(description="All its tasks, subtasks included.", examples=[5])
     created_at: datetime
     updated_at: datetime
-    version: int = Field(description="Increments on every change; the ETag is this number, quoted.")
+    version: int = Field(
+        description="Increments when the list changes (not when its tasks do). Its ETag is "
+        '`"version.open_count.total_count"`; If-Match compares the version.'
+    )
 
     @staticmethod
     def fields_of(task_list: TaskList) -> dict[str, Any]:
@@ -402,7 +413,7 @@ class BulkUpdate(StrictInput):
     priority: PriorityLabel | SkipJsonSchema[None] = None
     add_tags: Tags = Field(default_factory=list)
     remove_tags: Tags = Field(default_factory=list)
-    due_at: DueAt | None = None
+    due_at: DueAt | None = Field(default=None, description="`null` clears it.", json_schema_extra=_no_default)
     list_id: Id | SkipJsonSchema[None] = None
 
 

@@ -188,14 +188,17 @@ class SqlListRepository:
         values = {"owner": task_list.user_id, "list_id": task_list.id, "name": task_list.name}
         if await _NAME_IN_USE.fetchval(self._db, **values) is not None:
             raise Conflict(_NAME_TAKEN, code="list_name_taken")
-        saved = await _SAVE.fetchval(
-            self._db,
-            **values,
-            color=task_list.color,
-            position=task_list.position,
-            updated_at=task_list.updated_at,
-            expected_version=expected_version,
-        )
+        try:
+            saved = await _SAVE.fetchval(
+                self._db,
+                **values,
+                color=task_list.color,
+                position=task_list.position,
+                updated_at=task_list.updated_at,
+                expected_version=expected_version,
+            )
+        except Conflict as taken:  # a rename that raced ours to the same name committed first
+            raise Conflict(_NAME_TAKEN, code="list_name_taken") from taken
         return None if saved is None else await self.get(task_list.user_id, task_list.id)
 
     async def order(self, user_id: str) -> list[tuple[int, str]]:

@@ -313,7 +313,10 @@ async def move_task(
     "task, in order. With `atomic` (the default) a single failure writes nothing: the answer is a 422 "
     "`bulk_not_applied` whose `results` say which tasks failed and why. With `atomic: false` what can be applied "
     "is (200), and a 422 only says that no task could be.",
-    responses={**problem_responses(401, 403), 422: {"model": BulkProblem, "description": HTTPStatus(422).phrase}},
+    responses={
+        **problem_responses(401, 403, 404),  # 404: a list deleted while the change was being made
+        422: {"model": BulkProblem, "description": HTTPStatus(422).phrase},
+    },
 )
 async def bulk_change_tasks(
     body: BulkRequest,
