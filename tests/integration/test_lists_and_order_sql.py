@@ -303,15 +303,23 @@ async def test_twenty_concurrent_bulk_completes_of_overlapping_sets_lose_no_upda
     bulk = BulkChangeTasks(units, SystemClock())
     sets = [tuple(ids[start : start + 10]) for start in range(20)]
     outcomes = await asyncio.gather(
-        *(bulk.execute(ADA, [BulkOperation("update", chosen, add_tags=(f"b{n}",))]) for n, chosen in enumerate(sets))
+        *(
+            # Each completes its set and leaves its mark, so a lost write would show.
+            bulk.execute(ADA, [BulkOperation("complete", chosen), BulkOperation("update", chosen, add_tags=(f"b{n}",))])
+            for n, chosen in enumerate(sets)
+        )
     )
     assert all(outcome.outcome.applied for outcome in outcomes)
+    assert await db.fetchval(
+        "SELECT bool_and(completed AND completed_at IS NOT NULL) FROM tasks WHERE id = ANY($1)", ids[:29]
+    )
+    assert await db.fetchval("SELECT completed FROM tasks WHERE id = $1", ids[29]) is False  # in no set
     tags: dict[int, list[str]] = pairs(await db.fetch("SELECT id, tags FROM tasks"))
     versions: dict[int, int] = pairs(await db.fetch("SELECT id, version FROM tasks"))
     for task_id in ids:
         expected = {f"b{n}" for n, chosen in enumerate(sets) if task_id in chosen}
         assert set(tags[task_id]) == expected  # every bulk's tag landed: none overwrote another's
-        assert versions[task_id] == 1 + len(expected)
+        assert versions[task_id] == 1 + len(expected)  # one version per bulk that changed it
 
 
 async def test_a_bulk_reaching_into_a_named_subtree_leaves_what_single_calls_would(

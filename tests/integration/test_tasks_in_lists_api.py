@@ -116,3 +116,18 @@ async def test_the_persons_order_is_asked_of_one_group_of_siblings(
 ) -> None:
     response = await client.get(tasks_url(), params=params, headers=user.headers)
     assert_problem(response, 422, "position_needs_group")
+
+
+async def test_positions_compare_byte_by_byte_in_the_database(
+    client: httpx.AsyncClient, user: User, db: asyncpg.Connection
+) -> None:
+    """Under a linguistic collation `a1` sorts before `Zz`; as bytes (COLLATE "C") `Zz` comes first."""
+    upper, lower = await create_task(client, user, title="Upper"), await create_task(client, user, title="Lower")
+    await db.execute("UPDATE tasks SET position = 'Zz' WHERE id = $1", upper["id"])
+    await db.execute("UPDATE tasks SET position = 'a1' WHERE id = $1", lower["id"])
+    columns = await db.fetch(
+        "SELECT table_name, collation_name FROM information_schema.columns WHERE column_name = 'position'"
+    )
+    assert {row["table_name"]: row["collation_name"] for row in columns} == {"tasks": "C", "lists": "C"}
+    in_order = await listed(client, user, list_id=upper["list_id"], parent_id="none", sort="position")
+    assert in_order == ["Upper", "Lower"]
