@@ -8,11 +8,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.ordering_support import crowded_after
 from todo_api.domain.ordering import (
     MAX_KEY_CHARS,
     OrderKeyError,
     is_strictly_ordered,
     key_between,
+    key_with_room,
     keys_between,
     needs_rebalance,
 )
@@ -91,3 +93,10 @@ def test_a_thousand_appends_keep_keys_short() -> None:
 def test_keys_without_room_between_them_are_refused(before: str | None, after: str | None) -> None:
     with pytest.raises(OrderKeyError):
         key_between(before, after)
+
+
+def test_a_key_with_room_is_between_or_none_when_the_group_needs_a_rebalance() -> None:
+    assert key_with_room("a0", "a1") == key_between("a0", "a1")
+    assert key_with_room("a0", "a0") is None  # a tie: two moves raced to one gap
+    assert key_with_room("a0", crowded_after("a0")) is None  # as ~370 moves into one gap leave it
+    assert key_with_room(None, None) == key_between(None, None)

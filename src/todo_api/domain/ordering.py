@@ -85,6 +85,16 @@ def needs_rebalance(key: str) -> bool:
     return len(key) > MAX_KEY_CHARS
 
 
+def key_with_room(low: str | None, high: str | None) -> str | None:
+    """A key strictly between two neighbours, or None when their group must be rebalanced first:
+    the neighbours are equal (two moves raced to one gap) or the key would pass MAX_KEY_CHARS."""
+    try:
+        key = key_between(low, high)
+    except OrderKeyError:
+        return None
+    return None if needs_rebalance(key) else key
+
+
 def is_strictly_ordered(keys: Sequence[str]) -> bool:
     return all(left < right for left, right in itertools.pairwise(keys))
 

@@ -13,7 +13,7 @@ from todo_api.domain.lists import (
     normalise_color,
     normalise_list_name,
 )
-from todo_api.domain.ordering import OrderKeyError, key_between, keys_between, needs_rebalance
+from todo_api.domain.ordering import key_between, key_with_room, keys_between
 from todo_api.domain.ports import Clock, ListPosition, UnitOfWork, UnitOfWorkFactory
 from todo_api.domain.tasks import UNSET, Unset
 from todo_api.use_cases.retries import retry_transient
@@ -169,11 +169,8 @@ class MoveList:
             now = self._clock.now()
             low = others[index - 1][1] if index > 0 else None
             high = others[index][1] if index < len(others) else None
-            try:
-                position = key_between(low, high)
-            except OrderKeyError:
-                position = None
-            if position is None or needs_rebalance(position):
+            position = key_with_room(low, high)
+            if position is None:
                 ids = [entry[0] for entry in others]
                 ids.insert(index, list_id)
                 fresh = dict(zip(ids, keys_between(None, None, len(ids)), strict=True))

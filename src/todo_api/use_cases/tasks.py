@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 
 from todo_api.domain.errors import InvalidInput, NotFound, PreconditionFailed
-from todo_api.domain.ordering import OrderKeyError, key_between, keys_between, needs_rebalance
+from todo_api.domain.ordering import OrderKeyError, key_between, key_with_room, keys_between
 from todo_api.domain.ports import Clock, IdempotentOutcome, UnitOfWork, UnitOfWorkFactory
 from todo_api.domain.tasks import (
     MAX_DEPTH,
@@ -347,18 +347,14 @@ async def _position_in(
 ) -> str:
     """A key between the new neighbours; when there is no room (two equal keys, or keys grown too
     long), the group gets fresh, evenly spread keys first."""
-    for attempt in range(2):
+    for _ in range(2):
         if anchor is None:
             low, high = await uow.tasks.last_position(user_id, list_id, parent_id), None
         elif move.after_id is not None:
             low, high = anchor.position, await uow.tasks.neighbour(anchor, after=True)
         else:
             low, high = await uow.tasks.neighbour(anchor, after=False), anchor.position
-        try:
-            key = key_between(low, high)
-        except OrderKeyError:
-            key = None
-        if key is not None and (attempt or not needs_rebalance(key)):
+        if (key := key_with_room(low, high)) is not None:
             return key
         siblings = await uow.tasks.sibling_ids(user_id, list_id, parent_id)
         fresh = dict(zip(siblings, keys_between(None, None, len(siblings)), strict=True))
