@@ -30,7 +30,7 @@ import asyncpg
 import orjson
 import uvloop
 from bench import database as db
-from bench.load import FAILURES, HOST, Connection, Run, drive, fetch, percentile, wrk, wrk_script
+from bench.load import FAILURES, HOST, Connection, Run, drive, fetch, percentile, send_all, wrk, wrk_script, wrk_threads
 from bench.scenarios import BY_KEY, DEPTH, SCENARIOS, Fixtures, Scenario, fixtures, http_request, mixed
 
 RESULTS = db.ROOT / "bench-results"
@@ -53,11 +53,11 @@ def options(argv: Sequence[str]) -> argparse.Namespace:
     add("--python-load", action="store_true", help="the Python generator instead of wrk")
     add("--only", default="", help="compare these scenarios (comma-separated keys) only, no fixed-rate runs")
     add("--log-level", default="INFO", help="the API's LOG_LEVEL (production's INFO; before issue 12: WARNING)")
-    add("--quick", action="store_true", help="smoke test: 2 s runs, 1 round, 1 s warm-up, a 71,000-task seed")
+    add("--quick", action="store_true", help="smoke test: 2 s runs, 1 round, 1 s warm-up, a 91,000-task seed")
     load = (o := parser.parse_args(argv)).mode == "load"
     o.workers, o.duration = o.workers or (2 if load else 1), o.duration or (60.0 if load else 10.0)
     o.connections, o.warmup = o.connections or (16 if load else 32), o.warmup or (10.0 if load else 2.0)
-    o.users, o.tasks_per_user, o.deep_tasks = (200, 100, DEPTH + 1000) if o.quick else (1000, 1000, 60_000)
+    o.users, o.tasks_per_user, o.deep_tasks = (200, 200, DEPTH + 1000) if o.quick else (1000, 1000, 60_000)
     if o.quick:
         o.duration, o.rounds, o.warmup = min(o.duration, 2.0), 1, 1.0
     return o
@@ -164,25 +164,35 @@ class Compare:
     async def closed(self, scenario: Scenario, side: str, duration_s: float, connections: int = 0) -> Run:
         conns, port = connections or scenario.connections or self.o.connections, self.servers[side].port
         if self.wrk is None:
-            return (await drive(port, scenario.requests(self.fx), conns, duration_s)).run(duration_s)
-        if not (script := self.scratch / f"{scenario.key}.lua").exists():
-            wrk_script(script, scenario.requests(self.fx))
+            lanes = scenario.lanes(self.fx, conns, conns) if scenario.undo else ()
+            return (await drive(port, scenario.requests(self.fx), conns, duration_s, lanes=lanes)).run(duration_s)
+        if not (script := self.scratch / f"{scenario.key}-{conns}.lua").exists():
+            wrk_script(script, scenario.lanes(self.fx, wrk_threads(conns), conns))
         return await wrk(self.wrk, script, port, conns, duration_s)
+
+    async def undo(self, scenario: Scenario, side: str) -> None:
+        """Before each run of a scenario with an `undo`: every task as `undo` leaves it, where lanes start."""
+        if scenario.undo is not None:
+            await send_all(self.servers[side].port, scenario.undoing(self.fx))
 
     async def scenario(self, scenario: Scenario) -> dict[str, Any]:
         for side in self.servers:
+            await self.undo(scenario, side)
             await self.closed(scenario, side, self.o.warmup)
         runs: dict[str, list[Run]] = {"api": [], "baseline": []}
-        opened = {"api": 0, "baseline": 0}
+        opened, written = {"api": 0, "baseline": 0}, {"api": 0, "baseline": 0}
         for side in self.turns():
-            before = await db.sessions(self.monitor)
+            await self.undo(scenario, side)
+            before, versions = await db.sessions(self.monitor), await db.task_versions(self.monitor, scenario.writes)
             runs[side].append(await self.closed(scenario, side, self.o.duration))
             await asyncio.sleep(1.0)  # the server's backends publish their statistics
             opened[side] += await db.sessions(self.monitor) - before
+            written[side] += await db.task_versions(self.monitor, scenario.writes) - versions
+        await self.undo(scenario, "baseline")  # and after the last: the tasks as the seed made them
         result: dict[str, Any] = {"key": scenario.key, "title": scenario.title}
         for side, server in self.servers.items():
             result[side] = {**summary(runs[side]), "connections_opened": opened[side], "rss_mib": server.rss()}
-            result[side]["runs"] = runs[side]
+            result[side] |= {"task_writes": written[side], "runs": runs[side]}
         api, base = result["api"], result["baseline"]
         result["ratio"] = api["rps"] / base["rps"] if base["rps"] else 0.0
         say(f"  {scenario.title:<26} API {api['rps']:8.1f} req/s   baseline {base['rps']:8.1f} req/s   "
@@ -207,7 +217,8 @@ class Compare:
         return {"rate": rate, "logins_rps": logins, "runs": {key: summary(value) for key, value in runs.items()}}
 
     async def parity(self, scenarios: Sequence[Scenario]) -> list[str]:
-        """Each scenario's first request to both: reads must answer the same JSON, writes the same keys."""
+        """Each scenario's first request to both: reads (and writes with an `undo`, whose answer does not
+        depend on what was written) must answer the same JSON, other writes the same keys."""
         notes = []
         for scenario in scenarios:
             message = scenario.requests(self.fx)[0].data
@@ -217,7 +228,7 @@ class Compare:
                     f"{scenario.title}: API {a_status} {a_body[:300]!r}, baseline {b_status} {b_body[:300]!r}"
                 )
             a, b = orjson.loads(a_body), orjson.loads(b_body)
-            if (a.keys() != b.keys()) if scenario.writes else (a != b):
+            if (a.keys() != b.keys()) if scenario.writes and not scenario.undo else (a != b):
                 notes.append(f"{scenario.title}: the JSON differs (API {a_body[:200]!r} / baseline {b_body[:200]!r})")
         return notes
 
@@ -288,6 +299,10 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
         print("| " + " | ".join(cells) + " |")
 
 
+def written(side: dict[str, Any]) -> float:
+    return float(side["task_writes"]) / max(1.0, float(sum(run["ok"] for run in side["runs"])))
+
+
 def print_compare(r: dict[str, Any], o: argparse.Namespace) -> None:
     rows = []
     for s in r["scenarios"]:
@@ -311,6 +326,10 @@ def print_compare(r: dict[str, Any], o: argparse.Namespace) -> None:
               f"with them in flight the API's p99 is {busy['p99_ms'] / alone['p99_ms']:.1f}x its p99 alone.\n"
               f"RSS per worker, MiB: after the run API {mib(after['api'])}, baseline {mib(after['baseline'])}; "
               f"after a second list pass API {mib(second['api'])}, baseline {mib(second['baseline'])}.")  # fmt: skip
+    if writes := [s for s in r["scenarios"] if s["api"]["task_writes"] or s["baseline"]["task_writes"]]:
+        each = [f"{s['title']} {written(s['api']):.2f} / {written(s['baseline']):.2f}" for s in writes]
+        print("\nTask rows written per answered request, API / baseline (the growth of the sum of `version`; "
+              f"requests in flight when a run ends count too): {', '.join(each)}")  # fmt: skip
     for note in r["parity_notes"]:
         print(f"note: {note}")
 

@@ -45,6 +45,10 @@ PRIORITIES = ("none", "low", "medium", "high")
 _PRIORITY = {label: value for value, label in enumerate(PRIORITIES)}
 _REQUIRED = {"require_exp": True, "require_sub": True, "require_iat": True, "leeway": 10}
 _UNUSABLE = (JOSEError, ValueError, TypeError, AttributeError, KeyError, RecursionError, OverflowError)
+# The sorts the baseline serves: column, direction, keyset comparison, the cast the API gives the
+# cursor's value (`position` is `varchar COLLATE "C"`; the column's collation decides).
+_SORTS = {"-created_at": ("created_at", "DESC", "<", ""), "position": ("position", "ASC", ">", "::varchar")}
+_SORT_ALIASES = {"-created": "-created_at"}
 _TASK_FIELDS = frozenset({"title", "description", "priority", "tags", "due_at", "completed"})
 _COLUMNS = (
     "id, user_id, title, description, completed, completed_at, priority, tags, due_at, created_at, updated_at, version,"
@@ -76,6 +80,30 @@ _INSERT_SQL = f"""
 INSERT INTO tasks (user_id, completed_at, created_at, updated_at, title, description, completed, priority, tags, due_at,
                    list_id, position)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING {_COLUMNS}"""  # noqa: S608
+# The API's statement for the open subtasks of tasks just completed, at any depth.
+_COMPLETE_DESCENDANTS_SQL = """
+WITH RECURSIVE down(id, depth) AS (
+    SELECT id, 1 FROM tasks WHERE parent_id = ANY($1::bigint[]) AND user_id = $2
+    UNION ALL
+    SELECT tasks.id, down.depth + 1 FROM tasks JOIN down ON tasks.parent_id = down.id WHERE down.depth < 16
+)
+UPDATE tasks SET completed = true, completed_at = $3, updated_at = $3, version = version + 1
+WHERE id IN (SELECT id FROM down) AND completed IS false"""
+_MAX_BULK = 100
+_LOCK_MANY_SQL = "SELECT id, completed FROM tasks WHERE id = ANY($1::bigint[]) AND user_id = $2 ORDER BY id FOR UPDATE"
+# The tasks whose state changes and, when completing, their pending subtasks (the API's rule), in
+# one statement; `completed_at` keeps the first completion, reopening clears it.
+_STATUS_MANY_SQL = """
+WITH RECURSIVE named(id, depth) AS (
+    SELECT unnest($1::bigint[]), 0
+    UNION ALL
+    SELECT tasks.id, named.depth + 1 FROM tasks JOIN named ON tasks.parent_id = named.id
+    WHERE $3 AND tasks.user_id = $2 AND named.depth < 16
+)
+UPDATE tasks SET completed = $3, completed_at = CASE WHEN $3 THEN $4::timestamptz END, updated_at = $4,
+  version = version + 1
+WHERE id IN (SELECT id FROM named) AND user_id = $2 AND completed IS DISTINCT FROM $3
+RETURNING id"""
 _SAVE_SQL = f"""
 UPDATE tasks SET completed_at = $4, updated_at = $5, version = version + 1, title = $6, description = $7,
   completed = $8, priority = $9, tags = $10, due_at = $11
@@ -83,9 +111,9 @@ WHERE id = $1 AND user_id = $2 AND version = $3 RETURNING {_COLUMNS}"""  # noqa:
 
 
 class Problem(Exception):
-    def __init__(self, status: int, code: str, detail: str) -> None:
+    def __init__(self, status: int, code: str, detail: str, extensions: dict[str, Any] | None = None) -> None:
         super().__init__(detail)
-        self.status, self.code, self.detail = status, code, detail
+        self.status, self.code, self.detail, self.extensions = status, code, detail, extensions or {}
 
 
 def access_token(secret: str, issuer: str, audience: str, user_id: str, session_id: str, lifetime_s: int) -> str:
@@ -97,28 +125,27 @@ def access_token(secret: str, issuer: str, audience: str, user_id: str, session_
 
 
 class Cursors:
-    """Byte for byte the API's `CursorCodec`, for the one sort the baseline serves."""
-
-    SORT = "-created_at"
+    """Byte for byte the API's `CursorCodec`, for the sorts the baseline serves (`_SORTS`)."""
 
     def __init__(self, key: str) -> None:
         self._key = hashlib.sha256(b"todo-api cursor " + key.encode()).digest()
 
-    def encode(self, created_at: datetime, task_id: int) -> str:
-        payload = json.dumps([self.SORT, created_at.isoformat(), task_id], separators=(",", ":")).encode()
+    def encode(self, sort: str, value: datetime | str, task_id: int) -> str:
+        raw = value.isoformat() if isinstance(value, datetime) else value
+        payload = json.dumps([sort, raw, task_id], separators=(",", ":")).encode()
         signed = payload + hmac.new(self._key, payload, hashlib.sha256).digest()[:16]
         return base64.urlsafe_b64encode(signed).rstrip(b"=").decode()
 
-    def decode(self, cursor: str) -> tuple[datetime, int]:
+    def decode(self, cursor: str, sort: str) -> tuple[datetime | str, int]:
         try:
             raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
             payload, signature = raw[:-16], raw[-16:]
             if not hmac.compare_digest(signature, hmac.new(self._key, payload, hashlib.sha256).digest()[:16]):
                 raise ValueError("bad signature")
-            sort, value, task_id = json.loads(payload)
-            if sort != self.SORT:
+            issued_for, value, task_id = json.loads(payload)
+            if issued_for != sort or not isinstance(value, str):
                 raise ValueError("another sort")
-            return datetime.fromisoformat(value), int(task_id)
+            return (datetime.fromisoformat(value) if sort == "-created_at" else value), int(task_id)
         except (ValueError, TypeError) as error:
             raise Problem(400, "invalid_cursor", "The cursor is not one this API issued.") from error
 
@@ -184,6 +211,24 @@ def _draft(body: bytes) -> dict[str, Any]:
             "completed": completed}  # fmt: skip
 
 
+def _status_change(body: bytes) -> tuple[str, list[int], bool]:
+    """The API's BulkRequest checks, for the one kind the baseline serves: a single complete or reopen."""
+    data, error = _json(body), Problem(422, "validation_failed", "The baseline serves one complete or reopen only.")
+    if not isinstance(data, dict) or not set(data) <= {"operations", "atomic"}:
+        raise error
+    operations, atomic = data.get("operations"), data.get("atomic", True)
+    if not isinstance(operations, list) or len(operations) != 1 or not isinstance(atomic, bool):
+        raise error
+    if not isinstance(operation := operations[0], dict) or set(operation) != {"op", "task_ids"}:
+        raise error
+    op, task_ids = operation["op"], operation["task_ids"]
+    if op not in ("complete", "reopen") or not isinstance(task_ids, list) or not 1 <= len(task_ids) <= _MAX_BULK:
+        raise error
+    if not all(type(task_id) is int and 1 <= task_id <= 2**63 - 1 for task_id in task_ids):
+        raise Problem(422, "validation_failed", "A task id is a positive integer.")
+    return op, task_ids, atomic
+
+
 def _completion(body: bytes) -> bool | None:
     """The API's optional CompletionUpdate body: absent or `{}` toggles, `{"completed": b}` sets."""
     if not body.strip():
@@ -245,7 +290,7 @@ class Baseline:
             body = _dumps({"type": f"https://todo-api.dev/problems/{problem.code}",
                            "title": HTTPStatus(problem.status).phrase, "status": problem.status,
                            "detail": problem.detail, "instance": scope["path"], "code": problem.code,
-                           "request_id": request_id})  # fmt: skip
+                           "request_id": request_id, **problem.extensions})  # fmt: skip
         headers += [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
         headers += [*self._headers, (b"x-request-id", request_id.encode())]
         await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -279,6 +324,8 @@ class Baseline:
                 return await self._list(scope, owner)
             if len(parts) == 4 and method == "POST":
                 return await self._create(owner, await _body(receive))
+            if len(parts) == 5 and parts[4] == "bulk" and method == "POST":
+                return await self._bulk(owner, await _body(receive))
             task_id = _task_id(parts[4]) if len(parts) >= 5 else 0
             if len(parts) == 5 and method == "GET":
                 return await self._get(owner, task_id, _header(scope, b"if-none-match"))
@@ -316,23 +363,22 @@ class Baseline:
 
     async def _list(self, scope: Scope, owner: str) -> Answer:
         params = parse_qsl(scope["query_string"].decode("latin-1"))
-        sql, args, limit = self._list_query(owner, params)
+        sql, args, limit, sort = self._list_query(owner, params)
         rows = await self.pool.fetch(sql, *args)
         page, more = rows[:limit], len(rows) > limit
-        next_cursor = self._cursors.encode(page[-1]["created_at"], page[-1]["id"]) if more else None
+        next_cursor = self._cursors.encode(sort, page[-1][_SORTS[sort][0]], page[-1]["id"]) if more else None
         headers: Headers = []
         if next_cursor is not None:
             query = urlencode([(k, v) for k, v in params if k != "cursor"] + [("cursor", next_cursor)])
-            host = _header(scope, b"host") or "localhost"
-            headers.append((b"link", f'<http://{host}{scope["path"]}?{query}>; rel="next"'.encode()))
+            headers.append((b"link", f'<{scope["path"]}?{query}>; rel="next"'.encode()))
         meta = {"next_cursor": next_cursor, "limit": limit, "total": None}
         return 200, _dumps({"data": [_task_json(row) for row in page], "meta": meta}), headers
 
-    def _list_query(self, owner: str, params: list[tuple[str, str]]) -> tuple[str, list[Any], int]:
-        """The API's listing statement, for the default order: the same conditions in the same order."""
+    def _list_query(self, owner: str, params: list[tuple[str, str]]) -> tuple[str, list[Any], int, str]:
+        """The API's listing statement, for the sorts in `_SORTS`: the same conditions in the same order."""
         single = dict(params)
-        if single.get("sort", "-created_at") not in ("-created_at", "-created"):
-            raise Problem(422, "invalid_sort", "The baseline sorts by -created_at only.")
+        if (sort := _SORT_ALIASES.get(raw := single.get("sort", "-created_at"), raw)) not in _SORTS:
+            raise Problem(422, "invalid_sort", f"The baseline sorts by {' or '.join(_SORTS)} only.")
         limit = int(single.get("limit", "20"))
         if not 1 <= limit <= 100:
             raise Problem(422, "invalid_limit", "`limit` is between 1 and 100.")
@@ -353,11 +399,18 @@ class Baseline:
             conditions.append(
                 f"(title ILIKE {arg(pattern)} ESCAPE '\\' OR description ILIKE {arg(pattern)} ESCAPE '\\')"
             )
+        if (list_id := single.get("list_id")) is not None:
+            conditions.append(f"list_id = {arg(_task_id(list_id))}::bigint")
+        if (parent := single.get("parent_id")) is not None:
+            if parent != "none":
+                raise Problem(422, "validation_failed", "The baseline lists top-level tasks (`parent_id=none`) only.")
+            conditions.append("parent_id IS NULL")
+        column, direction, after, cast = _SORTS[sort]
         if cursor := single.get("cursor"):
-            created_at, task_id = self._cursors.decode(cursor)
-            conditions.append(f"(created_at, id) < ({arg(created_at)}, {arg(task_id)})")
-        order = f"ORDER BY created_at DESC, id DESC LIMIT {arg(limit + 1)}"
-        return f"SELECT {_COLUMNS} FROM tasks WHERE {' AND '.join(conditions)} {order}", args, limit  # noqa: S608
+            value, task_id = self._cursors.decode(cursor, sort)
+            conditions.append(f"({column}, id) {after} ({arg(value)}{cast}, {arg(task_id)})")
+        order = f"ORDER BY {column} {direction}, id {direction} LIMIT {arg(limit + 1)}"
+        return f"SELECT {_COLUMNS} FROM tasks WHERE {' AND '.join(conditions)} {order}", args, limit, sort  # noqa: S608
 
     async def _get(self, owner: str, task_id: int, if_none_match: str | None) -> Answer:
         row = await self.pool.fetchrow(_GET_SQL, task_id, owner)
@@ -399,9 +452,31 @@ class Baseline:
                     _SAVE_SQL, task_id, owner, task["version"], now if completed else None, now, task["title"],
                     task["description"], completed, task["priority"], task["tags"], task["due_at"],
                 )  # fmt: skip
+                if saved is not None and completed:  # completing a task completes its open subtasks
+                    await connection.execute(_COMPLETE_DESCENDANTS_SQL, [task_id], owner, now)
             if saved is not None:
                 return 200, _dumps(_task_json(saved)), [(b"etag", f'"{saved["version"]}"'.encode())]
         raise Problem(503, "service_unavailable", "The task is changing too fast; try again.")
+
+    async def _bulk(self, owner: str, body: bytes) -> Answer:
+        """One locked read of the named tasks (in id order, as the API locks them), one UPDATE of those
+        whose state changes (with, when completing, their subtasks), one result per task named."""
+        op, task_ids, atomic = _status_change(body)
+        completed = op == "complete"
+        async with self.pool.acquire() as connection, connection.transaction():
+            rows = await connection.fetch(_LOCK_MANY_SQL, sorted(set(task_ids)), owner)
+            found: dict[int, bool] = {row["id"]: row["completed"] for row in rows}
+            missing = [task_id for task_id in task_ids if task_id not in found]
+            results = [{"task_id": task_id, "op": op, "code": "ok", "message": None} for task_id in task_ids]
+            for result in results:
+                if result["task_id"] in missing:
+                    result |= {"code": "task_not_found", "message": f"Task {result['task_id']} was not found."}
+            if missing and atomic:
+                detail = f"{len(missing)} of {len(results)} tasks cannot be changed, so none was; see `results`."
+                raise Problem(422, "bulk_not_applied", detail, {"results": results})
+            if changing := [task_id for task_id, was in found.items() if was != completed]:
+                await connection.fetch(_STATUS_MANY_SQL, changing, owner, completed, datetime.now(UTC))
+        return 200, _dumps({"applied": True, "results": results}), []
 
     async def _login(self, scope: Scope, body: bytes) -> Answer:
         try:

@@ -73,9 +73,9 @@ SELECT s.user_id, s.title, s.description, s.done,
        inbox.id,
        -- An order key (domain/ordering.py) for each user's tasks in creation order: `c` and three
        -- base-62 digits, enough for the deep user's 60,000.
-       'c' || substr($15, 1 + ((row_number() OVER w - 1) / 3844) % 62, 1)
-           || substr($15, 1 + ((row_number() OVER w - 1) / 62) % 62, 1)
-           || substr($15, 1 + (row_number() OVER w - 1) % 62, 1)
+       'c' || substr($15::text, (1 + ((row_number() OVER w - 1) / 3844) % 62)::int, 1)
+           || substr($15::text, (1 + ((row_number() OVER w - 1) / 62) % 62)::int, 1)
+           || substr($15::text, (1 + (row_number() OVER w - 1) % 62)::int, 1)
 FROM (
     SELECT md5('bench-user-' || u.i) AS user_id,
            now() - random() * interval '730 days' AS created_at,
@@ -213,3 +213,9 @@ async def sessions(monitor: asyncpg.Connection) -> int:
     """Connections PostgreSQL has accepted into the database so far (published within about a second)."""
     await monitor.execute("SELECT pg_stat_clear_snapshot()")
     return int(await monitor.fetchval("SELECT sessions FROM pg_stat_database WHERE datname = current_database()"))
+
+
+async def task_versions(monitor: asyncpg.Connection, wanted: bool = True) -> int:
+    """The sum of every task's `version` (0 unless `wanted`): a created task adds 1 and every change
+    to a task adds 1, so its growth over a run counts the task rows a scenario wrote."""
+    return int(await monitor.fetchval("SELECT coalesce(sum(version), 0) FROM tasks")) if wanted else 0

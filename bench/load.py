@@ -81,9 +81,16 @@ async def fetch(port: int, message: bytes) -> tuple[int, bytes]:
 
 
 async def drive(
-    port: int, requests: Sequence[Request], connections: int, duration_s: float, rate: float | None = None
+    port: int,
+    requests: Sequence[Request],
+    connections: int,
+    duration_s: float,
+    rate: float | None = None,
+    lanes: Sequence[Sequence[Request]] = (),
 ) -> Tally:
-    """Closed loop on `connections` connections, or open loop at `rate` requests/s sharing them."""
+    """Closed loop on `connections` connections, or open loop at `rate` requests/s sharing them.
+    Closed loop, each connection goes round `requests` from its own offset, or with `lanes` (one
+    per connection, `Scenario.lanes`) round its own lane from the start."""
     tally, idle = Tally(), asyncio.Queue[Connection]()
     for _ in range(connections):
         idle.put_nowait(Connection(port))
@@ -105,12 +112,13 @@ async def drive(
         finally:
             idle.put_nowait(connection)
 
-    async def closed(index: int) -> None:
+    async def closed(lane: Sequence[Request], index: int) -> None:
         while (now := time.perf_counter()) < end:
-            await send(requests[(index := index + 1) % len(requests)], now)
+            await send(lane[(index := index + 1) % len(lane)], now)
 
     if rate is None:
-        await asyncio.gather(*(closed(number * 7919) for number in range(connections)))
+        walkers = [(lanes[n % len(lanes)], -1) if lanes else (requests, n * 7919) for n in range(connections)]
+        await asyncio.gather(*(closed(lane, index) for lane, index in walkers))
     else:
         pending: set[asyncio.Task[None]] = set()
         for index in range(int(rate * duration_s)):
@@ -126,12 +134,17 @@ async def drive(
     return tally
 
 
-_LUA = """local requests = {
+# One lane: each thread goes round it from its own offset; lanes (one per thread): round its own from the start.
+_LUA = """local lanes = {
 %s
 }
-local count, index, threads = #requests, 0, 0
-function setup(thread) threads = threads + 1; thread:set("offset", threads * 7919) end
-function init(args) index = (offset or 0) %% count end
+local requests, count, index, threads = lanes[1], #lanes[1], 0, 0
+function setup(thread) threads = threads + 1; thread:set("number", threads) end
+function init(args)
+  requests = lanes[((number or 1) - 1) %% #lanes + 1]
+  count = #requests
+  index = #lanes > 1 and 0 or ((number or 1) * 7919) %% count
+end
 function request() index = index %% count + 1; return requests[index] end
 function done(summary, latency, reqs)
   local e = summary.errors
@@ -142,17 +155,38 @@ end
 """
 
 
-def wrk_script(path: Path, requests: Sequence[Request]) -> None:
+def wrk_script(path: Path, lanes: Sequence[Sequence[Request]]) -> None:
     def lua(text: str) -> str:
         return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\r", "\\r").replace("\n", "\\n") + '"'
 
-    path.write_text(_LUA % ",\n".join(lua(request.data.decode()) for request in requests))
+    path.write_text(_LUA % ",\n".join("{" + ",\n".join(lua(r.data.decode()) for r in lane) + "}" for lane in lanes))
+
+
+def wrk_threads(connections: int) -> int:
+    return min(2, connections)
+
+
+async def send_all(port: int, requests: Sequence[Request], connections: int = 8) -> None:
+    """Each request once, on a few connections (not measured); an unexpected answer stops the run."""
+    queue = list(reversed(requests))
+
+    async def worker() -> None:
+        connection = Connection(port)
+        try:
+            while queue:
+                request = queue.pop()
+                if (answer := await connection.send(request.data))[0] != request.expect:
+                    raise RuntimeError(f"{request.key}: expected {request.expect}, got {answer[0]} {answer[1][:300]!r}")
+        finally:
+            connection.close()
+
+    await asyncio.gather(*(worker() for _ in range(connections)))
 
 
 async def wrk(executable: str, script: Path, port: int, connections: int, duration_s: float) -> Run:
     """A closed-loop wrk run (2 threads) over the script's requests in turn; non-2xx/3xx are errors."""
     process = await asyncio.create_subprocess_exec(
-        executable, f"-t{min(2, connections)}", f"-c{connections}", f"-d{max(1, round(duration_s))}s",
+        executable, f"-t{wrk_threads(connections)}", f"-c{connections}", f"-d{max(1, round(duration_s))}s",
         "--timeout=10s", "-s", str(script), f"http://{HOST}:{port}", stdout=asyncio.subprocess.PIPE
     )  # fmt: skip
     output = (await process.communicate())[0].decode(errors="replace")

@@ -13,19 +13,24 @@ from bench import database as db
 from bench.baseline import PRIORITIES, Cursors, access_token
 
 DEPTH = 50_000
+BATCH = 100  # tasks per bulk change: the API's most
 WRONG = "not-the-right-password-at-all-42"
+_SKIP = object()  # what a body function answers for a sample the scenario cannot use
 
 
 class Sample(NamedTuple):
     user: int  # the seeded account: user<n>@bench.example
     token: str
     task: int  # one of its tasks
+    inbox: int  # its Inbox's id
+    batch: tuple[int, ...] = ()  # BATCH of its pending top-level tasks (the same for all its samples)
 
 
 class Fixtures(NamedTuple):
     samples: list[Sample]  # 2,000 (user, task) pairs over 200 users
     deep: Sample
-    cursor: str
+    cursor: str  # the deep user's at row 50,000 by -created_at
+    position_cursor: str  # ... and in the person's order (its Inbox's top level by position)
 
 
 class Request(NamedTuple):
@@ -38,10 +43,16 @@ class Request(NamedTuple):
 class Scenario:
     """`Scenario("archive", "archive a task", "POST", "/api/me/tasks/{task}/archive", expect=204, mix=3)`.
 
-    `path` may name `{task}` (one of the user's tasks) and `{cursor}` (the deep user's at row 50,000);
-    `body` is JSON or a function of a seeded `random.Random` and the `Sample`; `user` is "sample" (200
-    accounts, another per request), "deep" or "anonymous" (no token; a login's e-mail is the sample's).
-    `baseline`: the baseline serves it, so `compare` measures it; `mix`: its weight in `load`.
+    `path` may name `{task}` (one of the user's tasks), `{inbox}` (its Inbox), `{cursor}` and
+    `{position_cursor}` (the deep user's at row 50,000); `body` is JSON or a function of a seeded
+    `random.Random` and the `Sample` (answering `_SKIP` for a sample it cannot use); `user` is
+    "sample" (200 accounts, another per request), "deep" or "anonymous" (no token; a login's e-mail
+    is the sample's). `baseline`: the baseline serves it, so `compare` measures it; `mix`: its
+    weight in `load`.
+
+    `undo`: the body that reverses `body`, for a write that would change nothing the second time
+    (completing completed tasks). Each walker then sends its own share of the requests, then the
+    same share undone, round and round (`lanes`), and every `undo` is sent once before each run.
     """
 
     key: str
@@ -55,17 +66,44 @@ class Scenario:
     baseline: bool = True
     mix: int = 0
     connections: int = 0  # wrk connections when not --connections
+    undo: Callable[[random.Random, Sample], object] | None = None
 
     def requests(self, fixtures: Fixtures) -> list[Request]:
         """The distinct requests drawn over the samples, the same every run."""
-        draw, requests = random.Random(self.key), {}
+        return [request for request, _ in self._pairs(fixtures)]
+
+    def undoing(self, fixtures: Fixtures) -> list[Request]:
+        """With `undo`: the request that reverses each of `requests`, in the same order."""
+        return [undo for _, undo in self._pairs(fixtures) if undo is not None]
+
+    def lanes(self, fixtures: Fixtures, walkers: int, connections: int) -> list[list[Request]]:
+        """The requests in the order walkers (wrk's threads, or the generator's connections) send them
+        on `connections` connections. Without `undo`: one lane, which every walker goes round from its
+        own offset. With it: a lane per walker, its share of the requests and then the same share
+        undone, so a request and its undo are half a lane apart (more than the walker has in flight)
+        and, walked from the start on tasks as the `undo`s left them, every request changes everything
+        it names."""
+        if self.undo is None:
+            return [self.requests(fixtures)]
+        if len(pairs := self._pairs(fixtures)) < 2 * connections:
+            raise RuntimeError(f"{self.title}: {len(pairs)} requests for {connections} connections; seed more users")
+        return [[r for r, _ in pairs[k::walkers]] + [u for _, u in pairs[k::walkers] if u] for k in range(walkers)]
+
+    def _pairs(self, fixtures: Fixtures) -> list[tuple[Request, Request | None]]:
+        draw, pairs = random.Random(self.key), dict[bytes, tuple[Request, Request | None]]()
         for sample in fixtures.samples:
             who = fixtures.deep if self.user == "deep" else sample
-            body = self.body(draw, sample) if callable(self.body) else self.body
             token = None if self.user == "anonymous" else who.token
-            message = http_request(self.method, self.path.format(task=who.task, cursor=fixtures.cursor), token, body)
-            requests[message] = Request(self.key, self.expect, message)
-        return list(requests.values())
+            path = self.path.format(
+                task=who.task, inbox=who.inbox, cursor=fixtures.cursor, position_cursor=fixtures.position_cursor
+            )
+            if (body := self.body(draw, sample) if callable(self.body) else self.body) is _SKIP:
+                continue
+            message, undo = http_request(self.method, path, token, body), None
+            if self.undo is not None:
+                undo = Request(self.key, self.expect, http_request(self.method, path, token, self.undo(draw, sample)))
+            pairs.setdefault(message, (Request(self.key, self.expect, message), undo))
+        return list(pairs.values())
 
 
 def http_request(method: str, path: str, token: str | None = None, body: object = None) -> bytes:
@@ -101,8 +139,19 @@ def _priority(draw: random.Random, _: Sample) -> dict[str, object]:
     return {"priority": draw.choice(PRIORITIES)}
 
 
+def _bulk(op: str) -> Callable[[random.Random, Sample], object]:
+    """A bulk status change of the sample user's BATCH pending tasks (none for a user without them)."""
+
+    def body(_: random.Random, sample: Sample) -> object:
+        return {"operations": [{"op": op, "task_ids": list(sample.batch)}], "atomic": True} if sample.batch else _SKIP
+
+    return body
+
+
 TASKS, LOGIN = "/api/me/tasks", "/api/auth/login"
 SEARCH = "status=pending&priority=high&priority=medium&tag=work&q=report"
+BULK = TASKS + "/bulk"
+ORDER = TASKS + "?sort=position&parent_id=none&list_id={inbox}"  # the person's order: its Inbox's top level
 SCENARIOS = (
     Scenario("list", "list first page", "GET", TASKS, mix=25),
     Scenario("deep", f"list at depth {DEPTH:,}", "GET", TASKS + "?cursor={cursor}", user="deep"),
@@ -111,6 +160,9 @@ SCENARIOS = (
     Scenario("toggle", "toggle complete", "PATCH", TASKS + "/{task}/complete", writes=True, mix=10),
     Scenario("search", "filtered + searched list", "GET", f"{TASKS}?{SEARCH}"),
     Scenario("login", "login", "POST", LOGIN, _login(db.PASSWORD), "anonymous", writes=True, mix=2, connections=4),
+    Scenario("bulk", f"bulk complete of {BATCH}", "POST", BULK, _bulk("complete"), writes=True, undo=_bulk("reopen")),
+    Scenario("position", "list in the person's order", "GET", ORDER),
+    Scenario("position-deep", f"own order at depth {DEPTH:,}", "GET", ORDER + "&cursor={position_cursor}", user="deep"),
     # The API's alone: `load`'s mix and `timing`.
     Scenario("due", "pending by due date", "GET", TASKS + "?status=pending&sort=due_at", baseline=False, mix=25),
     Scenario("patch", "patch the priority", "PATCH", TASKS + "/{task}", _priority, baseline=False, mix=5),
@@ -129,7 +181,8 @@ def mixed(fixtures: Fixtures, count: int = 5000) -> list[Request]:
 
 
 async def fixtures(url: str, secret: str, users: int) -> Fixtures:
-    """Tokens for the first 200 users, 2,000 random tasks of theirs, the deep user's cursor at row 50,000."""
+    """Tokens for the first 200 users, 2,000 random tasks of theirs, their Inboxes and BATCH pending
+    top-level tasks each (a user with fewer has none), the deep user's cursors at row 50,000."""
     ids = {db.user_id(index): index for index in range(1, min(users, 200) + 1)}
     deep = db.user_id(db.DEEP_USER)
     tokens = {user: access_token(secret, "todo-api", "todo-api", user, "bench", 6 * 3600) for user in [*ids, deep]}
@@ -138,10 +191,32 @@ async def fixtures(url: str, secret: str, users: int) -> Fixtures:
         await connection.execute("SELECT setseed(0.17)")
         sql = "SELECT user_id, id FROM tasks WHERE user_id = ANY($1::text[]) ORDER BY random() LIMIT 2000"
         rows = await connection.fetch(sql, list(ids))
+        inboxes: dict[str, int] = {r["user_id"]: r["id"] for r in await connection.fetch(_INBOXES_SQL, [*ids, deep])}
+        batches = {user: tuple(batch) for user, batch in await connection.fetch(_BATCHES_SQL, list(ids), BATCH)}
         sql = "SELECT created_at, id FROM tasks WHERE user_id = $1 ORDER BY created_at DESC, id DESC OFFSET $2 LIMIT 1"
         row = await connection.fetchrow(sql, deep, DEPTH - 1)
+        placed = await connection.fetchrow(_ORDER_SQL, deep, inboxes.get(deep), DEPTH - 1)
     finally:
         await connection.close()
-    cursor = Cursors(secret).encode(row["created_at"], row["id"]) if row else ""
-    samples = [Sample(ids[r["user_id"]], tokens[r["user_id"]], r["id"]) for r in rows]
-    return Fixtures(samples, Sample(db.DEEP_USER, tokens[deep], 0), cursor)
+    cursors = Cursors(secret)
+    cursor = cursors.encode("-created_at", row["created_at"], row["id"]) if row else ""
+    position_cursor = cursors.encode("position", placed["position"], placed["id"]) if placed else ""
+    samples = [
+        Sample(ids[r["user_id"]], tokens[r["user_id"]], r["id"], inboxes[r["user_id"]], batches.get(r["user_id"], ()))
+        for r in rows
+    ]
+    return Fixtures(samples, Sample(db.DEEP_USER, tokens[deep], 0, inboxes.get(deep, 0)), cursor, position_cursor)
+
+
+_INBOXES_SQL = "SELECT user_id, id FROM lists WHERE user_id = ANY($1::text[]) AND is_inbox"
+# Pending top-level tasks in a random order (setseed before), BATCH of them per user that has as many.
+_BATCHES_SQL = """
+SELECT user_id, array_agg(id ORDER BY id) FROM (
+    SELECT user_id, id, row_number() OVER (PARTITION BY user_id ORDER BY random()) AS n
+    FROM tasks WHERE user_id = ANY($1::text[]) AND NOT completed AND parent_id IS NULL
+) AS pending
+WHERE n <= $2 GROUP BY user_id HAVING count(*) = $2
+"""
+_ORDER_SQL = """
+SELECT position, id FROM tasks WHERE user_id = $1 AND list_id = $2 AND parent_id IS NULL
+ORDER BY position, id OFFSET $3 LIMIT 1"""
