@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from fastapi import FastAPI
 
 from todo_api.adapters.http.app import HttpOptions, create_http_app
+from todo_api.adapters.http.schemas import event_data
 from todo_api.adapters.security.passwords import BcryptPasswordHasher, common_passwords
 from todo_api.adapters.security.tokens import BearerTokenVerifier, ExternalTokens, JwksKeys, JwtAccessTokens
 from todo_api.adapters.sql.engine import ConnectionPool, PoolOptions
@@ -72,7 +73,7 @@ def _use_cases(
     )
     return build_use_cases(
         Ports(
-            uow=SqlUnitsOfWork(pool),
+            uow=SqlUnitsOfWork(pool, event_data),
             clock=SystemClock(),
             hasher=hasher,
             access_tokens=own_tokens,

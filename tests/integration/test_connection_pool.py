@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import bindparam, func, insert
 
 from tests.integration.conftest import make_settings
+from todo_api.adapters.http.schemas import event_data
 from todo_api.adapters.sql.engine import ConnectionPool, PoolTimeout, Statement
 from todo_api.adapters.sql.engine import pool as engine_pool
 from todo_api.adapters.sql.tables import users
@@ -166,7 +167,7 @@ async def test_after_a_clean_server_error_the_same_connection_serves_the_next_re
     pids = []
 
     async def add_user(user_id: str) -> None:
-        async with SqlUnitOfWork(pool) as unit:
+        async with SqlUnitOfWork(pool, event_data) as unit:
             pids.append(await backend_pid(unit.driver))
             await ADD_USER.execute(unit, id=user_id)
             await unit.commit()
@@ -175,7 +176,7 @@ async def test_after_a_clean_server_error_the_same_connection_serves_the_next_re
         await add_user("p1")
         with pytest.raises(Conflict):  # the unique e-mail, reported by the server
             await add_user("p2")
-        async with SqlUnitOfWork(pool, read_only=True) as unit:
+        async with SqlUnitOfWork(pool, event_data, read_only=True) as unit:
             assert not unit.driver.is_in_transaction()
             pids.append(await backend_pid(unit.driver))
         assert len(set(pids)) == 1, pids  # kept throughout: nothing was wrong with the connection
@@ -229,7 +230,7 @@ async def test_a_unit_of_work_cancelled_mid_statement_gives_its_slot_back_and_it
         running: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 
         async def slow() -> None:
-            async with SqlUnitOfWork(pool) as unit:
+            async with SqlUnitOfWork(pool, event_data) as unit:
                 running.set_result(await backend_pid(unit.driver))
                 await unit.driver.execute("SELECT pg_sleep(30)")
 
@@ -240,7 +241,7 @@ async def test_a_unit_of_work_cancelled_mid_statement_gives_its_slot_back_and_it
         with pytest.raises(asyncio.CancelledError):
             await request
         # The only slot is free again at once, on a new connection (the old one may be mid-protocol).
-        async with SqlUnitOfWork(pool, read_only=True) as unit:
+        async with SqlUnitOfWork(pool, event_data, read_only=True) as unit:
             assert await unit.driver.fetchval("SELECT 1") == 1
             assert await backend_pid(unit.driver) != cancelled_pid
         # And the cancelled statement does not run on for 30 s: the server ends that backend.
@@ -255,7 +256,7 @@ async def test_a_database_that_refuses_connections_is_a_503_and_costs_no_slot() 
     try:
         for _ in range(3):  # with a slot lost per failure, the second would time out as "busy" instead
             with pytest.raises(ServiceUnavailable) as raised:
-                async with SqlUnitOfWork(pool, read_only=True):
+                async with SqlUnitOfWork(pool, event_data, read_only=True):
                     pass
             assert "unavailable" in raised.value.message
     finally:

@@ -12,6 +12,7 @@ import asyncpg
 import pytest
 
 from tests.integration.conftest import make_settings
+from todo_api.adapters.http.schemas import event_data
 from todo_api.adapters.sql.engine import ConnectionPool, Statement
 from todo_api.adapters.sql.unit_of_work import SqlUnitsOfWork
 from todo_api.domain.bulk import BulkOperation
@@ -33,7 +34,7 @@ async def units(database_url: str, db: asyncpg.Connection) -> AsyncIterator[SqlU
     for user in (ADA, BOB):
         await db.execute("INSERT INTO users (id, email) VALUES ($1, $2)", user, f"{user}@example.com")
     pool = ConnectionPool(pool_options(make_settings(db_pool_size=25), database_url))
-    yield SqlUnitsOfWork(pool)
+    yield SqlUnitsOfWork(pool, event_data)
     await pool.close()
 
 

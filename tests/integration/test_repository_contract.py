@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.unit.fakes import FakeUnitOfWorkFactory
+from todo_api.adapters.http.schemas import event_data
 from todo_api.adapters.sql.engine import ConnectionPool, PoolOptions
 from todo_api.adapters.sql.unit_of_work import SqlUnitsOfWork
 from todo_api.domain.errors import Conflict
@@ -45,7 +46,7 @@ from todo_api.domain.users import User
 async def sql_units(database_url: str) -> AsyncIterator[UnitOfWorkFactory]:
     """The one place that knows how the SQL adapter is put together."""
     pool = ConnectionPool(PoolOptions(url=database_url, size=2))
-    yield SqlUnitsOfWork(pool)
+    yield SqlUnitsOfWork(pool, event_data)
     await pool.close()
 
 

@@ -15,6 +15,8 @@ from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
+from todo_api.domain.changes import Change as FeedChange
+from todo_api.domain.changes import Deleted, FeedEvent
 from todo_api.domain.errors import AuthenticationFailed, Conflict
 from todo_api.domain.lists import TaskList
 from todo_api.domain.ports import (
@@ -89,6 +91,8 @@ class FakeStore:
     idempotency_keys: dict[tuple[str, str], IdempotencyRecord] = field(default_factory=dict)
     lists: dict[int, TaskList] = field(default_factory=dict)
     last_list_id: int = 0
+    events: dict[str, list[FeedEvent]] = field(default_factory=dict)  # per person, in position order
+    pruned_through: dict[str, int] = field(default_factory=dict)
 
     def snapshot(self) -> FakeStore:
         return copy.deepcopy(self)
@@ -597,6 +601,40 @@ class OtherTransactions:
         self.before_user_add: list[Change] = []
 
 
+class FakeChangeLog:
+    """As `SqlChangeLog`: recorded changes are numbered and stored when the unit commits. The
+    payload keeps what the use cases decide (type, subject, the object); the CloudEvent's JSON
+    shape is the SQL adapter's and is tested there."""
+
+    def __init__(self, store: FakeStore) -> None:
+        self._store = store
+        self.pending: dict[str, list[FeedChange]] = {}
+
+    def record(self, user_id: str, changes: Sequence[FeedChange]) -> None:
+        self.pending.setdefault(user_id, []).extend(changes)
+
+    def flush(self) -> None:
+        pending, self.pending = self.pending, {}
+        for user_id, changes in pending.items():
+            feed = self._store.events.setdefault(user_id, [])
+            for change in changes:
+                position = (feed[-1].position if feed else self._store.pruned_through.get(user_id, 0)) + 1
+                subject = change.subject
+                data = {"id": subject.id, "deleted_at": subject.deleted_at} if isinstance(subject, Deleted) else subject
+                payload = {"type": change.type, "subject": f"{change.aggregate_type}s/{subject.id}", "data": data}
+                feed.append(FeedEvent(position, {**payload, "position": position}))
+
+    async def position(self, user_id: str) -> int:
+        feed = self._store.events.get(user_id)
+        return feed[-1].position if feed else self._store.pruned_through.get(user_id, 0)
+
+    async def horizon(self, user_id: str) -> int:
+        return self._store.pruned_through.get(user_id, 0)
+
+    async def read(self, user_id: str, after: int, limit: int) -> list[FeedEvent]:
+        return [event for event in self._store.events.get(user_id, []) if event.position > after][:limit]
+
+
 class FakeUnitOfWork:
     """Commit saves the store as it is; exit restores the last save, so whatever was not committed is gone.
 
@@ -625,6 +663,7 @@ class FakeUnitOfWork:
         )
         self._idempotency_keys = FakeIdempotencyKeys(store, before_claim=lambda: self._land(others.before_key_claim))
         self._lists = FakeListRepository(store)
+        self._changes = FakeChangeLog(store)
         self.committed = False
         self.rolled_back = False
 
@@ -658,6 +697,11 @@ class FakeUnitOfWork:
         self._require_inside()
         return self._lists
 
+    @property
+    def changes(self) -> FakeChangeLog:
+        self._require_inside()
+        return self._changes
+
     async def __aenter__(self) -> Self:
         self._saved = self._store.snapshot()
         return self
@@ -679,6 +723,7 @@ class FakeUnitOfWork:
         if self.read_only:
             raise RuntimeError("a read-only unit of work has nothing to commit")
         self._require_inside()
+        self._changes.flush()
         self._saved = self._store.snapshot()
         self.committed = True
 
@@ -686,6 +731,7 @@ class FakeUnitOfWork:
         self._require_inside()
         assert self._saved is not None
         self._store.restore(self._saved)
+        self._changes.pending.clear()
         self.rolled_back = True
 
     def _require_inside(self) -> None:

@@ -67,3 +67,9 @@ class TransientConflict(ServiceUnavailable):
     """The database aborted a transaction it could not serialise (or a deadlock): safe to retry."""
 
     code = "write_conflict"
+
+
+class Gone(DomainError):
+    """What the caller asks for is no longer kept (a sync token older than the retention window)."""
+
+    code = "gone"

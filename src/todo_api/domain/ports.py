@@ -12,6 +12,7 @@ from types import TracebackType
 from typing import Protocol, Self
 
 from todo_api.domain.bulk import BulkOutcome
+from todo_api.domain.changes import Change, FeedEvent
 from todo_api.domain.lists import TaskList
 from todo_api.domain.sessions import RefreshToken
 from todo_api.domain.tasks import Task, TaskDraft, TaskFilter, TaskQuery
@@ -188,9 +189,26 @@ class IdempotencyKeys(Protocol):
         """Record the outcome for the key; False when a concurrent request with the key got there first."""
 
 
+class ChangeLog(Protocol):
+    """A person's change feed. Recorded changes are written when the unit commits, numbered
+    after every event already committed for that person, and vanish with a rollback."""
+
+    def record(self, user_id: str, changes: Sequence[Change]) -> None: ...
+    async def position(self, user_id: str) -> int:
+        """The position of the person's last committed event (0: none yet)."""
+
+    async def horizon(self, user_id: str) -> int:
+        """Events at or below this position were removed by retention (0: none were)."""
+
+    async def read(self, user_id: str, after: int, limit: int) -> list[FeedEvent]:
+        """Up to `limit` events after position `after`, in order."""
+
+
 class UnitOfWork(Protocol):
     @property
     def tasks(self) -> TaskRepository: ...
+    @property
+    def changes(self) -> ChangeLog: ...
     @property
     def lists(self) -> ListRepository: ...
     @property

@@ -274,3 +274,6 @@ class TaskPage:
     tasks: list[Task]
     next_position: Position | None
     total: int | None = None
+    sync_position: int | None = None
+    """On a first page: the change feed's position read before the page, so following the
+    feed from it misses nothing the page does not show (an event may repeat what it shows)."""

@@ -62,6 +62,7 @@ async def inbox_id(uow: UnitOfWork, user_id: str, at: datetime) -> int:
 class ListPage:
     lists: list[TaskList]
     next_position: ListPosition | None
+    sync_position: int | None = None  # on a first page, as for tasks (TaskPage)
 
 
 class CreateList:
@@ -88,9 +89,10 @@ class ListLists:
 
     async def execute(self, user_id: str, limit: int, after: ListPosition | None = None) -> ListPage:
         async with self._uow(read_only=True) as uow:
+            synced = await uow.changes.position(user_id) if after is None else None
             rows = await uow.lists.page(user_id, limit, after)
         page, more = rows[:limit], len(rows) > limit
-        return ListPage(page, ListPosition(page[-1].position, page[-1].id) if more else None)
+        return ListPage(page, ListPosition(page[-1].position, page[-1].id) if more else None, synced)
 
 
 class GetList:

@@ -23,6 +23,7 @@ from todo_api.use_cases.auth import (
     ThrottleLimits,
 )
 from todo_api.use_cases.bulk import BulkChangeTasks
+from todo_api.use_cases.changes import ReadChanges
 from todo_api.use_cases.health import CheckReadiness
 from todo_api.use_cases.lists import CreateList, DeleteList, GetList, ListLists, MoveList, UpdateList
 from todo_api.use_cases.tasks import (
@@ -60,6 +61,7 @@ class UseCases:
     update_list: UpdateList
     move_list: MoveList
     delete_list: DeleteList
+    read_changes: ReadChanges
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,4 +105,5 @@ def build_use_cases(ports: Ports) -> UseCases:
         update_list=UpdateList(uow, clock),
         move_list=MoveList(uow, clock),
         delete_list=DeleteList(uow),
+        read_changes=ReadChanges(uow),
     )

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 
+from todo_api.domain.changes import task_change
 from todo_api.domain.errors import InvalidInput, NotFound, PreconditionFailed
 from todo_api.domain.ordering import OrderKeyError, key_between, key_with_room, keys_between
 from todo_api.domain.ports import Clock, IdempotentOutcome, UnitOfWork, UnitOfWorkFactory
@@ -111,11 +112,13 @@ async def _add_task(uow: UnitOfWork, user_id: str, draft: TaskDraft, now: dateti
     else:
         list_id, last = await inbox_id(uow, user_id, now), None
     try:
-        return await uow.tasks.add(user_id, draft, now, list_id=list_id, position=key_between(last, None))
+        task = await uow.tasks.add(user_id, draft, now, list_id=list_id, position=key_between(last, None))
     except NotFound as gone:  # the list (or parent) was deleted after we read it: say which, as above
         if draft.parent_id is not None:
             raise NotFound(f"Parent task {draft.parent_id} was not found.", code="parent_not_found") from gone
         raise list_not_found(list_id) from gone
+    uow.changes.record(user_id, [task_change(None, task)])
+    return task
 
 
 def _fingerprint(draft: TaskDraft) -> str:
@@ -145,11 +148,12 @@ class ListTasks:
     async def execute(self, user_id: str, query: TaskQuery, *, include_total: bool = False) -> TaskPage:
         now = self._clock.now()
         async with self._uow(read_only=True) as uow:
+            synced = await uow.changes.position(user_id) if query.after is None else None
             rows = await uow.tasks.list(user_id, query, now)
             total = await uow.tasks.count(user_id, query.filter, now) if include_total else None
         tasks, more = rows[: query.limit], len(rows) > query.limit
         position = Position(sort_value(tasks[-1], query.sort.field), tasks[-1].id) if more else None
-        return TaskPage(tasks, position, total)
+        return TaskPage(tasks, position, total, synced)
 
 
 class GetTask:

@@ -263,6 +263,12 @@ class PageMeta(Output):
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
     limit: int
     total: int | None = Field(default=None, description="Only with `include_total=true`.")
+    sync_token: str | None = Field(
+        default=None,
+        description="On the first page only: follow `GET .../changes?since=<sync_token>` from here to "
+        "see every change made after this page was read (null on later pages).",
+        examples=["1042"],
+    )
 
 
 class TaskPageOut(Output):
@@ -270,9 +276,18 @@ class TaskPageOut(Output):
     meta: PageMeta
 
     @classmethod
-    def of(cls, tasks: Sequence[Task], *, next_cursor: str | None, limit: int, total: int | None) -> TaskPageOut:
+    def of(
+        cls,
+        tasks: Sequence[Task],
+        *,
+        next_cursor: str | None,
+        limit: int,
+        total: int | None,
+        sync_position: int | None = None,
+    ) -> TaskPageOut:
         """One validation for the whole page."""
-        meta = {"next_cursor": next_cursor, "limit": limit, "total": total}
+        sync_token = None if sync_position is None else str(sync_position)
+        meta = {"next_cursor": next_cursor, "limit": limit, "total": total, "sync_token": sync_token}
         return cls.model_validate({"data": [TaskOut.fields_of(task) for task in tasks], "meta": meta})
 
 
@@ -372,6 +387,12 @@ class ListOut(Output):
 class ListPageMeta(Output):
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
     limit: int
+    sync_token: str | None = Field(
+        default=None,
+        description="On the first page only: follow `GET .../changes?since=<sync_token>` from here to "
+        "see every change made after this page was read (null on later pages).",
+        examples=["1042"],
+    )
 
 
 class ListPageOut(Output):
@@ -379,8 +400,11 @@ class ListPageOut(Output):
     meta: ListPageMeta
 
     @classmethod
-    def of(cls, lists: Sequence[TaskList], *, next_cursor: str | None, limit: int) -> ListPageOut:
-        meta = {"next_cursor": next_cursor, "limit": limit}
+    def of(
+        cls, lists: Sequence[TaskList], *, next_cursor: str | None, limit: int, sync_position: int | None = None
+    ) -> ListPageOut:
+        sync_token = None if sync_position is None else str(sync_position)
+        meta = {"next_cursor": next_cursor, "limit": limit, "sync_token": sync_token}
         return cls.model_validate({"data": [ListOut.fields_of(item) for item in lists], "meta": meta})
 
 
@@ -461,3 +485,11 @@ class BulkOut(Output):
     @classmethod
     def of(cls, outcome: BulkOutcome) -> BulkOut:
         return cls.model_validate(cls.fields_of(outcome))
+
+
+def event_data(subject: Task | TaskList) -> dict[str, Any]:
+    """An object in the change feed exactly as the API returns it (the composition root hands
+    this to the outbox, which cannot know the HTTP representation)."""
+    if isinstance(subject, Task):
+        return TaskOut.of(subject).model_dump(mode="json")
+    return ListOut.of(subject).model_dump(mode="json")

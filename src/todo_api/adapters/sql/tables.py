@@ -22,7 +22,7 @@ from sqlalchemy import (
     literal_column,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
 metadata = MetaData(
     naming_convention={
@@ -162,4 +162,90 @@ idempotency_keys = Table(
     Column("bulk", JSONB),
     PrimaryKeyConstraint("user_id", "key"),
     CheckConstraint("num_nonnulls(task, bulk) = 1", name="one_outcome"),
+)
+
+# The change feed (domain/changes.py). `change_feeds` holds each person's last position: the
+# write that bumps it holds its row lock until commit, so positions commit in order (no event
+# with a lower position can become visible after a higher one was read).
+change_feeds = Table(
+    "change_feeds",
+    metadata,
+    Column("user_id", String(64), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("position", BigInteger, nullable=False, server_default=text("0")),
+    # Retention removed every event at or below this position: a sync token below it is expired.
+    Column("pruned_through", BigInteger, nullable=False, server_default=text("0")),
+)
+
+# The outbox. Column names follow Debezium's Outbox Event Router (aggregate type and id, type,
+# payload), so change data capture can stream it to Kafka with configuration alone
+# (docs/operations.md); `payload` is the whole CloudEvent, `data` included.
+events = Table(
+    "events",
+    metadata,
+    Column("user_id", String(64), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("position", BigInteger, nullable=False),
+    Column("id", UUID(as_uuid=False), nullable=False, unique=True),
+    Column("aggregate_type", String(16), nullable=False),
+    Column("aggregate_id", String(32), nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("payload", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("user_id", "position"),
+    Index("ix_events_created_at", "created_at"),
+)
+
+# Deleted tasks and lists, restorable for the retention window. Out of `tasks` and `lists`, so
+# no query, count, search or index of the live rows ever meets them. A task deleted with its
+# parent (or its list) names the task (or list) whose deletion took it: restoring that one
+# brings it back too.
+deleted_lists = Table(
+    "deleted_lists",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("user_id", String(64), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("color", String(32), nullable=True),
+    Column("position", ORDER_KEY, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("deleted_at", DateTime(timezone=True), nullable=False),
+    Index("ix_deleted_lists_user_deleted", "user_id", "deleted_at", "id"),
+    Index("ix_deleted_lists_deleted_at", "deleted_at"),
+)
+
+deleted_tasks = Table(
+    "deleted_tasks",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("user_id", String(64), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("list_id", BigInteger, nullable=False),
+    Column("parent_id", BigInteger, nullable=True),
+    Column("position", ORDER_KEY, nullable=False),
+    Column("title", Text, nullable=False),
+    Column("description", Text, nullable=True),
+    Column("completed", Boolean, nullable=False),
+    Column("completed_at", DateTime(timezone=True), nullable=True),
+    Column("priority", SmallInteger, nullable=False),
+    Column("tags", ARRAY(Text), nullable=False),
+    Column("due_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("deleted_at", DateTime(timezone=True), nullable=False),
+    # The task whose deletion took this one (itself when deleted on its own), and the list whose
+    # deletion took it, if one did.
+    Column("root_id", BigInteger, nullable=False),
+    Column("deleted_list_id", BigInteger, nullable=True),
+    # What `GET /tasks?deleted=true` pages: the tasks deleted on their own, latest first.
+    Index(
+        "ix_deleted_tasks_user_roots",
+        "user_id",
+        text("deleted_at DESC"),
+        text("id DESC"),
+        postgresql_where=text("root_id = id AND deleted_list_id IS NULL"),
+    ),
+    Index("ix_deleted_tasks_root", "root_id"),
+    Index("ix_deleted_tasks_deleted_list", "deleted_list_id", postgresql_where=text("deleted_list_id IS NOT NULL")),
+    Index("ix_deleted_tasks_deleted_at", "deleted_at"),
 )

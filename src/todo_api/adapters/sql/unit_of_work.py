@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import literal, select
 
 from todo_api.adapters.sql.auth_repositories import SqlRateLimiter, SqlRefreshTokenRepository, SqlUserRepository
+from todo_api.adapters.sql.change_log import DataOf, SqlChangeLog
 from todo_api.adapters.sql.engine import Connection, ConnectionPool, Statement
 from todo_api.adapters.sql.idempotency_keys import SqlIdempotencyKeys
 from todo_api.adapters.sql.list_repository import SqlListRepository
@@ -13,7 +14,24 @@ from todo_api.adapters.sql.task_repository import SqlTaskRepository
 
 class SqlUnitOfWork(Connection):
     """A checked-out connection (engine) seen through the repositories. A subclass rather than a
-    wrapper: entering, committing and leaving are the connection's own, with no hop in between."""
+    wrapper: entering, committing and leaving are the connection's own, with no hop in between.
+    The changes recorded on it are written just before the COMMIT (change_log.py)."""
+
+    def __init__(self, pool: ConnectionPool, data_of: DataOf, *, read_only: bool = False) -> None:
+        super().__init__(pool, read_only=read_only)
+        self._changes = SqlChangeLog(self, data_of)
+
+    @property
+    def changes(self) -> SqlChangeLog:
+        return self._changes
+
+    async def commit(self) -> None:
+        await self._changes.flush()
+        await super().commit()
+
+    async def rollback(self) -> None:
+        self._changes.forget()
+        await super().rollback()
 
     @property
     def tasks(self) -> SqlTaskRepository:
@@ -43,11 +61,12 @@ class SqlUnitOfWork(Connection):
 class SqlUnitsOfWork:
     """The `UnitOfWorkFactory` port: a unit on the pool, read-only when the use case says so."""
 
-    def __init__(self, pool: ConnectionPool) -> None:
+    def __init__(self, pool: ConnectionPool, data_of: DataOf) -> None:
         self._pool = pool
+        self._data_of = data_of
 
     def __call__(self, *, read_only: bool = False) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self._pool, read_only=read_only)
+        return SqlUnitOfWork(self._pool, self._data_of, read_only=read_only)
 
 
 _PING = Statement(select(literal(1)))

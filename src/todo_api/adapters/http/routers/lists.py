@@ -49,7 +49,7 @@ async def list_lists(
     next_cursor = caller.services.cursors.encode_lists(page.next_position) if page.next_position else None
     if next_cursor:
         response.headers["Link"] = next_link(request, next_cursor)
-    return ListPageOut.of(page.lists, next_cursor=next_cursor, limit=limit)
+    return ListPageOut.of(page.lists, next_cursor=next_cursor, limit=limit, sync_position=page.sync_position)
 
 
 @router.post(

@@ -160,7 +160,9 @@ async def list_tasks(
     next_cursor = caller.services.cursors.encode(order, page.next_position) if page.next_position else None
     if next_cursor:
         response.headers["Link"] = next_link(request, next_cursor)
-    return TaskPageOut.of(page.tasks, next_cursor=next_cursor, limit=limit, total=page.total)
+    return TaskPageOut.of(
+        page.tasks, next_cursor=next_cursor, limit=limit, total=page.total, sync_position=page.sync_position
+    )
 
 
 @router.post(

@@ -1,0 +1,90 @@
+"""The change feed: one event per changed task or list, in a per-person order that only grows.
+
+A use case records what it changed on its unit of work; the events are written with the change,
+in its transaction (an outbox), so no change commits without its event and no event outlives a
+change that rolled back. Each person's events are numbered 1, 2, 3... in commit order: a reader
+that has seen position N is never later handed an event below N.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final, Literal
+
+from todo_api.domain.lists import TaskList
+from todo_api.domain.tasks import Task
+
+MAX_CHANGES_PAGE: Final = 500
+
+TaskEventType = Literal[
+    "task.created",
+    "task.updated",
+    "task.completed",
+    "task.reopened",
+    "task.moved",
+    "task.deleted",
+    "task.restored",
+]
+ListEventType = Literal["list.created", "list.updated", "list.moved", "list.deleted", "list.restored"]
+EventType = TaskEventType | ListEventType
+EVENT_TYPES: Final[tuple[str, ...]] = (*TaskEventType.__args__, *ListEventType.__args__)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class Deleted:
+    """What a deletion leaves in the feed: which object, and when (a tombstone)."""
+
+    kind: Literal["task", "list"]
+    id: int
+    deleted_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    type: EventType
+    subject: Task | TaskList | Deleted
+
+    @property
+    def aggregate_type(self) -> Literal["task", "list"]:
+        if isinstance(self.subject, Deleted):
+            return self.subject.kind
+        return "task" if isinstance(self.subject, Task) else "list"
+
+    @property
+    def aggregate_id(self) -> int:
+        return self.subject.id
+
+
+def task_change(before: Task | None, after: Task) -> Change:
+    """The event a task's new state makes, named by what changed most."""
+    kind: TaskEventType
+    if before is None:
+        kind = "task.created"
+    elif after.completed != before.completed:
+        kind = "task.completed" if after.completed else "task.reopened"
+    elif (after.list_id, after.parent_id, after.position) != (before.list_id, before.parent_id, before.position):
+        kind = "task.moved"
+    else:
+        kind = "task.updated"
+    return Change(kind, after)
+
+
+def task_deleted(task_id: int, at: datetime) -> Change:
+    return Change("task.deleted", Deleted("task", task_id, at))
+
+
+@dataclass(frozen=True, slots=True)
+class FeedEvent:
+    """One stored event: its position in the person's feed, and the CloudEvent as JSON."""
+
+    position: int
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ChangePage:
+    events: list[FeedEvent]
+    position: int
+    """The position the page reached: where the next read starts."""
+    has_more: bool
