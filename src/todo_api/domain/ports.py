@@ -15,7 +15,7 @@ from todo_api.domain.bulk import BulkOutcome
 from todo_api.domain.changes import Change, FeedEvent
 from todo_api.domain.lists import TaskList
 from todo_api.domain.sessions import RefreshToken
-from todo_api.domain.tasks import Task, TaskDraft, TaskFilter, TaskQuery
+from todo_api.domain.tasks import DeletedTask, Position, Task, TaskDraft, TaskFilter, TaskQuery
 from todo_api.domain.users import Principal, User
 
 
@@ -74,8 +74,19 @@ class TaskRepository(Protocol):
     async def save(self, task: Task, *, expected_version: int) -> Task | None:
         """Write `task` if its stored version is still `expected_version`; None when it is not (or gone)."""
 
-    async def delete(self, user_id: str, task_id: int, *, expected_version: int) -> bool:
-        """Delete the task if its stored version is still `expected_version`."""
+    async def trash(self, user_id: str, root_ids: Sequence[int], at: datetime) -> list[int]:
+        """Delete the tasks and everything under them, keeping them restorable; the ids deleted."""
+
+    async def trashed(self, user_id: str, task_id: int) -> DeletedTask | None: ...
+    async def trashed_page(self, user_id: str, limit: int, after: Position | None) -> list[Task]:
+        """Up to `limit + 1` tasks deleted on their own (not with a parent or list), latest first;
+        `after` is the last one's `deleted_at` and id."""
+
+    async def restore(
+        self, user_id: str, root_id: int, *, list_id: int, parent_id: int | None, position: str, at: datetime
+    ) -> list[Task]:
+        """Bring back a task deleted on its own and what was deleted with it, each as a new
+        version: the task at the given place, the rest under it as they were."""
 
     async def list(self, user_id: str, query: TaskQuery, now: datetime) -> list[Task]:
         """Up to `query.limit + 1` tasks after `query.after`, so the caller knows if there is more."""
@@ -95,7 +106,7 @@ class TaskRepository(Protocol):
 
     async def complete_descendants(
         self, user_id: str, root_ids: Sequence[int], at: datetime, *, keep: Sequence[int] = ()
-    ) -> None:
+    ) -> Sequence[Task]:
         """Complete every open task under the roots, each as a new version; `keep` (tasks the
         caller writes itself) are left alone, though their subtasks are not."""
 
@@ -107,22 +118,20 @@ class TaskRepository(Protocol):
 
     async def move_descendants_to(
         self, user_id: str, root_ids: Sequence[int], list_id: int, at: datetime, *, keep: Sequence[int] = ()
-    ) -> None:
+    ) -> Sequence[Task]:
         """Every task under the roots follows them to another list, each as a new version (but
         `keep`, which the caller writes itself)."""
 
     async def get_many(self, user_id: str, task_ids: Sequence[int]) -> dict[int, Task]:
         """The user's tasks among `task_ids`, locked in id order (so overlapping bulk changes queue)."""
 
-    async def save_many(self, changed: Sequence[Task], expected_versions: dict[int, int]) -> int:
-        """Write many tasks in one statement, each only over its expected version; how many were."""
-
-    async def delete_many(self, user_id: str, task_ids: Sequence[int]) -> None: ...
+    async def save_many(self, changed: Sequence[Task], expected_versions: dict[int, int]) -> Sequence[Task]:
+        """Write many tasks in one statement, each only over its expected version; those written."""
 
     async def sibling_ids(self, user_id: str, list_id: int, parent_id: int | None) -> Sequence[int]:
         """A group's tasks in the person's order: what a rebalance walks."""
 
-    async def set_positions(self, user_id: str, positions: dict[int, str], at: datetime) -> None:
+    async def set_positions(self, user_id: str, positions: dict[int, str], at: datetime) -> Sequence[Task]:
         """New order keys for many tasks at once (a rebalance), each as a new version."""
 
 
@@ -168,11 +177,17 @@ class ListRepository(Protocol):
     async def order(self, user_id: str) -> list[tuple[int, str]]:
         """Every list's id and order key, in the person's order (a person has at most 1,000)."""
 
-    async def set_positions(self, user_id: str, positions: dict[int, str], at: datetime) -> None:
-        """Give these lists these keys (a rebalance), each as a new version."""
+    async def set_positions(self, user_id: str, positions: dict[int, str], at: datetime) -> list[int]:
+        """Give these lists these keys (a rebalance), each as a new version; the ids written."""
 
-    async def delete(self, user_id: str, list_id: int) -> bool:
-        """Delete the list and, through the foreign key, every task in it."""
+    async def many(self, user_id: str, list_ids: Sequence[int]) -> list[TaskList]: ...
+    async def trash(self, user_id: str, list_id: int, at: datetime) -> list[int]:
+        """Delete the list and every task in it, keeping them restorable; the tasks' ids."""
+
+    async def trashed(self, user_id: str, list_id: int) -> TaskList | None: ...
+    async def restore(self, user_id: str, list_id: int, at: datetime) -> tuple[TaskList, list[Task]] | None:
+        """Bring back a deleted list with the tasks deleted with it, each as a new version;
+        Conflict(code="list_name_taken") when the person has a list of its name by now."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ from todo_api.use_cases.bulk import BulkChangeTasks
 from todo_api.use_cases.changes import ReadChanges
 from todo_api.use_cases.health import CheckReadiness
 from todo_api.use_cases.lists import CreateList, DeleteList, GetList, ListLists, MoveList, UpdateList
+from todo_api.use_cases.restore import ListDeletedTasks, RestoreList, RestoreTask
 from todo_api.use_cases.tasks import (
     CreateTask,
     DeleteTask,
@@ -62,6 +63,9 @@ class UseCases:
     move_list: MoveList
     delete_list: DeleteList
     read_changes: ReadChanges
+    restore_task: RestoreTask
+    restore_list: RestoreList
+    list_deleted_tasks: ListDeletedTasks
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +100,7 @@ def build_use_cases(ports: Ports) -> UseCases:
         get_task=GetTask(uow),
         update_task=UpdateTask(uow, clock),
         set_task_completion=SetTaskCompletion(uow, clock),
-        delete_task=DeleteTask(uow),
+        delete_task=DeleteTask(uow, clock),
         move_task=MoveTask(uow, clock),
         bulk_change_tasks=BulkChangeTasks(uow, clock),
         create_list=CreateList(uow, clock),
@@ -104,6 +108,9 @@ def build_use_cases(ports: Ports) -> UseCases:
         get_list=GetList(uow),
         update_list=UpdateList(uow, clock),
         move_list=MoveList(uow, clock),
-        delete_list=DeleteList(uow),
+        delete_list=DeleteList(uow, clock),
         read_changes=ReadChanges(uow),
+        restore_task=RestoreTask(uow, clock),
+        restore_list=RestoreList(uow, clock),
+        list_deleted_tasks=ListDeletedTasks(uow),
     )
