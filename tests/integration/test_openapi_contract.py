@@ -38,12 +38,14 @@ TASK_OPERATIONS = {
     "toggleTaskCompletion",
     "moveTask",
     "bulkChangeTasks",
+    "restoreTask",
 }
-LIST_OPERATIONS = {"listLists", "createList", "getList", "updateList", "moveList", "deleteList"}
+LIST_OPERATIONS = {"listLists", "createList", "getList", "updateList", "moveList", "deleteList", "restoreList"}
+CHANGE_OPERATIONS = {"listChanges"}
 AUTH_OPERATIONS = {"signUp", "logIn", "issueToken", "refreshSession", "logOut", "getCurrentUser", "changePassword"}
 HEALTH_OPERATIONS = {"getLiveness", "getReadiness"}
-OPERATION_IDS = TASK_OPERATIONS | LIST_OPERATIONS | AUTH_OPERATIONS | HEALTH_OPERATIONS
-BEARER_OPERATIONS = TASK_OPERATIONS | LIST_OPERATIONS | {"getCurrentUser", "changePassword"}
+OPERATION_IDS = TASK_OPERATIONS | LIST_OPERATIONS | CHANGE_OPERATIONS | AUTH_OPERATIONS | HEALTH_OPERATIONS
+BEARER_OPERATIONS = TASK_OPERATIONS | LIST_OPERATIONS | CHANGE_OPERATIONS | {"getCurrentUser", "changePassword"}
 
 # What each task and list route can answer besides 401/403 (see routers/tasks.py, routers/lists.py and
 # use_cases/): 404 for an unknown task, list or parent, 409 for a list name taken or a list that cannot
@@ -65,6 +67,9 @@ ROUTE_ERRORS: dict[str, set[int]] = {
     "updateList": {404, 409, 412, 422},
     "moveList": {404, 412, 422},  # 404: the list or its neighbour; 422: invalid_move
     "deleteList": {404, 409, 412, 422},  # 409: list_not_empty, inbox_not_deletable
+    "restoreTask": {404, 409, 422},  # 409: deleted_with_parent, deleted_with_list
+    "restoreList": {404, 409, 422},  # 409: list_name_taken; 422: too_many_lists
+    "listChanges": {410, 422},  # 410: sync_token_expired
 }
 # 503 + Retry-After when a write cannot settle: use_cases/tasks.py, CreateTask (a request with the same
 # Idempotency-Key is still in progress) and _write (the task keeps changing under us); MoveTask and the
@@ -80,6 +85,8 @@ RETRY_LATER = {
     "updateList",
     "moveList",
     "deleteList",
+    "restoreTask",
+    "restoreList",
 }
 # Error responses whose problem type adds members to Problem (RFC 9457 §3.2), and only these: each is
 # checked to carry every Problem member unchanged, plus its own.
@@ -302,7 +309,7 @@ async def test_task_and_list_routes_declare_the_errors_they_can_return(
 async def test_every_task_and_list_route_has_its_errors_listed(openapi: dict[str, Any]) -> None:
     """A new route under /tasks or /lists cannot go unchecked by the test above."""
     routes = {operation.id for operation in operations(openapi) if operation.path.startswith("/api/{user_id}/")}
-    assert routes == set(ROUTE_ERRORS) == TASK_OPERATIONS | LIST_OPERATIONS
+    assert routes == set(ROUTE_ERRORS) == TASK_OPERATIONS | LIST_OPERATIONS | CHANGE_OPERATIONS
 
 
 # --- problems found in the document: these fail until src/ declares what it sends --------------------
