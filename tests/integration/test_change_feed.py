@@ -273,3 +273,34 @@ async def test_concurrent_writers_and_readers_every_reader_sees_every_event_once
     expected = list(range(int(start) + 1, int(start) + 1 + 2 * WRITERS * WRITES_EACH))
     for seen in seen_by:
         assert seen == expected
+
+
+async def test_a_second_writer_is_numbered_only_after_the_first_commits(
+    client: httpx.AsyncClient, user: User, units: SqlUnitsOfWork
+) -> None:
+    """The mechanism itself, step by step: while one transaction holds numbered, uncommitted events,
+    another writer of the same person waits for its numbers, so no reader can see N+1 before N."""
+    task = await create_task(client, user)
+    start = int(await token_now(client, user))
+    stored = (await client.get(task_url(task["id"]), headers=user.headers)).json()
+    async with units() as first:
+        found = await first.tasks.get(user.id, stored["id"])
+        assert found is not None
+        first.changes.record(user.id, [Change("task.updated", found)])
+        await first.changes.flush()  # numbered start + 1, not committed
+
+        async def second_writer() -> None:
+            async with units() as second:
+                second.changes.record(user.id, [Change("task.updated", found)])
+                await second.commit()
+
+        second = asyncio.create_task(second_writer())
+        await asyncio.sleep(0.3)
+        assert not second.done()  # waiting for the person's counter
+        async with units(read_only=True) as reader:
+            assert (await changes_after(reader, user.id, start, 10)).events == []
+        await first.commit()
+    await asyncio.wait_for(second, 5)
+    async with units(read_only=True) as reader:
+        page = await changes_after(reader, user.id, start, 10)
+    assert [event.position for event in page.events] == [start + 1, start + 2]
