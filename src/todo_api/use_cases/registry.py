@@ -9,7 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from todo_api.domain.ports import AccessTokens, Clock, DatabaseProbe, PasswordHasher, TokenVerifier, UnitOfWorkFactory
+from todo_api.domain.ports import (
+    AccessTokens,
+    Clock,
+    DatabaseProbe,
+    PasswordHasher,
+    TargetGuard,
+    TokenVerifier,
+    UnitOfWorkFactory,
+)
 from todo_api.domain.users import PasswordPolicy
 from todo_api.use_cases.auth import (
     Authenticate,
@@ -35,6 +43,7 @@ from todo_api.use_cases.tasks import (
     SetTaskCompletion,
     UpdateTask,
 )
+from todo_api.use_cases.webhooks import CreateWebhook, DeleteWebhook, GetWebhook, ListDeliveries, ListWebhooks
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +71,11 @@ class UseCases:
     move_list: MoveList
     delete_list: DeleteList
     read_changes: ReadChanges
+    create_webhook: CreateWebhook
+    list_webhooks: ListWebhooks
+    get_webhook: GetWebhook
+    delete_webhook: DeleteWebhook
+    list_deliveries: ListDeliveries
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +91,8 @@ class Ports:
     password_policy: PasswordPolicy
     limits: ThrottleLimits
     refresh_lifetime: timedelta
+    webhook_guard: TargetGuard
+    webhook_allow_http: bool = False
 
 
 def build_use_cases(ports: Ports) -> UseCases:
@@ -106,4 +122,9 @@ def build_use_cases(ports: Ports) -> UseCases:
         move_list=MoveList(uow, clock),
         delete_list=DeleteList(uow),
         read_changes=ReadChanges(uow),
+        create_webhook=CreateWebhook(uow, clock, ports.webhook_guard, allow_http=ports.webhook_allow_http),
+        list_webhooks=ListWebhooks(uow),
+        get_webhook=GetWebhook(uow),
+        delete_webhook=DeleteWebhook(uow),
+        list_deliveries=ListDeliveries(uow),
     )
