@@ -44,8 +44,13 @@ LIST_OPERATIONS = {"listLists", "createList", "getList", "updateList", "moveList
 CHANGE_OPERATIONS = {"listChanges"}
 AUTH_OPERATIONS = {"signUp", "logIn", "issueToken", "refreshSession", "logOut", "getCurrentUser", "changePassword"}
 HEALTH_OPERATIONS = {"getLiveness", "getReadiness"}
-OPERATION_IDS = TASK_OPERATIONS | LIST_OPERATIONS | CHANGE_OPERATIONS | AUTH_OPERATIONS | HEALTH_OPERATIONS
-BEARER_OPERATIONS = TASK_OPERATIONS | LIST_OPERATIONS | CHANGE_OPERATIONS | {"getCurrentUser", "changePassword"}
+WEBHOOK_OPERATIONS = {"listWebhooks", "createWebhook", "deleteWebhook", "listWebhookDeliveries"}
+OPERATION_IDS = (
+    TASK_OPERATIONS | LIST_OPERATIONS | CHANGE_OPERATIONS | AUTH_OPERATIONS | HEALTH_OPERATIONS | WEBHOOK_OPERATIONS
+)
+BEARER_OPERATIONS = (
+    TASK_OPERATIONS | LIST_OPERATIONS | CHANGE_OPERATIONS | WEBHOOK_OPERATIONS | {"getCurrentUser", "changePassword"}
+)
 
 # What each task and list route can answer besides 401/403 (see routers/tasks.py, routers/lists.py and
 # use_cases/): 404 for an unknown task, list or parent, 409 for a list name taken or a list that cannot
@@ -70,6 +75,10 @@ ROUTE_ERRORS: dict[str, set[int]] = {
     "restoreTask": {404, 409, 422},  # 409: deleted_with_parent, deleted_with_list
     "restoreList": {404, 409, 422},  # 409: list_name_taken; 422: too_many_lists
     "listChanges": {410, 422},  # 410: sync_token_expired
+    "listWebhooks": {422},
+    "createWebhook": {422},  # unsafe_webhook_url, invalid_webhook_url, too_many_webhooks
+    "deleteWebhook": {404, 422},
+    "listWebhookDeliveries": {400, 404, 422},  # 400: a cursor this API did not issue
 }
 # 503 + Retry-After when a write cannot settle: use_cases/tasks.py, CreateTask (a request with the same
 # Idempotency-Key is still in progress) and _write (the task keeps changing under us); MoveTask and the
@@ -111,8 +120,9 @@ class Operation:
         return "application/json" in self.spec.get("requestBody", {}).get("content", {})
 
     def url(self) -> str:
-        """A concrete URL for the operation: `me` for the user, task 1, list 1."""
+        """A concrete URL for the operation: `me` for the user, task 1, list 1, webhook 1."""
         url = self.path.replace("{user_id}", "me").replace("{task_id}", "1").replace("{list_id}", "1")
+        url = url.replace("{webhook_id}", "1")
         assert "{" not in url, f"{self!r}: a path parameter url() does not fill in"
         return url
 
@@ -309,7 +319,7 @@ async def test_task_and_list_routes_declare_the_errors_they_can_return(
 async def test_every_task_and_list_route_has_its_errors_listed(openapi: dict[str, Any]) -> None:
     """A new route under /tasks or /lists cannot go unchecked by the test above."""
     routes = {operation.id for operation in operations(openapi) if operation.path.startswith("/api/{user_id}/")}
-    assert routes == set(ROUTE_ERRORS) == TASK_OPERATIONS | LIST_OPERATIONS | CHANGE_OPERATIONS
+    assert routes == set(ROUTE_ERRORS) == TASK_OPERATIONS | LIST_OPERATIONS | CHANGE_OPERATIONS | WEBHOOK_OPERATIONS
 
 
 # --- problems found in the document: these fail until src/ declares what it sends --------------------

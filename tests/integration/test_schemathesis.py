@@ -155,6 +155,17 @@ STATEFUL_REJECTIONS = [
         "include-operation-id": "restoreList",
         "checks": {"positive_data_acceptance": {"expected-statuses": [*_DEFAULT_ACCEPTED, "422"]}},
     },
+    # A webhook target the schema cannot judge: a host that does not resolve or resolves to a private
+    # address (422 invalid_webhook_url, unsafe_webhook_url), or an 11th webhook (too_many_webhooks).
+    {
+        "include-operation-id": "createWebhook",
+        "checks": {"positive_data_acceptance": {"expected-statuses": [*_DEFAULT_ACCEPTED, "422"]}},
+    },
+    # A delivery-log cursor the API did not issue: 400 invalid_cursor.
+    {
+        "include-operation-id": "listWebhookDeliveries",
+        "checks": {"positive_data_acceptance": {"expected-statuses": [*_DEFAULT_ACCEPTED, "400"]}},
+    },
     # An Idempotency-Key already used with another body: 422 idempotency_key_reused.
     {
         "include-operation-id": "createTask",

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
+from tests.unit.webhook_fakes import FakeWebhookRepository, StoredWebhook
 from todo_api.domain.changes import Change as FeedChange
 from todo_api.domain.changes import Deleted, FeedEvent, coalesced
 from todo_api.domain.errors import AuthenticationFailed, Conflict
@@ -96,6 +97,8 @@ class FakeStore:
     deleted_list_at: dict[int, datetime] = field(default_factory=dict)
     events: dict[str, list[FeedEvent]] = field(default_factory=dict)  # per person, in position order
     pruned_through: dict[str, int] = field(default_factory=dict)
+    webhooks: dict[int, StoredWebhook] = field(default_factory=dict)
+    last_webhook_id: int = 0
 
     def snapshot(self) -> FakeStore:
         return copy.deepcopy(self)
@@ -774,6 +777,10 @@ class FakeUnitOfWork:
     def lists(self) -> FakeListRepository:
         self._require_inside()
         return self._lists
+
+    @property
+    def webhooks(self) -> FakeWebhookRepository:
+        return FakeWebhookRepository(self._store)
 
     @property
     def changes(self) -> FakeChangeLog:

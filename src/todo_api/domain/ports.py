@@ -17,6 +17,7 @@ from todo_api.domain.lists import TaskList
 from todo_api.domain.sessions import RefreshToken
 from todo_api.domain.tasks import DeletedTask, Position, Task, TaskDraft, TaskFilter, TaskQuery
 from todo_api.domain.users import Principal, User
+from todo_api.domain.webhooks import Attempt, Delivery, Lease, NewWebhook, SendOutcome, Webhook
 
 
 class DatabaseProbe(Protocol):
@@ -234,6 +235,8 @@ class UnitOfWork(Protocol):
     def refresh_tokens(self) -> RefreshTokenRepository: ...
     @property
     def rate_limits(self) -> RateLimiter: ...
+    @property
+    def webhooks(self) -> WebhookRepository: ...
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(
@@ -271,3 +274,68 @@ class TokenVerifier(Protocol):
 
 class Clock(Protocol):
     def now(self) -> datetime: ...
+
+
+class WebhookRepository(Protocol):
+    """Every method filters by owner: another person's webhook is indistinguishable from none."""
+
+    async def add(self, user_id: str, new: NewWebhook, secret: str, at: datetime, *, after: int) -> Webhook:
+        """Store a webhook that follows the person's feed from after position `after`."""
+
+    async def count(self, user_id: str) -> int: ...
+    async def all(self, user_id: str) -> Sequence[Webhook]: ...
+    async def get(self, user_id: str, webhook_id: int) -> Webhook | None: ...
+    async def delete(self, user_id: str, webhook_id: int) -> bool: ...
+    async def deliveries(self, user_id: str, webhook_id: int, limit: int, before: int | None) -> Sequence[Delivery]:
+        """Up to `limit + 1` attempts, newest first, with ids below `before`."""
+
+
+class TargetGuard(Protocol):
+    async def check(self, url: str) -> None:
+        """Raise InvalidInput(code="unsafe_webhook_url") when the URL's host is, or resolves to, an
+        address a webhook may not reach (loopback, private, link-local, metadata...)."""
+
+
+class EventSender(Protocol):
+    """Sends one event to where a leased follower points (a webhook's URL, the broker)."""
+
+    async def send(self, lease: Lease, event: FeedEvent) -> SendOutcome: ...
+
+
+class DeliveryQueue(Protocol):
+    """The followers of change feeds (webhooks, or the publisher's per-person cursors) and their
+    leases. Each call is a short transaction of its own; nothing is held while sending."""
+
+    async def lease(self, limit: int, lease_s: float) -> list[Lease]:
+        """Up to `limit` followers that are due and have events to send, leased for `lease_s`;
+        rows another worker holds are skipped, not waited for."""
+
+    async def events(self, user_id: str, after: int, limit: int) -> list[FeedEvent]: ...
+    async def advance(self, lease: Lease, position: int, attempt: Attempt | None) -> bool:
+        """Move the cursor to `position` (and log `attempt`), keeping the lease; False when the
+        lease is no longer ours (it expired and another worker took it)."""
+
+    async def release(
+        self,
+        lease: Lease,
+        position: int,
+        *,
+        attempts: int,
+        retry_in_s: float,
+        attempt: Attempt | None = None,
+        disabled_reason: str | None = None,
+    ) -> bool:
+        """End the lease: the cursor at `position`, due again in `retry_in_s`, or disabled."""
+
+
+class RetentionStore(Protocol):
+    """Removes what is older than the retention window, one batch per call; a batch another
+    replica is removing is skipped (0), not waited for."""
+
+    async def prune_events(self, older_than_days: int, batch: int) -> int:
+        """Delete a batch of old events and raise each person's `pruned_through` over them."""
+
+    async def prune_trash(self, older_than_days: int, batch: int) -> int:
+        """Delete a batch of deleted tasks and lists past restoring."""
+
+    async def prune_deliveries(self, older_than_days: int, batch: int) -> int: ...

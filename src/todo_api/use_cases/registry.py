@@ -9,7 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from todo_api.domain.ports import AccessTokens, Clock, DatabaseProbe, PasswordHasher, TokenVerifier, UnitOfWorkFactory
+from todo_api.domain.ports import (
+    AccessTokens,
+    Clock,
+    DatabaseProbe,
+    PasswordHasher,
+    TargetGuard,
+    TokenVerifier,
+    UnitOfWorkFactory,
+)
 from todo_api.domain.users import PasswordPolicy
 from todo_api.use_cases.auth import (
     Authenticate,
@@ -36,6 +44,7 @@ from todo_api.use_cases.tasks import (
     SetTaskCompletion,
     UpdateTask,
 )
+from todo_api.use_cases.webhooks import CreateWebhook, DeleteWebhook, GetWebhook, ListDeliveries, ListWebhooks
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +75,11 @@ class UseCases:
     restore_task: RestoreTask
     restore_list: RestoreList
     list_deleted_tasks: ListDeletedTasks
+    create_webhook: CreateWebhook
+    list_webhooks: ListWebhooks
+    get_webhook: GetWebhook
+    delete_webhook: DeleteWebhook
+    list_deliveries: ListDeliveries
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +95,8 @@ class Ports:
     password_policy: PasswordPolicy
     limits: ThrottleLimits
     refresh_lifetime: timedelta
+    webhook_guard: TargetGuard
+    webhook_allow_http: bool = False
 
 
 def build_use_cases(ports: Ports) -> UseCases:
@@ -113,4 +129,9 @@ def build_use_cases(ports: Ports) -> UseCases:
         restore_task=RestoreTask(uow, clock),
         restore_list=RestoreList(uow, clock),
         list_deleted_tasks=ListDeletedTasks(uow),
+        create_webhook=CreateWebhook(uow, clock, ports.webhook_guard, allow_http=ports.webhook_allow_http),
+        list_webhooks=ListWebhooks(uow),
+        get_webhook=GetWebhook(uow),
+        delete_webhook=DeleteWebhook(uow),
+        list_deliveries=ListDeliveries(uow),
     )

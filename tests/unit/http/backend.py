@@ -17,6 +17,7 @@ from tests.unit.fakes import (
     FakeTokenVerifier,
     FakeUnitOfWorkFactory,
 )
+from tests.unit.webhook_fakes import FakeTargetGuard
 from todo_api.domain.errors import ServiceUnavailable
 from todo_api.domain.tasks import Task, TaskDraft
 from todo_api.domain.users import PasswordPolicy, Principal, User
@@ -87,5 +88,6 @@ def use_cases_over(backend: FakeBackend) -> UseCases:
             password_policy=PasswordPolicy(COMMON_PASSWORDS),
             limits=backend.limits,
             refresh_lifetime=timedelta(days=30),
+            webhook_guard=FakeTargetGuard(),
         )
     )
