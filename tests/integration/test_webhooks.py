@@ -201,8 +201,9 @@ async def test_deliveries_are_signed_standard_webhooks_in_feed_order(database_ur
         verifier = Verifier(created["secret"])
         for request in target.received:
             verifier.verify(request.body, request.headers)  # raises unless signed with the secret
-        assert [request.headers["webhook-id"] for request in target.received] == ids
-        assert [body["position"] for body in target.bodies()] == [1, 2, 3, 4, 5]
+        # Event 1 is the Inbox made at sign-up, before the webhook was: not sent.
+        assert [request.headers["webhook-id"] for request in target.received] == ids[1:]
+        assert [body["position"] for body in target.bodies()] == [2, 3, 4, 5, 6]
         assert [body["data"]["title"] for body in target.bodies()] == [f"Task {n}" for n in range(5)]
         assert {request.headers["content-type"] for request in target.received} == {"application/json"}
 
@@ -330,7 +331,7 @@ async def test_the_delivery_log_pages_newest_first(database_url: str) -> None:
 
         assert 'rel="next"' in first.headers["link"]
         positions = [entry["position"] for entry in first.json()["data"] + second.json()["data"]]
-        assert positions == [5, 4, 3, 2, 1]
+        assert positions == [6, 5, 4, 3, 2]  # event 1, the Inbox made at sign-up, came before the webhook
         assert second.json()["meta"]["next_cursor"] is None
         assert_problem(forged, 400, "invalid_cursor")
 
@@ -433,7 +434,7 @@ async def test_the_dapr_publisher_posts_cloudevents_to_the_sidecar_publish_api(d
         adas = [request for request in sidecar.received if f"metadata.partitionKey={ada.id}" in request.path]
         assert [request.json()["id"] for request in adas] == ada_ids
         assert all(request.json()["specversion"] == "1.0" for request in sidecar.received)
-        assert len(sidecar.received) == 3
+        assert len(sidecar.received) == 5  # each person's Inbox, made at sign-up, and three tasks
 
 
 # --- Retention ------------------------------------------------------------------------------------
@@ -446,6 +447,7 @@ async def test_retention_prunes_old_events_raises_the_horizon_and_old_tokens_exp
         user = await sign_up(client)
         for _ in range(4):
             await create_task(client, user)
+        # Events: the Inbox made at sign-up (1), then the four tasks (2 to 5).
         await db.execute(
             "UPDATE events SET created_at = now() - interval '40 days' WHERE user_id = $1 AND position <= 3", user.id
         )
@@ -457,7 +459,7 @@ async def test_retention_prunes_old_events_raises_the_horizon_and_old_tokens_exp
     assert removed == 3
     assert await db.fetchval("SELECT pruned_through FROM change_feeds WHERE user_id = $1", user.id) == 3
     assert_problem(expired, 410, "sync_token_expired")
-    assert [event["position"] for event in kept.json()["data"]] == [4]
+    assert [event["position"] for event in kept.json()["data"]] == [4, 5]
 
 
 async def test_retention_prunes_trash_and_the_delivery_log_past_the_window(
@@ -470,7 +472,8 @@ async def test_retention_prunes_trash_and_the_delivery_log_past_the_window(
             await create_task(client, user)
             await create_task(client, user)
             await webhooks_job(built).run_once()
-            await db.execute("UPDATE webhook_deliveries SET at = now() - interval '31 days' WHERE position = 1")
+            # Delivered: the two tasks, events 2 and 3 (event 1, the Inbox, came before the webhook).
+            await db.execute("UPDATE webhook_deliveries SET at = now() - interval '31 days' WHERE position = 2")
             for task_id, age_days in ((9001, 40), (9002, 1)):
                 await db.execute(
                     "INSERT INTO deleted_tasks (id, user_id, list_id, position, title, completed, priority, tags,"
@@ -484,7 +487,7 @@ async def test_retention_prunes_trash_and_the_delivery_log_past_the_window(
             await job(built, "retention").run_once()
 
         assert [row["id"] for row in await db.fetch("SELECT id FROM deleted_tasks")] == [9002]
-        assert [row["position"] for row in await db.fetch("SELECT position FROM webhook_deliveries")] == [2]
+        assert [row["position"] for row in await db.fetch("SELECT position FROM webhook_deliveries")] == [3]
 
 
 async def test_a_webhook_behind_the_horizon_skips_ahead_rather_than_stalling(
@@ -496,10 +499,11 @@ async def test_a_webhook_behind_the_horizon_skips_ahead_rather_than_stalling(
             await register(client, user, f"{target.url}/hook")
             for _ in range(3):
                 await create_task(client, user)
-            await db.execute("UPDATE events SET created_at = now() - interval '40 days' WHERE position <= 2")
+            # Events: the Inbox (1, before the webhook), then tasks 2, 3 and 4; 1 to 3 are pruned.
+            await db.execute("UPDATE events SET created_at = now() - interval '40 days' WHERE position <= 3")
             await job(built, "retention").run_once()
 
             await webhooks_job(built).run_once()
 
-        assert [body["position"] for body in target.bodies()] == [3]
+        assert [body["position"] for body in target.bodies()] == [4]
         assert "delivery_skipped_pruned_events" in worker_log.messages
