@@ -6,10 +6,19 @@ root calls it with the real adapters, the HTTP tests with the in-memory fakes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import secrets
+from dataclasses import dataclass, field
 from datetime import timedelta
 
-from todo_api.domain.ports import AccessTokens, Clock, DatabaseProbe, PasswordHasher, TokenVerifier, UnitOfWorkFactory
+from todo_api.domain.ports import (
+    AccessTokens,
+    ChangeSignals,
+    Clock,
+    DatabaseProbe,
+    PasswordHasher,
+    TokenVerifier,
+    UnitOfWorkFactory,
+)
 from todo_api.domain.users import PasswordPolicy
 from todo_api.use_cases.auth import (
     Authenticate,
@@ -26,6 +35,13 @@ from todo_api.use_cases.bulk import BulkChangeTasks
 from todo_api.use_cases.changes import ReadChanges
 from todo_api.use_cases.health import CheckReadiness
 from todo_api.use_cases.lists import CreateList, DeleteList, GetList, ListLists, MoveList, UpdateList
+from todo_api.use_cases.streams import (
+    FollowChanges,
+    IssueStreamTicket,
+    RedeemStreamTicket,
+    StreamOptions,
+    StreamTicketCodec,
+)
 from todo_api.use_cases.tasks import (
     CreateTask,
     DeleteTask,
@@ -62,6 +78,9 @@ class UseCases:
     move_list: MoveList
     delete_list: DeleteList
     read_changes: ReadChanges
+    follow_changes: FollowChanges
+    issue_stream_ticket: IssueStreamTicket
+    redeem_stream_ticket: RedeemStreamTicket
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,11 +96,18 @@ class Ports:
     password_policy: PasswordPolicy
     limits: ThrottleLimits
     refresh_lifetime: timedelta
+    change_signals: ChangeSignals | None = None
+    """Wakes live streams; without it, opening one answers 503."""
+    streams: StreamOptions = field(default_factory=StreamOptions)
+    stream_ticket_secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+    """Signs stream tickets; every replica needs the same one (the app's secret key)."""
+    stream_ticket_lifetime_s: int = 30
 
 
 def build_use_cases(ports: Ports) -> UseCases:
     uow, clock, hasher, policy, limits = ports.uow, ports.clock, ports.hasher, ports.password_policy, ports.limits
     sessions = SessionIssuer(ports.access_tokens, clock, ports.refresh_lifetime)
+    tickets = StreamTicketCodec(ports.stream_ticket_secret)
     return UseCases(
         check_readiness=CheckReadiness(ports.probe),
         authenticate=Authenticate(ports.verifier, uow, clock),
@@ -106,4 +132,7 @@ def build_use_cases(ports: Ports) -> UseCases:
         move_list=MoveList(uow, clock),
         delete_list=DeleteList(uow),
         read_changes=ReadChanges(uow),
+        follow_changes=FollowChanges(uow, ports.change_signals, clock, ports.streams),
+        issue_stream_ticket=IssueStreamTicket(tickets, clock, ports.stream_ticket_lifetime_s),
+        redeem_stream_ticket=RedeemStreamTicket(tickets, uow, clock, ports.stream_ticket_lifetime_s),
     )
