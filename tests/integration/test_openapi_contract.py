@@ -42,8 +42,15 @@ TASK_OPERATIONS = {
 LIST_OPERATIONS = {"listLists", "createList", "getList", "updateList", "moveList", "deleteList"}
 AUTH_OPERATIONS = {"signUp", "logIn", "issueToken", "refreshSession", "logOut", "getCurrentUser", "changePassword"}
 HEALTH_OPERATIONS = {"getLiveness", "getReadiness"}
-OPERATION_IDS = TASK_OPERATIONS | LIST_OPERATIONS | AUTH_OPERATIONS | HEALTH_OPERATIONS
-BEARER_OPERATIONS = TASK_OPERATIONS | LIST_OPERATIONS | {"getCurrentUser", "changePassword"}
+CHANGE_OPERATIONS = {"listChanges"}
+EVENT_OPERATIONS = {"streamEvents", "createStreamTicket"}
+STREAMING_OPERATIONS = {"streamEvents"}  # 200 is text/event-stream (docs/events.md), not JSON
+OPERATION_IDS = (
+    TASK_OPERATIONS | LIST_OPERATIONS | AUTH_OPERATIONS | HEALTH_OPERATIONS | CHANGE_OPERATIONS | EVENT_OPERATIONS
+)
+BEARER_OPERATIONS = (
+    TASK_OPERATIONS | LIST_OPERATIONS | CHANGE_OPERATIONS | EVENT_OPERATIONS | {"getCurrentUser", "changePassword"}
+)
 
 # What each task and list route can answer besides 401/403 (see routers/tasks.py, routers/lists.py and
 # use_cases/): 404 for an unknown task, list or parent, 409 for a list name taken or a list that cannot
@@ -65,6 +72,10 @@ ROUTE_ERRORS: dict[str, set[int]] = {
     "updateList": {404, 409, 412, 422},
     "moveList": {404, 412, 422},  # 404: the list or its neighbour; 422: invalid_move
     "deleteList": {404, 409, 412, 422},  # 409: list_not_empty, inbox_not_deletable
+    "listChanges": {410, 422},  # 410: sync_token_expired
+    # 410: a resume point past retention; 429: past the per-person cap; 503: shutting down
+    "streamEvents": {410, 422, 429, 503},
+    "createStreamTicket": {422},
 }
 # 503 + Retry-After when a write cannot settle: use_cases/tasks.py, CreateTask (a request with the same
 # Idempotency-Key is still in progress) and _write (the task keeps changing under us); MoveTask and the
@@ -242,6 +253,13 @@ async def test_every_success_response_is_typed(openapi: dict[str, Any]) -> None:
                 if content:
                     wrong.append(f"{operation!r} 204 declares a body: {list(content)}")
                 continue
+            if operation.id in STREAMING_OPERATIONS:
+                stream = content.get("text/event-stream", {})
+                if set(content) != {"text/event-stream"} or stream.get("schema") != {"type": "string"}:
+                    wrong.append(f"{operation!r} {status} is not a text/event-stream: {json.dumps(content)}")
+                elif not stream.get("example", "").startswith("retry: "):
+                    wrong.append(f"{operation!r} {status} has no example stream")
+                continue
             schema = content.get("application/json", {}).get("schema")
             if not schema:
                 wrong.append(f"{operation!r} {status} has no application/json schema: {json.dumps(content)}")
@@ -302,7 +320,7 @@ async def test_task_and_list_routes_declare_the_errors_they_can_return(
 async def test_every_task_and_list_route_has_its_errors_listed(openapi: dict[str, Any]) -> None:
     """A new route under /tasks or /lists cannot go unchecked by the test above."""
     routes = {operation.id for operation in operations(openapi) if operation.path.startswith("/api/{user_id}/")}
-    assert routes == set(ROUTE_ERRORS) == TASK_OPERATIONS | LIST_OPERATIONS
+    assert routes == set(ROUTE_ERRORS) == TASK_OPERATIONS | LIST_OPERATIONS | CHANGE_OPERATIONS | EVENT_OPERATIONS
 
 
 # --- problems found in the document: these fail until src/ declares what it sends --------------------

@@ -149,7 +149,7 @@ _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
     "open `GET /api/{user_id}/events?ticket=...` within its lifetime (at most 60 s). A ticket works once, only "
     "for you, and the stream it opens ends when the token that asked for it expires or its session ends.",
     response_model=StreamTicketOut,
-    responses={201: {"headers": {"Cache-Control": {"schema": {"const": "no-store"}}}}, **problem_responses(401, 403)},
+    responses={201: {"headers": {"Cache-Control": {"schema": {"const": "no-store"}}}}, **problem_responses(401, 403, 422)},
 )
 async def create_stream_ticket(
     caller: Authenticated, response: Response, user_id: Annotated[str, Path(max_length=MAX_USER_ID_CHARS)]
