@@ -138,6 +138,7 @@ async def stream_events(
 
 
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+_NO_STORE_HEADER: dict[str, Any] = {"Cache-Control": {"schema": {"const": "no-store"}}}
 
 
 @router.post(
@@ -149,7 +150,7 @@ _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
     "open `GET /api/{user_id}/events?ticket=...` within its lifetime (at most 60 s). A ticket works once, only "
     "for you, and the stream it opens ends when the token that asked for it expires or its session ends.",
     response_model=StreamTicketOut,
-    responses={201: {"headers": {"Cache-Control": {"schema": {"const": "no-store"}}}}, **problem_responses(401, 403, 422)},
+    responses={201: {"headers": _NO_STORE_HEADER}, **problem_responses(401, 403, 422)},
 )
 async def create_stream_ticket(
     caller: Authenticated, response: Response, user_id: Annotated[str, Path(max_length=MAX_USER_ID_CHARS)]
