@@ -85,7 +85,8 @@ class ChannelListener:
             await connection.add_listener(self._options.channel, self._deliver)
             self.connections += 1
             self.connected.set()
-            log.info("listener_up", channel=self._options.channel)
+            if self.connections > 1:  # the first connection is routine; a reconnection is news
+                log.info("listener_reconnected", channel=self._options.channel)
             self._on_connected()
             while not lost.is_set():
                 try:
