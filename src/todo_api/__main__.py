@@ -1,11 +1,13 @@
 """`python -m todo_api`: serve with uvicorn; with no DATABASE_URL, on an embedded PostgreSQL.
 
 SIGTERM and Ctrl-C both drain in-flight requests, refuse new connections, stop the embedded
-database cleanly and exit 0.
+database cleanly and exit 0. `python -m todo_api worker` runs the background workers alone
+(delivery, retention: workers.py) until SIGTERM or Ctrl-C, then stops them the same way.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import secrets
@@ -20,8 +22,11 @@ from pydantic import ValidationError
 from uvicorn.supervisors import Multiprocess
 
 from todo_api.adapters.sql.embedded import embedded_postgres
+from todo_api.adapters.sql.engine import ConnectionPool
 from todo_api.config import Settings
 from todo_api.logging import configure_logging
+from todo_api.main import pool_options
+from todo_api.workers import build_workers
 
 STARTUP_FAILURE = 3
 
@@ -51,6 +56,22 @@ class _Supervisor(Multiprocess):
                 multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
 
 
+async def run_workers(settings: Settings, url: str) -> None:
+    """The workers alone, until SIGTERM or SIGINT."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    pool = ConnectionPool(pool_options(settings, url))
+    workers = build_workers(settings, pool)
+    workers.start()
+    try:
+        await stop.wait()
+    finally:
+        await workers.stop()
+        await pool.close()
+
+
 def main() -> int:
     try:
         settings = Settings()
@@ -62,6 +83,15 @@ def main() -> int:
     if settings.secret_key is None:
         # Development: one random key shared by every worker (tokens and cursors verify anywhere).
         os.environ["SECRET_KEY"] = secrets.token_urlsafe(32)
+    if sys.argv[1:2] == ["worker"]:
+        with ExitStack() as stack:
+            url = (
+                settings.database_url.get_secret_value()
+                if settings.database_url
+                else stack.enter_context(embedded_postgres(settings.embedded_data_dir))
+            )
+            asyncio.run(run_workers(settings, url))
+        return 0
     # uvicorn re-raises the SIGTERM it drained for; as KeyboardInterrupt it ends like Ctrl-C does.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     workers = int(os.environ.get("WEB_CONCURRENCY", "1"))

@@ -88,6 +88,21 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     embedded_data_dir: Path = Path(".data/postgres")
 
+    # The change feed's workers (docs/operations.md): webhook and broker delivery, retention.
+    run_workers: bool = True
+    worker_poll_interval_s: float = Field(default=1.0, gt=0, le=60)
+    worker_lease_s: float = Field(default=60.0, ge=5, le=3600)
+    change_retention_days: int = Field(default=30, ge=1, le=3650)
+    webhook_allow_private_targets: bool = False  # development and tests only: also allows http
+    webhook_timeout_s: float = Field(default=10.0, gt=0, le=60)
+    webhook_retry_schedule_s: Annotated[tuple[float, ...], NoDecode] = ()  # empty: about a day (webhooks.py)
+    webhook_disable_on_gone: bool = True
+    event_publisher: Literal["none", "dapr"] = "none"
+    dapr_http_endpoint: str | None = None
+    dapr_http_port: int = Field(default=3500, ge=1, le=65535)
+    dapr_pubsub_name: str = "pubsub"
+    dapr_topic: str = "todo-events"
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
@@ -106,6 +121,14 @@ class Settings(BaseSettings):
             return tuple(ipaddress.ip_network(str(item).strip(), strict=False) for item in items if str(item).strip())
         except ValueError as error:
             raise ValueError(f"TRUSTED_PROXIES: {error}") from None
+
+    @field_validator("webhook_retry_schedule_s", mode="before")
+    @classmethod
+    def _split_schedule(cls, value: object) -> object:
+        """`5, 30, 120`: seconds to wait after the first, second, third failed attempt."""
+        if isinstance(value, str):
+            return tuple(float(item) for item in value.split(",") if item.strip())
+        return value
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:
@@ -151,6 +174,10 @@ class Settings(BaseSettings):
     @property
     def json_logs(self) -> bool:
         return (self.log_format or ("json" if self.is_production else "console")) == "json"
+
+    @property
+    def dapr_endpoint(self) -> str:
+        return (self.dapr_http_endpoint or f"http://localhost:{self.dapr_http_port}").rstrip("/")
 
     def signing_key(self) -> str:
         """The key for our own tokens; development without one gets a random key per process."""

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 
 from todo_api.adapters.http.app import HttpOptions, create_http_app
 from todo_api.adapters.http.schemas import event_data
+from todo_api.adapters.outbound.addresses import AddressGuard
 from todo_api.adapters.security.passwords import BcryptPasswordHasher, common_passwords
 from todo_api.adapters.security.tokens import BearerTokenVerifier, ExternalTokens, JwksKeys, JwtAccessTokens
 from todo_api.adapters.sql.change_log import NOTIFY_CHANNEL
@@ -26,6 +27,7 @@ from todo_api.logging import configure_logging
 from todo_api.use_cases.auth import ThrottleLimits
 from todo_api.use_cases.registry import Ports, UseCases, build_use_cases
 from todo_api.use_cases.streams import StreamOptions
+from todo_api.workers import build_workers
 
 
 class SystemClock:
@@ -136,6 +138,8 @@ def _use_cases(
             password_policy=PasswordPolicy(common_passwords()),
             limits=limits,
             refresh_lifetime=timedelta(days=settings.refresh_token_lifetime_days),
+            webhook_guard=AddressGuard(allow_private=settings.webhook_allow_private_targets),
+            webhook_allow_http=settings.webhook_allow_private_targets,
             change_signals=signals,
             streams=StreamOptions(
                 heartbeat_s=settings.events_heartbeat_s,
@@ -180,9 +184,14 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         gc.freeze()
         await signals.start()
         undo = _on_exit_signal(signals.begin_shutdown)
+        workers = build_workers(settings, pool) if settings.run_workers else None
+        if workers is not None:
+            workers.start()
         yield
         undo()
         await signals.close()  # before the pool: the streams it ends may still read
+        if workers is not None:
+            await workers.stop()
         await pool.close()
         hasher.close()
         if jwks is not None:

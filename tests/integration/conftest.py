@@ -45,6 +45,8 @@ def make_settings(**overrides: object) -> Settings:
         "bcrypt_cost": 4,  # the cost is a setting; the tests prove behaviour, not bcrypt's slowness
         "throttle_signup_per_address": 10_000,
         "throttle_login_per_address": 10_000,
+        # Tests run the workers' passes themselves (or a live server does): none in the background.
+        "run_workers": False,
     }
     values.update(overrides)
     return Settings.model_validate(values)

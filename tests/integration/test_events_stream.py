@@ -57,8 +57,16 @@ async def signed_up(http: httpx.AsyncClient) -> tuple[User, str]:
     return User(body["user"]["id"], {"Authorization": f"Bearer {body['access_token']}"}), body["refresh_token"]
 
 
+async def position_now(http: httpx.AsyncClient, user: User) -> int:
+    """The user's feed position (signing up already recorded their Inbox's creation)."""
+    response = await http.get("/api/me/changes", headers=user.headers)
+    assert response.status_code == 200, response.text
+    return int(response.json()["meta"]["sync_token"])
+
+
 async def test_a_stream_receives_a_task_created_through_the_api(http: httpx.AsyncClient) -> None:
     user = await sign_up(http)
+    start = await position_now(http, user)
     async with open_stream(http, EVENTS, headers=user.headers) as stream:
         task = await create_task(http, user, title="Buy oat milk")
 
@@ -66,7 +74,7 @@ async def test_a_stream_receives_a_task_created_through_the_api(http: httpx.Asyn
 
     event = frame.json()
     assert frame.event == "task.created"
-    assert frame.id == str(event["position"]) == "1"
+    assert frame.id == str(event["position"]) == str(start + 1)
     assert event["specversion"] == "1.0"
     assert event["subject"] == f"tasks/{task['id']}"
     assert event["data"]["title"] == "Buy oat milk"
@@ -75,31 +83,34 @@ async def test_a_stream_receives_a_task_created_through_the_api(http: httpx.Asyn
 async def test_without_a_resume_point_the_stream_starts_at_the_current_position(http: httpx.AsyncClient) -> None:
     user = await sign_up(http)
     await create_task(http, user, title="Before")
+    start = await position_now(http, user)
     async with open_stream(http, EVENTS, headers=user.headers) as stream:
         await create_task(http, user, title="After")
         frame = await stream.next_event()
-    assert (frame.id, frame.json()["data"]["title"]) == ("2", "After")
+    assert (frame.id, frame.json()["data"]["title"]) == (str(start + 1), "After")
 
 
 async def test_last_event_id_replays_exactly_the_missed_events_in_order_then_live_ones(
     http: httpx.AsyncClient,
 ) -> None:
     user = await sign_up(http)
-    for title in ("one", "two", "three", "four"):
+    await create_task(http, user, title="one")
+    seen = await position_now(http, user)
+    for title in ("two", "three", "four"):
         await create_task(http, user, title=title)
 
-    async with open_stream(http, EVENTS, headers={**user.headers, "Last-Event-ID": "1"}) as stream:
+    async with open_stream(http, EVENTS, headers={**user.headers, "Last-Event-ID": str(seen)}) as stream:
         replayed = [await stream.next_event() for _ in range(3)]
         await stream.no_event_within(0.3)
         await create_task(http, user, title="five")
         live = await stream.next_event()
 
     assert [(frame.id, frame.json()["data"]["title"]) for frame in replayed] == [
-        ("2", "two"),
-        ("3", "three"),
-        ("4", "four"),
+        (str(seen + 1), "two"),
+        (str(seen + 2), "three"),
+        (str(seen + 3), "four"),
     ]
-    assert (live.id, live.json()["data"]["title"]) == ("5", "five")
+    assert (live.id, live.json()["data"]["title"]) == (str(seen + 4), "five")
 
 
 @pytest.mark.parametrize("parameter", ["last_event_id", "since"])

@@ -38,18 +38,31 @@ TASK_OPERATIONS = {
     "toggleTaskCompletion",
     "moveTask",
     "bulkChangeTasks",
+    "restoreTask",
 }
-LIST_OPERATIONS = {"listLists", "createList", "getList", "updateList", "moveList", "deleteList"}
+LIST_OPERATIONS = {"listLists", "createList", "getList", "updateList", "moveList", "deleteList", "restoreList"}
+CHANGE_OPERATIONS = {"listChanges"}
 AUTH_OPERATIONS = {"signUp", "logIn", "issueToken", "refreshSession", "logOut", "getCurrentUser", "changePassword"}
 HEALTH_OPERATIONS = {"getLiveness", "getReadiness"}
-CHANGE_OPERATIONS = {"listChanges"}
+WEBHOOK_OPERATIONS = {"listWebhooks", "createWebhook", "deleteWebhook", "listWebhookDeliveries"}
 EVENT_OPERATIONS = {"streamEvents", "createStreamTicket"}
 STREAMING_OPERATIONS = {"streamEvents"}  # 200 is text/event-stream (docs/events.md), not JSON
 OPERATION_IDS = (
-    TASK_OPERATIONS | LIST_OPERATIONS | AUTH_OPERATIONS | HEALTH_OPERATIONS | CHANGE_OPERATIONS | EVENT_OPERATIONS
+    TASK_OPERATIONS
+    | LIST_OPERATIONS
+    | CHANGE_OPERATIONS
+    | AUTH_OPERATIONS
+    | HEALTH_OPERATIONS
+    | WEBHOOK_OPERATIONS
+    | EVENT_OPERATIONS
 )
 BEARER_OPERATIONS = (
-    TASK_OPERATIONS | LIST_OPERATIONS | CHANGE_OPERATIONS | EVENT_OPERATIONS | {"getCurrentUser", "changePassword"}
+    TASK_OPERATIONS
+    | LIST_OPERATIONS
+    | CHANGE_OPERATIONS
+    | WEBHOOK_OPERATIONS
+    | EVENT_OPERATIONS
+    | {"getCurrentUser", "changePassword"}
 )
 
 # What each task and list route can answer besides 401/403 (see routers/tasks.py, routers/lists.py and
@@ -72,7 +85,13 @@ ROUTE_ERRORS: dict[str, set[int]] = {
     "updateList": {404, 409, 412, 422},
     "moveList": {404, 412, 422},  # 404: the list or its neighbour; 422: invalid_move
     "deleteList": {404, 409, 412, 422},  # 409: list_not_empty, inbox_not_deletable
+    "restoreTask": {404, 409, 422},  # 409: deleted_with_parent, deleted_with_list
+    "restoreList": {404, 409, 422},  # 409: list_name_taken; 422: too_many_lists
     "listChanges": {410, 422},  # 410: sync_token_expired
+    "listWebhooks": {422},
+    "createWebhook": {422},  # unsafe_webhook_url, invalid_webhook_url, too_many_webhooks
+    "deleteWebhook": {404, 422},
+    "listWebhookDeliveries": {400, 404, 422},  # 400: a cursor this API did not issue
     # 410: a resume point past retention; 429: past the per-person cap; 503: shutting down
     "streamEvents": {410, 422, 429, 503},
     "createStreamTicket": {422},
@@ -91,6 +110,8 @@ RETRY_LATER = {
     "updateList",
     "moveList",
     "deleteList",
+    "restoreTask",
+    "restoreList",
 }
 # Error responses whose problem type adds members to Problem (RFC 9457 §3.2), and only these: each is
 # checked to carry every Problem member unchanged, plus its own.
@@ -115,8 +136,9 @@ class Operation:
         return "application/json" in self.spec.get("requestBody", {}).get("content", {})
 
     def url(self) -> str:
-        """A concrete URL for the operation: `me` for the user, task 1, list 1."""
+        """A concrete URL for the operation: `me` for the user, task 1, list 1, webhook 1."""
         url = self.path.replace("{user_id}", "me").replace("{task_id}", "1").replace("{list_id}", "1")
+        url = url.replace("{webhook_id}", "1")
         assert "{" not in url, f"{self!r}: a path parameter url() does not fill in"
         return url
 
@@ -320,7 +342,11 @@ async def test_task_and_list_routes_declare_the_errors_they_can_return(
 async def test_every_task_and_list_route_has_its_errors_listed(openapi: dict[str, Any]) -> None:
     """A new route under /tasks or /lists cannot go unchecked by the test above."""
     routes = {operation.id for operation in operations(openapi) if operation.path.startswith("/api/{user_id}/")}
-    assert routes == set(ROUTE_ERRORS) == TASK_OPERATIONS | LIST_OPERATIONS | CHANGE_OPERATIONS | EVENT_OPERATIONS
+    assert (
+        routes
+        == set(ROUTE_ERRORS)
+        == TASK_OPERATIONS | LIST_OPERATIONS | CHANGE_OPERATIONS | WEBHOOK_OPERATIONS | EVENT_OPERATIONS
+    )
 
 
 # --- problems found in the document: these fail until src/ declares what it sends --------------------

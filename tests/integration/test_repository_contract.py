@@ -328,7 +328,7 @@ async def test_a_position_at_a_deleted_task_pages_on_from_where_it_stood(
     expected = labels(ORDERS[str(sort)])
     gone = seeded.tasks[expected[4]]
     async with units() as uow:
-        assert await uow.tasks.delete(ANN, gone.id, expected_version=gone.version)
+        assert await uow.tasks.trash(ANN, [gone.id], NOW) == [gone.id]
         await uow.commit()
     tasks = await listed(units, ANN, TaskQuery(sort=sort, limit=100, after=position_of(gone, sort)))
     assert seeded.labels(tasks) == expected[5:]
@@ -356,7 +356,8 @@ async def test_saving_another_owners_task_writes_nothing(units: UnitOfWorkFactor
 async def test_deleting_another_owners_task_deletes_nothing(units: UnitOfWorkFactory, seeded: Seeded) -> None:
     bobs = seeded.tasks["x"]
     async with units() as uow:
-        assert not await uow.tasks.delete(ANN, bobs.id, expected_version=bobs.version)
+        assert await uow.tasks.trash(ANN, [bobs.id], NOW) == []
+        assert await uow.tasks.trashed(ANN, bobs.id) is None
         await uow.commit()
     assert await stored_task(units, BOB, bobs.id) == bobs
 
@@ -426,36 +427,38 @@ async def test_a_save_with_a_stale_version_returns_none_and_writes_nothing(
 async def test_a_save_of_a_task_that_is_gone_returns_none(units: UnitOfWorkFactory, seeded: Seeded) -> None:
     task = seeded.tasks["a"]
     async with units() as uow:
-        assert await uow.tasks.delete(ANN, task.id, expected_version=task.version)
+        assert await uow.tasks.trash(ANN, [task.id], NOW) == [task.id]
         assert await uow.tasks.save(replace(task, title="Back"), expected_version=task.version) is None
         await uow.commit()
     assert await stored_task(units, ANN, task.id) is None
 
 
-async def test_a_delete_at_the_current_version_removes_the_task(units: UnitOfWorkFactory, seeded: Seeded) -> None:
+async def test_a_trashed_task_leaves_every_query_and_comes_back_as_a_new_version(
+    units: UnitOfWorkFactory, seeded: Seeded
+) -> None:
     task = seeded.tasks["a"]
     async with units() as uow:
-        assert await uow.tasks.delete(ANN, task.id, expected_version=task.version)
+        assert await uow.tasks.trash(ANN, [task.id], NOW) == [task.id]
         await uow.commit()
     assert await stored_task(units, ANN, task.id) is None
     assert await counted(units, ANN, TaskFilter()) == len(labels(ANNS)) - 1
-
-
-async def test_a_delete_with_a_stale_version_returns_false_and_keeps_the_task(
-    units: UnitOfWorkFactory, seeded: Seeded
-) -> None:
-    task = seeded.tasks["b"]  # at version 2: saved once after it was added
-    assert task.version == 2
     async with units() as uow:
-        assert not await uow.tasks.delete(ANN, task.id, expected_version=1)
-        assert not await uow.tasks.delete(ANN, task.id, expected_version=3)
+        trashed = await uow.tasks.trashed(ANN, task.id)
+        assert trashed is not None
+        assert (trashed.root_id, trashed.deleted_list_id, trashed.task.deleted_at) == (task.id, None, NOW)
+        assert [t.id for t in await uow.tasks.trashed_page(ANN, 10, None)] == [task.id]
+        back = await uow.tasks.restore(
+            ANN, task.id, list_id=task.list_id, parent_id=None, position=task.position, at=NOW
+        )
         await uow.commit()
-    assert await stored_task(units, ANN, task.id) == task
+    assert back == [replace(task, updated_at=NOW, version=task.version + 1)]
+    assert await stored_task(units, ANN, task.id) == back[0]
+    assert await counted(units, ANN, TaskFilter()) == len(labels(ANNS))
 
 
-async def test_a_delete_of_a_task_that_never_was_returns_false(units: UnitOfWorkFactory, seeded: Seeded) -> None:
+async def test_a_trash_of_a_task_that_never_was_trashes_nothing(units: UnitOfWorkFactory, seeded: Seeded) -> None:
     async with units() as uow:
-        assert not await uow.tasks.delete(ANN, max(task.id for task in seeded.tasks.values()) + 1, expected_version=1)
+        assert await uow.tasks.trash(ANN, [max(task.id for task in seeded.tasks.values()) + 1], NOW) == []
         await uow.commit()
 
 
@@ -463,7 +466,7 @@ async def test_a_rollback_undoes_the_units_writes(units: UnitOfWorkFactory, seed
     task = seeded.tasks["c"]
     async with units() as uow:
         added = await uow.tasks.add(ANN, TaskDraft("Undone"), NOW, list_id=await inbox_of(uow, ANN), position="z0")
-        assert await uow.tasks.delete(ANN, task.id, expected_version=task.version)
+        assert await uow.tasks.trash(ANN, [task.id], NOW) == [task.id]
         await uow.rollback()
     assert await stored_task(units, ANN, added.id) is None
     assert await stored_task(units, ANN, task.id) == task

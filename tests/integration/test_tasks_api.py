@@ -206,7 +206,7 @@ async def test_create_is_201_with_the_task(client: httpx.AsyncClient, user: User
     assert body["title"] == "Buy oat milk"
     assert body.keys() == {
         "id", "title", "description", "completed", "completed_at", "priority", "tags", "due_at",
-        "created_at", "updated_at", "version", "list_id", "parent_id", "position",
+        "created_at", "updated_at", "version", "list_id", "parent_id", "position", "deleted_at",
     }  # fmt: skip
 
 
@@ -533,7 +533,8 @@ async def test_list_is_200_with_the_callers_tasks_and_page_meta(
     assert response.status_code == 200
     body = response.json()
     assert body["data"] == [task]
-    assert body["meta"] == {"next_cursor": None, "limit": 20, "total": None}
+    assert body["meta"] == {"next_cursor": None, "limit": 20, "total": None, "sync_token": body["meta"]["sync_token"]}
+    assert body["meta"]["sync_token"].isdigit()
 
 
 @pytest.mark.parametrize(

@@ -128,6 +128,13 @@ async def test_positions_compare_byte_by_byte_in_the_database(
     columns = await db.fetch(
         "SELECT table_name, collation_name FROM information_schema.columns WHERE column_name = 'position'"
     )
-    assert {row["table_name"]: row["collation_name"] for row in columns} == {"tasks": "C", "lists": "C"}
+    assert {row["table_name"]: row["collation_name"] for row in columns} == {
+        "tasks": "C",
+        "lists": "C",
+        "deleted_tasks": "C",
+        "deleted_lists": "C",
+        "change_feeds": None,  # the feed's position: a number
+        "events": None,
+    }
     in_order = await listed(client, user, list_id=upper["list_id"], parent_id="none", sort="position")
     assert in_order == ["Upper", "Lower"]

@@ -16,8 +16,9 @@ from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
+from tests.unit.webhook_fakes import FakeWebhookRepository, StoredWebhook
 from todo_api.domain.changes import Change as FeedChange
-from todo_api.domain.changes import Deleted, FeedEvent
+from todo_api.domain.changes import Deleted, FeedEvent, coalesced
 from todo_api.domain.errors import AuthenticationFailed, Conflict
 from todo_api.domain.lists import TaskList
 from todo_api.domain.ports import (
@@ -38,7 +39,7 @@ from todo_api.domain.ports import (
     UserRepository,
 )
 from todo_api.domain.sessions import RefreshToken
-from todo_api.domain.tasks import Position, Sort, Task, TaskDraft, TaskFilter, TaskQuery, sort_value
+from todo_api.domain.tasks import DeletedTask, Position, Sort, Task, TaskDraft, TaskFilter, TaskQuery, sort_value
 from todo_api.domain.users import Principal, User
 
 # --- Time --------------------------------------------------------------------------------------------
@@ -93,8 +94,13 @@ class FakeStore:
     idempotency_keys: dict[tuple[str, str], IdempotencyRecord] = field(default_factory=dict)
     lists: dict[int, TaskList] = field(default_factory=dict)
     last_list_id: int = 0
+    deleted_tasks: dict[int, DeletedTask] = field(default_factory=dict)
+    deleted_lists: dict[int, TaskList] = field(default_factory=dict)  # `updated_at` kept; deleted_at apart
+    deleted_list_at: dict[int, datetime] = field(default_factory=dict)
     events: dict[str, list[FeedEvent]] = field(default_factory=dict)  # per person, in position order
     pruned_through: dict[str, int] = field(default_factory=dict)
+    webhooks: dict[int, StoredWebhook] = field(default_factory=dict)
+    last_webhook_id: int = 0
 
     def snapshot(self) -> FakeStore:
         return copy.deepcopy(self)
@@ -344,17 +350,65 @@ class FakeTaskRepository:
         self._store.tasks[saved.id] = saved
         return saved
 
-    async def delete(self, user_id: str, task_id: int, *, expected_version: int | None) -> bool:
+    async def trash(
+        self, user_id: str, root_ids: Sequence[int], at: datetime, *, deleted_list_id: int | None = None
+    ) -> list[int]:
         self._before_delete()
-        stored = await self.get(user_id, task_id)
-        if stored is None or (expected_version is not None and stored.version != expected_version):
-            return False
-        doomed = {task_id}  # and, as the foreign key cascades, its subtree
-        while children := {t.id for t in self._store.tasks.values() if t.parent_id in doomed} - doomed:
-            doomed |= children
-        for doomed_id in doomed:
-            del self._store.tasks[doomed_id]
-        return True
+        roots = [
+            task_id for task_id in root_ids if (task := self._store.tasks.get(task_id)) and task.user_id == user_id
+        ]
+        root_of: dict[int, int] = {}
+        for root in roots:  # a named task under another goes with the top one
+            for task_id in [root, *(await self.descendants(user_id, root))]:
+                if task_id not in root_of or task_id == root_of[task_id]:
+                    root_of[task_id] = root
+        for task_id, root in root_of.items():
+            task = replace(self._store.tasks.pop(task_id), deleted_at=at)
+            self._store.deleted_tasks[task_id] = DeletedTask(task, root, deleted_list_id)
+        return list(root_of)
+
+    async def trashed(self, user_id: str, task_id: int) -> DeletedTask | None:
+        found = self._store.deleted_tasks.get(task_id)
+        return found if found is not None and found.task.user_id == user_id else None
+
+    async def trashed_page(self, user_id: str, limit: int, after: Position | None) -> list[Task]:
+        roots = [
+            entry.task
+            for entry in self._store.deleted_tasks.values()
+            if entry.task.user_id == user_id and entry.root_id == entry.task.id and entry.deleted_list_id is None
+        ]
+        roots.sort(key=lambda task: (task.deleted_at, task.id), reverse=True)
+        if after is not None:
+            roots = [task for task in roots if (task.deleted_at, task.id) < (after.value, after.id)]
+        return roots[: limit + 1]
+
+    async def restore(
+        self, user_id: str, root_id: int, *, list_id: int, parent_id: int | None, position: str, at: datetime
+    ) -> list[Task]:
+        group = [e for e in self._store.deleted_tasks.values() if e.root_id == root_id and e.task.user_id == user_id]
+        return [
+            self._back(
+                entry,
+                at,
+                **(
+                    {"list_id": list_id}
+                    | ({"parent_id": parent_id, "position": position} if entry.task.id == root_id else {})
+                ),
+            )
+            for entry in group
+        ]
+
+    def _back(self, entry: DeletedTask, at: datetime, **place: Any) -> Task:
+        del self._store.deleted_tasks[entry.task.id]
+        task = replace(entry.task, deleted_at=None, updated_at=at, version=entry.task.version + 1, **place)
+        self._store.tasks[task.id] = task
+        return task
+
+    def restore_list_tasks(self, user_id: str, list_id: int, at: datetime) -> list[Task]:
+        group = [
+            e for e in self._store.deleted_tasks.values() if e.deleted_list_id == list_id and e.task.user_id == user_id
+        ]
+        return [self._back(entry, at) for entry in group]
 
     async def list(self, user_id: str, query: TaskQuery, now: datetime) -> list[Task]:
         rows = [task for task in self._store.tasks.values() if matches_filter(task, user_id, query.filter, now)]
@@ -389,13 +443,16 @@ class FakeTaskRepository:
 
     async def complete_descendants(
         self, user_id: str, root_ids: Sequence[int], at: datetime, *, keep: Sequence[int] = ()
-    ) -> None:
+    ) -> Sequence[Task]:
         below_roots = {below for root in root_ids for below in await self.descendants(user_id, root)}
-        for below in below_roots - set(keep):
+        done = []
+        for below in sorted(below_roots - set(keep)):
             if not (stored := self._store.tasks[below]).completed:
                 self._store.tasks[below] = replace(
                     stored, completed=True, completed_at=at, updated_at=at, version=stored.version + 1
                 )
+                done.append(self._store.tasks[below])
+        return done
 
     async def neighbour(self, sibling: Task, *, after: bool) -> str | None:
         group = [
@@ -418,29 +475,27 @@ class FakeTaskRepository:
 
     async def move_descendants_to(
         self, user_id: str, root_ids: Sequence[int], list_id: int, at: datetime, *, keep: Sequence[int] = ()
-    ) -> None:
+    ) -> Sequence[Task]:
+        moved = []
         for root in root_ids:
-            for below in (await self.descendants(user_id, root)).keys() - set(keep):
+            for below in sorted((await self.descendants(user_id, root)).keys() - set(keep)):
                 stored = self._store.tasks[below]
                 self._store.tasks[below] = replace(stored, list_id=list_id, updated_at=at, version=stored.version + 1)
+                moved.append(self._store.tasks[below])
+        return moved
 
     async def get_many(self, user_id: str, task_ids: Sequence[int]) -> dict[int, Task]:
         self._before_locked_read()
         return {task.id: task for task_id in sorted(task_ids) if (task := await self.get(user_id, task_id))}
 
-    async def save_many(self, changed: Sequence[Task], expected_versions: dict[int, int]) -> int:
-        saved = 0
+    async def save_many(self, changed: Sequence[Task], expected_versions: dict[int, int]) -> Sequence[Task]:
+        saved = []
         for task in changed:
             stored = await self.get(task.user_id, task.id)
             if stored is not None and stored.version == expected_versions[task.id]:
                 self._store.tasks[task.id] = replace(task, created_at=stored.created_at, version=stored.version + 1)
-                saved += 1
+                saved.append(self._store.tasks[task.id])
         return saved
-
-    async def delete_many(self, user_id: str, task_ids: Sequence[int]) -> None:
-        for task_id in task_ids:
-            if (stored := await self.get(user_id, task_id)) is not None:
-                await self.delete(user_id, task_id, expected_version=stored.version)
 
     async def sibling_ids(self, user_id: str, list_id: int, parent_id: int | None) -> Sequence[int]:
         group = [
@@ -450,12 +505,15 @@ class FakeTaskRepository:
         ]
         return [t.id for t in sorted(group, key=lambda t: (t.position, t.id))]
 
-    async def set_positions(self, user_id: str, positions: dict[int, str], at: datetime) -> None:
+    async def set_positions(self, user_id: str, positions: dict[int, str], at: datetime) -> Sequence[Task]:
+        written = []
         for task_id, position in positions.items():
             if (stored := await self.get(user_id, task_id)) is not None:
                 self._store.tasks[task_id] = replace(
                     stored, position=position, updated_at=at, version=stored.version + 1
                 )
+                written.append(self._store.tasks[task_id])
+        return written
 
     async def depth(self, user_id: str, task_id: int) -> int | None:
         task = await self.get(user_id, task_id)
@@ -570,21 +628,44 @@ class FakeListRepository:
     async def order(self, user_id: str) -> list[tuple[int, str]]:
         return [(x.id, x.position) for x in await self.page(user_id, len(self._store.lists), None)]
 
-    async def set_positions(self, user_id: str, positions: dict[int, str], at: datetime) -> None:
+    async def set_positions(self, user_id: str, positions: dict[int, str], at: datetime) -> list[int]:
+        written = []
         for list_id, position in positions.items():
             stored = self._store.lists.get(list_id)
             if stored is not None and stored.user_id == user_id:
                 self._store.lists[list_id] = replace(
                     stored, position=position, updated_at=at, version=stored.version + 1
                 )
+                written.append(list_id)
+        return written
 
-    async def delete(self, user_id: str, list_id: int) -> bool:
-        if await self.get(user_id, list_id) is None:
-            return False
-        del self._store.lists[list_id]
-        for task_id in [task.id for task in self._store.tasks.values() if task.list_id == list_id]:
-            del self._store.tasks[task_id]
-        return True
+    async def many(self, user_id: str, list_ids: Sequence[int]) -> list[TaskList]:
+        return [found for list_id in list_ids if (found := await self.get(user_id, list_id)) is not None]
+
+    async def trash(self, user_id: str, list_id: int, at: datetime) -> list[int]:
+        tasks = FakeTaskRepository(self._store)
+        top = [t.id for t in self._store.tasks.values() if t.list_id == list_id and t.parent_id is None]
+        deleted = await tasks.trash(user_id, top, at, deleted_list_id=list_id)
+        self._store.deleted_lists[list_id] = self._store.lists.pop(list_id)
+        self._store.deleted_list_at[list_id] = at
+        return deleted
+
+    async def trashed(self, user_id: str, list_id: int) -> TaskList | None:
+        found = self._store.deleted_lists.get(list_id)
+        return replace(found, open_count=0, total_count=0) if found is not None and found.user_id == user_id else None
+
+    async def restore(self, user_id: str, list_id: int, at: datetime) -> tuple[TaskList, list[Task]] | None:
+        found = await self.trashed(user_id, list_id)
+        if found is None:
+            return None
+        if any(x.user_id == user_id and x.name.lower() == found.name.lower() for x in self._store.lists.values()):
+            raise Conflict("You already have a list with this name.", code="list_name_taken")
+        del self._store.deleted_lists[list_id], self._store.deleted_list_at[list_id]
+        self._store.lists[list_id] = replace(found, updated_at=at, version=found.version + 1)
+        restored = FakeTaskRepository(self._store).restore_list_tasks(user_id, list_id, at)
+        back = await self.get(user_id, list_id)
+        assert back is not None
+        return back, restored
 
 
 # --- Unit of work ------------------------------------------------------------------------------------
@@ -624,7 +705,7 @@ class FakeChangeLog:
         pending, self.pending = self.pending, {}
         for user_id, changes in pending.items():
             feed = self._store.events.setdefault(user_id, [])
-            for change in changes:
+            for change in coalesced(changes):
                 position = (feed[-1].position if feed else self._store.pruned_through.get(user_id, 0)) + 1
                 subject = change.subject
                 data = {"id": subject.id, "deleted_at": subject.deleted_at} if isinstance(subject, Deleted) else subject
@@ -703,6 +784,10 @@ class FakeUnitOfWork:
     def lists(self) -> FakeListRepository:
         self._require_inside()
         return self._lists
+
+    @property
+    def webhooks(self) -> FakeWebhookRepository:
+        return FakeWebhookRepository(self._store)
 
     @property
     def changes(self) -> FakeChangeLog:

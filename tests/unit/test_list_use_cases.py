@@ -151,7 +151,7 @@ async def test_the_inbox_can_be_renamed_but_not_deleted(
     assert inbox.is_inbox
     assert (await UpdateList(uow, clock).execute(ADA, inbox.id, name="Tray")).is_inbox
     with pytest.raises(Conflict) as refused:
-        await DeleteList(uow).execute(ADA, inbox.id, cascade=True)
+        await DeleteList(uow, uow.clock).execute(ADA, inbox.id, cascade=True)
     assert refused.value.code == "inbox_not_deletable"
 
 
@@ -161,10 +161,10 @@ async def test_a_list_with_tasks_is_kept_unless_cascade_which_deletes_them_too(
     work = await create_list.execute(ADA, "Work")
     task = await add(create_task, "Report", list_id=work.id)
     with pytest.raises(Conflict) as refused:
-        await DeleteList(uow).execute(ADA, work.id)
+        await DeleteList(uow, uow.clock).execute(ADA, work.id)
     assert refused.value.code == "list_not_empty"
     assert task.id in store.tasks
-    await DeleteList(uow).execute(ADA, work.id, cascade=True)
+    await DeleteList(uow, uow.clock).execute(ADA, work.id, cascade=True)
     assert work.id not in store.lists
     assert task.id not in store.tasks
 
@@ -474,7 +474,7 @@ async def test_deleting_a_parent_deletes_its_subtree(
     child = await add(create_task, "Outline", parent_id=parent.id)
     await add(create_task, "Sources", parent_id=child.id)
     kept = await add(create_task, "Other")
-    await DeleteTask(uow).execute(ADA, parent.id)
+    await DeleteTask(uow, uow.clock).execute(ADA, parent.id)
     assert list(store.tasks) == [kept.id]
 
 
@@ -601,7 +601,7 @@ async def test_a_bulk_answers_and_leaves_what_the_single_task_calls_one_after_an
         try:
             task_id = single[name]
             if op == "delete":
-                await DeleteTask(uow).execute(ADA, task_id)
+                await DeleteTask(uow, uow.clock).execute(ADA, task_id)
             elif op in ("complete", "reopen"):
                 await SetTaskCompletion(uow, clock).execute(ADA, task_id, op == "complete")
             elif op == "move":

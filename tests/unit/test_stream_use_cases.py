@@ -43,6 +43,11 @@ def backend() -> FakeBackend:
     return backend
 
 
+def feed_position(backend: FakeBackend) -> int:
+    feed = backend.store.events.get(ADA, [])
+    return feed[-1].position if feed else 0
+
+
 def follow(backend: FakeBackend, options: StreamOptions = FAST) -> FollowChanges:
     return FollowChanges(backend.uow, backend.signals, backend.clock, options)
 
@@ -73,36 +78,39 @@ def positions(found: list[StreamItem]) -> list[int]:
 async def test_without_a_resume_point_a_stream_starts_at_the_feed_position_now(backend: FakeBackend) -> None:
     await backend.add_task(ADA, "before")
     stream = await follow(backend).open(ada(), None)
-    assert stream.position == 1
+    start = feed_position(backend)
+    assert stream.position == start > 0
 
     await backend.add_task(ADA, "after")
     backend.signals.wake(ADA)
 
-    assert positions(await items(stream, 1)) == [2]
+    assert positions(await items(stream, 1)) == [start + 1]
 
 
 async def test_a_resume_point_replays_what_followed_it_in_pages_then_follows_live(backend: FakeBackend) -> None:
-    for title in ("one", "two", "three", "four", "five"):
+    await backend.add_task(ADA, "one")
+    start = feed_position(backend)
+    for title in ("two", "three", "four", "five"):
         await backend.add_task(ADA, title)
-    stream = await follow(backend).open(ada(), 1)
+    stream = await follow(backend).open(ada(), start)
     iterator = aiter(stream)
 
     replayed = [await anext(iterator) for _ in range(4)]  # batches of 2: no wake-up needed between them
     await backend.add_task(ADA, "six")
     backend.signals.wake(ADA)
 
-    assert positions(replayed) == [2, 3, 4, 5]
-    assert positions([await anext(iterator)]) == [6]
+    assert positions(replayed) == [start + 1, start + 2, start + 3, start + 4]
+    assert positions([await anext(iterator)]) == [start + 5]
 
 
 async def test_a_resume_point_past_retention_is_gone_and_frees_the_slot(backend: FakeBackend) -> None:
     for _ in range(3):
         await backend.add_task(ADA)
-    backend.store.pruned_through[ADA] = 2
+    backend.store.pruned_through[ADA] = feed_position(backend) - 1
     follower = follow(backend)
 
     with pytest.raises(Gone) as raised:
-        await follower.open(ada(), 1)
+        await follower.open(ada(), feed_position(backend) - 2)
 
     assert raised.value.code == "sync_token_expired"
     assert follower.slots.open(ADA) == 0
@@ -170,10 +178,13 @@ async def test_shutdown_ends_streams_and_refuses_new_ones(backend: FakeBackend) 
 
 
 async def test_a_stream_that_fell_behind_retention_ends_rather_than_skip_events(backend: FakeBackend) -> None:
+    await backend.add_task(ADA)
     stream = await follow(backend).open(ada(), None)
     for _ in range(3):
         await backend.add_task(ADA)
-    backend.store.events[ADA] = backend.store.events[ADA][2:]  # retention took 1 and 2 before they were sent
+    sent = stream.position
+    # Retention took the first two events after the stream's position before they were sent.
+    backend.store.events[ADA] = [event for event in backend.store.events[ADA] if event.position > sent + 2]
     backend.signals.wake(ADA)
 
     assert await items(stream, 1) == [StreamEnd("fell_behind")]

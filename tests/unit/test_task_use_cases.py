@@ -88,8 +88,8 @@ def complete(uow: FakeUnitOfWorkFactory, clock: FakeClock) -> SetTaskCompletion:
 
 
 @pytest.fixture
-def delete(uow: FakeUnitOfWorkFactory) -> DeleteTask:
-    return DeleteTask(uow)
+def delete(uow: FakeUnitOfWorkFactory, clock: FakeClock) -> DeleteTask:
+    return DeleteTask(uow, clock)
 
 
 @pytest.fixture

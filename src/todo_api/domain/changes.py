@@ -8,6 +8,7 @@ that has seen position N is never later handed an event below N.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Literal
@@ -72,6 +73,26 @@ def task_change(before: Task | None, after: Task) -> Change:
 
 def task_deleted(task_id: int, at: datetime) -> Change:
     return Change("task.deleted", Deleted("task", task_id, at))
+
+
+_BIRTHS = ("task.created", "task.restored", "list.created", "list.restored")
+
+
+def coalesced(changes: Sequence[Change]) -> list[Change]:
+    """One event per changed object per transaction: its last state, in the order objects were
+    first changed. An object made (or restored) in the same transaction keeps that name."""
+    first: dict[tuple[str, int], Change] = {}
+    last: dict[tuple[str, int], Change] = {}
+    for change in changes:
+        first.setdefault((change.aggregate_type, change.aggregate_id), change)
+        last[change.aggregate_type, change.aggregate_id] = change
+    merged = []
+    for key, change in first.items():
+        final = last[key]
+        if change.type in _BIRTHS and not isinstance(final.subject, Deleted):
+            final = Change(change.type, final.subject)
+        merged.append(final)
+    return merged
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,8 +15,9 @@ from todo_api.domain.bulk import BulkOutcome
 from todo_api.domain.changes import Change, FeedEvent
 from todo_api.domain.lists import TaskList
 from todo_api.domain.sessions import RefreshToken
-from todo_api.domain.tasks import Task, TaskDraft, TaskFilter, TaskQuery
+from todo_api.domain.tasks import DeletedTask, Position, Task, TaskDraft, TaskFilter, TaskQuery
 from todo_api.domain.users import Principal, User
+from todo_api.domain.webhooks import Attempt, Delivery, Lease, NewWebhook, SendOutcome, Webhook
 
 
 class DatabaseProbe(Protocol):
@@ -77,8 +78,19 @@ class TaskRepository(Protocol):
     async def save(self, task: Task, *, expected_version: int) -> Task | None:
         """Write `task` if its stored version is still `expected_version`; None when it is not (or gone)."""
 
-    async def delete(self, user_id: str, task_id: int, *, expected_version: int) -> bool:
-        """Delete the task if its stored version is still `expected_version`."""
+    async def trash(self, user_id: str, root_ids: Sequence[int], at: datetime) -> list[int]:
+        """Delete the tasks and everything under them, keeping them restorable; the ids deleted."""
+
+    async def trashed(self, user_id: str, task_id: int) -> DeletedTask | None: ...
+    async def trashed_page(self, user_id: str, limit: int, after: Position | None) -> list[Task]:
+        """Up to `limit + 1` tasks deleted on their own (not with a parent or list), latest first;
+        `after` is the last one's `deleted_at` and id."""
+
+    async def restore(
+        self, user_id: str, root_id: int, *, list_id: int, parent_id: int | None, position: str, at: datetime
+    ) -> list[Task]:
+        """Bring back a task deleted on its own and what was deleted with it, each as a new
+        version: the task at the given place, the rest under it as they were."""
 
     async def list(self, user_id: str, query: TaskQuery, now: datetime) -> list[Task]:
         """Up to `query.limit + 1` tasks after `query.after`, so the caller knows if there is more."""
@@ -98,7 +110,7 @@ class TaskRepository(Protocol):
 
     async def complete_descendants(
         self, user_id: str, root_ids: Sequence[int], at: datetime, *, keep: Sequence[int] = ()
-    ) -> None:
+    ) -> Sequence[Task]:
         """Complete every open task under the roots, each as a new version; `keep` (tasks the
         caller writes itself) are left alone, though their subtasks are not."""
 
@@ -110,22 +122,20 @@ class TaskRepository(Protocol):
 
     async def move_descendants_to(
         self, user_id: str, root_ids: Sequence[int], list_id: int, at: datetime, *, keep: Sequence[int] = ()
-    ) -> None:
+    ) -> Sequence[Task]:
         """Every task under the roots follows them to another list, each as a new version (but
         `keep`, which the caller writes itself)."""
 
     async def get_many(self, user_id: str, task_ids: Sequence[int]) -> dict[int, Task]:
         """The user's tasks among `task_ids`, locked in id order (so overlapping bulk changes queue)."""
 
-    async def save_many(self, changed: Sequence[Task], expected_versions: dict[int, int]) -> int:
-        """Write many tasks in one statement, each only over its expected version; how many were."""
-
-    async def delete_many(self, user_id: str, task_ids: Sequence[int]) -> None: ...
+    async def save_many(self, changed: Sequence[Task], expected_versions: dict[int, int]) -> Sequence[Task]:
+        """Write many tasks in one statement, each only over its expected version; those written."""
 
     async def sibling_ids(self, user_id: str, list_id: int, parent_id: int | None) -> Sequence[int]:
         """A group's tasks in the person's order: what a rebalance walks."""
 
-    async def set_positions(self, user_id: str, positions: dict[int, str], at: datetime) -> None:
+    async def set_positions(self, user_id: str, positions: dict[int, str], at: datetime) -> Sequence[Task]:
         """New order keys for many tasks at once (a rebalance), each as a new version."""
 
 
@@ -171,11 +181,17 @@ class ListRepository(Protocol):
     async def order(self, user_id: str) -> list[tuple[int, str]]:
         """Every list's id and order key, in the person's order (a person has at most 1,000)."""
 
-    async def set_positions(self, user_id: str, positions: dict[int, str], at: datetime) -> None:
-        """Give these lists these keys (a rebalance), each as a new version."""
+    async def set_positions(self, user_id: str, positions: dict[int, str], at: datetime) -> list[int]:
+        """Give these lists these keys (a rebalance), each as a new version; the ids written."""
 
-    async def delete(self, user_id: str, list_id: int) -> bool:
-        """Delete the list and, through the foreign key, every task in it."""
+    async def many(self, user_id: str, list_ids: Sequence[int]) -> list[TaskList]: ...
+    async def trash(self, user_id: str, list_id: int, at: datetime) -> list[int]:
+        """Delete the list and every task in it, keeping them restorable; the tasks' ids."""
+
+    async def trashed(self, user_id: str, list_id: int) -> TaskList | None: ...
+    async def restore(self, user_id: str, list_id: int, at: datetime) -> tuple[TaskList, list[Task]] | None:
+        """Bring back a deleted list with the tasks deleted with it, each as a new version;
+        Conflict(code="list_name_taken") when the person has a list of its name by now."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,6 +259,8 @@ class UnitOfWork(Protocol):
     def refresh_tokens(self) -> RefreshTokenRepository: ...
     @property
     def rate_limits(self) -> RateLimiter: ...
+    @property
+    def webhooks(self) -> WebhookRepository: ...
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(
@@ -280,3 +298,68 @@ class TokenVerifier(Protocol):
 
 class Clock(Protocol):
     def now(self) -> datetime: ...
+
+
+class WebhookRepository(Protocol):
+    """Every method filters by owner: another person's webhook is indistinguishable from none."""
+
+    async def add(self, user_id: str, new: NewWebhook, secret: str, at: datetime, *, after: int) -> Webhook:
+        """Store a webhook that follows the person's feed from after position `after`."""
+
+    async def count(self, user_id: str) -> int: ...
+    async def all(self, user_id: str) -> Sequence[Webhook]: ...
+    async def get(self, user_id: str, webhook_id: int) -> Webhook | None: ...
+    async def delete(self, user_id: str, webhook_id: int) -> bool: ...
+    async def deliveries(self, user_id: str, webhook_id: int, limit: int, before: int | None) -> Sequence[Delivery]:
+        """Up to `limit + 1` attempts, newest first, with ids below `before`."""
+
+
+class TargetGuard(Protocol):
+    async def check(self, url: str) -> None:
+        """Raise InvalidInput(code="unsafe_webhook_url") when the URL's host is, or resolves to, an
+        address a webhook may not reach (loopback, private, link-local, metadata...)."""
+
+
+class EventSender(Protocol):
+    """Sends one event to where a leased follower points (a webhook's URL, the broker)."""
+
+    async def send(self, lease: Lease, event: FeedEvent) -> SendOutcome: ...
+
+
+class DeliveryQueue(Protocol):
+    """The followers of change feeds (webhooks, or the publisher's per-person cursors) and their
+    leases. Each call is a short transaction of its own; nothing is held while sending."""
+
+    async def lease(self, limit: int, lease_s: float) -> list[Lease]:
+        """Up to `limit` followers that are due and have events to send, leased for `lease_s`;
+        rows another worker holds are skipped, not waited for."""
+
+    async def events(self, user_id: str, after: int, limit: int) -> list[FeedEvent]: ...
+    async def advance(self, lease: Lease, position: int, attempt: Attempt | None) -> bool:
+        """Move the cursor to `position` (and log `attempt`), keeping the lease; False when the
+        lease is no longer ours (it expired and another worker took it)."""
+
+    async def release(
+        self,
+        lease: Lease,
+        position: int,
+        *,
+        attempts: int,
+        retry_in_s: float,
+        attempt: Attempt | None = None,
+        disabled_reason: str | None = None,
+    ) -> bool:
+        """End the lease: the cursor at `position`, due again in `retry_in_s`, or disabled."""
+
+
+class RetentionStore(Protocol):
+    """Removes what is older than the retention window, one batch per call; a batch another
+    replica is removing is skipped (0), not waited for."""
+
+    async def prune_events(self, older_than_days: int, batch: int) -> int:
+        """Delete a batch of old events and raise each person's `pruned_through` over them."""
+
+    async def prune_trash(self, older_than_days: int, batch: int) -> int:
+        """Delete a batch of deleted tasks and lists past restoring."""
+
+    async def prune_deliveries(self, older_than_days: int, batch: int) -> int: ...

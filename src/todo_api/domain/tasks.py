@@ -64,12 +64,24 @@ class Task:
     list_id: int
     parent_id: int | None
     position: str  # the person's order among its siblings (ordering.py)
+    deleted_at: datetime | None = None  # set on a deleted task waiting to be restored
 
     def completed_as(self, completed: bool, now: datetime) -> Task:
         """Completion keeps its first timestamp; reopening clears it."""
         if completed == self.completed:
             return self
         return replace(self, completed=completed, completed_at=now if completed else None)
+
+
+@dataclass(frozen=True, slots=True)
+class DeletedTask:
+    """A deleted task, restorable for the retention window with what was deleted with it."""
+
+    task: Task
+    root_id: int
+    """The task whose deletion took this one (itself when it was deleted on its own)."""
+    deleted_list_id: int | None
+    """The list whose deletion took it, if one did."""
 
 
 @dataclass(frozen=True, slots=True)

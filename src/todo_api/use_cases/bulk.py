@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from todo_api.domain.bulk import MAX_BULK_TASKS, BulkOperation, BulkOutcome, BulkResult
+from todo_api.domain.changes import Change, task_change, task_deleted
 from todo_api.domain.errors import DomainError, InvalidInput
 from todo_api.domain.ordering import key_between
 from todo_api.domain.ports import Clock, IdempotentOutcome, UnitOfWork, UnitOfWorkFactory
@@ -200,20 +201,26 @@ class _Plan:
         self.now[task.id] = changed
 
     async def write(self, uow: UnitOfWork, user_id: str, now: datetime) -> None:
+        """Write what changed and record each changed task in the change feed."""
         changed = [
             task for task_id, task in self.now.items() if task_id not in self.deleted and task != self.before[task_id]
         ]
         if changed:
-            await uow.tasks.save_many(changed, {task.id: self.before[task.id].version for task in changed})
+            saved = await uow.tasks.save_many(changed, {task.id: self.before[task.id].version for task in changed})
+            uow.changes.record(user_id, [task_change(self.before[task.id], task) for task in saved])
         keep = sorted(self.now.keys() - self.deleted)
         completed = self.completed_roots - self.deleted
         if completed:
-            await uow.tasks.complete_descendants(user_id, sorted(completed), now, keep=keep)
+            below = await uow.tasks.complete_descendants(user_id, sorted(completed), now, keep=keep)
+            uow.changes.record(user_id, [Change("task.completed", task) for task in below])
         for list_id in sorted(set(self.moved_roots.values())):
             roots = sorted(task_id for task_id, to in self.moved_roots.items() if to == list_id)
-            await uow.tasks.move_descendants_to(user_id, roots, list_id, now, keep=keep)
+            below = await uow.tasks.move_descendants_to(user_id, roots, list_id, now, keep=keep)
+            uow.changes.record(user_id, [Change("task.moved", task) for task in below])
         if self.deleted:
-            await uow.tasks.delete_many(user_id, sorted(self.deleted))
+            deleted = await uow.tasks.trash(user_id, sorted(self.deleted), now)
+            in_order = sorted(deleted, key=lambda task_id: (task_id not in self.deleted, task_id))  # named first
+            uow.changes.record(user_id, [task_deleted(task_id, now) for task_id in in_order])
 
 
 def _retagged(task: Task, operation: BulkOperation) -> tuple[str, ...]:

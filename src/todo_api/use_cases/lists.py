@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from todo_api.domain.changes import Change, Deleted, task_deleted
 from todo_api.domain.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
 from todo_api.domain.lists import (
     INBOX_NAME,
@@ -55,7 +56,9 @@ async def inbox_id(uow: UnitOfWork, user_id: str, at: datetime) -> int:
         return inbox.id
     last = await uow.lists.last_position(user_id)
     position = key_between(None, None) if last is None else key_between(last, None)
-    return (await uow.lists.add(user_id, INBOX_NAME, None, position, at, is_inbox=True)).id
+    inbox = await uow.lists.add(user_id, INBOX_NAME, None, position, at, is_inbox=True)
+    uow.changes.record(user_id, [Change("list.created", inbox)])
+    return inbox.id
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +82,7 @@ class CreateList:
                 raise InvalidInput(f"You can have at most {MAX_LISTS_PER_USER} lists.", code="too_many_lists")
             last = await uow.lists.last_position(user_id)
             added = await uow.lists.add(user_id, name, color, key_between(last, None), self._clock.now())
+            uow.changes.record(user_id, [Change("list.created", added)])
             await uow.commit()
         return added
 
@@ -135,6 +139,7 @@ class UpdateList:
             saved = await uow.lists.save(replace(changed, updated_at=self._clock.now()), expected_version=found.version)
             if saved is None:  # cannot happen under the lock; refuse rather than guess
                 raise _stale(found)
+            uow.changes.record(user_id, [Change("list.updated", saved)])
             await uow.commit()
         return saved
 
@@ -177,11 +182,15 @@ class MoveList:
                 ids.insert(index, list_id)
                 fresh = dict(zip(ids, keys_between(None, None, len(ids)), strict=True))
                 position = fresh.pop(list_id)
-                await uow.lists.set_positions(user_id, fresh, now)
+                rebalanced = await uow.lists.set_positions(user_id, fresh, now)
+                uow.changes.record(
+                    user_id, [Change("list.moved", other) for other in await uow.lists.many(user_id, rebalanced)]
+                )
             moved = replace(found, position=position, updated_at=now)
             saved = await uow.lists.save(moved, expected_version=found.version)
             if saved is None:  # cannot happen under the lock; refuse rather than guess
                 raise _stale(found)
+            uow.changes.record(user_id, [Change("list.moved", saved)])
             await uow.commit()
         return saved
 
@@ -199,10 +208,11 @@ def _insertion_index(ids: list[int], before_id: int | None, after_id: int | None
 class DeleteList:
     """A list that still holds tasks is kept unless `cascade`; the Inbox is never deleted. The list
     is locked first, so a task being added to it concurrently either lands before the count (and
-    blocks a plain delete) or finds the list gone: never a task without its list."""
+    blocks a plain delete) or finds the list gone: never a task without its list. The list and
+    its tasks stay restorable for the retention window (RestoreList)."""
 
-    def __init__(self, uow: UnitOfWorkFactory) -> None:
-        self._uow = uow
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
+        self._uow, self._clock = uow, clock
 
     @retry_transient
     async def execute(
@@ -217,5 +227,8 @@ class DeleteList:
                     f"List {list_id} still holds {found.total_count} tasks; move them, or delete with ?cascade=true.",
                     code="list_not_empty",
                 )
-            await uow.lists.delete(user_id, list_id)
+            now = self._clock.now()
+            deleted = await uow.lists.trash(user_id, list_id, now)
+            uow.changes.record(user_id, [task_deleted(task_id, now) for task_id in deleted])
+            uow.changes.record(user_id, [Change("list.deleted", Deleted("list", list_id, now))])
             await uow.commit()

@@ -16,6 +16,7 @@ from todo_api.domain.ports import (
     Clock,
     DatabaseProbe,
     PasswordHasher,
+    TargetGuard,
     TokenVerifier,
     UnitOfWorkFactory,
 )
@@ -35,6 +36,7 @@ from todo_api.use_cases.bulk import BulkChangeTasks
 from todo_api.use_cases.changes import ReadChanges
 from todo_api.use_cases.health import CheckReadiness
 from todo_api.use_cases.lists import CreateList, DeleteList, GetList, ListLists, MoveList, UpdateList
+from todo_api.use_cases.restore import ListDeletedTasks, RestoreList, RestoreTask
 from todo_api.use_cases.streams import (
     FollowChanges,
     IssueStreamTicket,
@@ -51,6 +53,7 @@ from todo_api.use_cases.tasks import (
     SetTaskCompletion,
     UpdateTask,
 )
+from todo_api.use_cases.webhooks import CreateWebhook, DeleteWebhook, GetWebhook, ListDeliveries, ListWebhooks
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +84,14 @@ class UseCases:
     follow_changes: FollowChanges
     issue_stream_ticket: IssueStreamTicket
     redeem_stream_ticket: RedeemStreamTicket
+    restore_task: RestoreTask
+    restore_list: RestoreList
+    list_deleted_tasks: ListDeletedTasks
+    create_webhook: CreateWebhook
+    list_webhooks: ListWebhooks
+    get_webhook: GetWebhook
+    delete_webhook: DeleteWebhook
+    list_deliveries: ListDeliveries
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +107,8 @@ class Ports:
     password_policy: PasswordPolicy
     limits: ThrottleLimits
     refresh_lifetime: timedelta
+    webhook_guard: TargetGuard
+    webhook_allow_http: bool = False
     change_signals: ChangeSignals | None = None
     """Wakes live streams; without it, opening one answers 503."""
     streams: StreamOptions = field(default_factory=StreamOptions)
@@ -122,7 +135,7 @@ def build_use_cases(ports: Ports) -> UseCases:
         get_task=GetTask(uow),
         update_task=UpdateTask(uow, clock),
         set_task_completion=SetTaskCompletion(uow, clock),
-        delete_task=DeleteTask(uow),
+        delete_task=DeleteTask(uow, clock),
         move_task=MoveTask(uow, clock),
         bulk_change_tasks=BulkChangeTasks(uow, clock),
         create_list=CreateList(uow, clock),
@@ -130,9 +143,17 @@ def build_use_cases(ports: Ports) -> UseCases:
         get_list=GetList(uow),
         update_list=UpdateList(uow, clock),
         move_list=MoveList(uow, clock),
-        delete_list=DeleteList(uow),
+        delete_list=DeleteList(uow, clock),
         read_changes=ReadChanges(uow),
         follow_changes=FollowChanges(uow, ports.change_signals, clock, ports.streams),
         issue_stream_ticket=IssueStreamTicket(tickets, clock, ports.stream_ticket_lifetime_s),
         redeem_stream_ticket=RedeemStreamTicket(tickets, uow, clock, ports.stream_ticket_lifetime_s),
+        restore_task=RestoreTask(uow, clock),
+        restore_list=RestoreList(uow, clock),
+        list_deleted_tasks=ListDeletedTasks(uow),
+        create_webhook=CreateWebhook(uow, clock, ports.webhook_guard, allow_http=ports.webhook_allow_http),
+        list_webhooks=ListWebhooks(uow),
+        get_webhook=GetWebhook(uow),
+        delete_webhook=DeleteWebhook(uow),
+        list_deliveries=ListDeliveries(uow),
     )

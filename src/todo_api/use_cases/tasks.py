@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 
-from todo_api.domain.changes import task_change
+from todo_api.domain.changes import Change, task_change, task_deleted
 from todo_api.domain.errors import InvalidInput, NotFound, PreconditionFailed
 from todo_api.domain.ordering import OrderKeyError, key_between, key_with_room, keys_between
 from todo_api.domain.ports import Clock, IdempotentOutcome, UnitOfWork, UnitOfWorkFactory
@@ -221,15 +221,19 @@ async def _write(
         saved = await uow.tasks.save(changed, expected_version=task.version)
         if saved is None:  # cannot happen under the lock; refuse rather than guess
             raise _stale(task)
+        uow.changes.record(user_id, [task_change(task, saved)])
         if saved.completed and not task.completed:
-            await uow.tasks.complete_descendants(user_id, [task_id], now)
+            below = await uow.tasks.complete_descendants(user_id, [task_id], now)
+            uow.changes.record(user_id, [Change("task.completed", done) for done in below])
         await uow.commit()
         return saved
 
 
 class DeleteTask:
-    def __init__(self, uow: UnitOfWorkFactory) -> None:
-        self._uow = uow
+    """The task goes with its subtasks; all stay restorable for the retention window (RestoreTask)."""
+
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
+        self._uow, self._clock = uow, clock
 
     @retry_transient
     async def execute(self, user_id: str, task_id: int, *, if_match: frozenset[int] | None = None) -> None:
@@ -239,7 +243,10 @@ class DeleteTask:
                 raise _not_found(task_id)
             if if_match is not None and task.version not in if_match:
                 raise _stale(task)
-            await uow.tasks.delete(user_id, task_id, expected_version=task.version)
+            now = self._clock.now()
+            deleted = await uow.tasks.trash(user_id, [task_id], now)
+            below = sorted(set(deleted) - {task_id})
+            uow.changes.record(user_id, [task_deleted(gone, now) for gone in (task_id, *below)])
             await uow.commit()
 
 
@@ -290,8 +297,10 @@ class MoveTask:
             now = self._clock.now()
             position = await _position_in(uow, user_id, list_id, parent_id, move, anchor, now)
             moved = await uow.tasks.place(task, list_id=list_id, parent_id=parent_id, position=position, at=now)
+            uow.changes.record(user_id, [task_change(task, moved)])
             if list_id != task.list_id and subtree:
-                await uow.tasks.move_descendants_to(user_id, [task.id], list_id, now)
+                below = await uow.tasks.move_descendants_to(user_id, [task.id], list_id, now)
+                uow.changes.record(user_id, [Change("task.moved", follower) for follower in below])
             await uow.commit()
         return moved
 
@@ -362,7 +371,8 @@ async def _position_in(
             return key
         siblings = await uow.tasks.sibling_ids(user_id, list_id, parent_id)
         fresh = dict(zip(siblings, keys_between(None, None, len(siblings)), strict=True))
-        await uow.tasks.set_positions(user_id, fresh, now)
+        rebalanced = await uow.tasks.set_positions(user_id, fresh, now)
+        uow.changes.record(user_id, [Change("task.moved", sibling) for sibling in rebalanced])
         if anchor is not None:
             anchor = replace(anchor, position=fresh[anchor.id])
     raise OrderKeyError("no room between the neighbours even after a rebalance")

@@ -18,6 +18,7 @@ from tests.unit.fakes import (
     FakeTokenVerifier,
     FakeUnitOfWorkFactory,
 )
+from tests.unit.webhook_fakes import FakeTargetGuard
 from todo_api.domain.errors import ServiceUnavailable
 from todo_api.domain.tasks import Task, TaskDraft
 from todo_api.domain.users import PasswordPolicy, Principal, User
@@ -90,5 +91,6 @@ def use_cases_over(backend: FakeBackend) -> UseCases:
             limits=backend.limits,
             refresh_lifetime=timedelta(days=30),
             change_signals=backend.signals,
+            webhook_guard=FakeTargetGuard(),
         )
     )

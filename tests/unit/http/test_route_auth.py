@@ -42,6 +42,7 @@ VALID_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/{user_id}/lists"): {"name": "Errands"},
     ("PATCH", "/api/{user_id}/lists/{list_id}"): {"name": "Chores"},
     ("POST", "/api/{user_id}/lists/{list_id}/move"): {},
+    ("POST", "/api/{user_id}/webhooks"): {"url": "https://hooks.example.com/todo"},
     ("POST", "/api/auth/password"): {"current_password": ADA_PASSWORD, "new_password": "a-brand-new-passphrase"},
 }
 
@@ -69,7 +70,8 @@ STREAMING = {("GET", "/api/{user_id}/events")}
 
 
 def url(path: str, user_id: str, task_id: int, list_id: int = 1) -> str:
-    return path.replace("{user_id}", user_id).replace("{task_id}", str(task_id)).replace("{list_id}", str(list_id))
+    path = path.replace("{user_id}", user_id).replace("{task_id}", str(task_id)).replace("{list_id}", str(list_id))
+    return path.replace("{webhook_id}", "1")  # the owner's first webhook, when the test made one
 
 
 def test_the_public_list_names_only_routes_that_exist() -> None:
@@ -77,8 +79,9 @@ def test_the_public_list_names_only_routes_that_exist() -> None:
 
 
 def test_the_task_routes_and_the_account_routes_are_protected() -> None:
-    assert len([path for _, path in PROTECTED if path.startswith("/api/{user_id}/tasks")]) == 9
-    assert len([path for _, path in PROTECTED if path.startswith("/api/{user_id}/lists")]) == 6
+    assert len([path for _, path in PROTECTED if path.startswith("/api/{user_id}/tasks")]) == 10
+    assert len([path for _, path in PROTECTED if path.startswith("/api/{user_id}/lists")]) == 7
+    assert ("GET", "/api/{user_id}/changes") in PROTECTED
     assert {("GET", "/api/auth/me"), ("POST", "/api/auth/password")} <= set(PROTECTED)
 
 
@@ -129,6 +132,10 @@ async def test_the_owner_reaches_every_protected_route_as_me_or_by_id(
 ) -> None:
     task = await backend.add_task(ADA)
     empty = await backend.use_cases.create_list.execute(ADA, "Someday")  # the Inbox cannot be deleted
+    await backend.use_cases.create_webhook.execute(ADA, "https://hooks.example.com/todo")
+    if path.endswith("/restore"):  # only what was deleted can be restored
+        await backend.use_cases.delete_task.execute(ADA, task.id)
+        await backend.use_cases.delete_list.execute(ADA, empty.id)
 
     response = await client.request(
         method,

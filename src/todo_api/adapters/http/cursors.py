@@ -15,6 +15,7 @@ from todo_api.domain.ports import ListPosition
 from todo_api.domain.tasks import Position, Sort, SortValue
 
 _LISTS = "lists"
+_DELETED = "deleted"
 
 
 class InvalidCursor(DomainError):
@@ -43,6 +44,24 @@ class CursorCodec:
         if not isinstance(value, str):
             raise InvalidCursor("The cursor is not one this API issued.")
         return ListPosition(value, list_id)
+
+    def encode_deleted(self, position: Position) -> str:
+        assert isinstance(position.value, datetime)  # noqa: S101 - deleted tasks page by `deleted_at`
+        return self._sign(_DELETED, position.value.isoformat(), position.id)
+
+    def decode_deleted(self, cursor: str) -> Position:
+        value, task_id = self._open(cursor, _DELETED)
+        try:
+            return Position(datetime.fromisoformat(str(value)), task_id)
+        except ValueError as error:
+            raise InvalidCursor("The cursor is not one this API issued.") from error
+
+    def encode_row(self, issued_for: str, row_id: int) -> str:
+        """A cursor that is only a row id (pages in id order), bound to what it pages."""
+        return self._sign(issued_for, None, row_id)
+
+    def decode_row(self, cursor: str, issued_for: str) -> int:
+        return self._open(cursor, issued_for)[1]
 
     def _sign(self, issued_for: str, value: SortValue, row_id: int) -> str:
         payload = json.dumps([issued_for, value, row_id], separators=(",", ":")).encode()

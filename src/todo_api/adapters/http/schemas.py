@@ -234,6 +234,9 @@ class TaskOut(Output):
         "never as words). The server sets it; move a task with `POST .../move`.",
         examples=["a0"],
     )
+    deleted_at: datetime | None = Field(
+        description="When it was deleted: only set on `GET .../tasks?deleted=true`, null everywhere else."
+    )
 
     @staticmethod
     def fields_of(task: Task) -> dict[str, Any]:
@@ -252,6 +255,7 @@ class TaskOut(Output):
             "list_id": task.list_id,
             "parent_id": task.parent_id,
             "position": task.position,
+            "deleted_at": task.deleted_at,
         }
 
     @classmethod

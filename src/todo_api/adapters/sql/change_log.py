@@ -31,7 +31,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 
 from todo_api.adapters.sql.engine import Connection, Statement
 from todo_api.adapters.sql.tables import change_feeds, events
-from todo_api.domain.changes import Change, Deleted, FeedEvent
+from todo_api.domain.changes import Change, Deleted, FeedEvent, coalesced
 from todo_api.domain.lists import TaskList
 from todo_api.domain.tasks import Task
 
@@ -124,7 +124,8 @@ class SqlChangeLog:
     async def flush(self) -> None:
         pending, self._pending = self._pending, {}
         at = datetime.now(UTC)
-        for user_id, changes in sorted(pending.items()):  # one lock order, should two people share a unit
+        for user_id, recorded in sorted(pending.items()):  # one lock order, should two people share a unit
+            changes = coalesced(recorded)
             payloads = [cloud_event(user_id, change, self._data_of, at) for change in changes]
             await _APPEND.execute(
                 self._db,

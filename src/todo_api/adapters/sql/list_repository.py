@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import bindparam, delete, false, func, select, true, tuple_, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import BigInteger, DateTime, any_, bindparam, delete, false, func, select, true, tuple_, update
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 
 from todo_api.adapters.sql.engine import Connection, Row, Statement
 from todo_api.adapters.sql.order_keys import set_positions
-from todo_api.adapters.sql.tables import lists, tasks
+from todo_api.adapters.sql.tables import deleted_lists, lists, tasks
+from todo_api.adapters.sql.task_repository import RESTORE_LIST_TASKS, TRASH_LIST_TASKS, task_of
 from todo_api.domain.errors import Conflict
 from todo_api.domain.lists import TaskList
 from todo_api.domain.ports import ListPosition
+from todo_api.domain.tasks import Task
 
 _counts = (
     select(
@@ -22,6 +25,7 @@ _counts = (
     .where(tasks.c.list_id == lists.c.id)
     .lateral("counts")
 )
+_list_ids = bindparam("ids", type_=ARRAY(BigInteger))
 _WITH_COUNTS = select(lists, _counts.c.total_count, _counts.c.open_count).select_from(lists.join(_counts, true()))
 _OWNED = (lists.c.id == bindparam("list_id"), lists.c.user_id == bindparam("owner"))
 _NAME_TAKEN = "You already have a list with this name."
@@ -118,11 +122,45 @@ _NAME_IN_USE = Statement(
         lists.c.id != bindparam("list_id"),
     )
 )
-_DELETE = Statement(delete(lists).where(*_OWNED).returning(lists.c.id))
 _ORDER_OF = Statement(
     select(lists.c.id, lists.c.position).where(lists.c.user_id == bindparam("owner")).order_by(*_ORDER)
 )
-_SET_POSITIONS = set_positions(lists)
+_SET_POSITIONS = set_positions(lists, lists.c.id)
+_MANY = Statement(
+    _WITH_COUNTS.where(lists.c.user_id == bindparam("owner"), lists.c.id == any_(_list_ids)).order_by(*_ORDER)
+)
+_kept = [column.name for column in deleted_lists.c if column.name != "deleted_at"]
+_gone = delete(lists).where(*_OWNED).returning(*(lists.c[name] for name in _kept)).cte("gone")
+_TRASH = Statement(
+    insert(deleted_lists)
+    .from_select(
+        [*_kept, "deleted_at"],
+        select(*(_gone.c[name] for name in _kept), bindparam("at", type_=DateTime(timezone=True))),
+    )
+    .returning(deleted_lists.c.id)
+)
+_TRASHED = Statement(
+    select(deleted_lists).where(
+        deleted_lists.c.id == bindparam("list_id"), deleted_lists.c.user_id == bindparam("owner")
+    )
+)
+_back = (
+    delete(deleted_lists)
+    .where(deleted_lists.c.id == bindparam("list_id"), deleted_lists.c.user_id == bindparam("owner"))
+    .returning(*(deleted_lists.c[name] for name in _kept))
+    .cte("back")
+)
+_restored = {name: _back.c[name] for name in _kept} | {
+    "version": _back.c.version + 1,
+    "updated_at": bindparam("at", type_=DateTime(timezone=True)),
+}
+# A list is restored unless its name was taken meanwhile (ON CONFLICT: the caller says so).
+_RESTORE = Statement(
+    insert(lists)
+    .from_select(list(_restored), select(*_restored.values()))
+    .on_conflict_do_nothing()
+    .returning(lists.c.id)
+)
 
 
 class SqlListRepository:
@@ -204,10 +242,43 @@ class SqlListRepository:
     async def order(self, user_id: str) -> list[tuple[int, str]]:
         return [(row["id"], row["position"]) for row in await _ORDER_OF.fetch(self._db, owner=user_id)]
 
-    async def set_positions(self, user_id: str, positions: dict[int, str], at: datetime) -> None:
-        await _SET_POSITIONS.execute(
+    async def set_positions(self, user_id: str, positions: dict[int, str], at: datetime) -> list[int]:
+        rows = await _SET_POSITIONS.fetch(
             self._db, owner=user_id, ids=list(positions), positions=list(positions.values()), updated_at=at
         )
+        return [row["id"] for row in rows]
 
-    async def delete(self, user_id: str, list_id: int) -> bool:
-        return await _DELETE.fetchval(self._db, owner=user_id, list_id=list_id) is not None
+    async def many(self, user_id: str, list_ids: Sequence[int]) -> list[TaskList]:
+        return [list_of(row) for row in await _MANY.fetch(self._db, owner=user_id, ids=list(list_ids))]
+
+    async def trash(self, user_id: str, list_id: int, at: datetime) -> list[int]:
+        rows = await TRASH_LIST_TASKS.fetch(self._db, owner=user_id, list_id=list_id, at=at)
+        await _TRASH.execute(self._db, owner=user_id, list_id=list_id, at=at)
+        return [row["id"] for row in rows]
+
+    async def trashed(self, user_id: str, list_id: int) -> TaskList | None:
+        row = await _TRASHED.fetchrow(self._db, owner=user_id, list_id=list_id)
+        if row is None:
+            return None
+        return TaskList(
+            id=row["id"],
+            user_id=row["user_id"],
+            name=row["name"],
+            color=row["color"],
+            position=row["position"],
+            is_inbox=False,
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+            version=row["version"],
+            open_count=0,
+            total_count=0,
+        )
+
+    async def restore(self, user_id: str, list_id: int, at: datetime) -> tuple[TaskList, list[Task]] | None:
+        if await _RESTORE.fetchval(self._db, owner=user_id, list_id=list_id, at=at) is None:
+            raise Conflict(_NAME_TAKEN, code="list_name_taken")
+        restored = [
+            task_of(row) for row in await RESTORE_LIST_TASKS.fetch(self._db, owner=user_id, list_id=list_id, at=at)
+        ]
+        task_list = await self.get(user_id, list_id)
+        return None if task_list is None else (task_list, restored)

@@ -3,14 +3,15 @@ rows in one statement (each row a new version)."""
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Table, Text, bindparam, cast, func, select, update
+from sqlalchemy import BigInteger, ColumnElement, Table, Text, bindparam, cast, func, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from todo_api.adapters.sql.engine import Statement
 
 
-def set_positions(table: Table) -> Statement:
-    """`UPDATE table ... FROM unnest(:ids, :positions)` for the rows of `:owner`."""
+def set_positions(table: Table, *returning: Table | ColumnElement[object]) -> Statement:
+    """`UPDATE table ... FROM unnest(:ids, :positions)` for the rows of `:owner`, returning what
+    the caller records in the change feed."""
     placed = select(
         func.unnest(bindparam("ids", type_=ARRAY(BigInteger))).label("id"),
         func.unnest(bindparam("positions", type_=ARRAY(Text))).label("position"),
@@ -23,4 +24,5 @@ def set_positions(table: Table) -> Statement:
             updated_at=bindparam("updated_at"),
             version=table.c.version + 1,
         )
+        .returning(*returning)
     )

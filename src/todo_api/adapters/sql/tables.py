@@ -249,3 +249,61 @@ deleted_tasks = Table(
     Index("ix_deleted_tasks_deleted_list", "deleted_list_id", postgresql_where=text("deleted_list_id IS NOT NULL")),
     Index("ix_deleted_tasks_deleted_at", "deleted_at"),
 )
+
+# Webhooks (domain/webhooks.py). Each row is also its own delivery cursor: `position` is the last
+# event of its owner's feed it has dealt with (delivered, or skipped by its filter), so deliveries
+# are ordered per webhook and survive restarts. A worker leases a due row (`leased_until`,
+# `leased_by`) in a short transaction, sends outside any transaction and moves the cursor only
+# while its lease still holds. The secret signs deliveries, so it is kept as is (HMAC needs it).
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("user_id", String(64), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("event_types", ARRAY(Text), nullable=False, server_default=text("'{}'")),
+    Column("description", Text, nullable=False, server_default=text("''")),
+    Column("secret", Text, nullable=False),
+    Column("state", String(16), nullable=False, server_default=text("'active'")),
+    Column("disabled_reason", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("position", BigInteger, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("leased_until", DateTime(timezone=True), nullable=True),
+    Column("leased_by", String(36), nullable=True),
+    CheckConstraint("state IN ('active', 'disabled')", name="state"),
+    Index("ix_webhooks_user_id", "user_id", "id"),
+    Index("ix_webhooks_due", "next_attempt_at", postgresql_where=text("state = 'active'")),
+)
+
+# One row per delivery attempt (`GET .../webhooks/{id}/deliveries`), pruned by retention.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("webhook_id", BigInteger, ForeignKey("webhooks.id", ondelete="CASCADE"), nullable=False),
+    Column("event_id", String(36), nullable=False),
+    Column("event_type", String(64), nullable=False),
+    Column("position", BigInteger, nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("duration_ms", Integer, nullable=False),
+    Column("delivered", Boolean, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_webhook_deliveries_webhook_id", "webhook_id", "id"),
+    Index("ix_webhook_deliveries_at", "at"),
+)
+
+# The broker publisher's cursor per person (EVENT_PUBLISHER=dapr), leased like a webhook's.
+publisher_cursors = Table(
+    "publisher_cursors",
+    metadata,
+    Column("user_id", String(64), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("position", BigInteger, nullable=False, server_default=text("0")),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("leased_until", DateTime(timezone=True), nullable=True),
+    Column("leased_by", String(36), nullable=True),
+)

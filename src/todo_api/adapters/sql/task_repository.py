@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
@@ -21,6 +22,7 @@ from sqlalchemy import (
     all_,
     any_,
     bindparam,
+    case,
     cast,
     delete,
     false,
@@ -30,13 +32,13 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, distinct_on, insert
 
 from todo_api.adapters.sql.engine import Connection, Row, Statement
 from todo_api.adapters.sql.order_keys import set_positions
-from todo_api.adapters.sql.tables import tasks
+from todo_api.adapters.sql.tables import deleted_tasks, tasks
 from todo_api.adapters.sql.task_listing import count_query, page_query
-from todo_api.domain.tasks import Priority, Task, TaskDraft, TaskFilter, TaskQuery
+from todo_api.domain.tasks import DeletedTask, Position, Priority, Task, TaskDraft, TaskFilter, TaskQuery
 
 _WRITABLE = ("title", "description", "completed", "priority", "tags", "due_at")
 
@@ -65,6 +67,10 @@ def task_of(row: Row) -> Task:
         parent_id=row["parent_id"],
         position=row["position"],
     )
+
+
+def _deleted(row: Row) -> Task:
+    return replace(task_of(row), deleted_at=row["deleted_at"])
 
 
 def _values(task: Task | TaskDraft) -> dict[str, Any]:
@@ -139,6 +145,7 @@ _COMPLETE_DESCENDANTS = Statement(
     update(tasks)
     .where(tasks.c.id.in_(select(_down.c.id)), tasks.c.completed.is_(false()), _NOT_KEPT)
     .values(completed=True, completed_at=bindparam("at"), updated_at=bindparam("at"), version=tasks.c.version + 1)
+    .returning(tasks)
 )
 _PLACE_TASK = Statement(
     update(tasks)
@@ -156,10 +163,10 @@ _MOVE_DESCENDANTS = Statement(
     update(tasks)
     .where(tasks.c.id.in_(select(_down.c.id)), _NOT_KEPT)
     .values(list_id=bindparam("list_id"), updated_at=bindparam("at"), version=tasks.c.version + 1)
+    .returning(tasks)
 )
 _OWNED_MANY = (tasks.c.id == any_(_ids), tasks.c.user_id == bindparam("owner"))
 _GET_MANY_FOR_UPDATE = Statement(select(tasks).where(*_OWNED_MANY).order_by(tasks.c.id).with_for_update())
-_DELETE_MANY = Statement(delete(tasks).where(*_OWNED_MANY))
 _batch = select(
     *(
         func.unnest(bindparam(f"{name}s", type_=ARRAY(kind))).label(name)
@@ -204,9 +211,9 @@ _SAVE_MANY = Statement(
         position=cast(_batch.c.position, tasks.c.position.type),
         version=tasks.c.version + 1,
     )
-    .returning(tasks.c.id)
+    .returning(tasks)
 )
-_SET_POSITIONS = set_positions(tasks)
+_SET_POSITIONS = set_positions(tasks, tasks)
 
 
 @lru_cache(maxsize=8)
@@ -231,8 +238,102 @@ def _siblings(top_level: bool, after: bool | None) -> Statement:
     )
 
 
-_DELETE = Statement(
-    delete(tasks).where(*_OWNED, tasks.c.version == bindparam("expected_version")).returning(tasks.c.id)
+def _trash(by_list: bool) -> Statement:
+    """Move tasks with everything under them to `deleted_tasks` in one statement: the named tasks
+    (or a list's top-level ones) and their subtrees, each remembering the top-most named task
+    above it (its `root_id`: restoring that one brings it back)."""
+    start = tasks.c.list_id == bindparam("list_id") if by_list else tasks.c.id == any_(_ids)
+    if by_list:
+        start = start & tasks.c.parent_id.is_(None)
+    down = (
+        select(tasks.c.id, tasks.c.id.label("root_id"), literal(0).label("depth"))
+        .where(start, tasks.c.user_id == bindparam("owner"))
+        .cte("trashed", recursive=True)
+    )
+    down = down.union_all(
+        select(tasks.c.id, down.c.root_id, (down.c.depth + 1).label("depth"))
+        .join(down, tasks.c.parent_id == down.c.id)
+        .where(down.c.depth < 16)
+    )
+    roots = (
+        select(down.c.id, down.c.root_id)
+        .ext(distinct_on(down.c.id))
+        .order_by(down.c.id, down.c.depth.desc())  # a named task under another goes with the top one
+        .cte("roots")
+    )
+    gone = delete(tasks).where(tasks.c.id == roots.c.id).returning(*tasks.c, roots.c.root_id).cte("gone")
+    kept = [column.name for column in tasks.c]
+    return Statement(
+        insert(deleted_tasks)
+        .from_select(
+            [*kept, "deleted_at", "root_id", "deleted_list_id"],
+            select(
+                *(gone.c[name] for name in kept),
+                bindparam("at", type_=DateTime(timezone=True)),
+                gone.c.root_id,
+                bindparam("list_id", type_=BigInteger) if by_list else cast(literal(None), BigInteger),
+            ),
+        )
+        .returning(deleted_tasks.c.id)
+    )
+
+
+_TRASH = _trash(by_list=False)
+TRASH_LIST_TASKS = _trash(by_list=True)
+_TRASHED = Statement(
+    select(deleted_tasks).where(
+        deleted_tasks.c.id == bindparam("task_id"), deleted_tasks.c.user_id == bindparam("owner")
+    )
+)
+
+
+def _restore(by_list: bool) -> Statement:
+    """Bring a deletion back from `deleted_tasks`, each task as a new version: a task's (its
+    subtree's `root_id`), placed where the caller says, its subtree following it to that list; or
+    every task a list's deletion took, as they were."""
+    group = (
+        deleted_tasks.c.deleted_list_id == bindparam("list_id", type_=BigInteger)
+        if by_list
+        else deleted_tasks.c.root_id == bindparam("root_id", type_=BigInteger)
+    )
+    back = (
+        delete(deleted_tasks)
+        .where(deleted_tasks.c.user_id == bindparam("owner"), group)
+        .returning(*(deleted_tasks.c[column.name] for column in tasks.c))
+        .cte("back")
+    )
+    values: dict[str, Any] = {column.name: back.c[column.name] for column in tasks.c}
+    values |= {"version": back.c.version + 1, "updated_at": bindparam("at", type_=DateTime(timezone=True))}
+    if not by_list:
+        is_root = back.c.id == bindparam("root_id", type_=BigInteger)
+        values["list_id"] = bindparam("list_id", type_=BigInteger)
+        values["parent_id"] = case((is_root, bindparam("parent_id", type_=BigInteger)), else_=back.c.parent_id)
+        values["position"] = case(
+            (is_root, cast(bindparam("position", type_=Text), tasks.c.position.type)), else_=back.c.position
+        )
+    return Statement(insert(tasks).from_select(list(values), select(*values.values())).returning(tasks))
+
+
+_RESTORE = _restore(by_list=False)
+RESTORE_LIST_TASKS = _restore(by_list=True)
+_deleted_root = (deleted_tasks.c.root_id == deleted_tasks.c.id) & deleted_tasks.c.deleted_list_id.is_(None)
+_DELETED_ORDER = (deleted_tasks.c.deleted_at.desc(), deleted_tasks.c.id.desc())
+_TRASH_FIRST_PAGE = Statement(
+    select(deleted_tasks)
+    .where(deleted_tasks.c.user_id == bindparam("owner"), _deleted_root)
+    .order_by(*_DELETED_ORDER)
+    .limit(bindparam("limit"))
+)
+_TRASH_NEXT_PAGE = Statement(
+    select(deleted_tasks)
+    .where(
+        deleted_tasks.c.user_id == bindparam("owner"),
+        _deleted_root,
+        tuple_(deleted_tasks.c.deleted_at, deleted_tasks.c.id)
+        < tuple_(bindparam("after_at", type_=DateTime(timezone=True)), bindparam("after_id", type_=BigInteger)),
+    )
+    .order_by(*_DELETED_ORDER)
+    .limit(bindparam("limit"))
 )
 
 
@@ -272,9 +373,32 @@ class SqlTaskRepository:
         )
         return task_of(row) if row else None
 
-    async def delete(self, user_id: str, task_id: int, *, expected_version: int) -> bool:
-        deleted = await _DELETE.fetchval(self._db, owner=user_id, task_id=task_id, expected_version=expected_version)
-        return deleted is not None
+    async def trash(self, user_id: str, root_ids: Sequence[int], at: datetime) -> list[int]:
+        rows = await _TRASH.fetch(self._db, owner=user_id, ids=list(root_ids), at=at)
+        return [row["id"] for row in rows]
+
+    async def trashed(self, user_id: str, task_id: int) -> DeletedTask | None:
+        row = await _TRASHED.fetchrow(self._db, owner=user_id, task_id=task_id)
+        if row is None:
+            return None
+        return DeletedTask(_deleted(row), row["root_id"], row["deleted_list_id"])
+
+    async def trashed_page(self, user_id: str, limit: int, after: Position | None) -> list[Task]:
+        if after is None:
+            rows = await _TRASH_FIRST_PAGE.fetch(self._db, owner=user_id, limit=limit + 1)
+        else:
+            rows = await _TRASH_NEXT_PAGE.fetch(
+                self._db, owner=user_id, limit=limit + 1, after_at=after.value, after_id=after.id
+            )
+        return [_deleted(row) for row in rows]
+
+    async def restore(
+        self, user_id: str, root_id: int, *, list_id: int, parent_id: int | None, position: str, at: datetime
+    ) -> list[Task]:
+        rows = await _RESTORE.fetch(
+            self._db, owner=user_id, root_id=root_id, list_id=list_id, parent_id=parent_id, position=position, at=at
+        )
+        return [task_of(row) for row in rows]
 
     async def list(self, user_id: str, query: TaskQuery, now: datetime) -> list[Task]:
         statement, values = page_query(user_id, query, now)
@@ -303,9 +427,9 @@ class SqlTaskRepository:
         rows = await _GET_MANY_FOR_UPDATE.fetch(self._db, owner=user_id, ids=list(task_ids))
         return {row["id"]: task_of(row) for row in rows}
 
-    async def save_many(self, changed: Sequence[Task], expected_versions: dict[int, int]) -> int:
+    async def save_many(self, changed: Sequence[Task], expected_versions: dict[int, int]) -> Sequence[Task]:
         if not changed:
-            return 0
+            return []
         columns = {
             "ids": [task.id for task in changed],
             "expected_versions": [expected_versions[task.id] for task in changed],
@@ -321,17 +445,15 @@ class SqlTaskRepository:
             "parent_ids": [task.parent_id for task in changed],
             "positions": [task.position for task in changed],
         }
-        return len(await _SAVE_MANY.fetch(self._db, owner=changed[0].user_id, **columns))
+        return [task_of(row) for row in await _SAVE_MANY.fetch(self._db, owner=changed[0].user_id, **columns)]
 
     async def move_descendants_to(
         self, user_id: str, root_ids: Sequence[int], list_id: int, at: datetime, *, keep: Sequence[int] = ()
-    ) -> None:
-        await _MOVE_DESCENDANTS.execute(
+    ) -> Sequence[Task]:
+        rows = await _MOVE_DESCENDANTS.fetch(
             self._db, owner=user_id, ids=list(root_ids), list_id=list_id, at=at, keep=list(keep)
         )
-
-    async def delete_many(self, user_id: str, task_ids: Sequence[int]) -> None:
-        await _DELETE_MANY.execute(self._db, owner=user_id, ids=list(task_ids))
+        return [task_of(row) for row in rows]
 
     async def subtrees(self, user_id: str, root_ids: Sequence[int]) -> dict[int, int]:
         rows = await _SUBTREES.fetch(self._db, owner=user_id, ids=list(root_ids))
@@ -339,8 +461,9 @@ class SqlTaskRepository:
 
     async def complete_descendants(
         self, user_id: str, root_ids: Sequence[int], at: datetime, *, keep: Sequence[int] = ()
-    ) -> None:
-        await _COMPLETE_DESCENDANTS.execute(self._db, owner=user_id, ids=list(root_ids), at=at, keep=list(keep))
+    ) -> Sequence[Task]:
+        rows = await _COMPLETE_DESCENDANTS.fetch(self._db, owner=user_id, ids=list(root_ids), at=at, keep=list(keep))
+        return [task_of(row) for row in rows]
 
     async def neighbour(self, sibling: Task, *, after: bool) -> str | None:
         statement = _siblings(sibling.parent_id is None, after)
@@ -373,7 +496,8 @@ class SqlTaskRepository:
         )
         return [row["id"] for row in rows]
 
-    async def set_positions(self, user_id: str, positions: dict[int, str], at: datetime) -> None:
-        await _SET_POSITIONS.execute(
+    async def set_positions(self, user_id: str, positions: dict[int, str], at: datetime) -> Sequence[Task]:
+        rows = await _SET_POSITIONS.fetch(
             self._db, owner=user_id, ids=list(positions), positions=list(positions.values()), updated_at=at
         )
+        return [task_of(row) for row in rows]

@@ -10,6 +10,7 @@ from todo_api.adapters.sql.engine import Connection, ConnectionPool, Statement
 from todo_api.adapters.sql.idempotency_keys import SqlIdempotencyKeys
 from todo_api.adapters.sql.list_repository import SqlListRepository
 from todo_api.adapters.sql.task_repository import SqlTaskRepository
+from todo_api.adapters.sql.webhook_repository import SqlWebhookRepository
 
 
 class SqlUnitOfWork(Connection):
@@ -56,6 +57,10 @@ class SqlUnitOfWork(Connection):
     @property
     def rate_limits(self) -> SqlRateLimiter:
         return SqlRateLimiter(self)
+
+    @property
+    def webhooks(self) -> SqlWebhookRepository:
+        return SqlWebhookRepository(self)
 
 
 class SqlUnitsOfWork:

@@ -144,3 +144,18 @@ async def delete_list(
     if_match: IfMatch = None,
 ) -> None:
     await caller.use_cases.delete_list.execute(caller.user_id, list_id, cascade=cascade, if_match=versions(if_match))
+
+
+@router.post(
+    "/{list_id}/restore",
+    operation_id="restoreList",
+    summary="Bring back a deleted list with the tasks deleted with it",
+    description="Restorable for the retention window after its deletion, as a new version. 409 "
+    "`list_name_taken` if you have a list of its name by now (rename that one first); 422 `too_many_lists`.",
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def restore_list(list_id: ListId, caller: TaskOwner, response: Response) -> ListOut:
+    task_list = await caller.use_cases.restore_list.execute(caller.user_id, list_id)
+    response.headers["ETag"] = list_etag(task_list)
+    response.headers["Location"] = f"/api/{caller.user_id}/lists/{task_list.id}"
+    return ListOut.of(task_list)

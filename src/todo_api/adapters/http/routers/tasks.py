@@ -136,7 +136,17 @@ async def list_tasks(
     include_total: bool = False,
     list_id: Annotated[int | None, Query(ge=1, le=MAX_TASK_ID, description="Only the tasks of this list.")] = None,
     parent_id: ParentParam = None,
+    deleted: Annotated[
+        bool,
+        Query(
+            description="Your deleted tasks that `POST .../restore` can bring back, latest deletion first, each "
+            "with `deleted_at` (subtasks deleted with their parent come back with it and are not listed). Takes "
+            "`limit` and `cursor` only."
+        ),
+    ] = False,
 ) -> TaskPageOut:
+    if deleted:
+        return await _deleted_tasks(caller, request, response, limit, cursor)
     order = Sort.parse(sort)
     parent = None if parent_id in (None, "none") else int(parent_id)
     query = TaskQuery(
@@ -163,6 +173,24 @@ async def list_tasks(
     return TaskPageOut.of(
         page.tasks, next_cursor=next_cursor, limit=limit, total=page.total, sync_position=page.sync_position
     )
+
+
+_DELETED_PARAMS = frozenset({"deleted", "limit", "cursor"})
+
+
+async def _deleted_tasks(
+    caller: TaskOwner, request: Request, response: Response, limit: int, cursor: str | None
+) -> TaskPageOut:
+    if extra := sorted(request.query_params.keys() - _DELETED_PARAMS):
+        raise InvalidInput(
+            f"`deleted=true` takes `limit` and `cursor` only, not {', '.join(extra)}.", code="invalid_filter"
+        )
+    after = caller.services.cursors.decode_deleted(cursor) if cursor else None
+    page = await caller.use_cases.list_deleted_tasks.execute(caller.user_id, limit, after)
+    next_cursor = caller.services.cursors.encode_deleted(page.next_position) if page.next_position else None
+    if next_cursor:
+        response.headers["Link"] = next_link(request, next_cursor)
+    return TaskPageOut.of(page.tasks, next_cursor=next_cursor, limit=limit, total=None)
 
 
 @router.post(
@@ -278,6 +306,23 @@ async def toggle_completion(
 )
 async def delete_task(task_id: TaskId, caller: TaskOwner, if_match: IfMatch = None) -> None:
     await caller.use_cases.delete_task.execute(caller.user_id, task_id, if_match=versions(if_match))
+
+
+@router.post(
+    "/{task_id}/restore",
+    operation_id="restoreTask",
+    summary="Bring back a deleted task, with the subtasks deleted with it",
+    description="Restorable for the retention window after its deletion (`GET .../tasks?deleted=true` lists "
+    "them). It comes back as a new version with its tags and place; where its list is gone it goes to the end "
+    "of your Inbox, where its parent is gone to its list's top level. 409 `deleted_with_parent` / "
+    "`deleted_with_list` names what to restore instead.",
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def restore_task(task_id: TaskId, caller: TaskOwner, response: Response) -> TaskOut:
+    task = await caller.use_cases.restore_task.execute(caller.user_id, task_id)
+    response.headers["ETag"] = etag(task.version)
+    response.headers["Location"] = f"/api/{caller.user_id}/tasks/{task.id}"
+    return TaskOut.of(task)
 
 
 @router.post(
