@@ -66,6 +66,19 @@ class Settings(BaseSettings):
     throttle_signup_per_address: int = Field(default=10, ge=1)
     throttle_signup_window_s: int = Field(default=3600, ge=1)
 
+    # Live events (GET /api/{user_id}/events, docs/events.md). How streams hear of commits made on
+    # any replica: `listen` (LISTEN on one direct connection per process), `poll` (one query per
+    # interval for every person with an open stream), `auto`: poll when the pool goes through a
+    # transaction-mode pooler (DB_POOLER_MODE, Neon `-pooler` hosts) and no EVENTS_LISTEN_URL
+    # (a direct URL for the listener alone) is set, else listen.
+    events_wakeup: Literal["auto", "listen", "poll"] = "auto"
+    events_listen_url: SecretStr | None = None
+    events_poll_interval_s: float = Field(default=0.5, gt=0, le=10)
+    events_heartbeat_s: float = Field(default=15.0, gt=0, le=300)
+    events_session_check_s: float = Field(default=20.0, gt=0, le=300)
+    events_max_streams_per_user: int = Field(default=5, ge=1, le=10_000)  # per process
+    events_ticket_lifetime_s: int = Field(default=30, ge=5, le=60)
+
     metrics_enabled: bool | None = None
     metrics_token: SecretStr | None = None
 

@@ -17,14 +17,15 @@ import structlog
 import structlog.tracebacks
 from structlog.typing import EventDict, Processor
 
-_SECRET_KEY = re.compile(r"pass(word)?|secret|token|authorization|cookie|credential|api[_-]?key|hash", re.I)
+_SECRET_KEY = re.compile(r"pass(word)?|secret|token|authorization|cookie|credential|api[_-]?key|hash|ticket", re.I)
 REDACTED = "[redacted]"
 # Each pattern keeps group 1 (the label) and masks what follows it.
 _SECRET_TEXT = [
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"),
     re.compile(r"()eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"),
     re.compile(r"()\$2[abxy]\$\d\d\$[./A-Za-z0-9]{53}"),
-    re.compile(r"(?i)((?:password|refresh_token|access_token|token|secret)[\"']?\s*[:=]\s*[\"']?)[^\s\"'&,}]+"),
+    re.compile(r"(?i)((?:password|refresh_token|access_token|token|secret|ticket)[\"']?\s*[:=]\s*[\"']?)[^\s\"'&,}]+"),
+    re.compile(r"()\bst1\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),  # a stream ticket, wherever it appears
     re.compile(r"(://[^:/\s@]+:)[^@\s/]+(?=@)"),
 ]
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
-from collections.abc import AsyncIterator
+import signal
+import threading
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
@@ -14,13 +17,16 @@ from todo_api.adapters.http.schemas import event_data
 from todo_api.adapters.outbound.addresses import AddressGuard
 from todo_api.adapters.security.passwords import BcryptPasswordHasher, common_passwords
 from todo_api.adapters.security.tokens import BearerTokenVerifier, ExternalTokens, JwksKeys, JwtAccessTokens
-from todo_api.adapters.sql.engine import ConnectionPool, PoolOptions
+from todo_api.adapters.sql.change_log import NOTIFY_CHANNEL
+from todo_api.adapters.sql.change_notifications import ListeningSignals, PollingSignals
+from todo_api.adapters.sql.engine import ConnectionPool, ListenerOptions, PoolOptions
 from todo_api.adapters.sql.unit_of_work import SqlDatabaseProbe, SqlUnitsOfWork
 from todo_api.config import Settings
 from todo_api.domain.users import PasswordPolicy
 from todo_api.logging import configure_logging
 from todo_api.use_cases.auth import ThrottleLimits
 from todo_api.use_cases.registry import Ports, UseCases, build_use_cases
+from todo_api.use_cases.streams import StreamOptions
 from todo_api.workers import build_workers
 
 
@@ -59,12 +65,60 @@ def http_options(settings: Settings) -> HttpOptions:
     )
 
 
+def change_signals(settings: Settings, url: str, pool: ConnectionPool) -> ListeningSignals | PollingSignals:
+    """EVENTS_WAKEUP: `auto` listens unless the pool goes through a transaction-mode pooler with no
+    EVENTS_LISTEN_URL to listen on directly; then it polls (config.py, docs/events.md)."""
+    listen_url = settings.events_listen_url.get_secret_value() if settings.events_listen_url else None
+    mode = settings.events_wakeup
+    if mode == "auto":
+        mode = "listen" if listen_url or not pool.pooler else "poll"
+    if mode == "poll":
+        return PollingSignals(pool, settings.events_poll_interval_s)
+    if pool.pooler and not listen_url:
+        raise RuntimeError(
+            "EVENTS_WAKEUP=listen behind a transaction-mode pooler needs EVENTS_LISTEN_URL (a direct URL)"
+        )
+    return ListeningSignals(
+        ListenerOptions(url=listen_url or url, channel=NOTIFY_CHANNEL, connect_timeout_s=settings.db_connect_timeout_s)
+    )
+
+
+def _on_exit_signal(callback: Callable[[], None]) -> Callable[[], None]:
+    """Run `callback` (in the loop) when SIGTERM or SIGINT arrives, then whatever handled them before
+    (uvicorn's graceful shutdown). uvicorn waits for open responses before it runs the lifespan's
+    shutdown, so live streams must hear of the signal itself or hold the drain for its whole timeout.
+    Returns the undo."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    loop = asyncio.get_running_loop()
+    installed: dict[int, tuple[object, object]] = {}
+    for number in (signal.SIGTERM, signal.SIGINT):
+        previous = signal.getsignal(number)
+        if not callable(previous):
+            continue
+
+        def chained(sig: int, frame: object, previous: Callable[..., object] = previous) -> None:
+            loop.call_soon_threadsafe(callback)
+            previous(sig, frame)
+
+        signal.signal(number, chained)
+        installed[number] = (chained, previous)
+
+    def undo() -> None:
+        for number, (chained, previous) in installed.items():
+            if signal.getsignal(number) is chained:
+                signal.signal(number, previous)  # type: ignore[arg-type]
+
+    return undo
+
+
 def _use_cases(
     settings: Settings,
     pool: ConnectionPool,
     hasher: BcryptPasswordHasher,
     own_tokens: JwtAccessTokens,
     verifier: BearerTokenVerifier,
+    signals: ListeningSignals | PollingSignals,
 ) -> UseCases:
     limits = ThrottleLimits(
         login_per_account=settings.throttle_login_per_account,
@@ -86,6 +140,14 @@ def _use_cases(
             refresh_lifetime=timedelta(days=settings.refresh_token_lifetime_days),
             webhook_guard=AddressGuard(allow_private=settings.webhook_allow_private_targets),
             webhook_allow_http=settings.webhook_allow_private_targets,
+            change_signals=signals,
+            streams=StreamOptions(
+                heartbeat_s=settings.events_heartbeat_s,
+                session_check_s=settings.events_session_check_s,
+                max_per_user=settings.events_max_streams_per_user,
+            ),
+            stream_ticket_secret=settings.signing_key().encode(),
+            stream_ticket_lifetime_s=settings.events_ticket_lifetime_s,
         )
     )
 
@@ -112,17 +174,22 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     external = (
         ExternalTokens(jwks, issuer=settings.auth_issuer or "", audience=settings.auth_audience or "") if jwks else None
     )
-    use_cases = _use_cases(settings, pool, hasher, own_tokens, BearerTokenVerifier(own_tokens, external))
+    signals = change_signals(settings, url, pool)
+    use_cases = _use_cases(settings, pool, hasher, own_tokens, BearerTokenVerifier(own_tokens, external), signals)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         # Start-up objects live for the whole process: keep the collector from scanning them again.
         gc.collect()
         gc.freeze()
+        await signals.start()
+        undo = _on_exit_signal(signals.begin_shutdown)
         workers = build_workers(settings, pool) if settings.run_workers else None
         if workers is not None:
             workers.start()
         yield
+        undo()
+        await signals.close()  # before the pool: the streams it ends may still read
         if workers is not None:
             await workers.stop()
         await pool.close()

@@ -45,11 +45,24 @@ CHANGE_OPERATIONS = {"listChanges"}
 AUTH_OPERATIONS = {"signUp", "logIn", "issueToken", "refreshSession", "logOut", "getCurrentUser", "changePassword"}
 HEALTH_OPERATIONS = {"getLiveness", "getReadiness"}
 WEBHOOK_OPERATIONS = {"listWebhooks", "createWebhook", "deleteWebhook", "listWebhookDeliveries"}
+EVENT_OPERATIONS = {"streamEvents", "createStreamTicket"}
+STREAMING_OPERATIONS = {"streamEvents"}  # 200 is text/event-stream (docs/events.md), not JSON
 OPERATION_IDS = (
-    TASK_OPERATIONS | LIST_OPERATIONS | CHANGE_OPERATIONS | AUTH_OPERATIONS | HEALTH_OPERATIONS | WEBHOOK_OPERATIONS
+    TASK_OPERATIONS
+    | LIST_OPERATIONS
+    | CHANGE_OPERATIONS
+    | AUTH_OPERATIONS
+    | HEALTH_OPERATIONS
+    | WEBHOOK_OPERATIONS
+    | EVENT_OPERATIONS
 )
 BEARER_OPERATIONS = (
-    TASK_OPERATIONS | LIST_OPERATIONS | CHANGE_OPERATIONS | WEBHOOK_OPERATIONS | {"getCurrentUser", "changePassword"}
+    TASK_OPERATIONS
+    | LIST_OPERATIONS
+    | CHANGE_OPERATIONS
+    | WEBHOOK_OPERATIONS
+    | EVENT_OPERATIONS
+    | {"getCurrentUser", "changePassword"}
 )
 
 # What each task and list route can answer besides 401/403 (see routers/tasks.py, routers/lists.py and
@@ -79,6 +92,9 @@ ROUTE_ERRORS: dict[str, set[int]] = {
     "createWebhook": {422},  # unsafe_webhook_url, invalid_webhook_url, too_many_webhooks
     "deleteWebhook": {404, 422},
     "listWebhookDeliveries": {400, 404, 422},  # 400: a cursor this API did not issue
+    # 410: a resume point past retention; 429: past the per-person cap; 503: shutting down
+    "streamEvents": {410, 422, 429, 503},
+    "createStreamTicket": {422},
 }
 # 503 + Retry-After when a write cannot settle: use_cases/tasks.py, CreateTask (a request with the same
 # Idempotency-Key is still in progress) and _write (the task keeps changing under us); MoveTask and the
@@ -259,6 +275,13 @@ async def test_every_success_response_is_typed(openapi: dict[str, Any]) -> None:
                 if content:
                     wrong.append(f"{operation!r} 204 declares a body: {list(content)}")
                 continue
+            if operation.id in STREAMING_OPERATIONS:
+                stream = content.get("text/event-stream", {})
+                if set(content) != {"text/event-stream"} or stream.get("schema") != {"type": "string"}:
+                    wrong.append(f"{operation!r} {status} is not a text/event-stream: {json.dumps(content)}")
+                elif not stream.get("example", "").startswith("retry: "):
+                    wrong.append(f"{operation!r} {status} has no example stream")
+                continue
             schema = content.get("application/json", {}).get("schema")
             if not schema:
                 wrong.append(f"{operation!r} {status} has no application/json schema: {json.dumps(content)}")
@@ -319,7 +342,11 @@ async def test_task_and_list_routes_declare_the_errors_they_can_return(
 async def test_every_task_and_list_route_has_its_errors_listed(openapi: dict[str, Any]) -> None:
     """A new route under /tasks or /lists cannot go unchecked by the test above."""
     routes = {operation.id for operation in operations(openapi) if operation.path.startswith("/api/{user_id}/")}
-    assert routes == set(ROUTE_ERRORS) == TASK_OPERATIONS | LIST_OPERATIONS | CHANGE_OPERATIONS | WEBHOOK_OPERATIONS
+    assert (
+        routes
+        == set(ROUTE_ERRORS)
+        == TASK_OPERATIONS | LIST_OPERATIONS | CHANGE_OPERATIONS | WEBHOOK_OPERATIONS | EVENT_OPERATIONS
+    )
 
 
 # --- problems found in the document: these fail until src/ declares what it sends --------------------

@@ -7,6 +7,7 @@ as with the SQL unit of work. Units of work are used one at a time, as the use c
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -22,6 +23,7 @@ from todo_api.domain.errors import AuthenticationFailed, Conflict
 from todo_api.domain.lists import TaskList
 from todo_api.domain.ports import (
     AccessTokens,
+    ChangeSignals,
     Clock,
     IdempotencyKeys,
     IdempotentOutcome,
@@ -171,6 +173,11 @@ class FakeRefreshTokenRepository:
 
     async def revoke_user_families(self, user_id: str, at: datetime, *, keep_family: str | None) -> None:
         self._revoke_where(lambda token: token.user_id == user_id and token.family_id != keep_family, at)
+
+    async def family_live(self, family_id: str, at: datetime) -> bool:
+        return any(
+            token.revoked_at is None and token.expires_at > at for token in self._store.tokens_of_family(family_id)
+        )
 
     def _revoke_where(self, matches: Callable[[RefreshToken], bool], at: datetime) -> None:
         """Like the SQL: a token revoked already keeps the time it was first revoked."""
@@ -898,6 +905,48 @@ class FakeTokenVerifier:
         return principal
 
 
+# --- Live-stream wake-ups ------------------------------------------------------------------------------
+
+
+class FakeChangeSignal:
+    def __init__(self, hub: FakeChangeSignals, user_id: str) -> None:
+        self._hub, self.user_id, self.woken = hub, user_id, asyncio.Event()
+
+    @property
+    def closing(self) -> bool:
+        return self._hub.closing
+
+    async def wait(self) -> None:
+        await self.woken.wait()
+        self.woken.clear()
+
+    def cancel(self) -> None:
+        self._hub.subscribed.remove(self)
+
+
+class FakeChangeSignals:
+    """Wakes nobody by itself: a test calls `wake(user_id)` where a commit would have notified."""
+
+    def __init__(self) -> None:
+        self.subscribed: list[FakeChangeSignal] = []
+        self.closing = False
+
+    def subscribe(self, user_id: str) -> FakeChangeSignal:
+        signal = FakeChangeSignal(self, user_id)
+        self.subscribed.append(signal)
+        return signal
+
+    def wake(self, user_id: str) -> None:
+        for signal in self.subscribed:
+            if signal.user_id == user_id:
+                signal.woken.set()
+
+    def close(self) -> None:
+        self.closing = True
+        for signal in self.subscribed:
+            signal.woken.set()
+
+
 # --- Static proof that the fakes satisfy the ports (mypy checks these; nothing runs) -----------------
 
 if TYPE_CHECKING:
@@ -914,3 +963,4 @@ if TYPE_CHECKING:
     _hasher: PasswordHasher = FakePasswordHasher()
     _access_tokens: AccessTokens = FakeAccessTokens()
     _verifier: TokenVerifier = FakeTokenVerifier()
+    _signals: ChangeSignals = FakeChangeSignals()

@@ -45,6 +45,9 @@ class RefreshTokenRepository(Protocol):
     async def mark_rotated(self, token_hash: str, at: datetime) -> None: ...
     async def revoke_family(self, family_id: str, at: datetime) -> None: ...
     async def revoke_user_families(self, user_id: str, at: datetime, *, keep_family: str | None) -> None: ...
+    async def family_live(self, family_id: str, at: datetime) -> bool:
+        """Whether the session (family) still has a token neither revoked nor expired: a logout,
+        a detected reuse or a password change ends it."""
 
 
 class RateLimiter(Protocol):
@@ -218,6 +221,27 @@ class ChangeLog(Protocol):
 
     async def read(self, user_id: str, after: int, limit: int) -> list[FeedEvent]:
         """Up to `limit` events after position `after`, in order."""
+
+
+class ChangeSignal(Protocol):
+    """One follower's wake-up call for one person's feed. A wake-up says only that the feed may
+    have grown (a commit, or a lost notification channel that came back): the feed is the truth."""
+
+    @property
+    def closing(self) -> bool:
+        """The process is shutting down: followers should end."""
+
+    async def wait(self) -> None:
+        """Return once woken (at once if woken since the last return) or when closing."""
+
+    def cancel(self) -> None:
+        """Stop waking this follower."""
+
+
+class ChangeSignals(Protocol):
+    """Wakes the followers of a person's feed when a write of theirs commits, on any replica."""
+
+    def subscribe(self, user_id: str) -> ChangeSignal: ...
 
 
 class UnitOfWork(Protocol):

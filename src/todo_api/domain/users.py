@@ -37,6 +37,8 @@ class Principal:
     email: str | None = None
     name: str | None = None
     external: bool = False
+    expires_at: datetime | None = None
+    """When the token that proved it expires (None: not known); a live stream ends then."""
 
 
 def new_user_id() -> str:

@@ -6,11 +6,13 @@ root calls it with the real adapters, the HTTP tests with the in-memory fakes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import secrets
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from todo_api.domain.ports import (
     AccessTokens,
+    ChangeSignals,
     Clock,
     DatabaseProbe,
     PasswordHasher,
@@ -35,6 +37,13 @@ from todo_api.use_cases.changes import ReadChanges
 from todo_api.use_cases.health import CheckReadiness
 from todo_api.use_cases.lists import CreateList, DeleteList, GetList, ListLists, MoveList, UpdateList
 from todo_api.use_cases.restore import ListDeletedTasks, RestoreList, RestoreTask
+from todo_api.use_cases.streams import (
+    FollowChanges,
+    IssueStreamTicket,
+    RedeemStreamTicket,
+    StreamOptions,
+    StreamTicketCodec,
+)
 from todo_api.use_cases.tasks import (
     CreateTask,
     DeleteTask,
@@ -72,6 +81,9 @@ class UseCases:
     move_list: MoveList
     delete_list: DeleteList
     read_changes: ReadChanges
+    follow_changes: FollowChanges
+    issue_stream_ticket: IssueStreamTicket
+    redeem_stream_ticket: RedeemStreamTicket
     restore_task: RestoreTask
     restore_list: RestoreList
     list_deleted_tasks: ListDeletedTasks
@@ -97,11 +109,18 @@ class Ports:
     refresh_lifetime: timedelta
     webhook_guard: TargetGuard
     webhook_allow_http: bool = False
+    change_signals: ChangeSignals | None = None
+    """Wakes live streams; without it, opening one answers 503."""
+    streams: StreamOptions = field(default_factory=StreamOptions)
+    stream_ticket_secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+    """Signs stream tickets; every replica needs the same one (the app's secret key)."""
+    stream_ticket_lifetime_s: int = 30
 
 
 def build_use_cases(ports: Ports) -> UseCases:
     uow, clock, hasher, policy, limits = ports.uow, ports.clock, ports.hasher, ports.password_policy, ports.limits
     sessions = SessionIssuer(ports.access_tokens, clock, ports.refresh_lifetime)
+    tickets = StreamTicketCodec(ports.stream_ticket_secret)
     return UseCases(
         check_readiness=CheckReadiness(ports.probe),
         authenticate=Authenticate(ports.verifier, uow, clock),
@@ -126,6 +145,9 @@ def build_use_cases(ports: Ports) -> UseCases:
         move_list=MoveList(uow, clock),
         delete_list=DeleteList(uow, clock),
         read_changes=ReadChanges(uow),
+        follow_changes=FollowChanges(uow, ports.change_signals, clock, ports.streams),
+        issue_stream_ticket=IssueStreamTicket(tickets, clock, ports.stream_ticket_lifetime_s),
+        redeem_stream_ticket=RedeemStreamTicket(tickets, uow, clock, ports.stream_ticket_lifetime_s),
         restore_task=RestoreTask(uow, clock),
         restore_list=RestoreList(uow, clock),
         list_deleted_tasks=ListDeletedTasks(uow),

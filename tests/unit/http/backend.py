@@ -11,6 +11,7 @@ from datetime import timedelta
 
 from tests.unit.fakes import (
     FakeAccessTokens,
+    FakeChangeSignals,
     FakeClock,
     FakePasswordHasher,
     FakeStore,
@@ -48,6 +49,7 @@ class FakeBackend:
     verifier: FakeTokenVerifier = field(default_factory=FakeTokenVerifier)
     probe: FakeDatabaseProbe = field(default_factory=FakeDatabaseProbe)
     limits: ThrottleLimits = field(default_factory=ThrottleLimits)
+    signals: FakeChangeSignals = field(default_factory=FakeChangeSignals)
     uow: FakeUnitOfWorkFactory = field(init=False)
 
     use_cases: UseCases = field(init=False)
@@ -88,6 +90,7 @@ def use_cases_over(backend: FakeBackend) -> UseCases:
             password_policy=PasswordPolicy(COMMON_PASSWORDS),
             limits=backend.limits,
             refresh_lifetime=timedelta(days=30),
+            change_signals=backend.signals,
             webhook_guard=FakeTargetGuard(),
         )
     )

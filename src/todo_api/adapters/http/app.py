@@ -23,13 +23,14 @@ from todo_api.adapters.http.middleware import RequestContextMiddleware
 from todo_api.adapters.http.problems import complete_error_responses, install_problem_handlers
 from todo_api.adapters.http.proxies import TrustedProxies
 from todo_api.adapters.http.refresh_cookie import RefreshCookie
-from todo_api.adapters.http.routers import auth, changes, health, lists, metrics, tasks, webhooks
+from todo_api.adapters.http.routers import auth, changes, events, health, lists, metrics, tasks, webhooks
 from todo_api.use_cases.registry import UseCases
 
 API_TITLE = "todo-api"
 API_VERSION = "1.0.0"
 _EXPOSED_HEADERS = ["X-Request-ID", "ETag", "Location", "Link", "Retry-After"]
 _ALLOWED_HEADERS = ["Authorization", "Content-Type", "If-Match", "If-None-Match", "Idempotency-Key", "X-Request-ID"]
+_ALLOWED_HEADERS += ["Last-Event-ID"]  # resuming an event stream from a fetch-based SSE client
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +95,7 @@ def create_http_app(use_cases: UseCases, options: HttpOptions, *, lifespan: Life
     app.include_router(tasks.router)
     app.include_router(lists.router)
     app.include_router(changes.router)
+    app.include_router(events.router)
     app.include_router(webhooks.router)
     app.include_router(auth.router)
     app.include_router(health.router)

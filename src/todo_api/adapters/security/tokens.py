@@ -11,6 +11,8 @@ import asyncio
 import time
 import uuid
 from collections.abc import Mapping
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -171,6 +173,8 @@ class BearerTokenVerifier:
                 return known[0]
             del self._verified[token]
         principal, expires_at = await self._verify(token)
+        # The expiry travels with the principal: a live event stream ends when its token does.
+        principal = replace(principal, expires_at=datetime.fromtimestamp(expires_at, UTC))
         if len(self._verified) >= self._remember:
             del self._verified[next(iter(self._verified))]
         self._verified[token] = (principal, expires_at)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from datetime import datetime, timedelta
 
-from sqlalchemy import Interval, bindparam, case, delete, func, select, update
+from sqlalchemy import DateTime, Interval, bindparam, case, delete, exists, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from todo_api.adapters.sql.engine import Connection, Row, Statement
@@ -117,6 +117,16 @@ _REVOKE_USER_FAMILIES_BUT_ONE = Statement(
     .values(revoked_at=bindparam("at"))
 )
 
+_FAMILY_LIVE = Statement(
+    select(
+        exists().where(
+            refresh_tokens.c.family_id == bindparam("family"),
+            _LIVE,
+            refresh_tokens.c.expires_at > bindparam("at", type_=DateTime(timezone=True)),
+        )
+    )
+)
+
 
 class SqlRefreshTokenRepository:
     def __init__(self, connection: Connection) -> None:
@@ -157,6 +167,9 @@ class SqlRefreshTokenRepository:
             await _REVOKE_USER_FAMILIES.execute(self._db, owner=user_id, at=at)
         else:
             await _REVOKE_USER_FAMILIES_BUT_ONE.execute(self._db, owner=user_id, kept=keep_family, at=at)
+
+    async def family_live(self, family_id: str, at: datetime) -> bool:
+        return bool(await _FAMILY_LIVE.fetchval(self._db, family=family_id, at=at))
 
 
 _WINDOW = bindparam("window", type_=Interval)

@@ -7,14 +7,17 @@ this package: a new column is a table definition, a migration, a repository mapp
 """
 
 from todo_api.adapters.sql.engine.connection import Connection
+from todo_api.adapters.sql.engine.listener import ChannelListener, ListenerOptions
 from todo_api.adapters.sql.engine.pool import ConnectionPool, PoolOptions, PoolTimeout
 from todo_api.adapters.sql.engine.statement import Row, Statement
 from todo_api.adapters.sql.engine.target import DatabaseTarget, database_target
 
 __all__ = [
+    "ChannelListener",
     "Connection",
     "ConnectionPool",
     "DatabaseTarget",
+    "ListenerOptions",
     "PoolOptions",
     "PoolTimeout",
     "Row",

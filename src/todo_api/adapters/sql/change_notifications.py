@@ -1,0 +1,189 @@
+"""Waking live streams when a person's feed grows, on any replica: the `ChangeSignals` port.
+
+Every committed write that records events runs `pg_notify('todo_changes', '<user id>:<position>')`
+in its transaction (change_log.py). Two ways to hear of it, chosen by EVENTS_WAKEUP:
+
+- `listen` (default unless the pool goes through a transaction-mode pooler): one direct connection
+  per process LISTENs (engine/listener.py) and wakes the streams of the person notified. When the
+  connection drops it reconnects with backoff, then wakes every stream: each re-reads from its
+  last position, so nothing notified meanwhile is lost.
+- `poll` (default behind PgBouncer in transaction mode, where LISTEN cannot work): one query per
+  interval for all people with open streams in this process reads `change_feeds.position` and
+  wakes those whose position moved.
+
+Either way the stream reads the events from the table (the truth); a wake-up only says "look".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Final
+
+import structlog
+from sqlalchemy import String, any_, bindparam, select
+from sqlalchemy.dialects.postgresql import ARRAY
+
+from todo_api.adapters.sql.engine import ChannelListener, Connection, ConnectionPool, ListenerOptions, Statement
+from todo_api.adapters.sql.tables import change_feeds
+from todo_api.domain.errors import DomainError
+
+log = structlog.get_logger("todo_api.events")
+
+_POSITIONS: Final = Statement(
+    select(change_feeds.c.user_id, change_feeds.c.position).where(
+        change_feeds.c.user_id == any_(bindparam("owners", type_=ARRAY(String)))
+    )
+)
+
+
+class _Signal:
+    """One stream's wake-up: an event set by the hub, cleared when the stream wakes."""
+
+    __slots__ = ("_event", "_hub", "user_id")
+
+    def __init__(self, hub: ChangeSignalHub, user_id: str) -> None:
+        self._hub, self.user_id, self._event = hub, user_id, asyncio.Event()
+
+    @property
+    def closing(self) -> bool:
+        return self._hub.closing
+
+    async def wait(self) -> None:
+        await self._event.wait()
+        self._event.clear()
+
+    def cancel(self) -> None:
+        self._hub.unsubscribe(self)
+
+    def wake(self) -> None:
+        self._event.set()
+
+
+class ChangeSignalHub:
+    """The streams of this process by person; what a notification or a poll wakes."""
+
+    def __init__(self) -> None:
+        self._by_user: dict[str, set[_Signal]] = {}
+        self.closing = False
+
+    def subscribe(self, user_id: str) -> _Signal:
+        signal = _Signal(self, user_id)
+        self._by_user.setdefault(user_id, set()).add(signal)
+        if self.closing:
+            signal.wake()
+        return signal
+
+    def unsubscribe(self, signal: _Signal) -> None:
+        signals = self._by_user.get(signal.user_id)
+        if signals is not None:
+            signals.discard(signal)
+            if not signals:
+                del self._by_user[signal.user_id]
+
+    def wake(self, user_id: str) -> None:
+        for signal in self._by_user.get(user_id, ()):
+            signal.wake()
+
+    def wake_all(self) -> None:
+        for signals in self._by_user.values():
+            for signal in signals:
+                signal.wake()
+
+    def users(self) -> list[str]:
+        return list(self._by_user)
+
+    def streams(self) -> int:
+        return sum(len(signals) for signals in self._by_user.values())
+
+    def close(self) -> None:
+        """Every stream ends (shutdown): they see `closing` when they wake."""
+        self.closing = True
+        self.wake_all()
+
+
+class ListeningSignals:
+    """`ChangeSignals` over LISTEN on one direct connection (see the module's docstring)."""
+
+    def __init__(self, options: ListenerOptions) -> None:
+        self.hub = ChangeSignalHub()
+        self.listener = ChannelListener(options, self._notified, self.hub.wake_all)
+
+    def subscribe(self, user_id: str) -> _Signal:
+        return self.hub.subscribe(user_id)
+
+    def _notified(self, payload: str) -> None:
+        user_id, _, _position = payload.rpartition(":")
+        self.hub.wake(user_id)
+
+    async def start(self) -> None:
+        self.listener.start()
+
+    def begin_shutdown(self) -> None:
+        self.hub.close()
+
+    async def close(self) -> None:
+        self.hub.close()
+        await self.listener.close()
+
+
+class PollingSignals:
+    """`ChangeSignals` by polling `change_feeds` once per interval for every person with a stream
+    open in this process: one indexed query (primary key lookups) whatever the number of streams."""
+
+    def __init__(self, pool: ConnectionPool, interval_s: float) -> None:
+        self.hub = ChangeSignalHub()
+        self._pool, self._interval_s = pool, interval_s
+        self._seen: dict[str, int] = {}
+        self._task: asyncio.Task[None] | None = None
+        self.polls = 0
+
+    def subscribe(self, user_id: str) -> _Signal:
+        return self.hub.subscribe(user_id)
+
+    async def poll_once(self) -> None:
+        """Wake the people whose feed moved since the last poll (and those seen for the first
+        time: their streams may have read just before a commit this poll is the first to see)."""
+        users = self.hub.users()
+        self._seen = {user_id: self._seen.get(user_id, -1) for user_id in users}
+        if not users:
+            return
+        async with Connection(self._pool, read_only=True) as connection:
+            rows = await _POSITIONS.fetch(connection, owners=users)
+        self.polls += 1
+        for row in rows:
+            user_id, position = row["user_id"], int(row["position"])
+            if self._seen.get(user_id) != position:
+                if user_id in self._seen:
+                    self._seen[user_id] = position
+                self.hub.wake(user_id)
+
+    async def _run(self) -> None:
+        failing = False
+        while True:
+            await asyncio.sleep(self._interval_s)
+            try:
+                await self.poll_once()
+            except DomainError as error:  # the database is unavailable: try again next interval
+                if not failing:
+                    log.warning("poll_failed", code=error.code)
+                failing = True
+                continue
+            if failing:  # back: whatever committed meanwhile may be unseen by some stream
+                failing = False
+                self.hub.wake_all()
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="change-poller")
+
+    def begin_shutdown(self) -> None:
+        self.hub.close()
+
+    async def close(self) -> None:
+        self.hub.close()
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
