@@ -175,11 +175,6 @@ STATEFUL_REJECTIONS = [
         "include-operation-id": "createTask",
         "checks": {"positive_data_acceptance": {"expected-statuses": [*_DEFAULT_ACCEPTED, "422"]}},
     },
-    # A sync token this feed never reached, or one retention has passed: 410 sync_token_expired.
-    {
-        "include-operation-id": "listChanges",
-        "checks": {"positive_data_acceptance": {"expected-statuses": [*_DEFAULT_ACCEPTED, "410"]}},
-    },
     # A password on the 20,000-entry common list: 422 weak_password.
     *(
         {
