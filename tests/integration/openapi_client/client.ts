@@ -1,7 +1,8 @@
-// What the SPA team writes against the generated types. Type-checked (never run) by
+// What the SPA team writes against the generated types. Type-checked by
 // tests/integration/test_openapi_contract.py after it regenerates generated/api.d.ts from
 // /openapi.json, so a change to the API that breaks this code fails the Python test suite.
-import createClient from "openapi-fetch";
+// `undoAndFollow` at the end also runs against a live server: `npm run sync-check` (README.md).
+import createClient, { type Client } from "openapi-fetch";
 
 import type { components, operations, paths } from "./generated/api.d.ts";
 
@@ -17,6 +18,10 @@ type Move = operations["moveTask"]["requestBody"]["content"]["application/json"]
 type BulkChange = operations["bulkChangeTasks"]["requestBody"]["content"]["application/json"];
 type BulkResult = components["schemas"]["BulkResultOut"];
 type BulkProblem = components["schemas"]["BulkProblem"];
+type CloudEvent = components["schemas"]["CloudEvent"];
+type Tombstone = components["schemas"]["Tombstone"];
+type ChangesQuery = NonNullable<operations["listChanges"]["parameters"]["query"]>;
+type Api = Client<paths>;
 
 /** `true` only for `any`: every response, error and body below must be typed, not `any`. */
 type IsAny<T> = 0 extends 1 & T ? true : false;
@@ -313,4 +318,173 @@ export async function wrongListMoveAndBulkCalls(task: Task, list: TaskList): Pro
   // @ts-expect-error -- the server computes positions; a client never sends one
   const placed: Move = { after_id: task.id, position: "a0V" };
   void [archive, moveNowhere, stringIds, placed];
+}
+
+// Keeping in sync --------------------------------------------------------------------------------
+
+/** What the SPA holds: every task and list by id, and the sync token to follow the feed from. */
+export interface Replica {
+  tasks: Map<number, Task>;
+  lists: Map<number, TaskList>;
+  token: string;
+}
+
+/** A deletion carries a tombstone `{id, deleted_at}`; everything else, the object as the API returns it. */
+function isTombstone(data: CloudEvent["data"]): data is Tombstone {
+  return !("version" in data);
+}
+
+/** The reducer: events arrive in `position` order; a repeat of what a page showed is not newer by
+ * `version`, so it changes nothing. A `*.restored` event re-adds what a tombstone removed. */
+export function apply(replica: Replica, event: CloudEvent): void {
+  const data = event.data;
+  const dataIsTyped: IsAny<typeof data> = false;
+  void dataIsTyped;
+  if (isTombstone(data)) {
+    // @ts-expect-error -- a tombstone has no version
+    void data.version;
+    (event.type.startsWith("task.") ? replica.tasks : replica.lists).delete(data.id);
+  } else if ("title" in data) {
+    const held = replica.tasks.get(data.id);
+    if (held === undefined || held.version < data.version) replica.tasks.set(data.id, data);
+  } else {
+    const held = replica.lists.get(data.id);
+    if (held === undefined || held.version < data.version) replica.lists.set(data.id, data);
+  }
+}
+
+/** The first load: the first page's `meta.sync_token` is read before the page, so following the
+ * feed from it misses nothing. Lists are read first: theirs is the older token, the one to keep. */
+export async function loadEverything(client: Api): Promise<Replica> {
+  const replica: Replica = { tasks: new Map(), lists: new Map(), token: "" };
+  let listCursor: string | undefined;
+  do {
+    const { data, error } = await client.GET("/api/{user_id}/lists", {
+      params: { path: { user_id: "me" }, query: { limit: 100, cursor: listCursor } },
+    });
+    if (error) throw new Error(describeProblem(error));
+    replica.token ||= data.meta.sync_token ?? ""; // only the first page carries one
+    for (const list of data.data) replica.lists.set(list.id, list);
+    listCursor = data.meta.next_cursor ?? undefined;
+  } while (listCursor !== undefined);
+  let taskCursor: string | undefined;
+  do {
+    const { data, error } = await client.GET("/api/{user_id}/tasks", {
+      params: { path: { user_id: "me" }, query: { limit: 100, cursor: taskCursor } },
+    });
+    if (error) throw new Error(describeProblem(error));
+    for (const task of data.data) replica.tasks.set(task.id, task);
+    taskCursor = data.meta.next_cursor ?? undefined;
+  } while (taskCursor !== undefined);
+  return replica;
+}
+
+/** Apply everything after the replica's token, page after page while `has_more`. `"expired"`: the
+ * token is older than the retention window (410 `sync_token_expired`): load everything again. */
+export async function catchUp(client: Api, replica: Replica): Promise<"ok" | "expired"> {
+  for (;;) {
+    const query: ChangesQuery = { since: replica.token, limit: 500 };
+    const { data, error, response } = await client.GET("/api/{user_id}/changes", {
+      params: { path: { user_id: "me" }, query },
+    });
+    if (error) {
+      if (response.status === 410 && error.code === "sync_token_expired") return "expired";
+      throw new Error(describeProblem(error));
+    }
+    for (const event of data.data) apply(replica, event);
+    replica.token = data.meta.sync_token;
+    if (!data.meta.has_more) return "ok";
+  }
+}
+
+/** Delete with an undo: the answer to a restore is the task back in its place, as a new version. */
+export async function undoDelete(client: Api, task: Task): Promise<Task> {
+  const path = { user_id: "me", task_id: task.id };
+  const removed = await client.DELETE("/api/{user_id}/tasks/{task_id}", { params: { path } });
+  if (removed.error) throw new Error(describeProblem(removed.error));
+  const { data, error } = await client.POST("/api/{user_id}/tasks/{task_id}/restore", { params: { path } });
+  if (error) {
+    // 409 deleted_with_parent / deleted_with_list: `detail` names what to restore instead.
+    throw new Error(describeProblem(error));
+  }
+  return data;
+}
+
+/** The trash: tasks deleted on their own, latest first, each with `deleted_at`. */
+export async function trash(client: Api): Promise<{ id: number; title: string; deletedAt: string | null }[]> {
+  const { data, error } = await client.GET("/api/{user_id}/tasks", {
+    params: { path: { user_id: "me" }, query: { deleted: true, limit: 100 } },
+  });
+  if (error) throw new Error(describeProblem(error));
+  return data.data.map((task) => ({ id: task.id, title: task.title, deletedAt: task.deleted_at }));
+}
+
+export async function restoreSidebarList(client: Api, list: TaskList): Promise<TaskList | "name_taken"> {
+  const { data, error } = await client.POST("/api/{user_id}/lists/{list_id}/restore", {
+    params: { path: { user_id: "me", list_id: list.id } },
+  });
+  if (error) {
+    if (error.code === "list_name_taken") return "name_taken"; // rename the list that has its name now
+    throw new Error(describeProblem(error));
+  }
+  return data;
+}
+
+/** The round trip `npm run sync-check` runs on a fresh account: list (take `meta.sync_token`), create, delete
+ * and restore a task, then follow the feed from the token: three events, numbered one after another, and a
+ * replica that holds the restored task. Throws on any difference. */
+export async function undoAndFollow(client: Api): Promise<CloudEvent[]> {
+  const replica = await loadEverything(client);
+  const created = await client.POST("/api/{user_id}/tasks", {
+    params: { path: { user_id: "me" } },
+    body: { title: "Water the plants", tags: ["home"] },
+  });
+  if (created.error) throw new Error(describeProblem(created.error));
+  const restored = await undoDelete(client, created.data);
+  if (restored.version !== created.data.version + 1 || restored.deleted_at !== null) {
+    throw new Error(`restore answered version ${restored.version}, deleted_at ${restored.deleted_at}`);
+  }
+  if ((await trash(client)).some((gone) => gone.id === restored.id)) {
+    throw new Error(`task ${restored.id} is still in the trash after its restore`);
+  }
+
+  const { data, error } = await client.GET("/api/{user_id}/changes", {
+    params: { path: { user_id: "me" }, query: { since: replica.token } },
+  });
+  if (error) throw new Error(describeProblem(error));
+  const start = Number(replica.token);
+  const seen = data.data.map((event) => `${event.position} ${event.type} ${event.subject}`);
+  const expected = ["task.created", "task.deleted", "task.restored"].map(
+    (type, i) => `${start + i + 1} ${type} tasks/${restored.id}`,
+  );
+  if (seen.join("\n") !== expected.join("\n") || data.meta.sync_token !== String(start + 3) || data.meta.has_more) {
+    throw new Error(`expected\n${expected.join("\n")}\ngot\n${seen.join("\n")}\nmeta ${JSON.stringify(data.meta)}`);
+  }
+  for (const event of data.data) apply(replica, event);
+  replica.token = data.meta.sync_token;
+  if (replica.tasks.get(restored.id)?.version !== restored.version) {
+    throw new Error(`the replica does not hold task ${restored.id} at version ${restored.version}`);
+  }
+  if ((await catchUp(client, replica)) !== "ok" || replica.token !== String(start + 3)) {
+    throw new Error(`catching up from ${start + 3} moved the token to ${replica.token}`);
+  }
+  const expired = await client.GET("/api/{user_id}/changes", {
+    params: { path: { user_id: "me" }, query: { since: String(start + 1000) } },
+  });
+  if (expired.response.status !== 410 || expired.error?.code !== "sync_token_expired") {
+    throw new Error(`a token the feed never issued answered ${expired.response.status}`);
+  }
+  return data.data;
+}
+
+export async function wrongSyncCalls(client: Api, event: CloudEvent): Promise<void> {
+  await client.GET("/api/{user_id}/changes", {
+    // @ts-expect-error -- a sync token is the string the server sent, not a number
+    params: { path: { user_id: "me" }, query: { since: 42 } },
+  });
+  // @ts-expect-error -- there is no `task.archived` event
+  const archived: CloudEvent["type"] = "task.archived";
+  // @ts-expect-error -- a position is a number
+  const position: string = event.position;
+  void [archived, position];
 }
