@@ -304,3 +304,28 @@ async def test_a_second_writer_is_numbered_only_after_the_first_commits(
     async with units(read_only=True) as reader:
         page = await changes_after(reader, user.id, start, 10)
     assert [event.position for event in page.events] == [start + 1, start + 2]
+
+
+async def test_a_restored_task_keeps_its_place_even_where_a_sibling_took_its_key(
+    client: httpx.AsyncClient, user: User
+) -> None:
+    h = user.headers
+    first = await create_task(client, user, title="First")
+    gone = await create_task(client, user, title="Gone")
+    assert (await client.delete(task_url(gone["id"]), headers=h)).status_code == 204
+    listed = await client.get(tasks_url(), params={"deleted": "true"}, headers=h)
+    assert [(t["id"], t["deleted_at"] is not None) for t in listed.json()["data"]] == [(gone["id"], True)]
+    taker = await create_task(client, user, title="Taker")
+    assert taker["position"] == gone["position"]
+    restored = await client.post(f"{task_url(gone['id'])}/restore", headers=h)
+    assert restored.status_code == 200, restored.text
+    assert restored.headers["ETag"] == f'"{restored.json()["version"]}"'
+    in_order = await client.get(
+        tasks_url(), params={"list_id": first["list_id"], "parent_id": "none", "sort": "position"}, headers=h
+    )
+    tasks = in_order.json()["data"]
+    assert [t["title"] for t in tasks] == ["First", "Gone", "Taker"]
+    assert len({t["position"] for t in tasks}) == 3
+    assert (await client.get(tasks_url(), params={"deleted": "true"}, headers=h)).json()["data"] == []
+    refused = await client.get(tasks_url(), params={"deleted": "true", "sort": "title"}, headers=h)
+    assert_problem(refused, 422, "invalid_filter")

@@ -158,3 +158,34 @@ async def test_reading_changes_refuses_what_retention_removed_and_what_never_was
         await read.execute(ADA, 4)
     with pytest.raises(InvalidInput):
         await read.execute(ADA, 0, limit=0)
+
+
+async def test_a_restored_task_whose_key_a_sibling_took_meanwhile_gets_the_group_fresh_keys(
+    uow: FakeUnitOfWorkFactory, store: FakeStore
+) -> None:
+    first, gone = await add(uow, "First"), await add(uow, "Gone")
+    await DeleteTask(uow, uow.clock).execute(ADA, gone)
+    taker = await add(uow, "Taker")  # the end of the list is where `gone` stood: the same key
+    assert store.tasks[taker].position == store.deleted_tasks[gone].task.position
+    back = await RestoreTask(uow, uow.clock).execute(ADA, gone)
+    keys = [store.tasks[task_id].position for task_id in (first, back.id, taker)]
+    assert keys == sorted(keys)
+    assert len(set(keys)) == 3
+    assert feed(store)[-3:] == [
+        ("task.restored", f"tasks/{gone}"),
+        ("task.moved", f"tasks/{first}"),
+        ("task.moved", f"tasks/{taker}"),
+    ]
+
+
+async def test_a_restored_list_whose_key_another_took_meanwhile_gets_fresh_keys_for_all(
+    uow: FakeUnitOfWorkFactory, store: FakeStore
+) -> None:
+    work = await CreateList(uow, uow.clock).execute(ADA, "Work")
+    await DeleteList(uow, uow.clock).execute(ADA, work.id)
+    home = await CreateList(uow, uow.clock).execute(ADA, "Home")
+    assert home.position == work.position
+    back = await RestoreList(uow, uow.clock).execute(ADA, work.id)
+    positions = [x.position for x in store.lists.values()]
+    assert len(set(positions)) == len(positions)
+    assert back.position == store.lists[work.id].position

@@ -36,7 +36,7 @@ from todo_api.domain.lists import TaskList
 from todo_api.domain.tasks import Task
 
 NOTIFY_CHANNEL: Final = "todo_changes"
-"""Each committed write notifies `<user id>:<last position>` here (event_notifications.py)."""
+"""Each committed write notifies `<user id>:<last position>` here (change_notifications.py)."""
 
 DataOf = Callable[[Task | TaskList], dict[str, Any]]
 """The object as the API returns it: the composition root passes the HTTP representation."""
