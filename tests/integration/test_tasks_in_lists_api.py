@@ -126,15 +126,11 @@ async def test_positions_compare_byte_by_byte_in_the_database(
     await db.execute("UPDATE tasks SET position = 'Zz' WHERE id = $1", upper["id"])
     await db.execute("UPDATE tasks SET position = 'a1' WHERE id = $1", lower["id"])
     columns = await db.fetch(
-        "SELECT table_name, collation_name FROM information_schema.columns WHERE column_name = 'position'"
+        "SELECT table_name, data_type, collation_name FROM information_schema.columns"
+        " WHERE column_name = 'position' AND table_schema = 'public'"
     )
-    assert {row["table_name"]: row["collation_name"] for row in columns} == {
-        "tasks": "C",
-        "lists": "C",
-        "deleted_tasks": "C",
-        "deleted_lists": "C",
-        "change_feeds": None,  # the feed's position: a number
-        "events": None,
-    }
+    order_keys = {row["table_name"]: row["collation_name"] for row in columns if row["data_type"] != "bigint"}
+    # Every order key compares as bytes; the other `position`s are the change feed's numbers.
+    assert order_keys == {"tasks": "C", "lists": "C", "deleted_tasks": "C", "deleted_lists": "C"}
     in_order = await listed(client, user, list_id=upper["list_id"], parent_id="none", sort="position")
     assert in_order == ["Upper", "Lower"]
