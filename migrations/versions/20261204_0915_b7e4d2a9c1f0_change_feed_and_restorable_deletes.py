@@ -103,7 +103,6 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=op.f("fk_events_user_id_users"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("user_id", "position", name=op.f("pk_events")),
-        sa.UniqueConstraint("id", name=op.f("uq_events_id")),
     )
     op.create_index("ix_events_created_at", "events", ["created_at"], unique=False)
 

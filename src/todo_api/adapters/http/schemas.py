@@ -493,7 +493,7 @@ class BulkOut(Output):
 
 def event_data(subject: Task | TaskList) -> dict[str, Any]:
     """An object in the change feed exactly as the API returns it (the composition root hands
-    this to the outbox, which cannot know the HTTP representation)."""
-    if isinstance(subject, Task):
-        return TaskOut.of(subject).model_dump(mode="json")
-    return ListOut.of(subject).model_dump(mode="json")
+    this to the outbox, which cannot know the HTTP representation). The fields as the models take
+    them, without a model: the outbox's JSON encoder writes them as the API does (UTC as `Z`),
+    and test_change_feed.py compares an event's data with the GET of the same object."""
+    return TaskOut.fields_of(subject) if isinstance(subject, Task) else ListOut.fields_of(subject)

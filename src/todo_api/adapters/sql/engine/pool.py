@@ -181,4 +181,5 @@ async def _close_politely(connection: Driver) -> None:
 
 
 def _encode_json(value: Any) -> str:
-    return orjson.dumps(value).decode()
+    # Datetimes as the API writes them (`...Z` for UTC), should a repository hand one over.
+    return orjson.dumps(value, option=orjson.OPT_UTC_Z).decode()
