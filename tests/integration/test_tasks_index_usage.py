@@ -473,8 +473,10 @@ async def test_search_within_one_user_ands_the_trigram_indexes_with_the_users_ro
     # walking the user's 1,000 rows in created_at order to filter them would cost more. Were a user's
     # set small enough for the planner to prefer reading it through ix_tasks_user_created and
     # filtering, that would be fine too; what must never happen is a sequential scan of the table.
+    # Which of the two the planner takes depends on ANALYZE's sample (a fresh clone's CI once read
+    # the user's rows through ix_tasks_user_updated and filtered them): both are right.
     scans = index_scans(plan)
-    assert scans.get("ix_tasks_title_trgm") == "Bitmap Index Scan", json.dumps(plan, indent=1)
-    assert scans.get("ix_tasks_description_trgm") == "Bitmap Index Scan", json.dumps(plan, indent=1)
+    trigrams = {scans.get("ix_tasks_title_trgm"), scans.get("ix_tasks_description_trgm")}
+    assert trigrams in ({"Bitmap Index Scan"}, {None}), json.dumps(plan, indent=1)
     assert any(name.startswith("ix_tasks_user_") for name in scans), json.dumps(plan, indent=1)
     assert "Seq Scan" not in node_types(plan)
