@@ -182,10 +182,7 @@ class MoveList:
                 ids.insert(index, list_id)
                 fresh = dict(zip(ids, keys_between(None, None, len(ids)), strict=True))
                 position = fresh.pop(list_id)
-                rebalanced = await uow.lists.set_positions(user_id, fresh, now)
-                uow.changes.record(
-                    user_id, [Change("list.moved", other) for other in await uow.lists.many(user_id, rebalanced)]
-                )
+                await respread(uow, user_id, fresh, now)
             moved = replace(found, position=position, updated_at=now)
             saved = await uow.lists.save(moved, expected_version=found.version)
             if saved is None:  # cannot happen under the lock; refuse rather than guess
@@ -193,6 +190,13 @@ class MoveList:
             uow.changes.record(user_id, [Change("list.moved", saved)])
             await uow.commit()
         return saved
+
+
+async def respread(uow: UnitOfWork, user_id: str, fresh: dict[int, str], now: datetime) -> dict[int, TaskList]:
+    """Give lists fresh keys (a rebalance), each a new version and a `list.moved` event."""
+    moved = await uow.lists.many(user_id, await uow.lists.set_positions(user_id, fresh, now))
+    uow.changes.record(user_id, [Change("list.moved", other) for other in moved])
+    return {other.id: other for other in moved}
 
 
 def _insertion_index(ids: list[int], before_id: int | None, after_id: int | None) -> int:

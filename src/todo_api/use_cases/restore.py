@@ -16,8 +16,9 @@ from todo_api.domain.lists import MAX_LISTS_PER_USER, TaskList
 from todo_api.domain.ordering import key_between, keys_between
 from todo_api.domain.ports import Clock, UnitOfWork, UnitOfWorkFactory
 from todo_api.domain.tasks import MAX_DEPTH, MAX_PAGE_SIZE, Position, Task, TaskPage
-from todo_api.use_cases.lists import inbox_id, take_turn
+from todo_api.use_cases.lists import inbox_id, respread, take_turn
 from todo_api.use_cases.retries import retry_transient
+from todo_api.use_cases.tasks import rebalance
 
 
 def _not_restorable(task_id: int) -> NotFound:
@@ -73,11 +74,7 @@ async def _untied(uow: UnitOfWork, user_id: str, task: Task, now: datetime) -> T
     fresh, evenly spread keys (as a move does when there is no room), so no two share one."""
     if task.position not in (await uow.tasks.neighbour(task, after=False), await uow.tasks.neighbour(task, after=True)):
         return task
-    siblings = await uow.tasks.sibling_ids(user_id, task.list_id, task.parent_id)
-    fresh = dict(zip(siblings, keys_between(None, None, len(siblings)), strict=True))
-    rebalanced = await uow.tasks.set_positions(user_id, fresh, now)
-    uow.changes.record(user_id, [Change("task.moved", sibling) for sibling in rebalanced])
-    return next(sibling for sibling in rebalanced if sibling.id == task.id)
+    return (await rebalance(uow, user_id, task.list_id, task.parent_id, now))[task.id]
 
 
 async def _too_deep(uow: UnitOfWork, user_id: str, task_id: int) -> bool:
@@ -125,9 +122,7 @@ class RestoreList:
             order = await uow.lists.order(user_id)
             if sum(position == task_list.position for _, position in order) > 1:  # its key was taken meanwhile
                 fresh = dict(zip([list_id for list_id, _ in order], keys_between(None, None, len(order)), strict=True))
-                moved = await uow.lists.many(user_id, await uow.lists.set_positions(user_id, fresh, now))
-                uow.changes.record(user_id, [Change("list.moved", other) for other in moved])
-                task_list = next(other for other in moved if other.id == list_id)
+                task_list = (await respread(uow, user_id, fresh, now))[list_id]
             uow.changes.record(user_id, [Change("list.restored", task_list)])
             uow.changes.record(user_id, [Change("task.restored", task) for task in tasks])
             await uow.commit()

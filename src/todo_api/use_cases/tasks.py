@@ -7,7 +7,7 @@ change; with `If-Match`, a write also refuses a task that moved past the version
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from datetime import datetime
 
 from todo_api.domain.changes import Change, task_change, task_deleted
@@ -369,10 +369,20 @@ async def _position_in(
             low, high = await uow.tasks.neighbour(anchor, after=False), anchor.position
         if (key := key_with_room(low, high)) is not None:
             return key
-        siblings = await uow.tasks.sibling_ids(user_id, list_id, parent_id)
-        fresh = dict(zip(siblings, keys_between(None, None, len(siblings)), strict=True))
-        rebalanced = await uow.tasks.set_positions(user_id, fresh, now)
-        uow.changes.record(user_id, [Change("task.moved", sibling) for sibling in rebalanced])
+        rebalanced = await rebalance(uow, user_id, list_id, parent_id, now)
         if anchor is not None:
-            anchor = replace(anchor, position=fresh[anchor.id])
+            anchor = rebalanced[anchor.id]
     raise OrderKeyError("no room between the neighbours even after a rebalance")
+
+
+async def rebalance(
+    uow: UnitOfWork, user_id: str, list_id: int, parent_id: int | None, now: datetime
+) -> dict[int, Task]:
+    """Fresh, evenly spread keys for a group of siblings, in their order: each a new version and a
+    `task.moved` event. What a move does when its neighbours leave no room, and a restore when a
+    sibling took the restored task's key."""
+    siblings = await uow.tasks.sibling_ids(user_id, list_id, parent_id)
+    fresh = dict(zip(siblings, keys_between(None, None, len(siblings)), strict=True))
+    rebalanced = await uow.tasks.set_positions(user_id, fresh, now)
+    uow.changes.record(user_id, [Change("task.moved", sibling) for sibling in rebalanced])
+    return {sibling.id: sibling for sibling in rebalanced}
