@@ -76,6 +76,30 @@ async def test_an_event_is_a_cloud_event_whose_data_is_the_task_as_the_api_retur
     )
 
 
+async def test_events_written_with_the_row_are_the_task_as_get_returns_it_after_each_write(
+    client: httpx.AsyncClient, user: User
+) -> None:
+    """A create, an edit and a toggle write their event in the row's own statement, built before the
+    database answers: the event must still be exactly what GET returns (ids, versions, instants in UTC)."""
+    h = user.headers
+    since = await token_now(client, user)
+    parent = await create_task(client, user, title="Trip", due_at="2027-03-28T02:30:00+02:00")
+    child = await create_task(client, user, title="Pack", parent_id=parent["id"], tags=["b", "a"])
+    writes = [
+        client.patch(task_url(child["id"]), json={"due_at": "2027-10-31T02:30:00-04:00", "priority": "low"}, headers=h),
+        client.patch(task_url(parent["id"]), json={"completed": True}, headers=h),
+        client.put(task_url(child["id"]), json={"title": "Pack bags", "completed": False}, headers=h),
+    ]
+    for write in writes:
+        assert (await write).status_code == 200
+    events, _ = await changes(client, user, since)
+    last = {event["subject"]: event for event in events}
+    assert kinds(events)[-1] == ("task.reopened", f"tasks/{child['id']}")  # the parent's completion closed it
+    for task in (parent, child):
+        assert last[f"tasks/{task['id']}"]["data"] == (await client.get(task_url(task["id"]), headers=h)).json()
+    assert [event["position"] for event in events] == list(range(int(since) + 1, int(since) + len(events) + 1))
+
+
 async def test_every_kind_of_write_leaves_one_event_per_changed_object(client: httpx.AsyncClient, user: User) -> None:
     h = user.headers
     since = await token_now(client, user)
@@ -104,8 +128,8 @@ async def test_every_kind_of_write_leaves_one_event_per_changed_object(client: h
         ("task.created", c),
         ("task.created", o),
         ("task.updated", o),
+        ("task.completed", c),  # completing a parent completes its open subtasks, first
         ("task.completed", p),
-        ("task.completed", c),  # completing a parent completes its open subtasks
         ("task.reopened", p),  # reopening leaves them
         ("task.moved", o),
         ("list.updated", w),

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from tests.unit.webhook_fakes import FakeWebhookRepository, StoredWebhook
 from todo_api.domain.changes import Change as FeedChange
-from todo_api.domain.changes import Deleted, FeedEvent, coalesced
+from todo_api.domain.changes import Deleted, FeedEvent, coalesced, task_change
 from todo_api.domain.errors import AuthenticationFailed, Conflict
 from todo_api.domain.lists import TaskList
 from todo_api.domain.ports import (
@@ -297,10 +297,12 @@ class FakeTaskRepository:
         before_save: Callable[[], None] = _nothing,
         before_delete: Callable[[], None] = _nothing,
         before_locked_read: Callable[[], None] = _nothing,
+        changes: FakeChangeLog | None = None,
     ) -> None:
         self._store = store
         self._before_save, self._before_delete = before_save, before_delete
         self._before_locked_read = before_locked_read
+        self._changes = changes if changes is not None else FakeChangeLog(store)
 
     async def add(self, user_id: str, draft: TaskDraft, at: datetime, *, list_id: int, position: str) -> Task:
         self._store.last_task_id += 1
@@ -323,6 +325,21 @@ class FakeTaskRepository:
         )
         self._store.tasks[task.id] = task
         return task
+
+    async def add_and_record(
+        self, user_id: str, draft: TaskDraft, at: datetime, *, list_id: int, position: str
+    ) -> Task:
+        task = await self.add(user_id, draft, at, list_id=list_id, position=position)
+        self._changes.record(user_id, [task_change(None, task)])
+        self._changes.close()
+        return task
+
+    async def save_and_record(self, task: Task, *, before: Task) -> Task | None:
+        saved = await self.save(task, expected_version=before.version)
+        if saved is not None:
+            self._changes.record(task.user_id, [task_change(before, saved)])
+            self._changes.close()
+        return saved
 
     async def get(self, user_id: str, task_id: int, *, for_update: bool = False) -> Task | None:
         if for_update:
@@ -697,12 +714,19 @@ class FakeChangeLog:
     def __init__(self, store: FakeStore) -> None:
         self._store = store
         self.pending: dict[str, list[FeedChange]] = {}
+        self.closed = False
 
     def record(self, user_id: str, changes: Sequence[FeedChange]) -> None:
+        if self.closed:  # as SqlChangeLog: a `*_and_record` write is the unit's last
+            raise RuntimeError("recorded after the unit's last write")
         self.pending.setdefault(user_id, []).extend(changes)
+
+    def close(self) -> None:
+        self.closed = True
 
     def flush(self) -> None:
         pending, self.pending = self.pending, {}
+        self.closed = False
         for user_id, changes in pending.items():
             feed = self._store.events.setdefault(user_id, [])
             for change in coalesced(changes):
@@ -741,8 +765,10 @@ class FakeUnitOfWork:
         self._users = FakeUserRepository(store, before_add=lambda: self._land(others.before_user_add))
         self._refresh_tokens = FakeRefreshTokenRepository(store)
         self._rate_limits = FakeRateLimiter(store, clock)
+        self._changes = FakeChangeLog(store)
         self._tasks = FakeTaskRepository(
             store,
+            changes=self._changes,
             before_save=lambda: self._land(others.before_task_save),
             before_delete=lambda: self._land(others.before_task_delete),
             # A locked read waits for every writer queued ahead of it to commit; the ones behind it
@@ -751,7 +777,6 @@ class FakeUnitOfWork:
         )
         self._idempotency_keys = FakeIdempotencyKeys(store, before_claim=lambda: self._land(others.before_key_claim))
         self._lists = FakeListRepository(store)
-        self._changes = FakeChangeLog(store)
         self.committed = False
         self.rolled_back = False
 
@@ -824,6 +849,7 @@ class FakeUnitOfWork:
         assert self._saved is not None
         self._store.restore(self._saved)
         self._changes.pending.clear()
+        self._changes.closed = False
         self.rolled_back = True
 
     def _require_inside(self) -> None:

@@ -53,8 +53,8 @@ async def test_writes_record_their_events_and_a_refused_write_records_none(
     assert feed(store)[1:] == [
         ("task.created", f"tasks/{parent}"),
         ("task.created", f"tasks/{child}"),
+        ("task.completed", f"tasks/{child}"),  # subtasks first: the task's own write is the unit's last
         ("task.completed", f"tasks/{parent}"),
-        ("task.completed", f"tasks/{child}"),
         ("task.deleted", f"tasks/{parent}"),
         ("task.deleted", f"tasks/{child}"),
     ]

@@ -75,8 +75,18 @@ class TaskRepository(Protocol):
     async def get(self, user_id: str, task_id: int, *, for_update: bool = False) -> Task | None:
         """`for_update` locks the task until commit, so a read-modify-write cannot lose a change."""
 
+    async def add_and_record(
+        self, user_id: str, draft: TaskDraft, at: datetime, *, list_id: int, position: str
+    ) -> Task:
+        """`add`, recording its `task.created` on the unit's change log, for a unit's last write:
+        the feed may be written with the row (one round trip fewer), so nothing is recorded after it."""
+
     async def save(self, task: Task, *, expected_version: int) -> Task | None:
         """Write `task` if its stored version is still `expected_version`; None when it is not (or gone)."""
+
+    async def save_and_record(self, task: Task, *, before: Task) -> Task | None:
+        """`save` over `before.version`, recording `task_change(before, saved)`, for a unit's last
+        write, as `add_and_record`; None (and nothing recorded) when the version moved on."""
 
     async def trash(self, user_id: str, root_ids: Sequence[int], at: datetime) -> list[int]:
         """Delete the tasks and everything under them, keeping them restorable; the ids deleted."""

@@ -69,7 +69,7 @@ class CreateTask:
     @retry_transient
     async def _add(self, user_id: str, draft: TaskDraft, now: datetime) -> Task:
         async with self._uow() as uow:
-            task = await _add_task(uow, user_id, draft, now)
+            task = await _add_task(uow, user_id, draft, now, last=True)
             await uow.commit()
         return task
 
@@ -91,8 +91,9 @@ class CreateTask:
         return Created(task)
 
 
-async def _add_task(uow: UnitOfWork, user_id: str, draft: TaskDraft, now: datetime) -> Task:
-    """At the end of its list (the Inbox by default) or of its parent's subtasks, in the parent's list."""
+async def _add_task(uow: UnitOfWork, user_id: str, draft: TaskDraft, now: datetime, *, last: bool = False) -> Task:
+    """At the end of its list (the Inbox by default) or of its parent's subtasks, in the parent's list.
+    `last`: the unit writes nothing after the task, so its event may travel with it."""
     if draft.parent_id is not None:
         # The turn: the parent's list and depth must not change under us (see MoveTask).
         await take_turn(uow, user_id, now)
@@ -104,20 +105,22 @@ async def _add_task(uow: UnitOfWork, user_id: str, draft: TaskDraft, now: dateti
         depth = await uow.tasks.depth(user_id, parent.id) or 1
         if depth >= MAX_DEPTH:
             raise InvalidInput(f"Subtasks nest at most {MAX_DEPTH} levels deep.", code="too_deep")
-        list_id, last = parent.list_id, await uow.tasks.last_position(user_id, parent.list_id, parent.id)
+        list_id, after = parent.list_id, await uow.tasks.last_position(user_id, parent.list_id, parent.id)
     elif (point := await uow.lists.append_point(user_id, draft.list_id)) is not None:
-        list_id, last = point
+        list_id, after = point
     elif draft.list_id is not None:
         raise list_not_found(draft.list_id)
     else:
-        list_id, last = await inbox_id(uow, user_id, now), None
+        list_id, after = await inbox_id(uow, user_id, now), None
+    add = uow.tasks.add_and_record if last else uow.tasks.add
     try:
-        task = await uow.tasks.add(user_id, draft, now, list_id=list_id, position=key_between(last, None))
+        task = await add(user_id, draft, now, list_id=list_id, position=key_between(after, None))
     except NotFound as gone:  # the list (or parent) was deleted after we read it: say which, as above
         if draft.parent_id is not None:
             raise NotFound(f"Parent task {draft.parent_id} was not found.", code="parent_not_found") from gone
         raise list_not_found(list_id) from gone
-    uow.changes.record(user_id, [task_change(None, task)])
+    if not last:
+        uow.changes.record(user_id, [task_change(None, task)])
     return task
 
 
@@ -218,13 +221,12 @@ async def _write(
         changed = make_changes(task).applied_to(task, now)
         if changed == task:
             return task
-        saved = await uow.tasks.save(changed, expected_version=task.version)
-        if saved is None:  # cannot happen under the lock; refuse rather than guess
-            raise _stale(task)
-        uow.changes.record(user_id, [task_change(task, saved)])
-        if saved.completed and not task.completed:
+        if changed.completed and not task.completed:  # first, so the task's own write is the last
             below = await uow.tasks.complete_descendants(user_id, [task_id], now)
             uow.changes.record(user_id, [Change("task.completed", done) for done in below])
+        saved = await uow.tasks.save_and_record(changed, before=task)
+        if saved is None:  # cannot happen under the lock; refuse rather than guess
+            raise _stale(task)
         await uow.commit()
         return saved
 

@@ -5,6 +5,10 @@ person's counter (taking its row lock), inserts the numbered events and queues a
 COMMIT follows at once. The lock is held only for that last round trip, and a second writer of
 the same person gets its numbers only after the first committed: positions become visible in
 order, so a reader that has seen N never later meets an event below N.
+
+A unit whose last statement writes one task (a create, an edit, a toggle) saves that round trip:
+`with_events` makes the write carry its own event and everything recorded before it, so the
+counter's lock is taken by the statement the COMMIT follows (`SqlChangeLog.take`).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from sqlalchemy import (
     String,
     Text,
     bindparam,
+    case,
     cast,
     func,
     literal,
@@ -28,9 +33,10 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
+from sqlalchemy.sql.dml import Insert, Update
 
 from todo_api.adapters.sql.engine import Connection, Statement
-from todo_api.adapters.sql.tables import change_feeds, events
+from todo_api.adapters.sql.tables import change_feeds, events, tasks
 from todo_api.domain.changes import Change, Deleted, FeedEvent, coalesced
 from todo_api.domain.lists import TaskList
 from todo_api.domain.tasks import Task
@@ -73,10 +79,64 @@ _APPEND = Statement(
             _recorded.c.type,
             # The position is only known here; it travels in the CloudEvent as an extension.
             _recorded.c.payload.op("||")(func.jsonb_build_object(literal("position"), _position)),
-            bindparam("created_at", type_=DateTime(timezone=True)),
+            bindparam("logged_at", type_=DateTime(timezone=True)),
         ).select_from(_feed.join(_recorded, literal_column("true"))),
     )
 )
+
+
+def with_events(write: Insert | Update) -> Statement:
+    """`write` (one task, `RETURNING` it) with the unit's events appended by the same statement.
+
+    The counter is bumped from the written row, so the task's lock is taken before the counter's
+    (the order every other writer keeps), and a write that matched no row appends nothing. An event
+    recorded without an id (a task being created) takes the new row's.
+    """
+    written = write.returning(tasks).cte("written")
+    feed = (
+        insert(change_feeds)
+        .from_select(["user_id", "position"], select(written.c.user_id, _count).select_from(written))
+        .on_conflict_do_update(index_elements=["user_id"], set_={"position": change_feeds.c.position + _count})
+        .returning(
+            change_feeds.c.position,
+            func.pg_notify(NOTIFY_CHANNEL, change_feeds.c.user_id + literal(":") + cast(change_feeds.c.position, Text)),
+        )
+        .cte("feed")
+    )
+    position = feed.c.position - _count + _recorded.c.ord
+    new_id = cast(written.c.id, Text)
+    payload = case(
+        (
+            _recorded.c.aggregate_id.is_(None),
+            _recorded.c.payload.op("||")(
+                func.jsonb_build_object(
+                    literal("subject"),
+                    literal("tasks/") + new_id,
+                    literal("data"),
+                    _recorded.c.payload.op("->", return_type=JSONB)(literal("data")).op("||")(
+                        func.jsonb_build_object(literal("id"), written.c.id)
+                    ),
+                )
+            ),
+        ),
+        else_=_recorded.c.payload,
+    )
+    appended = insert(events).from_select(
+        ["user_id", "position", "id", "aggregate_type", "aggregate_id", "type", "payload", "created_at"],
+        select(
+            written.c.user_id,
+            position,
+            cast(_recorded.c.id, events.c.id.type),
+            _recorded.c.aggregate_type,
+            func.coalesce(_recorded.c.aggregate_id, new_id),
+            _recorded.c.type,
+            payload.op("||")(func.jsonb_build_object(literal("position"), position)),
+            bindparam("logged_at", type_=DateTime(timezone=True)),
+        ).select_from(written.join(feed, literal_column("true")).join(_recorded, literal_column("true"))),
+    )
+    return Statement(select(written).add_cte(appended.cte("appended")))
+
+
 _owner = change_feeds.c.user_id == bindparam("owner")
 _POSITION = Statement(select(change_feeds.c.position).where(_owner))
 _HORIZON = Statement(select(change_feeds.c.pruned_through).where(_owner))
@@ -114,15 +174,50 @@ class SqlChangeLog:
         self._db = connection
         self._data_of = data_of
         self._pending: dict[str, list[Change]] = {}
+        self._taken: tuple[str, list[Change]] | None = None
 
     def record(self, user_id: str, changes: Sequence[Change]) -> None:
+        if self._taken is not None:
+            raise RuntimeError("the unit's last write has written its events: record before it, or write before it")
         self._pending.setdefault(user_id, []).extend(changes)
+
+    def take(self, user_id: str, own: Change, *, creating: bool = False) -> dict[str, Any]:
+        """The values `with_events` binds: `own` (the write's change; `creating`: its id is not
+        known yet) after the person's changes recorded so far. Until the COMMIT, nothing more is
+        recorded: the statement holds the counter's lock, and so must be the unit's last."""
+        if self._taken is not None:
+            raise RuntimeError("a unit of work has one last write")
+        recorded = self._pending.pop(user_id, [])
+        self._taken = (user_id, recorded)
+        at = datetime.now(UTC)
+        changes = coalesced([*recorded, own])
+        payloads = [cloud_event(user_id, change, self._data_of, at) for change in changes]
+        return {
+            "count": len(changes),
+            "ids": [payload["id"] for payload in payloads],
+            "aggregate_types": [change.aggregate_type for change in changes],
+            "aggregate_ids": [
+                None if creating and change.subject is own.subject else str(change.aggregate_id) for change in changes
+            ],
+            "types": [change.type for change in changes],
+            "payloads": payloads,
+            "logged_at": at,
+        }
+
+    def give_back(self) -> None:
+        """The last write matched no row, so wrote no events: the recorded ones wait for the COMMIT."""
+        if self._taken is not None:
+            user_id, recorded = self._taken
+            self._pending.setdefault(user_id, [])[:0] = recorded
+            self._taken = None
 
     def forget(self) -> None:
         self._pending.clear()
+        self._taken = None
 
     async def flush(self) -> None:
         pending, self._pending = self._pending, {}
+        self._taken = None
         at = datetime.now(UTC)
         for user_id, recorded in sorted(pending.items()):  # one lock order, should two people share a unit
             changes = coalesced(recorded)
@@ -136,7 +231,7 @@ class SqlChangeLog:
                 aggregate_ids=[str(change.aggregate_id) for change in changes],
                 types=[change.type for change in changes],
                 payloads=payloads,
-                created_at=at,
+                logged_at=at,
             )
 
     async def position(self, user_id: str) -> int:

@@ -34,10 +34,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, distinct_on, insert
 
+from todo_api.adapters.sql.change_log import SqlChangeLog, with_events
 from todo_api.adapters.sql.engine import Connection, Row, Statement
 from todo_api.adapters.sql.order_keys import set_positions
 from todo_api.adapters.sql.tables import deleted_tasks, tasks
 from todo_api.adapters.sql.task_listing import count_query, page_query
+from todo_api.domain.changes import task_change
 from todo_api.domain.tasks import DeletedTask, Position, Priority, Task, TaskDraft, TaskFilter, TaskQuery
 
 _WRITABLE = ("title", "description", "completed", "priority", "tags", "due_at")
@@ -84,26 +86,67 @@ def _values(task: Task | TaskDraft) -> dict[str, Any]:
     }
 
 
+def _added(user_id: str, draft: TaskDraft, at: datetime, list_id: int, position: str) -> dict[str, Any]:
+    return {
+        "user_id": user_id,
+        "list_id": list_id,
+        "parent_id": draft.parent_id,
+        "position": position,
+        "completed_at": at if draft.completed else None,
+        "created_at": at,
+        "updated_at": at,
+        **_values(draft),
+    }
+
+
+def _saved(task: Task, expected_version: int) -> dict[str, Any]:
+    return {
+        "owner": task.user_id,
+        "task_id": task.id,
+        "expected_version": expected_version,
+        "completed_at": task.completed_at,
+        "updated_at": task.updated_at,
+        **_values(task),
+    }
+
+
+def _stored(task: Task) -> Task:
+    """A task as a row will read back: instants in UTC (the event is built before the row is)."""
+    return replace(
+        task,
+        due_at=_utc(task.due_at),
+        completed_at=_utc(task.completed_at),
+        created_at=_utc(task.created_at) or task.created_at,
+        updated_at=_utc(task.updated_at) or task.updated_at,
+    )
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    try:
+        return moment.astimezone(UTC) if moment is not None else None
+    except OverflowError:  # beyond year 9999 in UTC: the database refuses it, as it would anyway
+        return moment
+
+
 _OWNED = (tasks.c.id == bindparam("task_id"), tasks.c.user_id == bindparam("owner"))
 _GET = Statement(select(tasks).where(*_OWNED))
 _GET_FOR_UPDATE = Statement(select(tasks).where(*_OWNED).with_for_update())
 _PLACE = ("list_id", "parent_id", "position")
-_ADD = Statement(
-    insert(tasks)
-    .values(
-        {name: bindparam(name) for name in ("user_id", *_WRITABLE, "completed_at", "created_at", "updated_at", *_PLACE)}
-    )
-    .returning(tasks)
+_add = insert(tasks).values(
+    {name: bindparam(name) for name in ("user_id", *_WRITABLE, "completed_at", "created_at", "updated_at", *_PLACE)}
 )
-_SAVE = Statement(
+_ADD = Statement(_add.returning(tasks))
+_ADD_RECORDED = with_events(_add)
+_save = (
     update(tasks)
     .where(*_OWNED, tasks.c.version == bindparam("expected_version"))
     .values(
         {name: bindparam(name) for name in (*_WRITABLE, "completed_at", "updated_at")}
         | {"version": tasks.c.version + 1}
     )
-    .returning(tasks)
 )
+_SAVE = Statement(_save.returning(tasks))
+_SAVE_RECORDED = with_events(_save)
 _LAST_POSITION = Statement(
     select(tasks.c.position)
     .where(tasks.c.user_id == bindparam("owner"), tasks.c.list_id == bindparam("list_id"), tasks.c.parent_id.is_(None))
@@ -338,21 +381,39 @@ _TRASH_NEXT_PAGE = Statement(
 
 
 class SqlTaskRepository:
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, changes: SqlChangeLog) -> None:
         self._db = connection
+        self._changes = changes
 
     async def add(self, user_id: str, draft: TaskDraft, at: datetime, *, list_id: int, position: str) -> Task:
-        row = await _ADD.fetchrow(
-            self._db,
+        row = await _ADD.fetchrow(self._db, **_added(user_id, draft, at, list_id, position))
+        assert row is not None  # noqa: S101 - INSERT ... RETURNING returns the row
+        return task_of(row)
+
+    async def add_and_record(
+        self, user_id: str, draft: TaskDraft, at: datetime, *, list_id: int, position: str
+    ) -> Task:
+        """One round trip for the row and the feed: the event is built from the row as it will
+        be stored, and the statement gives it the id the database draws."""
+        unsaved = Task(
+            id=0,
             user_id=user_id,
+            title=draft.title,
+            description=draft.description,
+            completed=draft.completed,
+            completed_at=at if draft.completed else None,
+            priority=draft.priority,
+            tags=draft.tags,
+            due_at=draft.due_at,
+            created_at=at,
+            updated_at=at,
+            version=1,
             list_id=list_id,
             parent_id=draft.parent_id,
             position=position,
-            completed_at=at if draft.completed else None,
-            created_at=at,
-            updated_at=at,
-            **_values(draft),
         )
+        events = self._changes.take(user_id, task_change(None, _stored(unsaved)), creating=True)
+        row = await _ADD_RECORDED.fetchrow(self._db, **_added(user_id, draft, at, list_id, position), **events)
         assert row is not None  # noqa: S101 - INSERT ... RETURNING returns the row
         return task_of(row)
 
@@ -362,16 +423,17 @@ class SqlTaskRepository:
         return task_of(row) if row else None
 
     async def save(self, task: Task, *, expected_version: int) -> Task | None:
-        row = await _SAVE.fetchrow(
-            self._db,
-            owner=task.user_id,
-            task_id=task.id,
-            expected_version=expected_version,
-            completed_at=task.completed_at,
-            updated_at=task.updated_at,
-            **_values(task),
-        )
+        row = await _SAVE.fetchrow(self._db, **_saved(task, expected_version))
         return task_of(row) if row else None
+
+    async def save_and_record(self, task: Task, *, before: Task) -> Task | None:
+        saving = _stored(replace(task, version=before.version + 1))
+        events = self._changes.take(task.user_id, task_change(before, saving))
+        row = await _SAVE_RECORDED.fetchrow(self._db, **_saved(task, before.version), **events)
+        if row is None:
+            self._changes.give_back()
+            return None
+        return task_of(row)
 
     async def trash(self, user_id: str, root_ids: Sequence[int], at: datetime) -> list[int]:
         rows = await _TRASH.fetch(self._db, owner=user_id, ids=list(root_ids), at=at)

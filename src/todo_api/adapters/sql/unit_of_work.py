@@ -36,7 +36,7 @@ class SqlUnitOfWork(Connection):
 
     @property
     def tasks(self) -> SqlTaskRepository:
-        return SqlTaskRepository(self)
+        return SqlTaskRepository(self, self._changes)
 
     @property
     def lists(self) -> SqlListRepository:
