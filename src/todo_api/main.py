@@ -8,10 +8,11 @@ import signal
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from fastapi import FastAPI
 
+from todo_api.adapters.calendar.rrule import RruleRecurrences
 from todo_api.adapters.http.app import HttpOptions, create_http_app
 from todo_api.adapters.http.schemas import event_data
 from todo_api.adapters.outbound.addresses import AddressGuard
@@ -27,12 +28,8 @@ from todo_api.logging import configure_logging
 from todo_api.use_cases.auth import ThrottleLimits
 from todo_api.use_cases.registry import Ports, UseCases, build_use_cases
 from todo_api.use_cases.streams import StreamOptions
+from todo_api.workers import SystemClock as SystemClock
 from todo_api.workers import build_workers
-
-
-class SystemClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
 
 
 def pool_options(settings: Settings, url: str) -> PoolOptions:
@@ -139,6 +136,7 @@ def _use_cases(
             limits=limits,
             refresh_lifetime=timedelta(days=settings.refresh_token_lifetime_days),
             webhook_guard=AddressGuard(allow_private=settings.webhook_allow_private_targets),
+            recurrences=RruleRecurrences(),
             webhook_allow_http=settings.webhook_allow_private_targets,
             change_signals=signals,
             streams=StreamOptions(

@@ -38,6 +38,7 @@ from todo_api.domain.ports import (
     UnitOfWorkFactory,
     UserRepository,
 )
+from todo_api.domain.recurrence import ReminderPosition, ScheduledReminder
 from todo_api.domain.sessions import RefreshToken
 from todo_api.domain.tasks import DeletedTask, Position, Sort, Task, TaskDraft, TaskFilter, TaskQuery, sort_value
 from todo_api.domain.users import Principal, User
@@ -322,9 +323,27 @@ class FakeTaskRepository:
             list_id=list_id,
             parent_id=draft.parent_id,
             position=position,
+            recurrence=draft.recurrence,
+            reminders=draft.reminders,
         )
         self._store.tasks[task.id] = task
         return task
+
+    async def add_successor(self, successor: Task, at: datetime) -> Task | None:
+        if any(task.previous_id == successor.previous_id for task in self._store.tasks.values()):
+            return None
+        self._store.last_task_id += 1
+        task = replace(successor, id=self._store.last_task_id, created_at=at, updated_at=at, version=1)
+        self._store.tasks[task.id] = task
+        return task
+
+    async def remove_successor(self, user_id: str, previous_id: int) -> int | None:
+        for task in list(self._store.tasks.values()):
+            has_children = any(child.parent_id == task.id for child in self._store.tasks.values())
+            if task.user_id == user_id and task.previous_id == previous_id and task.version == 1 and not has_children:
+                del self._store.tasks[task.id]
+                return task.id
+        return None
 
     async def add_and_record(
         self, user_id: str, draft: TaskDraft, at: datetime, *, list_id: int, position: str
@@ -361,6 +380,8 @@ class FakeTaskRepository:
             priority=task.priority,
             tags=task.tags,
             due_at=task.due_at,
+            recurrence=task.recurrence,
+            reminders=task.reminders,
             updated_at=task.updated_at,
             version=stored.version + 1,
         )
@@ -747,6 +768,46 @@ class FakeChangeLog:
         return [event for event in self._store.events.get(user_id, []) if event.position > after][:limit]
 
 
+class FakeReminderRepository:
+    """The schedule as a list of armed reminders (fire time, task id, index); enough for the use cases."""
+
+    def __init__(self) -> None:
+        self.armed: dict[int, list[ScheduledReminder]] = {}
+        self._last_id = 0
+
+    async def arm(self, tasks: Sequence[Task], now: datetime) -> None:
+        for task in tasks:
+            self.armed[task.id] = []
+            if task.completed:
+                continue
+            for index, reminder in enumerate(task.reminders):
+                fire_at = reminder.fire_at(task.due_at)
+                if fire_at is not None and fire_at > now:
+                    self._last_id += 1
+                    self.armed[task.id].append(ScheduledReminder(self._last_id, task.user_id, task.id, index, fire_at))
+
+    async def upcoming(
+        self, user_id: str, start: datetime, end: datetime, limit: int, after: ReminderPosition | None
+    ) -> list[ScheduledReminder]:
+        found = sorted(
+            (r for rs in self.armed.values() for r in rs if r.user_id == user_id and start <= r.fire_at < end),
+            key=lambda r: (r.fire_at, r.id),
+        )
+        if after is not None:
+            found = [r for r in found if (r.fire_at, r.id) > (after.fire_at, after.id)]
+        return found[: limit + 1]
+
+    async def snooze(self, user_id: str, task_id: int, reminder_id: int, until: datetime) -> ScheduledReminder | None:
+        for index, reminder in enumerate(self.armed.get(task_id, [])):
+            if reminder.id == reminder_id and reminder.user_id == user_id:
+                self.armed[task_id][index] = replace(reminder, fire_at=until, snoozed=True)
+                return self.armed[task_id][index]
+        return None
+
+    async def claim_due(self, now: datetime, limit: int) -> list[tuple[ScheduledReminder, Task]]:
+        return []
+
+
 class FakeUnitOfWork:
     """Commit saves the store as it is; exit restores the last save, so whatever was not committed is gone.
 
@@ -777,6 +838,7 @@ class FakeUnitOfWork:
         )
         self._idempotency_keys = FakeIdempotencyKeys(store, before_claim=lambda: self._land(others.before_key_claim))
         self._lists = FakeListRepository(store)
+        self._reminders = FakeReminderRepository()
         self.committed = False
         self.rolled_back = False
 
@@ -794,6 +856,11 @@ class FakeUnitOfWork:
     def rate_limits(self) -> FakeRateLimiter:
         self._require_inside()
         return self._rate_limits
+
+    @property
+    def reminders(self) -> FakeReminderRepository:
+        self._require_inside()
+        return self._reminders
 
     @property
     def tasks(self) -> FakeTaskRepository:

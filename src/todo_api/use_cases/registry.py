@@ -16,6 +16,7 @@ from todo_api.domain.ports import (
     Clock,
     DatabaseProbe,
     PasswordHasher,
+    RecurrenceRules,
     TargetGuard,
     TokenVerifier,
     UnitOfWorkFactory,
@@ -36,6 +37,7 @@ from todo_api.use_cases.bulk import BulkChangeTasks
 from todo_api.use_cases.changes import ReadChanges
 from todo_api.use_cases.health import CheckReadiness
 from todo_api.use_cases.lists import CreateList, DeleteList, GetList, ListLists, MoveList, UpdateList
+from todo_api.use_cases.reminders import ListReminders, SnoozeReminder
 from todo_api.use_cases.restore import ListDeletedTasks, RestoreList, RestoreTask
 from todo_api.use_cases.streams import (
     FollowChanges,
@@ -51,6 +53,7 @@ from todo_api.use_cases.tasks import (
     ListTasks,
     MoveTask,
     SetTaskCompletion,
+    SkipOccurrence,
     UpdateTask,
 )
 from todo_api.use_cases.webhooks import CreateWebhook, DeleteWebhook, GetWebhook, ListDeliveries, ListWebhooks
@@ -92,6 +95,9 @@ class UseCases:
     get_webhook: GetWebhook
     delete_webhook: DeleteWebhook
     list_deliveries: ListDeliveries
+    skip_occurrence: SkipOccurrence
+    list_reminders: ListReminders
+    snooze_reminder: SnoozeReminder
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +114,7 @@ class Ports:
     limits: ThrottleLimits
     refresh_lifetime: timedelta
     webhook_guard: TargetGuard
+    recurrences: RecurrenceRules
     webhook_allow_http: bool = False
     change_signals: ChangeSignals | None = None
     """Wakes live streams; without it, opening one answers 503."""
@@ -130,14 +137,14 @@ def build_use_cases(ports: Ports) -> UseCases:
         log_out=LogOut(uow, clock),
         change_password=ChangePassword(uow, hasher, policy, clock, limits),
         get_current_user=GetCurrentUser(uow),
-        create_task=CreateTask(uow, clock),
+        create_task=CreateTask(uow, clock, ports.recurrences),
         list_tasks=ListTasks(uow, clock),
         get_task=GetTask(uow),
-        update_task=UpdateTask(uow, clock),
-        set_task_completion=SetTaskCompletion(uow, clock),
+        update_task=UpdateTask(uow, clock, ports.recurrences),
+        set_task_completion=SetTaskCompletion(uow, clock, ports.recurrences),
         delete_task=DeleteTask(uow, clock),
         move_task=MoveTask(uow, clock),
-        bulk_change_tasks=BulkChangeTasks(uow, clock),
+        bulk_change_tasks=BulkChangeTasks(uow, clock, ports.recurrences),
         create_list=CreateList(uow, clock),
         list_lists=ListLists(uow),
         get_list=GetList(uow),
@@ -156,4 +163,7 @@ def build_use_cases(ports: Ports) -> UseCases:
         get_webhook=GetWebhook(uow),
         delete_webhook=DeleteWebhook(uow),
         list_deliveries=ListDeliveries(uow),
+        skip_occurrence=SkipOccurrence(uow, clock, ports.recurrences),
+        list_reminders=ListReminders(uow),
+        snooze_reminder=SnoozeReminder(uow, clock),
     )
