@@ -102,6 +102,8 @@ class FakeStore:
     pruned_through: dict[str, int] = field(default_factory=dict)
     webhooks: dict[int, StoredWebhook] = field(default_factory=dict)
     last_webhook_id: int = 0
+    reminders: dict[int, list[ScheduledReminder]] = field(default_factory=dict)  # armed, per task
+    last_reminder_id: int = 0
 
     def snapshot(self) -> FakeStore:
         return copy.deepcopy(self)
@@ -771,9 +773,12 @@ class FakeChangeLog:
 class FakeReminderRepository:
     """The schedule as a list of armed reminders (fire time, task id, index); enough for the use cases."""
 
-    def __init__(self) -> None:
-        self.armed: dict[int, list[ScheduledReminder]] = {}
-        self._last_id = 0
+    def __init__(self, store: FakeStore) -> None:
+        self._store = store
+
+    @property
+    def armed(self) -> dict[int, list[ScheduledReminder]]:
+        return self._store.reminders  # read each time: a rollback replaces the store's tables
 
     async def arm(self, tasks: Sequence[Task], now: datetime) -> None:
         for task in tasks:
@@ -783,8 +788,9 @@ class FakeReminderRepository:
             for index, reminder in enumerate(task.reminders):
                 fire_at = reminder.fire_at(task.due_at)
                 if fire_at is not None and fire_at > now:
-                    self._last_id += 1
-                    self.armed[task.id].append(ScheduledReminder(self._last_id, task.user_id, task.id, index, fire_at))
+                    self._store.last_reminder_id += 1
+                    armed = ScheduledReminder(self._store.last_reminder_id, task.user_id, task.id, index, fire_at)
+                    self.armed[task.id].append(armed)
 
     async def upcoming(
         self, user_id: str, start: datetime, end: datetime, limit: int, after: ReminderPosition | None
@@ -838,7 +844,7 @@ class FakeUnitOfWork:
         )
         self._idempotency_keys = FakeIdempotencyKeys(store, before_claim=lambda: self._land(others.before_key_claim))
         self._lists = FakeListRepository(store)
-        self._reminders = FakeReminderRepository()
+        self._reminders = FakeReminderRepository(store)
         self.committed = False
         self.rolled_back = False
 
