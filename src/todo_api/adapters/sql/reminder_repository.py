@@ -67,12 +67,14 @@ _due = (
     .order_by(reminders.c.fire_at, reminders.c.id)
     .limit(bindparam("limit"))
     .with_for_update(skip_locked=True)
-    .cte("due")
+    .scalar_subquery()
 )
 # Claimed and marked fired in one statement; the caller's unit writes the events and commits.
+# `id = ANY(ARRAY(...))`: the claimed ids are found by primary key (a join with the claim would
+# let the planner hash it against a scan of every reminder).
 _CLAIM = Statement(
     update_(reminders)
-    .where(reminders.c.id == _due.c.id, tasks.c.id == reminders.c.task_id)
+    .where(reminders.c.id == any_(func.array(_due)), tasks.c.id == reminders.c.task_id)
     .values(fired_at=bindparam("now", type_=_TIMESTAMP))
     .returning(
         reminders.c.id.label("reminder_id"),
