@@ -224,7 +224,11 @@ async def test_snoozing_re_arms_one_reminder(client: httpx.AsyncClient, user: Us
 async def test_reminders_page_by_time_with_a_cursor(client: httpx.AsyncClient, user: User) -> None:
     for hours in range(5):
         await create_task(client, user, reminders=[{"at": z(FUTURE + timedelta(hours=hours))}])
-    window = {"from": z(FUTURE - timedelta(days=1)), "to": z(FUTURE + timedelta(days=1)), "limit": 3}
+    window: dict[str, str | int] = {
+        "from": z(FUTURE - timedelta(days=1)),
+        "to": z(FUTURE + timedelta(days=1)),
+        "limit": 3,
+    }
     first = await client.get("/api/me/reminders", params=window, headers=user.headers)
     cursor = first.json()["meta"]["next_cursor"]
     assert cursor
