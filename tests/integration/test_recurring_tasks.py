@@ -257,3 +257,12 @@ async def test_a_successor_carries_the_reminders_armed_for_its_own_due_date(
     (armed,) = await reminders_of(client, user)
     assert armed["fire_at"] == z(FUTURE + timedelta(days=1) - timedelta(hours=1))
     assert armed["task_id"] != task["id"]
+
+
+async def test_deleting_disarms_and_restoring_re_arms(client: httpx.AsyncClient, user: User) -> None:
+    task = await create_task(client, user, due_at=z(FUTURE), reminders=[{"before": "PT15M"}])
+    await client.delete(task_url(task["id"]), headers=user.headers)
+    assert await reminders_of(client, user) == []
+    restored = await client.post(task_url(task["id"]) + "/restore", headers=user.headers)
+    assert restored.status_code == 200, restored.text
+    assert [item["fire_at"] for item in await reminders_of(client, user)] == [z(FUTURE - timedelta(minutes=15))]
