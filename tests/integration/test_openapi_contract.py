@@ -39,7 +39,9 @@ TASK_OPERATIONS = {
     "moveTask",
     "bulkChangeTasks",
     "restoreTask",
+    "skipOccurrence",
 }
+REMINDER_OPERATIONS = {"listReminders", "snoozeReminder"}
 LIST_OPERATIONS = {"listLists", "createList", "getList", "updateList", "moveList", "deleteList", "restoreList"}
 CHANGE_OPERATIONS = {"listChanges"}
 AUTH_OPERATIONS = {"signUp", "logIn", "issueToken", "refreshSession", "logOut", "getCurrentUser", "changePassword"}
@@ -49,6 +51,7 @@ EVENT_OPERATIONS = {"streamEvents", "createStreamTicket"}
 STREAMING_OPERATIONS = {"streamEvents"}  # 200 is text/event-stream (docs/events.md), not JSON
 OPERATION_IDS = (
     TASK_OPERATIONS
+    | REMINDER_OPERATIONS
     | LIST_OPERATIONS
     | CHANGE_OPERATIONS
     | AUTH_OPERATIONS
@@ -58,6 +61,7 @@ OPERATION_IDS = (
 )
 BEARER_OPERATIONS = (
     TASK_OPERATIONS
+    | REMINDER_OPERATIONS
     | LIST_OPERATIONS
     | CHANGE_OPERATIONS
     | WEBHOOK_OPERATIONS
@@ -79,6 +83,9 @@ ROUTE_ERRORS: dict[str, set[int]] = {
     "deleteTask": {404, 412, 422},
     "moveTask": {404, 412, 422},  # 422: cycle, too_deep, not_a_sibling, list_mismatch, invalid_move
     "bulkChangeTasks": {422},  # 422: bulk_not_applied (a BulkProblem), too_many_tasks, a malformed body
+    "skipOccurrence": {404, 412, 422},  # 422: not_recurring, task_completed, series_ended
+    "listReminders": {400, 422},  # 400: a cursor this API did not issue; 422: invalid_window
+    "snoozeReminder": {404, 422},  # 404: reminder_not_found
     "listLists": {400, 422},
     "createList": {409, 422},  # 409: list_name_taken; 422: too_many_lists
     "getList": {404, 422},
@@ -112,6 +119,8 @@ RETRY_LATER = {
     "deleteList",
     "restoreTask",
     "restoreList",
+    "skipOccurrence",
+    "snoozeReminder",
 }
 # Error responses whose problem type adds members to Problem (RFC 9457 §3.2), and only these: each is
 # checked to carry every Problem member unchanged, plus its own.
@@ -138,7 +147,7 @@ class Operation:
     def url(self) -> str:
         """A concrete URL for the operation: `me` for the user, task 1, list 1, webhook 1."""
         url = self.path.replace("{user_id}", "me").replace("{task_id}", "1").replace("{list_id}", "1")
-        url = url.replace("{webhook_id}", "1")
+        url = url.replace("{webhook_id}", "1").replace("{reminder_id}", "1")
         assert "{" not in url, f"{self!r}: a path parameter url() does not fill in"
         return url
 
@@ -345,7 +354,12 @@ async def test_every_task_and_list_route_has_its_errors_listed(openapi: dict[str
     assert (
         routes
         == set(ROUTE_ERRORS)
-        == TASK_OPERATIONS | LIST_OPERATIONS | CHANGE_OPERATIONS | WEBHOOK_OPERATIONS | EVENT_OPERATIONS
+        == TASK_OPERATIONS
+        | REMINDER_OPERATIONS
+        | LIST_OPERATIONS
+        | CHANGE_OPERATIONS
+        | WEBHOOK_OPERATIONS
+        | EVENT_OPERATIONS
     )
 
 
