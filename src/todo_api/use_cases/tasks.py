@@ -246,14 +246,17 @@ async def _write(
             below = await uow.tasks.complete_descendants(user_id, [task_id], now)
             uow.changes.record(user_id, [Change("task.completed", done) for done in below])
         await rearm_if_needed(uow, task, changed, now)
-        if task.completed and not changed.completed and task.recurrence is not None:
-            await remove_successor(uow, task, now)
-        if completing and changed.recurrence is not None:
+        reopening = task.completed and not changed.completed
+        if (completing and changed.recurrence is not None) or (reopening and task.recurrence is not None):
+            # The task's own event first, then its next occurrence's: not the one-statement last write.
             saved = await uow.tasks.save(changed, expected_version=task.version)
             if saved is None:
                 raise _stale(task)
             uow.changes.record(user_id, [task_change(task, saved)])
-            await next_occurrence(uow, rules, saved, now)
+            if completing:
+                await next_occurrence(uow, rules, saved, now)
+            else:
+                await remove_successor(uow, saved, now)
             await uow.commit()
             return saved
         saved = await uow.tasks.save_and_record(changed, before=task)

@@ -174,7 +174,7 @@ class RruleRecurrences:
         and a COUNT becomes what was left of it from the `current` occurrence on."""
         parts = dict(part.split("=", 1) for part in recurrence.rule.split(";"))
         if "COUNT" in parts and current is not None and recurrence.start is not None:
-            left = sum(1 for _ in self._from(recurrence, current - timedelta(microseconds=1)))
+            left = sum(1 for occurrence in self._from(recurrence, current) if occurrence >= current)
             parts["COUNT"] = str(max(left, 1))
         rule = ";".join(f"{name}={parts[name]}" for name in _ORDER if name in parts)
         return replace(recurrence, rule=rule, start=start)
