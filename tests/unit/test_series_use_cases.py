@@ -149,3 +149,11 @@ async def test_snoozing_re_arms_and_the_listing_shows_it(
     assert (snoozed.fire_at, snoozed.snoozed) == (clock.now() + timedelta(minutes=10), True)
     page = await ListReminders(uow).execute(ADA, clock.now(), clock.now() + timedelta(hours=1), 10)
     assert [reminder.id for reminder in page.reminders] == [armed.id]
+
+
+async def test_resending_the_same_rule_keeps_the_series_as_it_is(uow: FakeUnitOfWorkFactory, clock: FakeClock) -> None:
+    task = await series(uow, clock, recurrence=Recurrence("FREQ=DAILY;COUNT=3", "UTC"))
+    same = await UpdateTask(uow, clock, RULES).execute(
+        ADA, task.id, TaskChanges(title="Renamed", recurrence=Recurrence("freq=daily;count=3", "UTC"))
+    )
+    assert same.recurrence == task.recurrence

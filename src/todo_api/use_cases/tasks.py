@@ -273,7 +273,11 @@ def bound_changes(rules: RecurrenceRules | None, before: Task, changed: Task) ->
     if recurrence is None or changed == before:
         return changed
     if recurrence.start is None:
-        return replace(changed, recurrence=bound(rules, recurrence, changed.due_at))
+        sent = bound(rules, recurrence, changed.due_at)
+        if before.recurrence is None or replace(before.recurrence, start=None) != replace(sent, start=None):
+            return replace(changed, recurrence=sent)
+        recurrence = before.recurrence  # the rule it has, resent (a PUT sends every field)
+        changed = replace(changed, recurrence=recurrence)
     if changed.due_at != before.due_at and changed.due_at is not None:
         if rules is None:
             raise invalid_recurrence("Recurring tasks are not available here.")
