@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import signal
 import threading
@@ -11,9 +12,11 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 from fastapi import FastAPI
+from starlette.routing import Route
 
 from todo_api.adapters.http.app import HttpOptions, create_http_app
 from todo_api.adapters.http.schemas import event_data
+from todo_api.adapters.mcp.http import MCP_PATH, METADATA_PATH, McpHttp, McpHttpOptions
 from todo_api.adapters.outbound.addresses import AddressGuard
 from todo_api.adapters.security.passwords import BcryptPasswordHasher, common_passwords
 from todo_api.adapters.security.tokens import BearerTokenVerifier, ExternalTokens, JwksKeys, JwtAccessTokens
@@ -63,6 +66,24 @@ def http_options(settings: Settings) -> HttpOptions:
         otel_telemetry=settings.otel_telemetry,
         trusted_proxies=settings.trusted_proxies,
     )
+
+
+def mcp_options(settings: Settings) -> McpHttpOptions:
+    local = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"] if not settings.is_production else []
+    return McpHttpOptions(
+        allowed_hosts=tuple(settings.mcp_allowed_hosts),
+        allowed_origins=(*settings.cors_origins, *settings.mcp_allowed_origins, *local),
+        authorization_servers=tuple(issuer for issuer in (settings.jwt_issuer, settings.auth_issuer) if issuer),
+        public_url=settings.public_url,
+    )
+
+
+def mount_mcp(app: FastAPI, mcp: McpHttp) -> None:
+    """`/mcp` and its metadata as routes of the host app, so its middleware (request id, body cap,
+    metrics, access log) applies; not in the OpenAPI document (docs/api.md describes them)."""
+    app.router.routes.append(Route(MCP_PATH, mcp, methods=["GET", "POST", "DELETE"], include_in_schema=False))
+    app.add_route(METADATA_PATH, mcp.metadata, methods=["GET"], include_in_schema=False)
+    app.add_route(METADATA_PATH + MCP_PATH, mcp.metadata, methods=["GET"], include_in_schema=False)
 
 
 def change_signals(settings: Settings, url: str, pool: ConnectionPool) -> ListeningSignals | PollingSignals:
@@ -176,6 +197,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     )
     signals = change_signals(settings, url, pool)
     use_cases = _use_cases(settings, pool, hasher, own_tokens, BearerTokenVerifier(own_tokens, external), signals)
+    mcp = McpHttp(use_cases, mcp_options(settings)) if settings.mcp_enabled else None
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -187,7 +209,8 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         workers = build_workers(settings, pool) if settings.run_workers else None
         if workers is not None:
             workers.start()
-        yield
+        async with mcp.running() if mcp is not None else contextlib.nullcontext():
+            yield
         undo()
         await signals.close()  # before the pool: the streams it ends may still read
         if workers is not None:
@@ -197,4 +220,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         if jwks is not None:
             await jwks.close()
 
-    return create_http_app(use_cases, http_options(settings), lifespan=lifespan)
+    app = create_http_app(use_cases, http_options(settings), lifespan=lifespan)
+    if mcp is not None:
+        mount_mcp(app, mcp)
+    return app
