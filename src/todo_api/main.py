@@ -17,6 +17,7 @@ from starlette.routing import Route
 from todo_api.adapters.http.app import HttpOptions, create_http_app
 from todo_api.adapters.http.schemas import event_data
 from todo_api.adapters.mcp.http import MCP_PATH, METADATA_PATH, McpHttp, McpHttpOptions
+from todo_api.adapters.mcp.stdio import serve_stdio
 from todo_api.adapters.outbound.addresses import AddressGuard
 from todo_api.adapters.security.passwords import BcryptPasswordHasher, common_passwords
 from todo_api.adapters.security.tokens import BearerTokenVerifier, ExternalTokens, JwksKeys, JwtAccessTokens
@@ -224,3 +225,13 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     if mcp is not None:
         mount_mcp(app, mcp)
     return app
+
+
+async def serve_mcp_stdio(settings: Settings, url: str, token: str) -> None:
+    """`python -m todo_api mcp`: the same tools over stdin/stdout for a desktop agent, acting for
+    the bearer of `token` (checked on every call, so an expired or revoked token stops working)."""
+    quiet = settings.model_copy(update={"run_workers": False, "mcp_enabled": False, "log_level": "WARNING"})
+    app = create_app(quiet, database_url=url)
+    use_cases: UseCases = app.state.services.use_cases
+    async with app.router.lifespan_context(app):
+        await serve_stdio(use_cases, token)

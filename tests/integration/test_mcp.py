@@ -15,12 +15,12 @@ from typing import Any
 import httpx
 import httpx2
 import pytest
-from mcp import Client
+from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp_types import CallToolResult
 
 from tests.integration.conftest import TEST_SECRET
-from tests.integration.live_server import LiveServer, free_port, live_server, server_env
+from tests.integration.live_server import PYTHON, LiveServer, free_port, live_server, server_env
 from tests.integration.tasks_support import User, sign_up
 
 CONTRACT_TOOLS = {"add_task", "list_tasks", "complete_task", "delete_task", "update_task"}
@@ -280,3 +280,18 @@ async def test_unknown_hosts_get_421_and_big_bodies_413(servers: tuple[LiveServe
         )
         assert huge.status_code == 413
         assert huge.headers["content-type"] == "application/problem+json"
+
+
+async def test_stdio_serves_the_same_tools_for_the_token_in_the_environment(
+    servers: tuple[LiveServer, LiveServer], user: User, database_url: str, tmp_path: Path
+) -> None:
+    env = server_env(DATABASE_URL=database_url, SECRET_KEY=TEST_SECRET, TODO_API_TOKEN=token_of(user))
+    params = StdioServerParameters(command=PYTHON, args=["-m", "todo_api", "mcp"], env=env, cwd=tmp_path)
+    async with Client(params) as client:
+        assert {tool.name for tool in (await client.list_tools()).tools} >= CONTRACT_TOOLS
+        added = structured(await client.call_tool("add_task", {"user_id": "me", "title": "From a desktop agent"}))
+        foreign = error_of(await client.call_tool("list_tasks", {"user_id": "someone-else"}))
+    assert foreign["code"] == "not_your_tasks"
+    async with httpx.AsyncClient(base_url=servers[0].base_url) as http:
+        shown = (await http.get(f"/api/me/tasks/{added['task_id']}", headers=user.headers)).json()
+    assert shown["title"] == "From a desktop agent"
