@@ -16,9 +16,12 @@ from starlette.routing import Route
 
 from todo_api.adapters.http.app import HttpOptions, create_http_app
 from todo_api.adapters.http.schemas import event_data
+from todo_api.adapters.mcp.agent_tools import McpAgentTools, refuse_outside_chat
 from todo_api.adapters.mcp.http import MCP_PATH, METADATA_PATH, McpHttp, McpHttpOptions
 from todo_api.adapters.mcp.stdio import serve_stdio
+from todo_api.adapters.mcp.tools import build_mcp_server
 from todo_api.adapters.outbound.addresses import AddressGuard
+from todo_api.adapters.outbound.chat_model import OpenAIChatModel
 from todo_api.adapters.security.passwords import BcryptPasswordHasher, common_passwords
 from todo_api.adapters.security.tokens import BearerTokenVerifier, ExternalTokens, JwksKeys, JwtAccessTokens
 from todo_api.adapters.sql.change_log import NOTIFY_CHANNEL
@@ -29,6 +32,7 @@ from todo_api.config import Settings
 from todo_api.domain.users import PasswordPolicy
 from todo_api.logging import configure_logging
 from todo_api.use_cases.auth import ThrottleLimits
+from todo_api.use_cases.chat import ChatOptions
 from todo_api.use_cases.registry import Ports, UseCases, build_use_cases
 from todo_api.use_cases.streams import StreamOptions
 from todo_api.workers import build_workers
@@ -141,6 +145,8 @@ def _use_cases(
     own_tokens: JwtAccessTokens,
     verifier: BearerTokenVerifier,
     signals: ListeningSignals | PollingSignals,
+    chat_model: OpenAIChatModel | None = None,
+    agent_tools: McpAgentTools | None = None,
 ) -> UseCases:
     limits = ThrottleLimits(
         login_per_account=settings.throttle_login_per_account,
@@ -170,6 +176,13 @@ def _use_cases(
             ),
             stream_ticket_secret=settings.signing_key().encode(),
             stream_ticket_lifetime_s=settings.events_ticket_lifetime_s,
+            chat_model=chat_model,
+            agent_tools=agent_tools,
+            chat=ChatOptions(
+                max_steps=settings.chat_max_steps,
+                turn_timeout_s=settings.chat_turn_timeout_s,
+                history_messages=settings.chat_history_messages,
+            ),
         )
     )
 
@@ -197,7 +210,21 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         ExternalTokens(jwks, issuer=settings.auth_issuer or "", audience=settings.auth_audience or "") if jwks else None
     )
     signals = change_signals(settings, url, pool)
-    use_cases = _use_cases(settings, pool, hasher, own_tokens, BearerTokenVerifier(own_tokens, external), signals)
+    chat_model = (
+        OpenAIChatModel(
+            base_url=settings.chat_base_url or "",
+            model=settings.chat_model or "",
+            api_key=settings.chat_api_key.get_secret_value() if settings.chat_api_key else None,
+            timeout_s=settings.chat_turn_timeout_s,
+        )
+        if settings.chat_configured
+        else None
+    )
+    agent_tools = McpAgentTools() if chat_model is not None else None
+    verifier = BearerTokenVerifier(own_tokens, external)
+    use_cases = _use_cases(settings, pool, hasher, own_tokens, verifier, signals, chat_model, agent_tools)
+    if agent_tools is not None:
+        agent_tools.bind(build_mcp_server(use_cases, refuse_outside_chat))
     mcp = McpHttp(use_cases, mcp_options(settings)) if settings.mcp_enabled else None
 
     @asynccontextmanager
@@ -220,6 +247,8 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         hasher.close()
         if jwks is not None:
             await jwks.close()
+        if chat_model is not None:
+            await chat_model.close()
 
     app = create_http_app(use_cases, http_options(settings), lifespan=lifespan)
     if mcp is not None:
