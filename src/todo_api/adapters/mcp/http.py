@@ -11,6 +11,7 @@ through its middleware: request id, body size cap, access log, metrics.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -60,9 +61,28 @@ class McpHttp:
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
-        """For the host app's lifespan: without it every call fails (the manager has no task group)."""
-        async with self.server.session_manager.run():
+        """For the host app's lifespan: without it every call fails (the manager has no task group).
+
+        The manager's task group lives in a task of its own: a lifespan may be left from another
+        task than the one that entered it (test fixtures do), which an anyio cancel scope refuses."""
+        started, stop = asyncio.Event(), asyncio.Event()
+
+        async def hold() -> None:
+            async with self.server.session_manager.run():
+                started.set()
+                await stop.wait()
+
+        holder = asyncio.create_task(hold(), name="mcp-session-manager")
+        ready = asyncio.create_task(started.wait())
+        await asyncio.wait({holder, ready}, return_when=asyncio.FIRST_COMPLETED)
+        if holder.done():
+            ready.cancel()
+            holder.result()  # raises what stopped it
+        try:
             yield
+        finally:
+            stop.set()
+            await holder
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope)

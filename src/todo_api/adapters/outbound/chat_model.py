@@ -7,6 +7,7 @@ from typing import Any
 
 import openai
 from openai import AsyncOpenAI
+from openai.types.shared_params import FunctionDefinition
 
 from todo_api.domain.chat import ChatMessage, ModelReply, ToolCall, ToolDefinition
 from todo_api.domain.errors import ServiceUnavailable
@@ -43,7 +44,7 @@ class OpenAIChatModel:
         await self._client.close()
 
 
-def _function(tool: ToolDefinition) -> dict[str, Any]:
+def _function(tool: ToolDefinition) -> FunctionDefinition:
     return {"name": tool.name, "description": tool.description, "parameters": dict(tool.parameters)}
 
 
