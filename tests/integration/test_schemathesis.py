@@ -35,6 +35,7 @@ from schemathesis.generation.stateful import APIStateMachine
 from schemathesis.python import asgi
 
 from tests.integration.conftest import make_settings
+from tests.integration.scripted_model import ScriptedModel, scripted_model
 from tests.integration.schemathesis_support import (
     Account,
     CaseCounter,
@@ -82,11 +83,21 @@ def requests_seen() -> RequestCounter:
     return RequestCounter()
 
 
+@pytest.fixture(scope="module")
+def chat_model() -> Iterator[ScriptedModel]:
+    """The chat routes' model: a scripted one that answers every turn at once (test_chat.py scripts tools)."""
+    with scripted_model() as model:
+        yield model
+
+
 @pytest.fixture
-def st_app(database_url: str, requests_seen: RequestCounter, access_log_quiet: None) -> Iterator[RequestCounter]:
+def st_app(
+    database_url: str, requests_seen: RequestCounter, access_log_quiet: None, chat_model: ScriptedModel
+) -> Iterator[RequestCounter]:
     """A fresh app per test. Schemathesis serves it from its own event loop (which the connection pool must not
     share with the session's `app`) and ends its lifespan after each test, which closes what create_app opened."""
-    requests_seen.app = create_app(make_settings(), database_url=database_url)
+    settings = make_settings(chat_base_url=chat_model.base_url, chat_model="scripted")
+    requests_seen.app = create_app(settings, database_url=database_url)
     try:
         yield requests_seen
     finally:

@@ -32,7 +32,7 @@ _CONVERSATIONS, _MESSAGES = "conversations", "messages"
 router = APIRouter(prefix="/api/{user_id}", tags=["chat"])
 
 _STREAM_DOC = {
-    "description": "With `Accept: text/event-stream`: `event: tool_call` per call as it completes "
+    "description": "The turn's answer. " "With `Accept: text/event-stream`, a stream instead: `event: tool_call` per call as it completes "
     "(data: a tool call), then `event: done` (data: the same body as the JSON answer); `event: error` "
     "(data: a problem) if the turn fails after the stream began.",
     "content": {MEDIA_TYPE: {"schema": {"type": "string"}}},
@@ -42,6 +42,7 @@ _STREAM_DOC = {
 @router.post(
     "/chat",
     operation_id="chat",
+    response_model=ChatResponse,
     summary="Send the assistant a message; it may call tools on your tasks",
     description="Starts a conversation, or continues `conversation_id`. The turn is capped in model calls and "
     "time: a capped turn answers 200 with `stopped` set and a response that says so. The conversation "
