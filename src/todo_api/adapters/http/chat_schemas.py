@@ -9,15 +9,15 @@ from typing import Literal
 from pydantic import Field
 from pydantic.json_schema import SkipJsonSchema
 
-from todo_api.adapters.http.schemas import MAX_ID, Output, StrictInput
+from todo_api.adapters.http.schemas import Id, Output, StrictInput
 from todo_api.domain.chat import MAX_MESSAGE_CHARS, ChatMessage, Conversation, ToolCallRecord, TurnResult
 
 _SOME_TEXT = r"^[^\x00]*[^\s\x00][^\x00]*$"  # not blank, no NUL (PostgreSQL stores none in text)
 
 
 class ChatRequest(StrictInput):
-    conversation_id: int | SkipJsonSchema[None] = Field(
-        default=None, ge=1, le=MAX_ID, description="Continue this conversation; leave out to start one."
+    conversation_id: Id | SkipJsonSchema[None] = Field(
+        default=None, description="Continue this conversation; leave out to start one."
     )
     message: str = Field(
         max_length=MAX_MESSAGE_CHARS, pattern=_SOME_TEXT, examples=["Add buy milk for tomorrow morning"]
