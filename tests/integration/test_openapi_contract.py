@@ -353,7 +353,12 @@ async def test_every_task_and_list_route_has_its_errors_listed(openapi: dict[str
     assert (
         routes
         == set(ROUTE_ERRORS)
-        == TASK_OPERATIONS | LIST_OPERATIONS | CHANGE_OPERATIONS | WEBHOOK_OPERATIONS | EVENT_OPERATIONS | CHAT_OPERATIONS
+        == TASK_OPERATIONS
+        | LIST_OPERATIONS
+        | CHANGE_OPERATIONS
+        | WEBHOOK_OPERATIONS
+        | EVENT_OPERATIONS
+        | CHAT_OPERATIONS
     )
 
 

@@ -35,7 +35,6 @@ from schemathesis.generation.stateful import APIStateMachine
 from schemathesis.python import asgi
 
 from tests.integration.conftest import make_settings
-from tests.integration.scripted_model import ScriptedModel, scripted_model
 from tests.integration.schemathesis_support import (
     Account,
     CaseCounter,
@@ -44,6 +43,7 @@ from tests.integration.schemathesis_support import (
     other_users_paths_refused,
     sign_up,
 )
+from tests.integration.scripted_model import ScriptedModel, scripted_model
 from todo_api.main import create_app
 
 pytestmark = pytest.mark.integration

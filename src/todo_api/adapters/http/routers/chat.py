@@ -32,9 +32,9 @@ _CONVERSATIONS, _MESSAGES = "conversations", "messages"
 router = APIRouter(prefix="/api/{user_id}", tags=["chat"])
 
 _STREAM_DOC = {
-    "description": "The turn's answer. " "With `Accept: text/event-stream`, a stream instead: `event: tool_call` per call as it completes "
-    "(data: a tool call), then `event: done` (data: the same body as the JSON answer); `event: error` "
-    "(data: a problem) if the turn fails after the stream began.",
+    "description": "The turn's answer. With `Accept: text/event-stream`, a stream instead: `event: tool_call` "
+    "per call as it completes (data: a tool call), then `event: done` (data: the same body as the JSON "
+    "answer); `event: error` (data: `{code, detail}`) if the turn fails after the stream began.",
     "content": {MEDIA_TYPE: {"schema": {"type": "string"}}},
 }
 
