@@ -176,11 +176,14 @@ STATEFUL_REJECTIONS = [
         "include-operation-id": "createWebhook",
         "checks": {"positive_data_acceptance": {"expected-statuses": [*_DEFAULT_ACCEPTED, "422"]}},
     },
-    # A delivery-log cursor the API did not issue: 400 invalid_cursor.
-    {
-        "include-operation-id": "listWebhookDeliveries",
-        "checks": {"positive_data_acceptance": {"expected-statuses": [*_DEFAULT_ACCEPTED, "400"]}},
-    },
+    # A delivery-log, conversation or message cursor the API did not issue: 400 invalid_cursor.
+    *(
+        {
+            "include-operation-id": operation,
+            "checks": {"positive_data_acceptance": {"expected-statuses": [*_DEFAULT_ACCEPTED, "400"]}},
+        }
+        for operation in ("listWebhookDeliveries", "listConversations", "listConversationMessages")
+    ),
     # An Idempotency-Key already used with another body: 422 idempotency_key_reused.
     {
         "include-operation-id": "createTask",

@@ -4,19 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 from pydantic.json_schema import SkipJsonSchema
 
 from todo_api.adapters.http.schemas import Id, Output, StrictInput
 from todo_api.domain.chat import MAX_MESSAGE_CHARS, ChatMessage, Conversation, ToolCallRecord, TurnResult
 
+
+def _whole(value: object) -> object:
+    """`3.0` is the integer 3 in JSON (and JSON Schema); strict validation would refuse it."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+ConversationId = Annotated[Id, BeforeValidator(_whole)]
 _SOME_TEXT = r"^[^\x00]*[^\s\x00][^\x00]*$"  # not blank, no NUL (PostgreSQL stores none in text)
 
 
 class ChatRequest(StrictInput):
-    conversation_id: Id | SkipJsonSchema[None] = Field(
+    conversation_id: ConversationId | SkipJsonSchema[None] = Field(
         default=None, description="Continue this conversation; leave out to start one."
     )
     message: str = Field(
