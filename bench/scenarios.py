@@ -67,6 +67,7 @@ class Scenario:
     mix: int = 0
     connections: int = 0  # wrk connections when not --connections
     undo: Callable[[random.Random, Sample], object] | None = None
+    headers: tuple[tuple[str, str], ...] = ()
 
     def requests(self, fixtures: Fixtures) -> list[Request]:
         """The distinct requests drawn over the samples, the same every run."""
@@ -99,15 +100,19 @@ class Scenario:
             )
             if (body := self.body(draw, sample) if callable(self.body) else self.body) is _SKIP:
                 continue
-            message, undo = http_request(self.method, path, token, body), None
+            message, undo = http_request(self.method, path, token, body, self.headers), None
             if self.undo is not None:
-                undo = Request(self.key, self.expect, http_request(self.method, path, token, self.undo(draw, sample)))
+                undone = http_request(self.method, path, token, self.undo(draw, sample), self.headers)
+                undo = Request(self.key, self.expect, undone)
             pairs.setdefault(message, (Request(self.key, self.expect, message), undo))
         return list(pairs.values())
 
 
-def http_request(method: str, path: str, token: str | None = None, body: object = None) -> bytes:
+def http_request(
+    method: str, path: str, token: str | None = None, body: object = None, headers: tuple[tuple[str, str], ...] = ()
+) -> bytes:
     head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: todo-bench\r\n"
+    head += "".join(f"{name}: {value}\r\n" for name, value in headers)
     head += f"Authorization: Bearer {token}\r\n" if token else ""
     payload = b"" if body is None else orjson.dumps(body)
     head += "Content-Type: application/json\r\n" if body is not None else ""
@@ -171,7 +176,14 @@ SCENARIOS = (
     Scenario("wrong", "login, wrong password", "POST", LOGIN, _login(WRONG), "anonymous", 401, baseline=False),
     Scenario("unknown", "login, unknown e-mail", "POST", LOGIN, _login(WRONG, True), "anonymous", 401, baseline=False),
 )
-BY_KEY = {scenario.key: scenario for scenario in SCENARIOS}
+# The REST list's first page as an MCP tools/call (stateless: no initialize, no session), `python -m bench mcp`.
+MCP_HEADERS = (("Accept", "application/json, text/event-stream"), ("MCP-Protocol-Version", "2025-06-18"))
+MCP_LIST = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": {"name": "list_tasks", "arguments": {"user_id": "me", "limit": 20}}}  # fmt: skip
+MCP_SCENARIOS = (
+    Scenario("mcp-list", "MCP list_tasks (20)", "POST", "/mcp", MCP_LIST, baseline=False, headers=MCP_HEADERS),
+)
+BY_KEY = {scenario.key: scenario for scenario in (*SCENARIOS, *MCP_SCENARIOS)}
 
 
 def mixed(fixtures: Fixtures, count: int = 5000) -> list[Request]:

@@ -46,6 +46,7 @@ AUTH_OPERATIONS = {"signUp", "logIn", "issueToken", "refreshSession", "logOut", 
 HEALTH_OPERATIONS = {"getLiveness", "getReadiness"}
 WEBHOOK_OPERATIONS = {"listWebhooks", "createWebhook", "deleteWebhook", "listWebhookDeliveries"}
 EVENT_OPERATIONS = {"streamEvents", "createStreamTicket"}
+CHAT_OPERATIONS = {"chat", "listConversations", "listConversationMessages", "deleteConversation"}
 STREAMING_OPERATIONS = {"streamEvents"}  # 200 is text/event-stream (docs/events.md), not JSON
 OPERATION_IDS = (
     TASK_OPERATIONS
@@ -55,6 +56,7 @@ OPERATION_IDS = (
     | HEALTH_OPERATIONS
     | WEBHOOK_OPERATIONS
     | EVENT_OPERATIONS
+    | CHAT_OPERATIONS
 )
 BEARER_OPERATIONS = (
     TASK_OPERATIONS
@@ -62,6 +64,7 @@ BEARER_OPERATIONS = (
     | CHANGE_OPERATIONS
     | WEBHOOK_OPERATIONS
     | EVENT_OPERATIONS
+    | CHAT_OPERATIONS
     | {"getCurrentUser", "changePassword"}
 )
 
@@ -95,6 +98,11 @@ ROUTE_ERRORS: dict[str, set[int]] = {
     # 410: a resume point past retention; 429: past the per-person cap; 503: shutting down
     "streamEvents": {410, 422, 429, 503},
     "createStreamTicket": {422},
+    # 404: conversation_not_found; 503: chat_not_configured, chat_model_unavailable
+    "chat": {404, 422, 503},
+    "listConversations": {400, 422},
+    "listConversationMessages": {400, 404, 422},
+    "deleteConversation": {404, 422},
 }
 # 503 + Retry-After when a write cannot settle: use_cases/tasks.py, CreateTask (a request with the same
 # Idempotency-Key is still in progress) and _write (the task keeps changing under us); MoveTask and the
@@ -138,7 +146,7 @@ class Operation:
     def url(self) -> str:
         """A concrete URL for the operation: `me` for the user, task 1, list 1, webhook 1."""
         url = self.path.replace("{user_id}", "me").replace("{task_id}", "1").replace("{list_id}", "1")
-        url = url.replace("{webhook_id}", "1")
+        url = url.replace("{webhook_id}", "1").replace("{conversation_id}", "1")
         assert "{" not in url, f"{self!r}: a path parameter url() does not fill in"
         return url
 
@@ -345,7 +353,12 @@ async def test_every_task_and_list_route_has_its_errors_listed(openapi: dict[str
     assert (
         routes
         == set(ROUTE_ERRORS)
-        == TASK_OPERATIONS | LIST_OPERATIONS | CHANGE_OPERATIONS | WEBHOOK_OPERATIONS | EVENT_OPERATIONS
+        == TASK_OPERATIONS
+        | LIST_OPERATIONS
+        | CHANGE_OPERATIONS
+        | WEBHOOK_OPERATIONS
+        | EVENT_OPERATIONS
+        | CHAT_OPERATIONS
     )
 
 

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
+from tests.unit.chat_fakes import ChatTables, FakeConversationRepository
 from tests.unit.webhook_fakes import FakeWebhookRepository, StoredWebhook
 from todo_api.domain.changes import Change as FeedChange
 from todo_api.domain.changes import Deleted, FeedEvent, coalesced, task_change
@@ -101,6 +102,7 @@ class FakeStore:
     pruned_through: dict[str, int] = field(default_factory=dict)
     webhooks: dict[int, StoredWebhook] = field(default_factory=dict)
     last_webhook_id: int = 0
+    chat: ChatTables = field(default_factory=ChatTables)
 
     def snapshot(self) -> FakeStore:
         return copy.deepcopy(self)
@@ -813,6 +815,11 @@ class FakeUnitOfWork:
     @property
     def webhooks(self) -> FakeWebhookRepository:
         return FakeWebhookRepository(self._store)
+
+    @property
+    def conversations(self) -> FakeConversationRepository:
+        self._require_inside()
+        return FakeConversationRepository(self._store)
 
     @property
     def changes(self) -> FakeChangeLog:

@@ -13,6 +13,7 @@ from typing import Protocol, Self
 
 from todo_api.domain.bulk import BulkOutcome
 from todo_api.domain.changes import Change, FeedEvent
+from todo_api.domain.chat import ChatMessage, Conversation, ModelReply, ToolDefinition, ToolOutcome
 from todo_api.domain.lists import TaskList
 from todo_api.domain.sessions import RefreshToken
 from todo_api.domain.tasks import DeletedTask, Position, Task, TaskDraft, TaskFilter, TaskQuery
@@ -271,6 +272,8 @@ class UnitOfWork(Protocol):
     def rate_limits(self) -> RateLimiter: ...
     @property
     def webhooks(self) -> WebhookRepository: ...
+    @property
+    def conversations(self) -> ConversationRepository: ...
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(
@@ -322,6 +325,44 @@ class WebhookRepository(Protocol):
     async def delete(self, user_id: str, webhook_id: int) -> bool: ...
     async def deliveries(self, user_id: str, webhook_id: int, limit: int, before: int | None) -> Sequence[Delivery]:
         """Up to `limit + 1` attempts, newest first, with ids below `before`."""
+
+
+class ConversationRepository(Protocol):
+    """Every method filters by owner: another person's conversation is indistinguishable from none."""
+
+    async def add(self, user_id: str, title: str, at: datetime) -> Conversation: ...
+    async def get(self, user_id: str, conversation_id: int, *, for_update: bool = False) -> Conversation | None: ...
+    async def page(self, user_id: str, limit: int, before: int | None) -> Sequence[Conversation]:
+        """Up to `limit + 1` conversations, newest first, with ids below `before`."""
+
+    async def delete(self, user_id: str, conversation_id: int) -> bool:
+        """Remove it with its messages; False when there was none."""
+
+    async def append(self, user_id: str, conversation_id: int, messages: Sequence[ChatMessage], at: datetime) -> None:
+        """Add the messages in order and mark the conversation updated at `at`."""
+
+    async def messages(
+        self, user_id: str, conversation_id: int, limit: int, after: int | None
+    ) -> Sequence[ChatMessage]:
+        """Up to `limit + 1` messages, oldest first, with ids above `after`."""
+
+    async def recent(self, user_id: str, conversation_id: int, limit: int) -> Sequence[ChatMessage]:
+        """The last `limit` messages, oldest first."""
+
+
+class ChatModel(Protocol):
+    """A chat-completions model with tool calling."""
+
+    async def complete(self, messages: Sequence[ChatMessage], tools: Sequence[ToolDefinition]) -> ModelReply:
+        """The model's next reply; ServiceUnavailable when the model cannot be reached or fails."""
+
+
+class AgentTools(Protocol):
+    """The tools the assistant may call: the MCP server's, run in process for one person."""
+
+    async def definitions(self) -> Sequence[ToolDefinition]: ...
+    async def call(self, user_id: str, name: str, arguments: str) -> ToolOutcome:
+        """Run one call; an unknown tool or malformed arguments is an error outcome, never an exception."""
 
 
 class TargetGuard(Protocol):

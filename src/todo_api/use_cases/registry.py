@@ -12,7 +12,9 @@ from datetime import timedelta
 
 from todo_api.domain.ports import (
     AccessTokens,
+    AgentTools,
     ChangeSignals,
+    ChatModel,
     Clock,
     DatabaseProbe,
     PasswordHasher,
@@ -34,6 +36,7 @@ from todo_api.use_cases.auth import (
 )
 from todo_api.use_cases.bulk import BulkChangeTasks
 from todo_api.use_cases.changes import ReadChanges
+from todo_api.use_cases.chat import ChatOptions, ChatTurn, DeleteConversation, ListConversations, ListMessages
 from todo_api.use_cases.health import CheckReadiness
 from todo_api.use_cases.lists import CreateList, DeleteList, GetList, ListLists, MoveList, UpdateList
 from todo_api.use_cases.restore import ListDeletedTasks, RestoreList, RestoreTask
@@ -92,6 +95,10 @@ class UseCases:
     get_webhook: GetWebhook
     delete_webhook: DeleteWebhook
     list_deliveries: ListDeliveries
+    chat: ChatTurn
+    list_conversations: ListConversations
+    list_messages: ListMessages
+    delete_conversation: DeleteConversation
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +122,10 @@ class Ports:
     stream_ticket_secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     """Signs stream tickets; every replica needs the same one (the app's secret key)."""
     stream_ticket_lifetime_s: int = 30
+    chat_model: ChatModel | None = None
+    """The assistant's model; without it, chat answers 503 `chat_not_configured`."""
+    agent_tools: AgentTools | None = None
+    chat: ChatOptions = field(default_factory=ChatOptions)
 
 
 def build_use_cases(ports: Ports) -> UseCases:
@@ -156,4 +167,8 @@ def build_use_cases(ports: Ports) -> UseCases:
         get_webhook=GetWebhook(uow),
         delete_webhook=DeleteWebhook(uow),
         list_deliveries=ListDeliveries(uow),
+        chat=ChatTurn(uow, clock, ports.chat_model, ports.agent_tools, ports.chat),
+        list_conversations=ListConversations(uow),
+        list_messages=ListMessages(uow),
+        delete_conversation=DeleteConversation(uow),
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from tests.unit.chat_fakes import FakeAgentTools, ScriptedChatModel
 from tests.unit.fakes import (
     FakeAccessTokens,
     FakeChangeSignals,
@@ -92,5 +93,7 @@ def use_cases_over(backend: FakeBackend) -> UseCases:
             refresh_lifetime=timedelta(days=30),
             change_signals=backend.signals,
             webhook_guard=FakeTargetGuard(),
+            chat_model=ScriptedChatModel(final="Nothing is due today."),
+            agent_tools=FakeAgentTools(),
         )
     )

@@ -43,6 +43,7 @@ VALID_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PATCH", "/api/{user_id}/lists/{list_id}"): {"name": "Chores"},
     ("POST", "/api/{user_id}/lists/{list_id}/move"): {},
     ("POST", "/api/{user_id}/webhooks"): {"url": "https://hooks.example.com/todo"},
+    ("POST", "/api/{user_id}/chat"): {"message": "What is due today?"},
     ("POST", "/api/auth/password"): {"current_password": ADA_PASSWORD, "new_password": "a-brand-new-passphrase"},
 }
 
@@ -71,6 +72,7 @@ STREAMING = {("GET", "/api/{user_id}/events")}
 
 def url(path: str, user_id: str, task_id: int, list_id: int = 1) -> str:
     path = path.replace("{user_id}", user_id).replace("{task_id}", str(task_id)).replace("{list_id}", str(list_id))
+    path = path.replace("{conversation_id}", "1")  # the owner's first conversation, when the test made one
     return path.replace("{webhook_id}", "1")  # the owner's first webhook, when the test made one
 
 
@@ -133,6 +135,7 @@ async def test_the_owner_reaches_every_protected_route_as_me_or_by_id(
     task = await backend.add_task(ADA)
     empty = await backend.use_cases.create_list.execute(ADA, "Someday")  # the Inbox cannot be deleted
     await backend.use_cases.create_webhook.execute(ADA, "https://hooks.example.com/todo")
+    await (await backend.use_cases.chat.start(ADA, None, "Hello")).finish()  # conversation 1
     if path.endswith("/restore"):  # only what was deleted can be restored
         await backend.use_cases.delete_task.execute(ADA, task.id)
         await backend.use_cases.delete_list.execute(ADA, empty.id)

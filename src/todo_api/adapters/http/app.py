@@ -23,7 +23,7 @@ from todo_api.adapters.http.middleware import RequestContextMiddleware
 from todo_api.adapters.http.problems import complete_error_responses, install_problem_handlers
 from todo_api.adapters.http.proxies import TrustedProxies
 from todo_api.adapters.http.refresh_cookie import RefreshCookie
-from todo_api.adapters.http.routers import auth, changes, events, health, lists, metrics, tasks, webhooks
+from todo_api.adapters.http.routers import auth, changes, chat, events, health, lists, metrics, tasks, webhooks
 from todo_api.use_cases.registry import UseCases
 
 API_TITLE = "todo-api"
@@ -97,6 +97,7 @@ def create_http_app(use_cases: UseCases, options: HttpOptions, *, lifespan: Life
     app.include_router(changes.router)
     app.include_router(events.router)
     app.include_router(webhooks.router)
+    app.include_router(chat.router)
     app.include_router(auth.router)
     app.include_router(health.router)
     if options.metrics:

@@ -309,3 +309,33 @@ publisher_cursors = Table(
     Column("leased_until", DateTime(timezone=True), nullable=True),
     Column("leased_by", String(36), nullable=True),
 )
+
+# Chat (docs/api.md#chat): a person's conversations with the assistant and their messages. Every
+# row carries its owner, and every statement filters by it.
+conversations = Table(
+    "conversations",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("user_id", String(64), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_conversations_user_id", "user_id", "id"),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("conversation_id", BigInteger, ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", String(64), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("content", Text, nullable=True),
+    # The assistant's tool calls: [{"id", "name", "arguments"}]; a tool message names the call it answers.
+    Column("tool_calls", JSONB, nullable=True),
+    Column("tool_call_id", Text, nullable=True),
+    Column("is_error", Boolean, nullable=False, server_default=text("false")),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("role IN ('user', 'assistant', 'tool')", name="role"),
+    Index("ix_messages_conversation_id", "conversation_id", "id"),
+)

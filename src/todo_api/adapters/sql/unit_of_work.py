@@ -6,6 +6,7 @@ from sqlalchemy import literal, select
 
 from todo_api.adapters.sql.auth_repositories import SqlRateLimiter, SqlRefreshTokenRepository, SqlUserRepository
 from todo_api.adapters.sql.change_log import DataOf, SqlChangeLog
+from todo_api.adapters.sql.conversation_repository import SqlConversationRepository
 from todo_api.adapters.sql.engine import Connection, ConnectionPool, Statement
 from todo_api.adapters.sql.idempotency_keys import SqlIdempotencyKeys
 from todo_api.adapters.sql.list_repository import SqlListRepository
@@ -61,6 +62,10 @@ class SqlUnitOfWork(Connection):
     @property
     def webhooks(self) -> SqlWebhookRepository:
         return SqlWebhookRepository(self)
+
+    @property
+    def conversations(self) -> SqlConversationRepository:
+        return SqlConversationRepository(self)
 
 
 class SqlUnitsOfWork:
