@@ -21,6 +21,7 @@ from todo_api.domain.changes import Change as FeedChange
 from todo_api.domain.changes import Deleted, FeedEvent, coalesced
 from todo_api.domain.errors import AuthenticationFailed, Conflict
 from todo_api.domain.lists import TaskList
+from todo_api.domain.overview import Counts, Day, TagCount, TaskSummary
 from todo_api.domain.ports import (
     AccessTokens,
     ChangeSignals,
@@ -39,7 +40,17 @@ from todo_api.domain.ports import (
     UserRepository,
 )
 from todo_api.domain.sessions import RefreshToken
-from todo_api.domain.tasks import DeletedTask, Position, Sort, Task, TaskDraft, TaskFilter, TaskQuery, sort_value
+from todo_api.domain.tasks import (
+    DeletedTask,
+    Position,
+    Priority,
+    Sort,
+    Task,
+    TaskDraft,
+    TaskFilter,
+    TaskQuery,
+    sort_value,
+)
 from todo_api.domain.users import Principal, User
 
 # --- Time --------------------------------------------------------------------------------------------
@@ -419,6 +430,54 @@ class FakeTaskRepository:
 
     async def count(self, user_id: str, task_filter: TaskFilter, now: datetime) -> int:
         return sum(matches_filter(task, user_id, task_filter, now) for task in self._store.tasks.values())
+
+    async def summary(self, user_id: str, now: datetime, day: Day) -> TaskSummary:
+        def counted(held: list[Task]) -> Counts:
+            open_ = [task for task in held if not task.completed]
+            return Counts(
+                open=len(open_),
+                completed=len(held) - len(open_),
+                overdue=sum(task.due_at is not None and task.due_at < now for task in open_),
+                due_today=sum(task.due_at is not None and day.start <= task.due_at < day.end for task in open_),
+            )
+
+        mine = [task for task in self._store.tasks.values() if task.user_id == user_id]
+        lists = sorted(
+            (x for x in self._store.lists.values() if x.user_id == user_id), key=lambda x: (x.position, x.id)
+        )
+        return TaskSummary(
+            counted(mine),
+            {priority: counted([task for task in mine if task.priority == priority]) for priority in Priority},
+            {x.id: counted([task for task in mine if task.list_id == x.id]) for x in lists},
+            now,
+            day,
+        )
+
+    async def tag_counts(self, user_id: str) -> Sequence[TagCount]:
+        found: dict[str, list[bool]] = {}
+        for task in self._store.tasks.values():
+            if task.user_id == user_id:
+                for tag in task.tags:
+                    found.setdefault(tag, []).append(task.completed)
+        return [TagCount(tag, done.count(False), len(done)) for tag, done in sorted(found.items())]
+
+    async def complete_matching(self, user_id: str, task_filter: TaskFilter, at: datetime) -> Sequence[Task]:
+        roots = [task.id for task in self._store.tasks.values() if matches_filter(task, user_id, task_filter, at)]
+        targets = set(roots)
+        for root in roots:
+            targets.update(await self.descendants(user_id, root))
+        done = []
+        for task_id in sorted(targets):
+            task = self._store.tasks[task_id]
+            if not task.completed:
+                task = replace(task, completed=True, completed_at=at, updated_at=at, version=task.version + 1)
+                self._store.tasks[task_id] = task
+                done.append(task)
+        return done
+
+    async def trash_matching(self, user_id: str, task_filter: TaskFilter, at: datetime) -> Sequence[int]:
+        roots = [task.id for task in self._store.tasks.values() if matches_filter(task, user_id, task_filter, at)]
+        return await self.trash(user_id, roots, at)
 
     async def last_position(self, user_id: str, list_id: int, parent_id: int | None) -> str | None:
         keys = [

@@ -14,6 +14,7 @@ from typing import Protocol, Self
 from todo_api.domain.bulk import BulkOutcome
 from todo_api.domain.changes import Change, FeedEvent
 from todo_api.domain.lists import TaskList
+from todo_api.domain.overview import Day, TagCount, TaskSummary
 from todo_api.domain.sessions import RefreshToken
 from todo_api.domain.tasks import DeletedTask, Position, Task, TaskDraft, TaskFilter, TaskQuery
 from todo_api.domain.users import Principal, User
@@ -137,6 +138,20 @@ class TaskRepository(Protocol):
 
     async def set_positions(self, user_id: str, positions: dict[int, str], at: datetime) -> Sequence[Task]:
         """New order keys for many tasks at once (a rebalance), each as a new version."""
+
+    async def summary(self, user_id: str, now: datetime, day: Day) -> TaskSummary:
+        """Counts of the person's tasks (all, per priority, per list) in one statement."""
+
+    async def tag_counts(self, user_id: str) -> Sequence[TagCount]:
+        """Every tag the person uses, by name, with its open and total tasks, in one statement."""
+
+    async def complete_matching(self, user_id: str, task_filter: TaskFilter, at: datetime) -> Sequence[Task]:
+        """Complete every open task the filter matches and every open task under one, in one
+        statement, each as a new version; the tasks written."""
+
+    async def trash_matching(self, user_id: str, task_filter: TaskFilter, at: datetime) -> Sequence[int]:
+        """Delete, restorably, every task the filter matches with everything under it, in one
+        statement (as `trash`: each matched task is the root its subtree comes back with); the ids deleted."""
 
 
 @dataclass(frozen=True, slots=True)

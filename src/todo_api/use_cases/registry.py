@@ -36,6 +36,7 @@ from todo_api.use_cases.bulk import BulkChangeTasks
 from todo_api.use_cases.changes import ReadChanges
 from todo_api.use_cases.health import CheckReadiness
 from todo_api.use_cases.lists import CreateList, DeleteList, GetList, ListLists, MoveList, UpdateList
+from todo_api.use_cases.overview import ClearCompleted, CompleteAll, GetSummary, ListTags
 from todo_api.use_cases.restore import ListDeletedTasks, RestoreList, RestoreTask
 from todo_api.use_cases.streams import (
     FollowChanges,
@@ -92,6 +93,10 @@ class UseCases:
     get_webhook: GetWebhook
     delete_webhook: DeleteWebhook
     list_deliveries: ListDeliveries
+    get_summary: GetSummary
+    list_tags: ListTags
+    complete_all: CompleteAll
+    clear_completed: ClearCompleted
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,4 +161,8 @@ def build_use_cases(ports: Ports) -> UseCases:
         get_webhook=GetWebhook(uow),
         delete_webhook=DeleteWebhook(uow),
         list_deliveries=ListDeliveries(uow),
+        get_summary=GetSummary(uow, clock),
+        list_tags=ListTags(uow),
+        complete_all=CompleteAll(uow, clock),
+        clear_completed=ClearCompleted(uow, clock),
     )

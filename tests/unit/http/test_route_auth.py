@@ -46,6 +46,9 @@ VALID_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/auth/password"): {"current_password": ADA_PASSWORD, "new_password": "a-brand-new-passphrase"},
 }
 
+# The query a protected operation needs to answer 2xx (clearing needs `status=completed`).
+VALID_QUERIES: dict[tuple[str, str], dict[str, str]] = {("DELETE", "/api/{user_id}/tasks"): {"status": "completed"}}
+
 
 def operations(routes: Sequence[BaseRoute], prefix: str = "") -> list[tuple[str, str]]:
     """(method, path) of every route, also inside included routers (FastAPI keeps those whole)."""
@@ -79,9 +82,10 @@ def test_the_public_list_names_only_routes_that_exist() -> None:
 
 
 def test_the_task_routes_and_the_account_routes_are_protected() -> None:
-    assert len([path for _, path in PROTECTED if path.startswith("/api/{user_id}/tasks")]) == 10
+    assert len([path for _, path in PROTECTED if path.startswith("/api/{user_id}/tasks")]) == 12
     assert len([path for _, path in PROTECTED if path.startswith("/api/{user_id}/lists")]) == 7
     assert ("GET", "/api/{user_id}/changes") in PROTECTED
+    assert {("GET", "/api/{user_id}/summary"), ("GET", "/api/{user_id}/tags")} <= set(PROTECTED)
     assert {("GET", "/api/auth/me"), ("POST", "/api/auth/password")} <= set(PROTECTED)
 
 
@@ -91,7 +95,12 @@ async def test_without_a_token_every_protected_route_is_401(
 ) -> None:
     task = await backend.add_task(ADA)
 
-    response = await client.request(method, url(path, "me", task.id), json=VALID_BODIES.get((method, path)))
+    response = await client.request(
+        method,
+        url(path, "me", task.id),
+        json=VALID_BODIES.get((method, path)),
+        params=VALID_QUERIES.get((method, path)),
+    )
 
     assert_problem(response, 401, "missing_token")
     assert response.headers["www-authenticate"] == 'Bearer error="invalid_token"'
@@ -104,7 +113,11 @@ async def test_with_a_token_of_no_one_every_protected_route_is_401(
     task = await backend.add_task(ADA)
 
     response = await client.request(
-        method, url(path, "me", task.id), json=VALID_BODIES.get((method, path)), headers=bearer("forged")
+        method,
+        url(path, "me", task.id),
+        json=VALID_BODIES.get((method, path)),
+        params=VALID_QUERIES.get((method, path)),
+        headers=bearer("forged"),
     )
 
     assert_problem(response, 401, "invalid_token")
@@ -118,7 +131,11 @@ async def test_another_users_id_in_the_path_is_403_on_every_route(
     before = backend.store.snapshot()
 
     response = await client.request(
-        method, url(path, BOB, bobs.id), json=VALID_BODIES.get((method, path)), headers=bearer(ADA_TOKEN)
+        method,
+        url(path, BOB, bobs.id),
+        json=VALID_BODIES.get((method, path)),
+        params=VALID_QUERIES.get((method, path)),
+        headers=bearer(ADA_TOKEN),
     )
 
     assert_problem(response, 403, "not_your_tasks")
@@ -141,6 +158,7 @@ async def test_the_owner_reaches_every_protected_route_as_me_or_by_id(
         method,
         url(path, owner, task.id, empty.id),
         json=VALID_BODIES.get((method, path)),
+        params=VALID_QUERIES.get((method, path)),
         headers=bearer(ADA_TOKEN),
     )
 
