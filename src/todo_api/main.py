@@ -17,6 +17,7 @@ from todo_api.adapters.http.schemas import event_data
 from todo_api.adapters.outbound.addresses import AddressGuard
 from todo_api.adapters.security.passwords import BcryptPasswordHasher, common_passwords
 from todo_api.adapters.security.tokens import BearerTokenVerifier, ExternalTokens, JwksKeys, JwtAccessTokens
+from todo_api.adapters.sql.auth_repositories import SqlRevokedSessions
 from todo_api.adapters.sql.change_log import NOTIFY_CHANNEL
 from todo_api.adapters.sql.change_notifications import ListeningSignals, PollingSignals
 from todo_api.adapters.sql.engine import ConnectionPool, ListenerOptions, PoolOptions
@@ -27,7 +28,7 @@ from todo_api.logging import configure_logging
 from todo_api.use_cases.auth import ThrottleLimits
 from todo_api.use_cases.registry import Ports, UseCases, build_use_cases
 from todo_api.use_cases.streams import StreamOptions
-from todo_api.workers import build_workers
+from todo_api.workers import Loop, Workers, build_workers
 
 
 class SystemClock:
@@ -148,6 +149,7 @@ def _use_cases(
             ),
             stream_ticket_secret=settings.signing_key().encode(),
             stream_ticket_lifetime_s=settings.events_ticket_lifetime_s,
+            revoked_sessions=SqlRevokedSessions(pool),
         )
     )
 
@@ -184,12 +186,16 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         gc.freeze()
         await signals.start()
         undo = _on_exit_signal(signals.begin_shutdown)
+        # Every API process, workers or not, keeps its list of ended sessions fresh (revocations.py).
+        revocations = Workers([Loop(use_cases.session_revocations, settings.session_revocation_refresh_s)], grace_s=1)
+        revocations.start()
         workers = build_workers(settings, pool) if settings.run_workers else None
         if workers is not None:
             workers.start()
         yield
         undo()
         await signals.close()  # before the pool: the streams it ends may still read
+        await revocations.stop()
         if workers is not None:
             await workers.stop()
         await pool.close()

@@ -15,7 +15,7 @@ from todo_api.domain.bulk import BulkOutcome
 from todo_api.domain.changes import Change, FeedEvent
 from todo_api.domain.lists import TaskList
 from todo_api.domain.overview import Day, TagCount, TaskSummary
-from todo_api.domain.sessions import RefreshToken
+from todo_api.domain.sessions import RefreshToken, Session
 from todo_api.domain.tasks import DeletedTask, Position, Task, TaskDraft, TaskFilter, TaskQuery
 from todo_api.domain.users import Principal, User
 from todo_api.domain.webhooks import Attempt, Delivery, Lease, NewWebhook, SendOutcome, Webhook
@@ -36,6 +36,10 @@ class UserRepository(Protocol):
         """Insert unless the id exists; an e-mail already in use is stored as no e-mail."""
 
     async def set_password_hash(self, user_id: str, password_hash: str, at: datetime) -> None: ...
+    async def set_name(self, user_id: str, name: str | None, at: datetime) -> User | None: ...
+    async def delete(self, user_id: str) -> bool:
+        """Delete the person and, by the foreign keys' cascades, every row of theirs in every table;
+        False if gone already."""
 
 
 class RefreshTokenRepository(Protocol):
@@ -49,6 +53,30 @@ class RefreshTokenRepository(Protocol):
     async def family_live(self, family_id: str, at: datetime) -> bool:
         """Whether the session (family) still has a token neither revoked nor expired: a logout,
         a detected reuse or a password change ends it."""
+
+
+class SessionRepository(Protocol):
+    """A person's sessions (one per login), and the record of ended ones that every replica's
+    access-token check reads (`RevokedSessions`)."""
+
+    async def start(self, session: Session) -> None: ...
+    async def touch(self, session_id: str, at: datetime, expires_at: datetime) -> None:
+        """The session refreshed its access token at `at`; its refresh token now lives until `expires_at`."""
+
+    async def live(self, user_id: str, now: datetime) -> Sequence[Session]:
+        """The person's sessions not ended nor expired, latest first."""
+
+    async def end(
+        self, user_id: str, at: datetime, *, session_id: str | None = None, keep: str | None = None
+    ) -> Sequence[str]:
+        """End one session (`session_id`), or all but `keep`: their refresh tokens are revoked and
+        they are recorded as ended at `at`, so their access tokens stop working everywhere. The ids
+        ended (none for a session that is not the person's or is over already)."""
+
+
+class RevokedSessions(Protocol):
+    async def revoked_since(self, since: datetime) -> Sequence[str]:
+        """The ids of the sessions ended after `since`, on any replica."""
 
 
 class RateLimiter(Protocol):
@@ -276,6 +304,8 @@ class UnitOfWork(Protocol):
     def rate_limits(self) -> RateLimiter: ...
     @property
     def webhooks(self) -> WebhookRepository: ...
+    @property
+    def sessions(self) -> SessionRepository: ...
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(

@@ -14,6 +14,7 @@ from tests.unit.fakes import (
     FakeChangeSignals,
     FakeClock,
     FakePasswordHasher,
+    FakeRevokedSessions,
     FakeStore,
     FakeTokenVerifier,
     FakeUnitOfWorkFactory,
@@ -92,5 +93,6 @@ def use_cases_over(backend: FakeBackend) -> UseCases:
             refresh_lifetime=timedelta(days=30),
             change_signals=backend.signals,
             webhook_guard=FakeTargetGuard(),
+            revoked_sessions=FakeRevokedSessions(backend.uow.store),
         )
     )

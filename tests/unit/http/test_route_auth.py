@@ -5,6 +5,7 @@ so a new one is covered the day it is added."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -15,6 +16,7 @@ from tests.unit.http.backend import FakeBackend
 from tests.unit.http.conftest import ADA, ADA_PASSWORD, ADA_TOKEN, BOB, bearer
 from tests.unit.http.problem_support import assert_problem
 from todo_api.adapters.http.app import HttpOptions, create_http_app
+from todo_api.domain.sessions import Session
 
 PUBLIC = {
     ("POST", "/api/auth/signup"),
@@ -44,7 +46,10 @@ VALID_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/{user_id}/lists/{list_id}/move"): {},
     ("POST", "/api/{user_id}/webhooks"): {"url": "https://hooks.example.com/todo"},
     ("POST", "/api/auth/password"): {"current_password": ADA_PASSWORD, "new_password": "a-brand-new-passphrase"},
+    ("PATCH", "/api/auth/me"): {"name": "Ada King"},
+    ("DELETE", "/api/auth/me"): {"password": ADA_PASSWORD},
 }
+SESSION_ID = "0123456789abcdef" * 2  # the owner's other session, which the test starts
 
 # The query a protected operation needs to answer 2xx (clearing needs `status=completed`).
 VALID_QUERIES: dict[tuple[str, str], dict[str, str]] = {("DELETE", "/api/{user_id}/tasks"): {"status": "completed"}}
@@ -74,6 +79,7 @@ STREAMING = {("GET", "/api/{user_id}/events")}
 
 def url(path: str, user_id: str, task_id: int, list_id: int = 1) -> str:
     path = path.replace("{user_id}", user_id).replace("{task_id}", str(task_id)).replace("{list_id}", str(list_id))
+    path = path.replace("{session_id}", SESSION_ID)
     return path.replace("{webhook_id}", "1")  # the owner's first webhook, when the test made one
 
 
@@ -87,6 +93,8 @@ def test_the_task_routes_and_the_account_routes_are_protected() -> None:
     assert ("GET", "/api/{user_id}/changes") in PROTECTED
     assert {("GET", "/api/{user_id}/summary"), ("GET", "/api/{user_id}/tags")} <= set(PROTECTED)
     assert {("GET", "/api/auth/me"), ("POST", "/api/auth/password")} <= set(PROTECTED)
+    account = {("PATCH", "/api/auth/me"), ("DELETE", "/api/auth/me"), ("GET", "/api/auth/me/export")}
+    assert account | {("GET", "/api/auth/sessions"), ("DELETE", "/api/auth/sessions/{session_id}")} <= set(PROTECTED)
 
 
 @pytest.mark.parametrize(("method", "path"), PROTECTED)
@@ -150,6 +158,8 @@ async def test_the_owner_reaches_every_protected_route_as_me_or_by_id(
     task = await backend.add_task(ADA)
     empty = await backend.use_cases.create_list.execute(ADA, "Someday")  # the Inbox cannot be deleted
     await backend.use_cases.create_webhook.execute(ADA, "https://hooks.example.com/todo")
+    now = backend.clock.now()
+    backend.store.sessions[SESSION_ID] = Session(SESSION_ID, ADA, "phone", now, now, now + timedelta(days=1))
     if path.endswith("/restore"):  # only what was deleted can be restored
         await backend.use_cases.delete_task.execute(ADA, task.id)
         await backend.use_cases.delete_list.execute(ADA, empty.id)

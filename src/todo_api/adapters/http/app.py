@@ -24,6 +24,7 @@ from todo_api.adapters.http.problems import complete_error_responses, install_pr
 from todo_api.adapters.http.proxies import TrustedProxies
 from todo_api.adapters.http.refresh_cookie import RefreshCookie
 from todo_api.adapters.http.routers import (
+    account,
     auth,
     changes,
     events,
@@ -109,6 +110,7 @@ def create_http_app(use_cases: UseCases, options: HttpOptions, *, lifespan: Life
     app.include_router(events.router)
     app.include_router(webhooks.router)
     app.include_router(auth.router)
+    app.include_router(account.router)
     app.include_router(health.router)
     if options.metrics:
         app.include_router(metrics.router)

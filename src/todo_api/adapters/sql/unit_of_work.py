@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from sqlalchemy import literal, select
 
-from todo_api.adapters.sql.auth_repositories import SqlRateLimiter, SqlRefreshTokenRepository, SqlUserRepository
+from todo_api.adapters.sql.auth_repositories import (
+    SqlRateLimiter,
+    SqlRefreshTokenRepository,
+    SqlSessionRepository,
+    SqlUserRepository,
+)
 from todo_api.adapters.sql.change_log import DataOf, SqlChangeLog
 from todo_api.adapters.sql.engine import Connection, ConnectionPool, Statement
 from todo_api.adapters.sql.idempotency_keys import SqlIdempotencyKeys
@@ -61,6 +66,10 @@ class SqlUnitOfWork(Connection):
     @property
     def webhooks(self) -> SqlWebhookRepository:
         return SqlWebhookRepository(self)
+
+    @property
+    def sessions(self) -> SqlSessionRepository:
+        return SqlSessionRepository(self)
 
 
 class SqlUnitsOfWork:
