@@ -187,7 +187,9 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         await signals.start()
         undo = _on_exit_signal(signals.begin_shutdown)
         # Every API process, workers or not, keeps its list of ended sessions fresh (revocations.py).
-        revocations = Workers([Loop(use_cases.session_revocations, settings.session_revocation_refresh_s)], grace_s=1)
+        revocations = Workers(
+            [Loop(use_cases.session_revocations, settings.session_revocation_refresh_s)], grace_s=1, announce=False
+        )
         revocations.start()
         workers = build_workers(settings, pool) if settings.run_workers else None
         if workers is not None:
