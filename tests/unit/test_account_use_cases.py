@@ -114,8 +114,10 @@ async def test_ending_a_session_refuses_its_access_tokens_here_at_once_and_elsew
     assert phone.session_id is not None
     await EndSession(uow, clock, revocations).execute(me, phone.session_id)
 
+    units = len(uow.units)
     with pytest.raises(AuthenticationFailed) as refused:
         await here.execute(token)
+    assert len(uow.units) == units  # the check is in memory: no unit of work, no query
     assert refused.value.code == "session_revoked"
     assert await elsewhere.execute(token) == phone  # until its next refresh
     await elsewhere_cache.run_once()

@@ -408,3 +408,5 @@ class RetentionStore(Protocol):
         """Delete a batch of deleted tasks and lists past restoring."""
 
     async def prune_deliveries(self, older_than_days: int, batch: int) -> int: ...
+    async def prune_ended_sessions(self, older_than_days: int, batch: int) -> int:
+        """Forget sessions ended before the window (no access token of theirs can still be valid)."""
