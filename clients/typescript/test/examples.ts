@@ -1,6 +1,6 @@
 // docs/api.md's TypeScript examples, type-checked by `npm test` (tsc) so the docs cannot drift from
 // the generated types. Not run: the tests in client.test.ts run the same calls.
-import { createTodoClient, ProblemError, type Task, unwrap } from "../src/index.js";
+import { type components, createTodoClient, ProblemError, type Task, type TodoClient, unwrap } from "../src/index.js";
 
 declare function showLogin(): void;
 declare function render(task: Task): void;
@@ -49,4 +49,54 @@ export async function gettingStarted(password: string): Promise<void> {
   const mine = unwrap(await todo.api.GET("/api/auth/me/export"));
   void mine.tasks;
   await todo.api.DELETE("/api/auth/me", { body: { password } });
+}
+
+declare function apply(event: components["schemas"]["CloudEvent"]): void;
+declare function showFieldErrors(errors: Record<string, string>): void;
+declare function toast(message: string): void;
+
+export async function concurrentEdits(todo: TodoClient): Promise<void> {
+  const path = { user_id: "me", task_id: 7 };
+  await todo.api.GET("/api/{user_id}/tasks/{task_id}", { params: { path } });
+  const saved = await todo.api.PATCH("/api/{user_id}/tasks/{task_id}", {
+    params: { path },
+    body: { title: "Buy oat milk (2 l)" },
+  });
+  if (saved.response.status === 412) {
+    /* someone else changed it */
+  }
+  const created = await todo.api.POST("/api/{user_id}/tasks", {
+    params: { path: { user_id: "me" }, header: { "Idempotency-Key": crypto.randomUUID() } },
+    body: { title: "Call the plumber" },
+  });
+  void created;
+}
+
+export async function listThenFollow(todo: TodoClient): Promise<void> {
+  const lists = [];
+  for await (const list of todo.lists()) lists.push(list);
+  const first = unwrap(await todo.api.GET("/api/{user_id}/lists", { params: { path: { user_id: "me" } } }));
+  let token = first.meta.sync_token!;
+  const tasks = [];
+  for await (const task of todo.tasks({ limit: 100 })) tasks.push(task);
+  for (;;) {
+    const page = await todo.api.GET("/api/{user_id}/changes", {
+      params: { path: { user_id: "me" }, query: { since: token } },
+    });
+    if (page.error?.code === "sync_token_expired") break;
+    const changes = unwrap(page);
+    changes.data.forEach(apply);
+    token = changes.meta.sync_token;
+    if (!changes.meta.has_more) break;
+  }
+}
+
+export async function errors(todo: TodoClient): Promise<void> {
+  try {
+    unwrap(await todo.api.POST("/api/{user_id}/tasks", { params: { path: { user_id: "me" } }, body: { title: "" } }));
+  } catch (error) {
+    if (!(error instanceof ProblemError)) throw error;
+    if (error.status === 422) showFieldErrors(error.fieldErrors);
+    else toast(`${error.problem.detail} (request ${error.requestId})`);
+  }
 }
