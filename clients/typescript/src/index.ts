@@ -96,11 +96,13 @@ function lockManager(): LockManagerLike | undefined {
 
 // ETags ------------------------------------------------------------------------------------------
 
-const ACTIONS = /\/(complete|move|restore)$/;
+const RESOURCE = /^\/api\/[^/]+\/(tasks|lists)\/(\d+)(?:\/(?:complete|move|restore))?$/;
 
-/** The resource a URL names for ETags: its path, without a trailing action (`/tasks/7/move` is `/tasks/7`). */
-export function resourceOf(url: string): string {
-  return new URL(url).pathname.replace(ACTIONS, "");
+/** The task or list a URL names, for ETags: `/api/me/tasks/7` for `/api/<id or me>/tasks/7/move`;
+ * undefined for anything else (collections, auth routes), which has no ETag to send back. */
+export function resourceOf(url: string): string | undefined {
+  const found = RESOURCE.exec(new URL(url).pathname);
+  return found ? `/api/me/${found[1]}/${found[2]}` : undefined;
 }
 
 // The client -------------------------------------------------------------------------------------
@@ -190,10 +192,13 @@ export function createTodoClient(options: TodoClientOptions): TodoClient {
   }
 
   function remember(request: Request, response: Response): void {
-    const resource = resourceOf(request.url);
+    // A create answers with the new object's Location: its ETag belongs there.
+    const location = response.headers.get("Location");
+    const resource = resourceOf(location ? new URL(location, request.url).href : request.url);
     const tag = response.headers.get("ETag");
-    if (request.method === "DELETE" && response.ok) etags.delete(resource);
-    else if (tag && response.ok) etags.set(resource, tag);
+    if (resource === undefined || !response.ok) return;
+    if (request.method === "DELETE") etags.delete(resource);
+    else if (tag) etags.set(resource, tag);
   }
 
   const middleware: Middleware = {
@@ -201,7 +206,8 @@ export function createTodoClient(options: TodoClientOptions): TodoClient {
       const access = tokens.get().accessToken;
       if (access && !request.headers.has("Authorization")) request.headers.set("Authorization", `Bearer ${access}`);
       if (WRITES.has(request.method) && !request.headers.has("If-Match")) {
-        const tag = etags.get(resourceOf(request.url));
+        const resource = resourceOf(request.url);
+        const tag = resource === undefined ? undefined : etags.get(resource);
         if (tag) request.headers.set("If-Match", tag);
       }
       if (!AUTH_ROUTES.test(new URL(request.url).pathname)) replays.set(request, request.clone());
