@@ -24,6 +24,7 @@ from todo_api.adapters.outbound.addresses import AddressGuard
 from todo_api.adapters.outbound.chat_model import OpenAIChatModel
 from todo_api.adapters.security.passwords import BcryptPasswordHasher, common_passwords
 from todo_api.adapters.security.tokens import BearerTokenVerifier, ExternalTokens, JwksKeys, JwtAccessTokens
+from todo_api.adapters.sql.auth_repositories import SqlRevokedSessions
 from todo_api.adapters.sql.change_log import NOTIFY_CHANNEL
 from todo_api.adapters.sql.change_notifications import ListeningSignals, PollingSignals
 from todo_api.adapters.sql.engine import ConnectionPool, ListenerOptions, PoolOptions
@@ -35,7 +36,7 @@ from todo_api.use_cases.auth import ThrottleLimits
 from todo_api.use_cases.chat import ChatOptions
 from todo_api.use_cases.registry import Ports, UseCases, build_use_cases
 from todo_api.use_cases.streams import StreamOptions
-from todo_api.workers import build_workers
+from todo_api.workers import Loop, Workers, build_workers
 
 
 class SystemClock:
@@ -183,6 +184,7 @@ def _use_cases(
                 turn_timeout_s=settings.chat_turn_timeout_s,
                 history_messages=settings.chat_history_messages,
             ),
+            revoked_sessions=SqlRevokedSessions(pool),
         )
     )
 
@@ -234,6 +236,11 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         gc.freeze()
         await signals.start()
         undo = _on_exit_signal(signals.begin_shutdown)
+        # Every API process, workers or not, keeps its list of ended sessions fresh (revocations.py).
+        revocations = Workers(
+            [Loop(use_cases.session_revocations, settings.session_revocation_refresh_s)], grace_s=1, announce=False
+        )
+        revocations.start()
         workers = build_workers(settings, pool) if settings.run_workers else None
         if workers is not None:
             workers.start()
@@ -241,6 +248,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
             yield
         undo()
         await signals.close()  # before the pool: the streams it ends may still read
+        await revocations.stop()
         if workers is not None:
             await workers.stop()
         await pool.close()

@@ -39,10 +39,15 @@ TASK_OPERATIONS = {
     "moveTask",
     "bulkChangeTasks",
     "restoreTask",
+    "completeAllTasks",
+    "clearCompletedTasks",
+    "getSummary",
+    "listTags",
 }
 LIST_OPERATIONS = {"listLists", "createList", "getList", "updateList", "moveList", "deleteList", "restoreList"}
 CHANGE_OPERATIONS = {"listChanges"}
 AUTH_OPERATIONS = {"signUp", "logIn", "issueToken", "refreshSession", "logOut", "getCurrentUser", "changePassword"}
+ACCOUNT_OPERATIONS = {"updateCurrentUser", "deleteCurrentUser", "exportCurrentUser", "listSessions", "endSession"}
 HEALTH_OPERATIONS = {"getLiveness", "getReadiness"}
 WEBHOOK_OPERATIONS = {"listWebhooks", "createWebhook", "deleteWebhook", "listWebhookDeliveries"}
 EVENT_OPERATIONS = {"streamEvents", "createStreamTicket"}
@@ -53,6 +58,7 @@ OPERATION_IDS = (
     | LIST_OPERATIONS
     | CHANGE_OPERATIONS
     | AUTH_OPERATIONS
+    | ACCOUNT_OPERATIONS
     | HEALTH_OPERATIONS
     | WEBHOOK_OPERATIONS
     | EVENT_OPERATIONS
@@ -65,6 +71,7 @@ BEARER_OPERATIONS = (
     | WEBHOOK_OPERATIONS
     | EVENT_OPERATIONS
     | CHAT_OPERATIONS
+    | ACCOUNT_OPERATIONS
     | {"getCurrentUser", "changePassword"}
 )
 
@@ -91,6 +98,10 @@ ROUTE_ERRORS: dict[str, set[int]] = {
     "restoreTask": {404, 409, 422},  # 409: deleted_with_parent, deleted_with_list
     "restoreList": {404, 409, 422},  # 409: list_name_taken; 422: too_many_lists
     "listChanges": {410, 422},  # 410: sync_token_expired
+    "completeAllTasks": {422},
+    "clearCompletedTasks": {422},  # 422: without status=completed
+    "getSummary": {422},  # 422: unknown_time_zone
+    "listTags": {422},
     "listWebhooks": {422},
     "createWebhook": {422},  # unsafe_webhook_url, invalid_webhook_url, too_many_webhooks
     "deleteWebhook": {404, 422},
@@ -120,6 +131,11 @@ RETRY_LATER = {
     "deleteList",
     "restoreTask",
     "restoreList",
+    "completeAllTasks",
+    "clearCompletedTasks",
+    "updateCurrentUser",
+    "deleteCurrentUser",
+    "endSession",
 }
 # Error responses whose problem type adds members to Problem (RFC 9457 §3.2), and only these: each is
 # checked to carry every Problem member unchanged, plus its own.
@@ -144,9 +160,9 @@ class Operation:
         return "application/json" in self.spec.get("requestBody", {}).get("content", {})
 
     def url(self) -> str:
-        """A concrete URL for the operation: `me` for the user, task 1, list 1, webhook 1."""
+        """A concrete URL for the operation: `me` for the user, task 1, list 1, webhook 1, session `ab12`."""
         url = self.path.replace("{user_id}", "me").replace("{task_id}", "1").replace("{list_id}", "1")
-        url = url.replace("{webhook_id}", "1").replace("{conversation_id}", "1")
+        url = url.replace("{webhook_id}", "1").replace("{conversation_id}", "1").replace("{session_id}", "ab12")
         assert "{" not in url, f"{self!r}: a path parameter url() does not fill in"
         return url
 

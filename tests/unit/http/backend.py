@@ -15,6 +15,7 @@ from tests.unit.fakes import (
     FakeChangeSignals,
     FakeClock,
     FakePasswordHasher,
+    FakeRevokedSessions,
     FakeStore,
     FakeTokenVerifier,
     FakeUnitOfWorkFactory,
@@ -95,5 +96,6 @@ def use_cases_over(backend: FakeBackend) -> UseCases:
             webhook_guard=FakeTargetGuard(),
             chat_model=ScriptedChatModel(final="Nothing is due today."),
             agent_tools=FakeAgentTools(),
+            revoked_sessions=FakeRevokedSessions(backend.uow.store),
         )
     )

@@ -60,6 +60,31 @@ refresh_tokens = Table(
     Index(None, "user_id"),
 )
 
+# One row per login (a refresh-token family): what `GET /api/auth/sessions` lists. Ending a session
+# deletes its row and records its id in `revoked_sessions`.
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("user_id", String(64), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("user_agent", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_used_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Index(None, "user_id"),
+)
+
+# Sessions ended (logout, reuse, password change, account deletion): every replica reads the recent
+# ones into memory every SESSION_REVOCATION_REFRESH_S, so a request checks its token's `sid` without
+# a query. No foreign key: a deleted account's sessions must stay refused too.
+revoked_sessions = Table(
+    "revoked_sessions",
+    metadata,
+    Column("session_id", String(32), primary_key=True),
+    Column("revoked_at", DateTime(timezone=True), nullable=False),
+    Index(None, "revoked_at"),
+)
+
 # Fixed-window counters shared by every worker and replica (throttling must not live in memory).
 rate_limits = Table(
     "rate_limits",
