@@ -1,8 +1,9 @@
-"""`python -m bench [compare|load|timing]`: the one harness behind `make bench` and `make load`.
+"""`python -m bench [compare|load|timing|mcp]`: the one harness behind `make bench` and `make load`.
 
 Every mode seeds `todo_bench`, starts the API as deployed (`python -m todo_api`, production settings,
 an access line per request) and sends the requests of `bench.scenarios`. compare: API against the
-bare-ASGI baseline; load: the scenarios' mix on 2 workers; timing: logins of known and unknown e-mails.
+bare-ASGI baseline; load: the scenarios' mix on 2 workers; timing: logins of known and unknown e-mails;
+mcp: the REST list's first page against the same page as an MCP `list_tasks` call, on the API alone.
 The method and the figures: docs/performance.md and docs/reliability.md.
 """
 
@@ -43,7 +44,7 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 def options(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description="API vs baseline, held load, login timing")
     add = parser.add_argument
-    add("mode", nargs="?", choices=("compare", "load", "timing"), default="compare")
+    add("mode", nargs="?", choices=("compare", "load", "timing", "mcp"), default="compare")
     add("--workers", type=int, help="uvicorn workers per server (compare 1, load 2)")
     add("--duration", type=float, help="seconds per measured run (compare 10, load 60)")
     add("--rounds", type=int, default=3, help="rounds per scenario and server (timing: 10 x rounds logins)")
@@ -283,6 +284,25 @@ async def timing(o: argparse.Namespace, fx: Fixtures, api: Server) -> dict[str, 
     return {"samples_ms": samples, "medians_ms": {key: statistics.median(values) for key, values in samples.items()}}
 
 
+async def mcp(o: argparse.Namespace, fx: Fixtures, api: Server) -> dict[str, Any]:
+    """The REST list and the MCP list_tasks call of the same 20 tasks, in alternating rounds on the
+    same server (REST, MCP, MCP, REST ...), after a warm-up of each: what the MCP door costs."""
+    kinds = [BY_KEY["list"], BY_KEY["mcp-list"]]
+    for scenario in kinds:
+        first = scenario.requests(fx)[0]
+        if (answer := await fetch(api.port, first.data))[0] != first.expect:
+            raise RuntimeError(f"{scenario.title}: expected {first.expect}, got {answer[:2]}")
+        await drive(api.port, scenario.requests(fx), o.connections, o.warmup)
+    runs: dict[str, list[Run]] = {scenario.key: [] for scenario in kinds}
+    for number in range(o.rounds):
+        for scenario in kinds if number % 2 == 0 else kinds[::-1]:
+            say(f"  round {number + 1}: {scenario.title}")
+            runs[scenario.key].append(
+                (await drive(api.port, scenario.requests(fx), o.connections, o.duration)).run(o.duration)
+            )
+    return {"mcp": {key: summary(values) for key, values in runs.items()}}
+
+
 def num(value: float) -> str:
     return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
 
@@ -345,6 +365,17 @@ def print_load(r: dict[str, Any], o: argparse.Namespace) -> None:
           + ", ".join(f"{mib(values)} {when}" for when, values in rss.items()))  # fmt: skip
 
 
+def print_mcp(r: dict[str, Any], o: argparse.Namespace) -> None:
+    rest, mcp_call = r["mcp"]["list"], r["mcp"]["mcp-list"]
+    rows = [[BY_KEY[key].title, num(v["rps"]), num(v["p50_ms"]), num(v["p99_ms"]), f"{v['errors']:.0f}"]
+            for key, v in r["mcp"].items()]  # fmt: skip
+    table(["", "req/s", "p50 ms", "p99 ms", "errors"], rows)
+    print(
+        f"\nMCP / REST: {mcp_call['rps'] / rest['rps']:.2f} of the throughput, p50 "
+        f"{mcp_call['p50_ms'] - rest['p50_ms']:+.2f} ms ({o.connections} connections, medians of {o.rounds} round(s))"
+    )
+
+
 def print_timing(r: dict[str, Any], _: argparse.Namespace) -> None:
     rows = []
     for key, values in r["samples_ms"].items():
@@ -378,18 +409,20 @@ async def main(o: argparse.Namespace) -> int:
                 if compare:
                     report |= await Compare(o, fx, url, servers, monitor, executable, Path(scratch)).run()
                 else:
-                    report |= await (load if o.mode == "load" else timing)(o, fx, servers["api"])
+                    mode = {"load": load, "timing": timing, "mcp": mcp}[o.mode]
+                    report |= await mode(o, fx, servers["api"])
         finally:
             for server in servers.values():
                 server.stop()
     report |= {"database": source, "seed": seeded, "load_generator": executable or "the Python generator",
                "load_average": [load_start, os.getloadavg()[0]], "api_log": log_summary()}  # fmt: skip
-    runs = {"compare": f"{o.rounds} round(s) of {o.duration:.0f} s", "load": f"{o.duration:.0f} s", "timing": "logins"}
+    runs = {"compare": f"{o.rounds} round(s) of {o.duration:.0f} s", "load": f"{o.duration:.0f} s", "timing": "logins",
+            "mcp": f"{o.rounds} round(s) of {o.duration:.0f} s"}  # fmt: skip
     print(f"\ntodo-api bench {o.mode}, {report['started_at']}: {o.workers} worker(s) per server, the API at "
           f"LOG_LEVEL={o.log_level}; {report['load_generator']}, {runs[o.mode]}; "
           f"{os.cpu_count()} CPUs shared by everything, load average {load_start:.1f} at the start, "
           f"{report['load_average'][1]:.1f} at the end; {seeded}\n")  # fmt: skip
-    {"compare": print_compare, "load": print_load, "timing": print_timing}[o.mode](report, o)
+    {"compare": print_compare, "load": print_load, "timing": print_timing, "mcp": print_mcp}[o.mode](report, o)
     print("API log (bench-results/api.log): " + ", ".join(f"{n:,} {what}" for what, n in report["api_log"].items()))
     path = RESULTS / ("latest.json" if compare else f"{o.mode}.json")
     path.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))

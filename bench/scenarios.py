@@ -13,6 +13,7 @@ from bench import database as db
 from bench.baseline import PRIORITIES, Cursors, access_token
 
 DEPTH = 50_000
+ENDED_SESSIONS = 10_000  # ended lately: what every API process holds in memory and checks each token against
 BATCH = 100  # tasks per bulk change: the API's most
 WRONG = "not-the-right-password-at-all-42"
 _SKIP = object()  # what a body function answers for a sample the scenario cannot use
@@ -67,6 +68,7 @@ class Scenario:
     mix: int = 0
     connections: int = 0  # wrk connections when not --connections
     undo: Callable[[random.Random, Sample], object] | None = None
+    headers: tuple[tuple[str, str], ...] = ()
 
     def requests(self, fixtures: Fixtures) -> list[Request]:
         """The distinct requests drawn over the samples, the same every run."""
@@ -99,15 +101,19 @@ class Scenario:
             )
             if (body := self.body(draw, sample) if callable(self.body) else self.body) is _SKIP:
                 continue
-            message, undo = http_request(self.method, path, token, body), None
+            message, undo = http_request(self.method, path, token, body, self.headers), None
             if self.undo is not None:
-                undo = Request(self.key, self.expect, http_request(self.method, path, token, self.undo(draw, sample)))
+                undone = http_request(self.method, path, token, self.undo(draw, sample), self.headers)
+                undo = Request(self.key, self.expect, undone)
             pairs.setdefault(message, (Request(self.key, self.expect, message), undo))
         return list(pairs.values())
 
 
-def http_request(method: str, path: str, token: str | None = None, body: object = None) -> bytes:
+def http_request(
+    method: str, path: str, token: str | None = None, body: object = None, headers: tuple[tuple[str, str], ...] = ()
+) -> bytes:
     head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: todo-bench\r\n"
+    head += "".join(f"{name}: {value}\r\n" for name, value in headers)
     head += f"Authorization: Bearer {token}\r\n" if token else ""
     payload = b"" if body is None else orjson.dumps(body)
     head += "Content-Type: application/json\r\n" if body is not None else ""
@@ -156,6 +162,9 @@ SCENARIOS = (
     Scenario("list", "list first page", "GET", TASKS, mix=25),
     Scenario("deep", f"list at depth {DEPTH:,}", "GET", TASKS + "?cursor={cursor}", user="deep"),
     Scenario("get", "get one task", "GET", TASKS + "/{task}", mix=15),
+    # The same GET, named for what it measures: the token's session checked against the sessions
+    # ended lately (ENDED_SESSIONS, seeded by `fixtures`), in memory, no query; the baseline has no check.
+    Scenario("session", f"get, {ENDED_SESSIONS:,} ended sessions", "GET", TASKS + "/{task}"),
     Scenario("create", "create", "POST", TASKS, _task, expect=201, writes=True, mix=15),
     Scenario("toggle", "toggle complete", "PATCH", TASKS + "/{task}/complete", writes=True, mix=10),
     Scenario("search", "filtered + searched list", "GET", f"{TASKS}?{SEARCH}"),
@@ -171,7 +180,14 @@ SCENARIOS = (
     Scenario("wrong", "login, wrong password", "POST", LOGIN, _login(WRONG), "anonymous", 401, baseline=False),
     Scenario("unknown", "login, unknown e-mail", "POST", LOGIN, _login(WRONG, True), "anonymous", 401, baseline=False),
 )
-BY_KEY = {scenario.key: scenario for scenario in SCENARIOS}
+# The REST list's first page as an MCP tools/call (stateless: no initialize, no session), `python -m bench mcp`.
+MCP_HEADERS = (("Accept", "application/json, text/event-stream"), ("MCP-Protocol-Version", "2025-06-18"))
+MCP_LIST = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": {"name": "list_tasks", "arguments": {"user_id": "me", "limit": 20}}}  # fmt: skip
+MCP_SCENARIOS = (
+    Scenario("mcp-list", "MCP list_tasks (20)", "POST", "/mcp", MCP_LIST, baseline=False, headers=MCP_HEADERS),
+)
+BY_KEY = {scenario.key: scenario for scenario in (*SCENARIOS, *MCP_SCENARIOS)}
 
 
 def mixed(fixtures: Fixtures, count: int = 5000) -> list[Request]:
@@ -196,6 +212,7 @@ async def fixtures(url: str, secret: str, users: int) -> Fixtures:
         sql = "SELECT created_at, id FROM tasks WHERE user_id = $1 ORDER BY created_at DESC, id DESC OFFSET $2 LIMIT 1"
         row = await connection.fetchrow(sql, deep, DEPTH - 1)
         placed = await connection.fetchrow(_ORDER_SQL, deep, inboxes.get(deep), DEPTH - 1)
+        await connection.execute(_ENDED_SQL, ENDED_SESSIONS)
     finally:
         await connection.close()
     cursors = Cursors(secret)
@@ -208,6 +225,12 @@ async def fixtures(url: str, secret: str, users: int) -> Fixtures:
     return Fixtures(samples, Sample(db.DEEP_USER, tokens[deep], 0, inboxes.get(deep, 0)), cursor, position_cursor)
 
 
+# Stamped now: each API process loads them at its next reload (SESSION_REVOCATION_REFRESH_S) and keeps
+# them for an access-token lifetime, longer than a scenario runs.
+_ENDED_SQL = """
+INSERT INTO revoked_sessions (session_id, revoked_at)
+SELECT md5('bench-ended-' || n), now() FROM generate_series(1, $1::int) AS n
+ON CONFLICT (session_id) DO UPDATE SET revoked_at = excluded.revoked_at"""
 _INBOXES_SQL = "SELECT user_id, id FROM lists WHERE user_id = ANY($1::text[]) AND is_inbox"
 # Pending top-level tasks in a random order (setseed before), BATCH of them per user that has as many.
 _BATCHES_SQL = """

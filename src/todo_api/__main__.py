@@ -3,6 +3,7 @@
 SIGTERM and Ctrl-C both drain in-flight requests, refuse new connections, stop the embedded
 database cleanly and exit 0. `python -m todo_api worker` runs the background workers alone
 (delivery, retention: workers.py) until SIGTERM or Ctrl-C, then stops them the same way.
+`python -m todo_api mcp` serves the MCP tools over stdio for the bearer of TODO_API_TOKEN.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from uvicorn.supervisors import Multiprocess
 from todo_api.adapters.sql.embedded import embedded_postgres
 from todo_api.adapters.sql.engine import ConnectionPool
 from todo_api.config import Settings
+from todo_api.domain.errors import AuthenticationFailed
 from todo_api.logging import configure_logging
-from todo_api.main import pool_options
+from todo_api.main import pool_options, serve_mcp_stdio
 from todo_api.workers import build_workers
 
 STARTUP_FAILURE = 3
@@ -72,6 +74,26 @@ async def run_workers(settings: Settings, url: str) -> None:
         await pool.close()
 
 
+def _serve_mcp_stdio(settings: Settings) -> int:
+    """stdout is the protocol's channel: everything else (logs, the embedded database) on stderr."""
+    token = os.environ.get("TODO_API_TOKEN", "").strip()
+    if not token:
+        print("todo-api mcp: set TODO_API_TOKEN to an access token (POST /api/auth/login)", file=sys.stderr)
+        return 2
+    with ExitStack() as stack:
+        if settings.database_url is not None:
+            url = settings.database_url.get_secret_value()
+        else:
+            with contextlib.redirect_stdout(sys.stderr):
+                url = stack.enter_context(embedded_postgres(settings.embedded_data_dir))
+        try:
+            asyncio.run(serve_mcp_stdio(settings, url, token))
+        except AuthenticationFailed as failure:
+            print(f"todo-api mcp: TODO_API_TOKEN is refused: {failure.message}", file=sys.stderr)
+            return 2
+    return 0
+
+
 def main() -> int:
     try:
         settings = Settings()
@@ -83,6 +105,8 @@ def main() -> int:
     if settings.secret_key is None:
         # Development: one random key shared by every worker (tokens and cursors verify anywhere).
         os.environ["SECRET_KEY"] = secrets.token_urlsafe(32)
+    if sys.argv[1:2] == ["mcp"]:
+        return _serve_mcp_stdio(settings)
     if sys.argv[1:2] == ["worker"]:
         with ExitStack() as stack:
             url = (

@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     bcrypt_threads: int = Field(default=1, ge=1, le=16)  # logins never take every core
     access_token_lifetime_s: int = Field(default=900, ge=60, le=86_400)
     refresh_token_lifetime_days: int = Field(default=30, ge=1, le=365)
+    # How often each process reloads the sessions ended lately (on any replica): an ended session's
+    # access tokens are refused everywhere within this many seconds, at no query per request.
+    session_revocation_refresh_s: float = Field(default=5.0, gt=0, le=300)
     jwt_issuer: str = "todo-api"
     jwt_audience: str = "todo-api"
     refresh_cookie_samesite: Literal["lax", "strict", "none"] = "lax"
@@ -79,6 +82,23 @@ class Settings(BaseSettings):
     events_max_streams_per_user: int = Field(default=5, ge=1, le=10_000)  # per process
     events_ticket_lifetime_s: int = Field(default=30, ge=5, le=60)
 
+    # Agents (docs/api.md#agents): /mcp, and the chat endpoint when a model is configured.
+    mcp_enabled: bool = True
+    # Host headers /mcp answers (DNS-rebinding protection: 421 for any other); `*` turns the check off.
+    mcp_allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["127.0.0.1:*", "localhost:*", "[::1]:*", "127.0.0.1", "localhost"]
+    )
+    # Browser origins /mcp answers besides CORS_ORIGINS (403 for any other; agents send none).
+    mcp_allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # The API's external base URL, for the resource metadata; unset: the request's scheme and host.
+    public_url: str | None = None
+    chat_base_url: str | None = None  # any OpenAI-compatible chat-completions endpoint
+    chat_model: str | None = None
+    chat_api_key: SecretStr | None = None
+    chat_max_steps: int = Field(default=8, ge=1, le=50)  # model calls per turn
+    chat_turn_timeout_s: float = Field(default=60.0, gt=0, le=600)
+    chat_history_messages: int = Field(default=40, ge=2, le=500)  # what the model sees of a conversation
+
     metrics_enabled: bool | None = None
     metrics_token: SecretStr | None = None
 
@@ -102,6 +122,17 @@ class Settings(BaseSettings):
     dapr_http_port: int = Field(default=3500, ge=1, le=65535)
     dapr_pubsub_name: str = "pubsub"
     dapr_topic: str = "todo-events"
+
+    @field_validator("mcp_allowed_hosts", "mcp_allowed_origins", mode="before")
+    @classmethod
+    def _split_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @property
+    def chat_configured(self) -> bool:
+        return bool(self.chat_base_url and self.chat_model)
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import signal
 import threading
@@ -11,13 +12,20 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from fastapi import FastAPI
+from starlette.routing import Route
 
 from todo_api.adapters.calendar.rrule import RruleRecurrences
 from todo_api.adapters.http.app import HttpOptions, create_http_app
 from todo_api.adapters.http.schemas import event_data
+from todo_api.adapters.mcp.agent_tools import McpAgentTools, refuse_outside_chat
+from todo_api.adapters.mcp.http import MCP_PATH, METADATA_PATH, McpHttp, McpHttpOptions
+from todo_api.adapters.mcp.stdio import serve_stdio
+from todo_api.adapters.mcp.tools import build_mcp_server
 from todo_api.adapters.outbound.addresses import AddressGuard
+from todo_api.adapters.outbound.chat_model import OpenAIChatModel
 from todo_api.adapters.security.passwords import BcryptPasswordHasher, common_passwords
 from todo_api.adapters.security.tokens import BearerTokenVerifier, ExternalTokens, JwksKeys, JwtAccessTokens
+from todo_api.adapters.sql.auth_repositories import SqlRevokedSessions
 from todo_api.adapters.sql.change_log import NOTIFY_CHANNEL
 from todo_api.adapters.sql.change_notifications import ListeningSignals, PollingSignals
 from todo_api.adapters.sql.engine import ConnectionPool, ListenerOptions, PoolOptions
@@ -26,10 +34,11 @@ from todo_api.config import Settings
 from todo_api.domain.users import PasswordPolicy
 from todo_api.logging import configure_logging
 from todo_api.use_cases.auth import ThrottleLimits
+from todo_api.use_cases.chat import ChatOptions
 from todo_api.use_cases.registry import Ports, UseCases, build_use_cases
 from todo_api.use_cases.streams import StreamOptions
+from todo_api.workers import Loop, Workers, build_workers
 from todo_api.workers import SystemClock as SystemClock
-from todo_api.workers import build_workers
 
 
 def pool_options(settings: Settings, url: str) -> PoolOptions:
@@ -60,6 +69,24 @@ def http_options(settings: Settings) -> HttpOptions:
         otel_telemetry=settings.otel_telemetry,
         trusted_proxies=settings.trusted_proxies,
     )
+
+
+def mcp_options(settings: Settings) -> McpHttpOptions:
+    local = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"] if not settings.is_production else []
+    return McpHttpOptions(
+        allowed_hosts=tuple(settings.mcp_allowed_hosts),
+        allowed_origins=(*settings.cors_origins, *settings.mcp_allowed_origins, *local),
+        authorization_servers=tuple(issuer for issuer in (settings.jwt_issuer, settings.auth_issuer) if issuer),
+        public_url=settings.public_url,
+    )
+
+
+def mount_mcp(app: FastAPI, mcp: McpHttp) -> None:
+    """`/mcp` and its metadata as routes of the host app, so its middleware (request id, body cap,
+    metrics, access log) applies; not in the OpenAPI document (docs/api.md describes them)."""
+    app.router.routes.append(Route(MCP_PATH, mcp, methods=["GET", "POST", "DELETE"], include_in_schema=False))
+    app.add_route(METADATA_PATH, mcp.metadata, methods=["GET"], include_in_schema=False)
+    app.add_route(METADATA_PATH + MCP_PATH, mcp.metadata, methods=["GET"], include_in_schema=False)
 
 
 def change_signals(settings: Settings, url: str, pool: ConnectionPool) -> ListeningSignals | PollingSignals:
@@ -116,6 +143,8 @@ def _use_cases(
     own_tokens: JwtAccessTokens,
     verifier: BearerTokenVerifier,
     signals: ListeningSignals | PollingSignals,
+    chat_model: OpenAIChatModel | None = None,
+    agent_tools: McpAgentTools | None = None,
 ) -> UseCases:
     limits = ThrottleLimits(
         login_per_account=settings.throttle_login_per_account,
@@ -146,6 +175,14 @@ def _use_cases(
             ),
             stream_ticket_secret=settings.signing_key().encode(),
             stream_ticket_lifetime_s=settings.events_ticket_lifetime_s,
+            chat_model=chat_model,
+            agent_tools=agent_tools,
+            chat=ChatOptions(
+                max_steps=settings.chat_max_steps,
+                turn_timeout_s=settings.chat_turn_timeout_s,
+                history_messages=settings.chat_history_messages,
+            ),
+            revoked_sessions=SqlRevokedSessions(pool),
         )
     )
 
@@ -173,7 +210,22 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         ExternalTokens(jwks, issuer=settings.auth_issuer or "", audience=settings.auth_audience or "") if jwks else None
     )
     signals = change_signals(settings, url, pool)
-    use_cases = _use_cases(settings, pool, hasher, own_tokens, BearerTokenVerifier(own_tokens, external), signals)
+    chat_model = (
+        OpenAIChatModel(
+            base_url=settings.chat_base_url or "",
+            model=settings.chat_model or "",
+            api_key=settings.chat_api_key.get_secret_value() if settings.chat_api_key else None,
+            timeout_s=settings.chat_turn_timeout_s,
+        )
+        if settings.chat_configured
+        else None
+    )
+    agent_tools = McpAgentTools() if chat_model is not None else None
+    verifier = BearerTokenVerifier(own_tokens, external)
+    use_cases = _use_cases(settings, pool, hasher, own_tokens, verifier, signals, chat_model, agent_tools)
+    if agent_tools is not None:
+        agent_tools.bind(build_mcp_server(use_cases, refuse_outside_chat))
+    mcp = McpHttp(use_cases, mcp_options(settings)) if settings.mcp_enabled else None
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -182,17 +234,39 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         gc.freeze()
         await signals.start()
         undo = _on_exit_signal(signals.begin_shutdown)
+        # Every API process, workers or not, keeps its list of ended sessions fresh (revocations.py).
+        revocations = Workers(
+            [Loop(use_cases.session_revocations, settings.session_revocation_refresh_s)], grace_s=1, announce=False
+        )
+        revocations.start()
         workers = build_workers(settings, pool) if settings.run_workers else None
         if workers is not None:
             workers.start()
-        yield
+        async with mcp.running() if mcp is not None else contextlib.nullcontext():
+            yield
         undo()
         await signals.close()  # before the pool: the streams it ends may still read
+        await revocations.stop()
         if workers is not None:
             await workers.stop()
         await pool.close()
         hasher.close()
         if jwks is not None:
             await jwks.close()
+        if chat_model is not None:
+            await chat_model.close()
 
-    return create_http_app(use_cases, http_options(settings), lifespan=lifespan)
+    app = create_http_app(use_cases, http_options(settings), lifespan=lifespan)
+    if mcp is not None:
+        mount_mcp(app, mcp)
+    return app
+
+
+async def serve_mcp_stdio(settings: Settings, url: str, token: str) -> None:
+    """`python -m todo_api mcp`: the same tools over stdin/stdout for a desktop agent, acting for
+    the bearer of `token` (checked on every call, so an expired or revoked token stops working)."""
+    quiet = settings.model_copy(update={"run_workers": False, "mcp_enabled": False, "log_level": "WARNING"})
+    app = create_app(quiet, database_url=url)
+    use_cases: UseCases = app.state.services.use_cases
+    async with app.router.lifespan_context(app):
+        await serve_stdio(use_cases, token)

@@ -53,13 +53,16 @@ class Workers:
     loops: Sequence[Loop]
     grace_s: float = 15.0
     closers: Sequence[Callable[[], Awaitable[None]]] = ()
+    announce: bool = True
+    """Log starting and stopping (the API's own upkeep loops do not: they run in every process)."""
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def start(self) -> None:
         self._stopping.clear()
         self._tasks = [asyncio.create_task(self._run(loop), name=f"worker:{loop.job.name}") for loop in self.loops]
-        log.info("workers_started", extra={"jobs": [loop.job.name for loop in self.loops]})
+        if self.announce:
+            log.info("workers_started", extra={"jobs": [loop.job.name for loop in self.loops]})
 
     async def _run(self, loop: Loop) -> None:
         while not self._stopping.is_set():
@@ -84,7 +87,8 @@ class Workers:
         self._tasks = []
         for close in self.closers:
             await close()
-        log.info("workers_stopped")
+        if self.announce:
+            log.info("workers_stopped")
 
 
 REMINDER_INTERVAL_S = 1.0

@@ -40,14 +40,20 @@ TASK_OPERATIONS = {
     "bulkChangeTasks",
     "restoreTask",
     "skipOccurrence",
+    "completeAllTasks",
+    "clearCompletedTasks",
+    "getSummary",
+    "listTags",
 }
 REMINDER_OPERATIONS = {"listReminders", "snoozeReminder"}
 LIST_OPERATIONS = {"listLists", "createList", "getList", "updateList", "moveList", "deleteList", "restoreList"}
 CHANGE_OPERATIONS = {"listChanges"}
 AUTH_OPERATIONS = {"signUp", "logIn", "issueToken", "refreshSession", "logOut", "getCurrentUser", "changePassword"}
+ACCOUNT_OPERATIONS = {"updateCurrentUser", "deleteCurrentUser", "exportCurrentUser", "listSessions", "endSession"}
 HEALTH_OPERATIONS = {"getLiveness", "getReadiness"}
 WEBHOOK_OPERATIONS = {"listWebhooks", "createWebhook", "deleteWebhook", "listWebhookDeliveries"}
 EVENT_OPERATIONS = {"streamEvents", "createStreamTicket"}
+CHAT_OPERATIONS = {"chat", "listConversations", "listConversationMessages", "deleteConversation"}
 STREAMING_OPERATIONS = {"streamEvents"}  # 200 is text/event-stream (docs/events.md), not JSON
 OPERATION_IDS = (
     TASK_OPERATIONS
@@ -55,9 +61,11 @@ OPERATION_IDS = (
     | LIST_OPERATIONS
     | CHANGE_OPERATIONS
     | AUTH_OPERATIONS
+    | ACCOUNT_OPERATIONS
     | HEALTH_OPERATIONS
     | WEBHOOK_OPERATIONS
     | EVENT_OPERATIONS
+    | CHAT_OPERATIONS
 )
 BEARER_OPERATIONS = (
     TASK_OPERATIONS
@@ -66,6 +74,8 @@ BEARER_OPERATIONS = (
     | CHANGE_OPERATIONS
     | WEBHOOK_OPERATIONS
     | EVENT_OPERATIONS
+    | CHAT_OPERATIONS
+    | ACCOUNT_OPERATIONS
     | {"getCurrentUser", "changePassword"}
 )
 
@@ -95,6 +105,10 @@ ROUTE_ERRORS: dict[str, set[int]] = {
     "restoreTask": {404, 409, 422},  # 409: deleted_with_parent, deleted_with_list
     "restoreList": {404, 409, 422},  # 409: list_name_taken; 422: too_many_lists
     "listChanges": {410, 422},  # 410: sync_token_expired
+    "completeAllTasks": {422},
+    "clearCompletedTasks": {422},  # 422: without status=completed
+    "getSummary": {422},  # 422: unknown_time_zone
+    "listTags": {422},
     "listWebhooks": {422},
     "createWebhook": {422},  # unsafe_webhook_url, invalid_webhook_url, too_many_webhooks
     "deleteWebhook": {404, 422},
@@ -102,6 +116,11 @@ ROUTE_ERRORS: dict[str, set[int]] = {
     # 410: a resume point past retention; 429: past the per-person cap; 503: shutting down
     "streamEvents": {410, 422, 429, 503},
     "createStreamTicket": {422},
+    # 404: conversation_not_found; 503: chat_not_configured, chat_model_unavailable
+    "chat": {404, 422, 503},
+    "listConversations": {400, 422},
+    "listConversationMessages": {400, 404, 422},
+    "deleteConversation": {404, 422},
 }
 # 503 + Retry-After when a write cannot settle: use_cases/tasks.py, CreateTask (a request with the same
 # Idempotency-Key is still in progress) and _write (the task keeps changing under us); MoveTask and the
@@ -121,6 +140,11 @@ RETRY_LATER = {
     "restoreList",
     "skipOccurrence",
     "snoozeReminder",
+    "completeAllTasks",
+    "clearCompletedTasks",
+    "updateCurrentUser",
+    "deleteCurrentUser",
+    "endSession",
 }
 # Error responses whose problem type adds members to Problem (RFC 9457 §3.2), and only these: each is
 # checked to carry every Problem member unchanged, plus its own.
@@ -145,9 +169,10 @@ class Operation:
         return "application/json" in self.spec.get("requestBody", {}).get("content", {})
 
     def url(self) -> str:
-        """A concrete URL for the operation: `me` for the user, task 1, list 1, webhook 1."""
+        """A concrete URL for the operation: `me` for the user, task 1, list 1, webhook 1, session `ab12`."""
         url = self.path.replace("{user_id}", "me").replace("{task_id}", "1").replace("{list_id}", "1")
-        url = url.replace("{webhook_id}", "1").replace("{reminder_id}", "1")
+        url = url.replace("{webhook_id}", "1").replace("{conversation_id}", "1").replace("{session_id}", "ab12")
+        url = url.replace("{reminder_id}", "1")
         assert "{" not in url, f"{self!r}: a path parameter url() does not fill in"
         return url
 
@@ -360,6 +385,7 @@ async def test_every_task_and_list_route_has_its_errors_listed(openapi: dict[str
         | CHANGE_OPERATIONS
         | WEBHOOK_OPERATIONS
         | EVENT_OPERATIONS
+        | CHAT_OPERATIONS
     )
 
 

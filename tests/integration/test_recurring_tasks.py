@@ -266,3 +266,15 @@ async def test_deleting_disarms_and_restoring_re_arms(client: httpx.AsyncClient,
     restored = await client.post(task_url(task["id"]) + "/restore", headers=user.headers)
     assert restored.status_code == 200, restored.text
     assert [item["fire_at"] for item in await reminders_of(client, user)] == [z(FUTURE - timedelta(minutes=15))]
+
+
+async def test_complete_all_creates_each_series_next_occurrence_and_disarms(
+    client: httpx.AsyncClient, user: User
+) -> None:
+    task = await create_task(client, user, due_at=z(FUTURE), recurrence=WEEKDAYS, reminders=[{"before": "PT15M"}])
+    await create_task(client, user, title="Once")
+    response = await client.post(f"{tasks_url()}/complete-all", headers=user.headers)
+    assert response.status_code == 200, response.text
+    (successor,) = await tasks_of(client, user, status="pending")
+    assert (successor["previous_id"], successor["recurrence"]) == (task["id"], task["recurrence"])
+    assert [item["task_id"] for item in await reminders_of(client, user)] == [successor["id"]]

@@ -13,9 +13,11 @@ from typing import Protocol, Self
 
 from todo_api.domain.bulk import BulkOutcome
 from todo_api.domain.changes import Change, FeedEvent
+from todo_api.domain.chat import ChatMessage, Conversation, ModelReply, ToolDefinition, ToolOutcome
 from todo_api.domain.lists import TaskList
+from todo_api.domain.overview import Day, TagCount, TaskSummary
 from todo_api.domain.recurrence import Recurrence, ReminderPosition, ScheduledReminder
-from todo_api.domain.sessions import RefreshToken
+from todo_api.domain.sessions import RefreshToken, Session
 from todo_api.domain.tasks import DeletedTask, Position, Task, TaskDraft, TaskFilter, TaskQuery
 from todo_api.domain.users import Principal, User
 from todo_api.domain.webhooks import Attempt, Delivery, Lease, NewWebhook, SendOutcome, Webhook
@@ -36,6 +38,10 @@ class UserRepository(Protocol):
         """Insert unless the id exists; an e-mail already in use is stored as no e-mail."""
 
     async def set_password_hash(self, user_id: str, password_hash: str, at: datetime) -> None: ...
+    async def set_name(self, user_id: str, name: str | None, at: datetime) -> User | None: ...
+    async def delete(self, user_id: str) -> bool:
+        """Delete the person and, by the foreign keys' cascades, every row of theirs in every table;
+        False if gone already."""
 
 
 class RefreshTokenRepository(Protocol):
@@ -49,6 +55,30 @@ class RefreshTokenRepository(Protocol):
     async def family_live(self, family_id: str, at: datetime) -> bool:
         """Whether the session (family) still has a token neither revoked nor expired: a logout,
         a detected reuse or a password change ends it."""
+
+
+class SessionRepository(Protocol):
+    """A person's sessions (one per login), and the record of ended ones that every replica's
+    access-token check reads (`RevokedSessions`)."""
+
+    async def start(self, session: Session) -> None: ...
+    async def touch(self, session_id: str, at: datetime, expires_at: datetime) -> None:
+        """The session refreshed its access token at `at`; its refresh token now lives until `expires_at`."""
+
+    async def live(self, user_id: str, now: datetime) -> Sequence[Session]:
+        """The person's sessions not ended nor expired, latest first."""
+
+    async def end(
+        self, user_id: str, at: datetime, *, session_id: str | None = None, keep: str | None = None
+    ) -> Sequence[str]:
+        """End one session (`session_id`), or all but `keep`: their refresh tokens are revoked and
+        they are recorded as ended at `at`, so their access tokens stop working everywhere. The ids
+        ended (none for a session that is not the person's or is over already)."""
+
+
+class RevokedSessions(Protocol):
+    async def revoked_since(self, since: datetime) -> Sequence[str]:
+        """The ids of the sessions ended after `since`, on any replica."""
 
 
 class RateLimiter(Protocol):
@@ -156,6 +186,20 @@ class TaskRepository(Protocol):
     async def remove_successor(self, user_id: str, previous_id: int) -> int | None:
         """Delete the next occurrence created by completing `previous_id` if nobody touched it since
         (version 1, no subtasks); its id, or None when there is none or it was edited."""
+
+    async def summary(self, user_id: str, now: datetime, day: Day) -> TaskSummary:
+        """Counts of the person's tasks (all, per priority, per list) in one statement."""
+
+    async def tag_counts(self, user_id: str) -> Sequence[TagCount]:
+        """Every tag the person uses, by name, with its open and total tasks, in one statement."""
+
+    async def complete_matching(self, user_id: str, task_filter: TaskFilter, at: datetime) -> Sequence[Task]:
+        """Complete every open task the filter matches and every open task under one, in one
+        statement, each as a new version; the tasks written."""
+
+    async def trash_matching(self, user_id: str, task_filter: TaskFilter, at: datetime) -> Sequence[int]:
+        """Delete, restorably, every task the filter matches with everything under it, in one
+        statement (as `trash`: each matched task is the root its subtree comes back with); the ids deleted."""
 
 
 class RecurrenceRules(Protocol):
@@ -318,6 +362,10 @@ class UnitOfWork(Protocol):
     def webhooks(self) -> WebhookRepository: ...
     @property
     def reminders(self) -> ReminderRepository: ...
+    @property
+    def conversations(self) -> ConversationRepository: ...
+    @property
+    def sessions(self) -> SessionRepository: ...
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(
@@ -371,6 +419,44 @@ class WebhookRepository(Protocol):
         """Up to `limit + 1` attempts, newest first, with ids below `before`."""
 
 
+class ConversationRepository(Protocol):
+    """Every method filters by owner: another person's conversation is indistinguishable from none."""
+
+    async def add(self, user_id: str, title: str, at: datetime) -> Conversation: ...
+    async def get(self, user_id: str, conversation_id: int, *, for_update: bool = False) -> Conversation | None: ...
+    async def page(self, user_id: str, limit: int, before: int | None) -> Sequence[Conversation]:
+        """Up to `limit + 1` conversations, newest first, with ids below `before`."""
+
+    async def delete(self, user_id: str, conversation_id: int) -> bool:
+        """Remove it with its messages; False when there was none."""
+
+    async def append(self, user_id: str, conversation_id: int, messages: Sequence[ChatMessage], at: datetime) -> None:
+        """Add the messages in order and mark the conversation updated at `at`."""
+
+    async def messages(
+        self, user_id: str, conversation_id: int, limit: int, after: int | None
+    ) -> Sequence[ChatMessage]:
+        """Up to `limit + 1` messages, oldest first, with ids above `after`."""
+
+    async def recent(self, user_id: str, conversation_id: int, limit: int) -> Sequence[ChatMessage]:
+        """The last `limit` messages, oldest first."""
+
+
+class ChatModel(Protocol):
+    """A chat-completions model with tool calling."""
+
+    async def complete(self, messages: Sequence[ChatMessage], tools: Sequence[ToolDefinition]) -> ModelReply:
+        """The model's next reply; ServiceUnavailable when the model cannot be reached or fails."""
+
+
+class AgentTools(Protocol):
+    """The tools the assistant may call: the MCP server's, run in process for one person."""
+
+    async def definitions(self) -> Sequence[ToolDefinition]: ...
+    async def call(self, user_id: str, name: str, arguments: str) -> ToolOutcome:
+        """Run one call; an unknown tool or malformed arguments is an error outcome, never an exception."""
+
+
 class TargetGuard(Protocol):
     async def check(self, url: str) -> None:
         """Raise InvalidInput(code="unsafe_webhook_url") when the URL's host is, or resolves to, an
@@ -420,3 +506,5 @@ class RetentionStore(Protocol):
         """Delete a batch of deleted tasks and lists past restoring."""
 
     async def prune_deliveries(self, older_than_days: int, batch: int) -> int: ...
+    async def prune_ended_sessions(self, older_than_days: int, batch: int) -> int:
+        """Forget sessions ended before the window (no access token of theirs can still be valid)."""

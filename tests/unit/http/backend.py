@@ -9,11 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from tests.unit.chat_fakes import FakeAgentTools, ScriptedChatModel
 from tests.unit.fakes import (
     FakeAccessTokens,
     FakeChangeSignals,
     FakeClock,
     FakePasswordHasher,
+    FakeRevokedSessions,
     FakeStore,
     FakeTokenVerifier,
     FakeUnitOfWorkFactory,
@@ -94,5 +96,8 @@ def use_cases_over(backend: FakeBackend) -> UseCases:
             change_signals=backend.signals,
             webhook_guard=FakeTargetGuard(),
             recurrences=RruleRecurrences(),
+            chat_model=ScriptedChatModel(final="Nothing is due today."),
+            agent_tools=FakeAgentTools(),
+            revoked_sessions=FakeRevokedSessions(backend.uow.store),
         )
     )

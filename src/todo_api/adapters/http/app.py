@@ -23,7 +23,20 @@ from todo_api.adapters.http.middleware import RequestContextMiddleware
 from todo_api.adapters.http.problems import complete_error_responses, install_problem_handlers
 from todo_api.adapters.http.proxies import TrustedProxies
 from todo_api.adapters.http.refresh_cookie import RefreshCookie
-from todo_api.adapters.http.routers import auth, changes, events, health, lists, metrics, reminders, tasks, webhooks
+from todo_api.adapters.http.routers import (
+    account,
+    auth,
+    changes,
+    chat,
+    events,
+    health,
+    lists,
+    metrics,
+    overview,
+    reminders,
+    tasks,
+    webhooks,
+)
 from todo_api.use_cases.registry import UseCases
 
 API_TITLE = "todo-api"
@@ -95,10 +108,13 @@ def create_http_app(use_cases: UseCases, options: HttpOptions, *, lifespan: Life
     app.include_router(tasks.router)
     app.include_router(lists.router)
     app.include_router(reminders.router)
+    app.include_router(overview.router)
     app.include_router(changes.router)
     app.include_router(events.router)
     app.include_router(webhooks.router)
+    app.include_router(chat.router)
     app.include_router(auth.router)
+    app.include_router(account.router)
     app.include_router(health.router)
     if options.metrics:
         app.include_router(metrics.router)

@@ -60,6 +60,31 @@ refresh_tokens = Table(
     Index(None, "user_id"),
 )
 
+# One row per login (a refresh-token family): what `GET /api/auth/sessions` lists. Ending a session
+# deletes its row and records its id in `revoked_sessions`.
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("user_id", String(64), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("user_agent", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_used_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Index(None, "user_id"),
+)
+
+# Sessions ended (logout, reuse, password change, account deletion): every replica reads the recent
+# ones into memory every SESSION_REVOCATION_REFRESH_S, so a request checks its token's `sid` without
+# a query. No foreign key: a deleted account's sessions must stay refused too.
+revoked_sessions = Table(
+    "revoked_sessions",
+    metadata,
+    Column("session_id", String(32), primary_key=True),
+    Column("revoked_at", DateTime(timezone=True), nullable=False),
+    Index(None, "revoked_at"),
+)
+
 # Fixed-window counters shared by every worker and replica (throttling must not live in memory).
 rate_limits = Table(
     "rate_limits",
@@ -350,4 +375,34 @@ reminders = Table(
     Index("ix_reminders_task_id", "task_id"),
     Index("ix_reminders_due", "fire_at", "id", postgresql_where=text("fired_at IS NULL")),
     Index("ix_reminders_user_upcoming", "user_id", "fire_at", "id", postgresql_where=text("fired_at IS NULL")),
+)
+
+# Chat (docs/api.md#chat): a person's conversations with the assistant and their messages. Every
+# row carries its owner, and every statement filters by it.
+conversations = Table(
+    "conversations",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("user_id", String(64), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_conversations_user_id", "user_id", "id"),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("conversation_id", BigInteger, ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", String(64), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("content", Text, nullable=True),
+    # The assistant's tool calls: [{"id", "name", "arguments"}]; a tool message names the call it answers.
+    Column("tool_calls", JSONB, nullable=True),
+    Column("tool_call_id", Text, nullable=True),
+    Column("is_error", Boolean, nullable=False, server_default=text("false")),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("role IN ('user', 'assistant', 'tool')", name="role"),
+    Index("ix_messages_conversation_id", "conversation_id", "id"),
 )

@@ -182,3 +182,17 @@ def page_query(user_id: str, query: TaskQuery, now: datetime) -> tuple[Statement
 
 def count_query(user_id: str, task_filter: TaskFilter, now: datetime) -> tuple[Statement, dict[str, Any]]:
     return _count_statement(_Shape.of(task_filter)), _filter_values(user_id, task_filter, now)
+
+
+def filter_shape(task_filter: TaskFilter) -> _Shape:
+    """The shape of a filter: what a statement over the filtered tasks is cached by."""
+    return _Shape.of(task_filter)
+
+
+def filter_conditions(shape: _Shape) -> list[ColumnElement[bool]]:
+    """The WHERE conditions of a filter's shape (values bound by `filter_values`), owner first."""
+    return _conditions(shape)
+
+
+def filter_values(user_id: str, task_filter: TaskFilter, now: datetime) -> dict[str, Any]:
+    return _filter_values(user_id, task_filter, now)

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    ColumnElement,
     DateTime,
     Integer,
     SmallInteger,
@@ -29,6 +30,7 @@ from sqlalchemy import (
     func,
     literal,
     select,
+    true,
     tuple_,
     update,
 )
@@ -37,9 +39,16 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB, distinct_on, insert
 from todo_api.adapters.sql.change_log import SqlChangeLog, with_events
 from todo_api.adapters.sql.engine import Connection, Row, Statement
 from todo_api.adapters.sql.order_keys import set_positions
-from todo_api.adapters.sql.tables import deleted_tasks, tasks
-from todo_api.adapters.sql.task_listing import count_query, page_query
+from todo_api.adapters.sql.tables import deleted_tasks, lists, tasks
+from todo_api.adapters.sql.task_listing import (
+    count_query,
+    filter_conditions,
+    filter_shape,
+    filter_values,
+    page_query,
+)
 from todo_api.domain.changes import task_change
+from todo_api.domain.overview import Counts, Day, TagCount, TaskSummary
 from todo_api.domain.recurrence import Recurrence, Reminder, format_duration, parse_duration
 from todo_api.domain.tasks import DeletedTask, Position, Priority, Task, TaskDraft, TaskFilter, TaskQuery
 
@@ -353,16 +362,18 @@ def _siblings(top_level: bool, after: bool | None) -> Statement:
     )
 
 
-def _trash(by_list: bool) -> Statement:
+def _trash(by_list: bool, start: Sequence[ColumnElement[bool]] | None = None) -> Statement:
     """Move tasks with everything under them to `deleted_tasks` in one statement: the named tasks
-    (or a list's top-level ones) and their subtrees, each remembering the top-most named task
-    above it (its `root_id`: restoring that one brings it back)."""
-    start = tasks.c.list_id == bindparam("list_id") if by_list else tasks.c.id == any_(_ids)
-    if by_list:
-        start = start & tasks.c.parent_id.is_(None)
+    (or a list's top-level ones, or those `start` matches) and their subtrees, each remembering the
+    top-most starting task above it (its `root_id`: restoring that one brings it back)."""
+    if start is None:
+        first = tasks.c.list_id == bindparam("list_id") if by_list else tasks.c.id == any_(_ids)
+        if by_list:
+            first = first & tasks.c.parent_id.is_(None)
+        start = [first, tasks.c.user_id == bindparam("owner")]
     down = (
         select(tasks.c.id, tasks.c.id.label("root_id"), literal(0).label("depth"))
-        .where(start, tasks.c.user_id == bindparam("owner"))
+        .where(*start)
         .cte("trashed", recursive=True)
     )
     down = down.union_all(
@@ -395,6 +406,79 @@ def _trash(by_list: bool) -> Statement:
 
 _TRASH = _trash(by_list=False)
 TRASH_LIST_TASKS = _trash(by_list=True)
+
+
+@lru_cache(maxsize=64)
+def _trash_matching(shape: Any) -> Statement:
+    return _trash(by_list=False, start=filter_conditions(shape))
+
+
+@lru_cache(maxsize=64)
+def _complete_matching(shape: Any) -> Statement:
+    """The open tasks a filter matches and the open tasks under them (completing a task completes
+    its subtasks, as one task's completion does), completed by one UPDATE."""
+    start = select(tasks.c.id, literal(0).label("depth")).where(
+        *filter_conditions(shape), tasks.c.completed.is_(false())
+    )
+    down = start.cte("matched", recursive=True)
+    down = down.union_all(
+        select(tasks.c.id, (down.c.depth + 1).label("depth"))
+        .join(down, tasks.c.parent_id == down.c.id)
+        .where(down.c.depth < 16)
+    )
+    at = bindparam("at", type_=DateTime(timezone=True))
+    return Statement(
+        update(tasks)
+        .where(tasks.c.id.in_(select(down.c.id)), tasks.c.user_id == bindparam("owner"), tasks.c.completed.is_(false()))
+        .values(completed=True, completed_at=at, updated_at=at, version=tasks.c.version + 1)
+        .returning(tasks)
+    )
+
+
+# The summary: one pass over the person's lists and their tasks, counted three ways at once
+# (GROUPING SETS): in all, per priority, per list. `tasks.user_id = lists.user_id` lets the planner
+# read the tasks through a user index as well as through `ix_tasks_list`.
+_open = tasks.c.completed.is_(false())
+_timestamp = DateTime(timezone=True)
+_COUNTS = (
+    func.count(tasks.c.id).filter(_open).label("open"),
+    func.count(tasks.c.id).filter(tasks.c.completed.is_(true())).label("completed"),
+    func.count(tasks.c.id).filter(_open, tasks.c.due_at < bindparam("now", type_=_timestamp)).label("overdue"),
+    func.count(tasks.c.id)
+    .filter(
+        _open,
+        tasks.c.due_at >= bindparam("day_start", type_=_timestamp),
+        tasks.c.due_at < bindparam("day_end", type_=_timestamp),
+    )
+    .label("due_today"),
+)
+_SUMMARY = Statement(
+    select(
+        func.grouping(tasks.c.priority, lists.c.id).label("grouping"),
+        tasks.c.priority,
+        lists.c.id.label("list_id"),
+        func.min(lists.c.position).label("list_position"),
+        *_COUNTS,
+    )
+    .select_from(lists.outerjoin(tasks, (tasks.c.list_id == lists.c.id) & (tasks.c.user_id == lists.c.user_id)))
+    .where(lists.c.user_id == bindparam("owner"))
+    .group_by(func.grouping_sets(tuple_(), tasks.c.priority, lists.c.id))
+)
+_GROUPED_BY_PRIORITY, _GROUPED_BY_LIST, _GROUPED_BY_NOTHING = 1, 2, 3  # GROUPING(priority, list): 1 = not grouped
+_tag = func.unnest(tasks.c.tags).column_valued("tag")
+_TAG_COUNTS = Statement(
+    select(_tag, func.count().filter(_open).label("open"), func.count().label("total"))
+    .select_from(tasks)
+    .where(tasks.c.user_id == bindparam("owner"))
+    .group_by(_tag)
+    .order_by(_tag)
+)
+
+
+def _counts(row: Row) -> Counts:
+    return Counts(open=row["open"], completed=row["completed"], overdue=row["overdue"], due_today=row["due_today"])
+
+
 _TRASHED = Statement(
     select(deleted_tasks).where(
         deleted_tasks.c.id == bindparam("task_id"), deleted_tasks.c.user_id == bindparam("owner")
@@ -635,6 +719,34 @@ class SqlTaskRepository:
         rows = await _siblings(parent_id is None, None).fetch(
             self._db, owner=user_id, list_id=list_id, parent_id=parent_id
         )
+        return [row["id"] for row in rows]
+
+    async def summary(self, user_id: str, now: datetime, day: Day) -> TaskSummary:
+        rows = await _SUMMARY.fetch(self._db, owner=user_id, now=now, day_start=day.start, day_end=day.end)
+        total, by_priority, by_list = Counts(), {priority: Counts() for priority in Priority}, []
+        for row in rows:
+            if row["grouping"] == _GROUPED_BY_NOTHING:
+                total = _counts(row)
+            elif row["grouping"] == _GROUPED_BY_PRIORITY:
+                if row["priority"] is not None:  # NULL: the lists without tasks
+                    by_priority[Priority(row["priority"])] = _counts(row)
+            elif row["grouping"] == _GROUPED_BY_LIST:
+                by_list.append((row["list_position"], row["list_id"], _counts(row)))
+        by_list.sort(key=lambda entry: (entry[0], entry[1]))
+        return TaskSummary(total, by_priority, {list_id: counts for _, list_id, counts in by_list}, now, day)
+
+    async def tag_counts(self, user_id: str) -> Sequence[TagCount]:
+        rows = await _TAG_COUNTS.fetch(self._db, owner=user_id)
+        return [TagCount(row["tag"], row["open"], row["total"]) for row in rows]
+
+    async def complete_matching(self, user_id: str, task_filter: TaskFilter, at: datetime) -> Sequence[Task]:
+        values = filter_values(user_id, task_filter, at)
+        rows = await _complete_matching(filter_shape(task_filter)).fetch(self._db, at=at, **values)
+        return [task_of(row) for row in rows]
+
+    async def trash_matching(self, user_id: str, task_filter: TaskFilter, at: datetime) -> Sequence[int]:
+        values = filter_values(user_id, task_filter, at) | {"at": at}
+        rows = await _trash_matching(filter_shape(task_filter)).fetch(self._db, **values)
         return [row["id"] for row in rows]
 
     async def set_positions(self, user_id: str, positions: dict[int, str], at: datetime) -> Sequence[Task]:

@@ -6,12 +6,14 @@ Every route takes one dependency, `TaskOwner`: the caller, checked against the p
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 
 from todo_api.adapters.http.deps import TaskOwner
+from todo_api.adapters.http.overview_schemas import ChangedCountOut
 from todo_api.adapters.http.paging import Cursor, next_link
 from todo_api.adapters.http.preconditions import IfMatch, IfNoneMatch, etag, still_fresh, versions
 from todo_api.adapters.http.problems import BulkProblem, problem_response, problem_responses, request_id_of
@@ -200,6 +202,66 @@ async def _deleted_tasks(
     if next_cursor:
         response.headers["Link"] = next_link(request, next_cursor)
     return TaskPageOut.of(page.tasks, next_cursor=next_cursor, limit=limit, total=None)
+
+
+ScopeList = Annotated[int | None, Query(ge=1, le=MAX_TASK_ID, description="Only the tasks of this list.")]
+ScopePriority = Annotated[list[PriorityLabel], Query(max_length=4)]
+ScopeTag = Annotated[list[Tag], Query(max_length=MAX_TAGS, description="All must match.")]
+
+
+def _scope(
+    list_id: int | None, parent_id: str | None, priority: Sequence[str], tag: Sequence[str], overdue: bool = False
+) -> TaskFilter:
+    return TaskFilter(
+        priorities=frozenset(Priority.of(p) for p in priority),
+        tags=tuple(tag),
+        overdue=overdue,
+        list_id=list_id,
+        parent_id=None if parent_id in (None, "none") else int(parent_id),
+        top_level=parent_id == "none",
+    )
+
+
+@router.delete(
+    "",
+    operation_id="clearCompletedTasks",
+    summary="Clear completed: delete every completed task (the filters narrow it), restorably",
+    description="`status=completed` is required, so no request can empty your tasks by accident. Each "
+    "completed task goes to the trash with its subtasks, as `DELETE .../tasks/{id}` does: "
+    "`GET .../tasks?deleted=true` lists them and `POST .../tasks/{id}/restore` brings one back. One statement; "
+    "the answer counts every task deleted, and the change feed has a `task.deleted` event for each.",
+    responses=problem_responses(401, 403, 422),
+)
+async def clear_completed(
+    caller: TaskOwner,
+    status_: Annotated[Literal["completed"], Query(alias="status")],
+    list_id: ScopeList = None,
+    parent_id: ParentParam = None,
+    priority: ScopePriority = [],  # noqa: B006 - FastAPI copies it
+    tag: ScopeTag = [],  # noqa: B006
+) -> ChangedCountOut:
+    scope = _scope(list_id, parent_id, priority, tag)
+    return ChangedCountOut.of(await caller.use_cases.clear_completed.execute(caller.user_id, scope))
+
+
+@router.post(
+    "/complete-all",
+    operation_id="completeAllTasks",
+    summary="Complete every open task (the filters narrow it), with their subtasks",
+    description="One statement; each task completed is a new version and a `task.completed` event. "
+    "Completing a task completes its open subtasks too, as completing one task does.",
+    responses=problem_responses(401, 403, 422),
+)
+async def complete_all(
+    caller: TaskOwner,
+    list_id: ScopeList = None,
+    parent_id: ParentParam = None,
+    priority: ScopePriority = [],  # noqa: B006 - FastAPI copies it
+    tag: ScopeTag = [],  # noqa: B006
+    overdue: Annotated[bool, Query(description="Only the tasks due before now.")] = False,
+) -> ChangedCountOut:
+    scope = _scope(list_id, parent_id, priority, tag, overdue)
+    return ChangedCountOut.of(await caller.use_cases.complete_all.execute(caller.user_id, scope))
 
 
 @router.post(

@@ -1,8 +1,8 @@
 """recurring tasks (rule, series links) and reminders (their schedule)
 
 Revision ID: e5a1b2c3d4f6
-Revises: c4d8e1f2a3b5
-Create Date: 2026-12-04 12:00:00+00:00
+Revises: e6f0a4b5c7d8
+Create Date: 2026-12-04 13:00:00+00:00
 
 Nullable columns (and one with a constant default) are catalogue-only changes on PostgreSQL 11+:
 no table rewrite. The unique index on `previous_id` is built over an all-NULL column.
@@ -15,7 +15,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "e5a1b2c3d4f6"
-down_revision: str | None = "c4d8e1f2a3b5"
+down_revision: str | None = "e6f0a4b5c7d8"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,100 @@
+"""The chat turn over fakes: what is stored when a turn ends, is capped, or fails, and what the model sees."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import pytest
+
+from tests.unit.chat_fakes import FakeAgentTools, ScriptedChatModel
+from tests.unit.fakes import FakeUnitOfWorkFactory
+from todo_api.domain.chat import ChatMessage, ModelReply, ToolCall, ToolDefinition
+from todo_api.domain.errors import InvalidInput, NotFound, ServiceUnavailable
+from todo_api.use_cases.chat import ChatOptions, ChatTurn, ListMessages
+
+ADA, BOB = "ada", "bob"
+
+
+def echo(call_id: str, arguments: str = '{"x": 1}') -> ModelReply:
+    return ModelReply(None, (ToolCall(call_id, "echo", arguments),))
+
+
+def turn(model: ScriptedChatModel, uow: FakeUnitOfWorkFactory, **options: float) -> ChatTurn:
+    return ChatTurn(uow, uow.clock, model, FakeAgentTools(), ChatOptions(**options))  # type: ignore[arg-type]
+
+
+def stored(uow: FakeUnitOfWorkFactory) -> list[tuple[str, str | None]]:
+    return [
+        (message.role, message.content)
+        for _, message in sorted(uow.store.chat.messages.values(), key=lambda e: e[1].id)
+    ]
+
+
+async def test_without_a_model_the_turn_is_refused_before_anything_happens() -> None:
+    uow = FakeUnitOfWorkFactory()
+    with pytest.raises(ServiceUnavailable) as refused:
+        await ChatTurn(uow, uow.clock, None, None).start(ADA, None, "hello")
+    assert refused.value.code == "chat_not_configured"
+    assert uow.units == []
+
+
+async def test_a_blank_message_is_invalid() -> None:
+    uow = FakeUnitOfWorkFactory()
+    with pytest.raises(InvalidInput):
+        await turn(ScriptedChatModel(), uow).start(ADA, None, " \n ")
+
+
+async def test_a_finished_turn_stores_each_call_with_its_result_and_the_answer() -> None:
+    uow = FakeUnitOfWorkFactory()
+    result = await (await turn(ScriptedChatModel([echo("c1")], final="Echoed."), uow).start(ADA, None, "echo")).finish()
+    assert result.stopped is None
+    assert result.response == "Echoed."
+    assert stored(uow) == [("user", "echo"), ("assistant", None), ("tool", '{"x": 1}'), ("assistant", "Echoed.")]
+    assert uow.store.chat.conversations[result.conversation_id].user_id == ADA
+
+
+async def test_a_turn_that_never_ends_stops_at_the_step_cap_with_whole_pairs() -> None:
+    uow = FakeUnitOfWorkFactory()
+    model = ScriptedChatModel([echo(f"c{n}") for n in range(10)])
+    result = await (await turn(model, uow, max_steps=2).start(ADA, None, "loop")).finish()
+    assert result.stopped == "step_limit"
+    assert len(result.tool_calls) == 2
+    assert [role for role, _ in stored(uow)] == ["user", "assistant", "tool", "assistant", "tool", "assistant"]
+    assert "more than 2 steps" in result.response
+
+
+async def test_a_slow_model_stops_at_the_time_cap() -> None:
+    class Slow(ScriptedChatModel):
+        async def complete(self, messages: Sequence[ChatMessage], tools: Sequence[ToolDefinition]) -> ModelReply:
+            await asyncio.sleep(10)
+            raise AssertionError("not reached")
+
+    uow = FakeUnitOfWorkFactory()
+    result = await (await turn(Slow(), uow, turn_timeout_s=0.01).start(ADA, None, "slow")).finish()
+    assert result.stopped == "time_limit"
+    assert stored(uow) == [("user", "slow"), ("assistant", result.response)]
+
+
+async def test_a_model_failure_before_any_tool_stores_nothing() -> None:
+    uow = FakeUnitOfWorkFactory()
+    failing = ScriptedChatModel([ServiceUnavailable("down", code="chat_model_unavailable")])
+    with pytest.raises(ServiceUnavailable):
+        await (await turn(failing, uow).start(ADA, None, "hello")).finish()
+    assert uow.store.chat.conversations == {}
+    assert stored(uow) == []
+
+
+async def test_history_starts_at_a_user_message_and_another_person_cannot_continue_it() -> None:
+    uow = FakeUnitOfWorkFactory()
+    chat = turn(ScriptedChatModel([echo("c1")], final="one"), uow, history_messages=2)
+    first = await (await chat.start(ADA, None, "first")).finish()
+    model = ScriptedChatModel(final="two")
+    second = turn(model, uow, history_messages=2)
+    await (await second.start(ADA, first.conversation_id, "second")).finish()
+    seen = [(m.role, m.content) for m in model.prompts[0] if m.role != "system"]
+    assert seen == [("user", "second")]  # the window (tool, answer) held no user message: dropped whole
+    with pytest.raises(NotFound):
+        await second.start(BOB, first.conversation_id, "mine now")
+    with pytest.raises(NotFound):
+        await ListMessages(uow).execute(BOB, first.conversation_id, 10)
