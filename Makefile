@@ -67,6 +67,7 @@ db-down: install ## stop the embedded PostgreSQL
 
 bench: install ## API vs a bare asyncpg baseline, same run: req/s, p50/p99, ratios, RSS (workers=N)
 	$(RUN) python -m bench $(if $(workers),--workers $(workers))
+	$(RUN) python -m bench.recurring
 	$(RUN) python -m bench mcp $(if $(workers),--workers $(workers))
 
 load: install ## 60 s of mixed traffic on 2 workers: errors, p50/p99, memory before/after

@@ -9,11 +9,12 @@ import signal
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from fastapi import FastAPI
 from starlette.routing import Route
 
+from todo_api.adapters.calendar.rrule import RruleRecurrences
 from todo_api.adapters.http.app import HttpOptions, create_http_app
 from todo_api.adapters.http.schemas import event_data
 from todo_api.adapters.mcp.agent_tools import McpAgentTools, refuse_outside_chat
@@ -37,11 +38,7 @@ from todo_api.use_cases.chat import ChatOptions
 from todo_api.use_cases.registry import Ports, UseCases, build_use_cases
 from todo_api.use_cases.streams import StreamOptions
 from todo_api.workers import Loop, Workers, build_workers
-
-
-class SystemClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
+from todo_api.workers import SystemClock as SystemClock
 
 
 def pool_options(settings: Settings, url: str) -> PoolOptions:
@@ -168,6 +165,7 @@ def _use_cases(
             limits=limits,
             refresh_lifetime=timedelta(days=settings.refresh_token_lifetime_days),
             webhook_guard=AddressGuard(allow_private=settings.webhook_allow_private_targets),
+            recurrences=RruleRecurrences(),
             webhook_allow_http=settings.webhook_allow_private_targets,
             change_signals=signals,
             streams=StreamOptions(

@@ -40,6 +40,7 @@ from todo_api.domain.ports import (
     UnitOfWorkFactory,
     UserRepository,
 )
+from todo_api.domain.recurrence import ReminderPosition, ScheduledReminder
 from todo_api.domain.sessions import RefreshToken, Session
 from todo_api.domain.tasks import (
     DeletedTask,
@@ -113,6 +114,8 @@ class FakeStore:
     pruned_through: dict[str, int] = field(default_factory=dict)
     webhooks: dict[int, StoredWebhook] = field(default_factory=dict)
     last_webhook_id: int = 0
+    reminders: dict[int, list[ScheduledReminder]] = field(default_factory=dict)  # armed, per task
+    last_reminder_id: int = 0
     chat: ChatTables = field(default_factory=ChatTables)
     sessions: dict[str, Session] = field(default_factory=dict)
     revoked_sessions: dict[str, datetime] = field(default_factory=dict)
@@ -415,9 +418,27 @@ class FakeTaskRepository:
             list_id=list_id,
             parent_id=draft.parent_id,
             position=position,
+            recurrence=draft.recurrence,
+            reminders=draft.reminders,
         )
         self._store.tasks[task.id] = task
         return task
+
+    async def add_successor(self, successor: Task, at: datetime) -> Task | None:
+        if any(task.previous_id == successor.previous_id for task in self._store.tasks.values()):
+            return None
+        self._store.last_task_id += 1
+        task = replace(successor, id=self._store.last_task_id, created_at=at, updated_at=at, version=1)
+        self._store.tasks[task.id] = task
+        return task
+
+    async def remove_successor(self, user_id: str, previous_id: int) -> int | None:
+        for task in list(self._store.tasks.values()):
+            has_children = any(child.parent_id == task.id for child in self._store.tasks.values())
+            if task.user_id == user_id and task.previous_id == previous_id and task.version == 1 and not has_children:
+                del self._store.tasks[task.id]
+                return task.id
+        return None
 
     async def add_and_record(
         self, user_id: str, draft: TaskDraft, at: datetime, *, list_id: int, position: str
@@ -454,6 +475,8 @@ class FakeTaskRepository:
             priority=task.priority,
             tags=task.tags,
             due_at=task.due_at,
+            recurrence=task.recurrence,
+            reminders=task.reminders,
             updated_at=task.updated_at,
             version=stored.version + 1,
         )
@@ -888,6 +911,50 @@ class FakeChangeLog:
         return [event for event in self._store.events.get(user_id, []) if event.position > after][:limit]
 
 
+class FakeReminderRepository:
+    """The schedule as a list of armed reminders (fire time, task id, index); enough for the use cases."""
+
+    def __init__(self, store: FakeStore) -> None:
+        self._store = store
+
+    @property
+    def armed(self) -> dict[int, list[ScheduledReminder]]:
+        return self._store.reminders  # read each time: a rollback replaces the store's tables
+
+    async def arm(self, tasks: Sequence[Task], now: datetime) -> None:
+        for task in tasks:
+            self.armed[task.id] = []
+            if task.completed:
+                continue
+            for index, reminder in enumerate(task.reminders):
+                fire_at = reminder.fire_at(task.due_at)
+                if fire_at is not None and fire_at > now:
+                    self._store.last_reminder_id += 1
+                    armed = ScheduledReminder(self._store.last_reminder_id, task.user_id, task.id, index, fire_at)
+                    self.armed[task.id].append(armed)
+
+    async def upcoming(
+        self, user_id: str, start: datetime, end: datetime, limit: int, after: ReminderPosition | None
+    ) -> list[ScheduledReminder]:
+        found = sorted(
+            (r for rs in self.armed.values() for r in rs if r.user_id == user_id and start <= r.fire_at < end),
+            key=lambda r: (r.fire_at, r.id),
+        )
+        if after is not None:
+            found = [r for r in found if (r.fire_at, r.id) > (after.fire_at, after.id)]
+        return found[: limit + 1]
+
+    async def snooze(self, user_id: str, task_id: int, reminder_id: int, until: datetime) -> ScheduledReminder | None:
+        for index, reminder in enumerate(self.armed.get(task_id, [])):
+            if reminder.id == reminder_id and reminder.user_id == user_id:
+                self.armed[task_id][index] = replace(reminder, fire_at=until, snoozed=True)
+                return self.armed[task_id][index]
+        return None
+
+    async def claim_due(self, now: datetime, limit: int) -> list[tuple[ScheduledReminder, Task]]:
+        return []
+
+
 class FakeUnitOfWork:
     """Commit saves the store as it is; exit restores the last save, so whatever was not committed is gone.
 
@@ -918,6 +985,7 @@ class FakeUnitOfWork:
         )
         self._idempotency_keys = FakeIdempotencyKeys(store, before_claim=lambda: self._land(others.before_key_claim))
         self._lists = FakeListRepository(store)
+        self._reminders = FakeReminderRepository(store)
         self.committed = False
         self.rolled_back = False
 
@@ -935,6 +1003,11 @@ class FakeUnitOfWork:
     def rate_limits(self) -> FakeRateLimiter:
         self._require_inside()
         return self._rate_limits
+
+    @property
+    def reminders(self) -> FakeReminderRepository:
+        self._require_inside()
+        return self._reminders
 
     @property
     def tasks(self) -> FakeTaskRepository:

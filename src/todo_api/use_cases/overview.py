@@ -9,9 +9,10 @@ from dataclasses import replace
 
 from todo_api.domain.changes import Change, task_deleted
 from todo_api.domain.overview import Completed, TagCount, TaskSummary, today_in
-from todo_api.domain.ports import Clock, UnitOfWorkFactory
+from todo_api.domain.ports import Clock, RecurrenceRules, UnitOfWorkFactory
 from todo_api.domain.tasks import TaskFilter
 from todo_api.use_cases.retries import retry_transient
+from todo_api.use_cases.series import next_occurrence
 
 
 class GetSummary:
@@ -38,8 +39,8 @@ class CompleteAll:
     """Every open task the filter matches, with the open tasks under each (as completing one task
     completes its subtasks), each a new version and a `task.completed` event."""
 
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
-        self._uow, self._clock = uow, clock
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, rules: RecurrenceRules | None = None) -> None:
+        self._uow, self._clock, self._rules = uow, clock, rules
 
     @retry_transient
     async def execute(self, user_id: str, task_filter: TaskFilter) -> Completed:
@@ -47,6 +48,10 @@ class CompleteAll:
             now = self._clock.now()
             done = await uow.tasks.complete_matching(user_id, replace(task_filter, status="pending"), now)
             uow.changes.record(user_id, [Change("task.completed", task) for task in done])
+            await uow.reminders.arm([task for task in done if task.reminders], now)  # disarmed
+            for task in done:  # each completed occurrence of a series gets its next one, as /complete does
+                if task.recurrence is not None:
+                    await next_occurrence(uow, self._rules, task, now)
             await uow.commit()
         return Completed(len(done), tuple(task.id for task in done))
 

@@ -18,6 +18,7 @@ from todo_api.domain.ports import (
     Clock,
     DatabaseProbe,
     PasswordHasher,
+    RecurrenceRules,
     RevokedSessions,
     TargetGuard,
     TokenVerifier,
@@ -42,6 +43,7 @@ from todo_api.use_cases.chat import ChatOptions, ChatTurn, DeleteConversation, L
 from todo_api.use_cases.health import CheckReadiness
 from todo_api.use_cases.lists import CreateList, DeleteList, GetList, ListLists, MoveList, UpdateList
 from todo_api.use_cases.overview import ClearCompleted, CompleteAll, GetSummary, ListTags
+from todo_api.use_cases.reminders import ListReminders, SnoozeReminder
 from todo_api.use_cases.restore import ListDeletedTasks, RestoreList, RestoreTask
 from todo_api.use_cases.revocations import NoRevokedSessions, RevokedSessionCache
 from todo_api.use_cases.streams import (
@@ -58,6 +60,7 @@ from todo_api.use_cases.tasks import (
     ListTasks,
     MoveTask,
     SetTaskCompletion,
+    SkipOccurrence,
     UpdateTask,
 )
 from todo_api.use_cases.webhooks import CreateWebhook, DeleteWebhook, GetWebhook, ListDeliveries, ListWebhooks
@@ -99,6 +102,9 @@ class UseCases:
     get_webhook: GetWebhook
     delete_webhook: DeleteWebhook
     list_deliveries: ListDeliveries
+    skip_occurrence: SkipOccurrence
+    list_reminders: ListReminders
+    snooze_reminder: SnoozeReminder
     chat: ChatTurn
     list_conversations: ListConversations
     list_messages: ListMessages
@@ -130,6 +136,7 @@ class Ports:
     limits: ThrottleLimits
     refresh_lifetime: timedelta
     webhook_guard: TargetGuard
+    recurrences: RecurrenceRules
     webhook_allow_http: bool = False
     change_signals: ChangeSignals | None = None
     """Wakes live streams; without it, opening one answers 503."""
@@ -162,14 +169,14 @@ def build_use_cases(ports: Ports) -> UseCases:
         log_out=LogOut(uow, clock, revocations),
         change_password=ChangePassword(uow, hasher, policy, clock, limits, revocations),
         get_current_user=GetCurrentUser(uow),
-        create_task=CreateTask(uow, clock),
+        create_task=CreateTask(uow, clock, ports.recurrences),
         list_tasks=ListTasks(uow, clock),
         get_task=GetTask(uow),
-        update_task=UpdateTask(uow, clock),
-        set_task_completion=SetTaskCompletion(uow, clock),
+        update_task=UpdateTask(uow, clock, ports.recurrences),
+        set_task_completion=SetTaskCompletion(uow, clock, ports.recurrences),
         delete_task=DeleteTask(uow, clock),
         move_task=MoveTask(uow, clock),
-        bulk_change_tasks=BulkChangeTasks(uow, clock),
+        bulk_change_tasks=BulkChangeTasks(uow, clock, ports.recurrences),
         create_list=CreateList(uow, clock),
         list_lists=ListLists(uow),
         get_list=GetList(uow),
@@ -188,13 +195,16 @@ def build_use_cases(ports: Ports) -> UseCases:
         get_webhook=GetWebhook(uow),
         delete_webhook=DeleteWebhook(uow),
         list_deliveries=ListDeliveries(uow),
+        skip_occurrence=SkipOccurrence(uow, clock, ports.recurrences),
+        list_reminders=ListReminders(uow),
+        snooze_reminder=SnoozeReminder(uow, clock),
         chat=ChatTurn(uow, clock, ports.chat_model, ports.agent_tools, ports.chat),
         list_conversations=ListConversations(uow),
         list_messages=ListMessages(uow),
         delete_conversation=DeleteConversation(uow),
         get_summary=GetSummary(uow, clock),
         list_tags=ListTags(uow),
-        complete_all=CompleteAll(uow, clock),
+        complete_all=CompleteAll(uow, clock, ports.recurrences),
         clear_completed=ClearCompleted(uow, clock),
         update_profile=UpdateProfile(uow, clock),
         list_sessions=ListSessions(uow, clock),

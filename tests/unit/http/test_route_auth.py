@@ -5,7 +5,7 @@ so a new one is covered the day it is added."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -16,7 +16,9 @@ from tests.unit.http.backend import FakeBackend
 from tests.unit.http.conftest import ADA, ADA_PASSWORD, ADA_TOKEN, BOB, bearer
 from tests.unit.http.problem_support import assert_problem
 from todo_api.adapters.http.app import HttpOptions, create_http_app
+from todo_api.domain.recurrence import Recurrence, Reminder
 from todo_api.domain.sessions import Session
+from todo_api.domain.tasks import TaskChanges
 
 PUBLIC = {
     ("POST", "/api/auth/signup"),
@@ -39,6 +41,7 @@ VALID_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PATCH", "/api/{user_id}/tasks/{task_id}"): {"title": "Buy oat milk"},
     ("PATCH", "/api/{user_id}/tasks/{task_id}/complete"): {},
     ("POST", "/api/{user_id}/tasks/{task_id}/move"): {},
+    ("POST", "/api/{user_id}/tasks/{task_id}/reminders/{reminder_id}/snooze"): {"duration": "PT10M"},
     # The owner's task is the backend's first: id 1.
     ("POST", "/api/{user_id}/tasks/bulk"): {"operations": [{"op": "complete", "task_ids": [1]}]},
     ("POST", "/api/{user_id}/lists"): {"name": "Errands"},
@@ -82,6 +85,9 @@ def url(path: str, user_id: str, task_id: int, list_id: int = 1) -> str:
     path = path.replace("{user_id}", user_id).replace("{task_id}", str(task_id)).replace("{list_id}", str(list_id))
     path = path.replace("{conversation_id}", "1")  # the owner's first conversation, when the test made one
     path = path.replace("{session_id}", SESSION_ID)
+    path = path.replace("{reminder_id}", "1")  # the owner's first reminder, when the test armed one
+    if path.endswith("/reminders"):
+        return path + "?from=2026-01-01T00:00:00Z&to=2026-12-31T00:00:00Z"
     return path.replace("{webhook_id}", "1")  # the owner's first webhook, when the test made one
 
 
@@ -90,9 +96,10 @@ def test_the_public_list_names_only_routes_that_exist() -> None:
 
 
 def test_the_task_routes_and_the_account_routes_are_protected() -> None:
-    assert len([path for _, path in PROTECTED if path.startswith("/api/{user_id}/tasks")]) == 12
+    assert len([path for _, path in PROTECTED if path.startswith("/api/{user_id}/tasks")]) == 14  # with skip and snooze
     assert len([path for _, path in PROTECTED if path.startswith("/api/{user_id}/lists")]) == 7
     assert ("GET", "/api/{user_id}/changes") in PROTECTED
+    assert ("GET", "/api/{user_id}/reminders") in PROTECTED
     assert {("GET", "/api/{user_id}/summary"), ("GET", "/api/{user_id}/tags")} <= set(PROTECTED)
     assert {("GET", "/api/auth/me"), ("POST", "/api/auth/password")} <= set(PROTECTED)
     account = {("PATCH", "/api/auth/me"), ("DELETE", "/api/auth/me"), ("GET", "/api/auth/me/export")}
@@ -160,6 +167,13 @@ async def test_the_owner_reaches_every_protected_route_as_me_or_by_id(
     task = await backend.add_task(ADA)
     empty = await backend.use_cases.create_list.execute(ADA, "Someday")  # the Inbox cannot be deleted
     await backend.use_cases.create_webhook.execute(ADA, "https://hooks.example.com/todo")
+    if path.endswith(("/skip", "/snooze")):  # only a series skips; only an armed reminder snoozes
+        series = TaskChanges(
+            due_at=datetime(2030, 1, 1, 9, tzinfo=UTC),
+            recurrence=Recurrence("FREQ=DAILY", "Europe/Berlin"),
+            reminders=(Reminder(before=timedelta(minutes=15)),),
+        )
+        await backend.use_cases.update_task.execute(ADA, task.id, series)
     await (await backend.use_cases.chat.start(ADA, None, "Hello")).finish()  # conversation 1
     now = backend.clock.now()
     backend.store.sessions[SESSION_ID] = Session(SESSION_ID, ADA, "phone", now, now, now + timedelta(days=1))

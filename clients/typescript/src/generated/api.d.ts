@@ -92,6 +92,26 @@ export interface paths {
         patch: operations["toggleTaskCompletion"];
         trace?: never;
     };
+    "/api/{user_id}/tasks/{task_id}/skip": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Move a recurring task to its next occurrence without completing it
+         * @description 422 `not_recurring` for a one-off task, `task_completed` for a completed one, `series_ended` when COUNT or UNTIL leave no next occurrence.
+         */
+        post: operations["skipOccurrence"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/{user_id}/tasks/{task_id}/restore": {
         parameters: {
             query?: never;
@@ -235,6 +255,46 @@ export interface paths {
          * @description Restorable for the retention window after its deletion, as a new version. 409 `list_name_taken` if you have a list of its name by now (rename that one first); 422 `too_many_lists`.
          */
         post: operations["restoreList"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/{user_id}/reminders": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Your reminders due in a window, soonest first
+         * @description Armed reminders of open tasks firing in [`from`, `to`) (at most 366 days apart), ordered by time; keyset pagination with `meta.next_cursor` (or the `Link: rel="next"` header). A reminder that fired is not listed (snoozing it arms it again).
+         */
+        get: operations["listReminders"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/{user_id}/tasks/{task_id}/reminders/{reminder_id}/snooze": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Fire a reminder again after a while
+         * @description `reminder_id` is the `id` `GET .../reminders` (or a `task.reminder_due` event's `data.reminder`) gives. 404 `reminder_not_found` when the task has no such reminder or is completed.
+         */
+        post: operations["snoozeReminder"];
         delete?: never;
         options?: never;
         head?: never;
@@ -391,6 +451,80 @@ export interface paths {
         put?: never;
         post?: never;
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/{user_id}/chat": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send the assistant a message; it may call tools on your tasks
+         * @description Starts a conversation, or continues `conversation_id`. The turn is capped in model calls and time: a capped turn answers 200 with `stopped` set and a response that says so. The conversation (your message, the tool calls with their results, the answer) is stored when the turn ends. 503 `chat_not_configured` when the server has no model; 503 `chat_model_unavailable` when the model failed before any tool ran (nothing was stored or changed).
+         */
+        post: operations["chat"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/{user_id}/conversations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Your conversations with the assistant, newest first */
+        get: operations["listConversations"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/{user_id}/conversations/{conversation_id}/messages": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A conversation's messages, oldest first
+         * @description Your messages, the assistant's (with the tool calls it made) and each tool's result.
+         */
+        get: operations["listConversationMessages"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/{user_id}/conversations/{conversation_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Delete a conversation and its messages (what its tool calls did to your tasks stays) */
+        delete: operations["deleteConversation"];
         options?: never;
         head?: never;
         patch?: never;
@@ -897,6 +1031,36 @@ export interface components {
             data: components["schemas"]["CloudEvent"][];
             meta: components["schemas"]["ChangesMeta"];
         };
+        /** ChatRequest */
+        ChatRequest: {
+            /**
+             * Conversation Id
+             * @description Continue this conversation; leave out to start one.
+             */
+            conversation_id?: number;
+            /**
+             * Message
+             * @example Add buy milk for tomorrow morning
+             */
+            message: string;
+        };
+        /** ChatResponse */
+        ChatResponse: {
+            /** Conversation Id */
+            conversation_id: number;
+            /**
+             * Response
+             * @example Added “Buy milk”, due tomorrow at 9:00.
+             */
+            response: string;
+            /** Tool Calls */
+            tool_calls: components["schemas"]["ToolCallOut"][];
+            /**
+             * Stopped
+             * @description Why the turn ended before the model's own answer (the response says so); null when it did not.
+             */
+            stopped: ("step_limit" | "time_limit" | "model_error") | null;
+        };
         /**
          * CloudEvent
          * @description A CloudEvents 1.0 event (JSON format): one change of one task or list.
@@ -923,7 +1087,7 @@ export interface components {
              * Type
              * @example task.completed
              */
-            type: ("task.created" | "task.updated" | "task.completed" | "task.reopened" | "task.moved" | "task.deleted" | "task.restored") | ("list.created" | "list.updated" | "list.moved" | "list.deleted" | "list.restored");
+            type: ("task.created" | "task.updated" | "task.completed" | "task.reopened" | "task.moved" | "task.deleted" | "task.restored" | "task.reminder_due") | ("list.created" | "list.updated" | "list.moved" | "list.deleted" | "list.restored");
             /**
              * Subject
              * @description `tasks/<id>` or `lists/<id>`.
@@ -959,6 +1123,32 @@ export interface components {
              * @description Omit to toggle.
              */
             completed?: boolean | null;
+        };
+        /** ConversationOut */
+        ConversationOut: {
+            /** Id */
+            id: number;
+            /**
+             * Title
+             * @description Its first message, shortened.
+             */
+            title: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+        };
+        /** ConversationPageOut */
+        ConversationPageOut: {
+            /** Data */
+            data: components["schemas"]["ConversationOut"][];
+            meta: components["schemas"]["todo_api__adapters__http__chat_schemas__PageMeta"];
         };
         /** CountsOut */
         CountsOut: {
@@ -1053,6 +1243,38 @@ export interface components {
              * Format: date-time
              */
             deleted_at: string;
+            /** @description The rule as stored (normalised); null: a one-off task. */
+            recurrence: components["schemas"]["RecurrenceOut"] | null;
+            /**
+             * Reminders
+             * @description Each `{"before": duration}` or `{"at": timestamp}`.
+             */
+            reminders: ({
+                /**
+                 * Before
+                 * @description Before `due_at`; moves with it.
+                 * @example PT15M
+                 */
+                before: string;
+            } | {
+                /**
+                 * At
+                 * Format: date-time
+                 * @description A fixed instant.
+                 * @example 2026-12-01T16:45:00Z
+                 */
+                at: string;
+            })[];
+            /**
+             * Series Id
+             * @description The series' first task, on every occurrence; null: not recurring.
+             */
+            series_id: number | null;
+            /**
+             * Previous Id
+             * @description The occurrence whose completion created this one.
+             */
+            previous_id: number | null;
         };
         /** DeliveryOut */
         DeliveryOut: {
@@ -1321,26 +1543,43 @@ export interface components {
              */
             password: string;
         };
-        /** PageMeta */
-        PageMeta: {
+        /** MessageOut */
+        MessageOut: {
+            /** Id */
+            id: number;
             /**
-             * Next Cursor
-             * @description Pass as `cursor` for the next page; null on the last page.
+             * Role
+             * @enum {string}
              */
-            next_cursor: string | null;
-            /** Limit */
-            limit: number;
+            role: "user" | "assistant" | "tool";
+            /** Content */
+            content: string | null;
             /**
-             * Total
-             * @description Only with `include_total=true`.
+             * Tool Calls
+             * @description An assistant message's calls (empty otherwise).
              */
-            total: number | null;
+            tool_calls: components["schemas"]["StoredToolCallOut"][];
             /**
-             * Sync Token
-             * @description On the first page only: follow `GET .../changes?since=<sync_token>` from here to see every change made after this page was read (null on later pages).
-             * @example 1042
+             * Tool Call Id
+             * @description A tool message: the call it answers.
              */
-            sync_token: string | null;
+            tool_call_id: string | null;
+            /**
+             * Is Error
+             * @description A tool message: the call failed.
+             */
+            is_error: boolean;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+        };
+        /** MessagePageOut */
+        MessagePageOut: {
+            /** Data */
+            data: components["schemas"]["MessageOut"][];
+            meta: components["schemas"]["todo_api__adapters__http__chat_schemas__PageMeta"];
         };
         /**
          * Problem
@@ -1394,6 +1633,69 @@ export interface components {
              */
             name: string | null;
         };
+        /**
+         * RecurrenceIn
+         * @description An RFC 5545 RRULE (FREQ DAILY/WEEKLY/MONTHLY/YEARLY, INTERVAL, BYDAY with ordinals for monthly
+         *     and yearly rules, BYMONTHDAY, BYMONTH, BYSETPOS, COUNT, UNTIL, WKST) read on the wall clock of
+         *     `timezone`. Stored normalised; anything else is 422 `invalid_recurrence` naming the part.
+         * @example {
+         *       "from": "due",
+         *       "rule": "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR",
+         *       "timezone": "Europe/Berlin"
+         *     }
+         * @example {
+         *       "from": "due",
+         *       "rule": "FREQ=MONTHLY;BYDAY=-1FR",
+         *       "timezone": "Europe/London"
+         *     }
+         * @example {
+         *       "from": "due",
+         *       "rule": "FREQ=MONTHLY;BYMONTHDAY=1;COUNT=12",
+         *       "timezone": "UTC"
+         *     }
+         * @example {
+         *       "from": "completion",
+         *       "rule": "FREQ=DAILY;INTERVAL=3",
+         *       "timezone": "America/New_York"
+         *     }
+         */
+        RecurrenceIn: {
+            /**
+             * Rule
+             * @example FREQ=WEEKLY;BYDAY=MO
+             */
+            rule: string;
+            /**
+             * Timezone
+             * @example Europe/Berlin
+             */
+            timezone: string;
+            /**
+             * From
+             * @description `due`: the next occurrence follows the completed one's due date; `completion`: it follows the moment it was completed.
+             * @default due
+             * @enum {string}
+             */
+            from?: "due" | "completion";
+        };
+        /** RecurrenceOut */
+        RecurrenceOut: {
+            /**
+             * Rule
+             * @example FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR
+             */
+            rule: string;
+            /**
+             * Timezone
+             * @example Europe/Berlin
+             */
+            timezone: string;
+            /**
+             * From
+             * @enum {string}
+             */
+            from: "due" | "completion";
+        };
         /** RefreshRequest */
         RefreshRequest: {
             /**
@@ -1401,6 +1703,68 @@ export interface components {
              * @description Omit it to use the httpOnly `refresh_token` cookie instead.
              */
             refresh_token?: string | null;
+        };
+        /** ReminderAt */
+        ReminderAt: {
+            /**
+             * At
+             * Format: date-time
+             * @description A fixed instant.
+             * @example 2026-12-01T16:45:00Z
+             */
+            at: string;
+        };
+        /** ReminderBefore */
+        ReminderBefore: {
+            /**
+             * Before
+             * @description Before `due_at`; moves with it.
+             * @example PT15M
+             */
+            before: string;
+        };
+        /** ReminderPageMeta */
+        ReminderPageMeta: {
+            /**
+             * Next Cursor
+             * @description Pass as `cursor` for the next page; null on the last page.
+             */
+            next_cursor: string | null;
+            /** Limit */
+            limit: number;
+        };
+        /** ReminderPageOut */
+        ReminderPageOut: {
+            /** Data */
+            data: components["schemas"]["ScheduledReminderOut"][];
+            meta: components["schemas"]["ReminderPageMeta"];
+        };
+        /** ScheduledReminderOut */
+        ScheduledReminderOut: {
+            /**
+             * Id
+             * @description Snooze it with `POST .../tasks/{task_id}/reminders/{id}/snooze`.
+             * @example 9
+             */
+            id: number;
+            /**
+             * Task Id
+             * @example 42
+             */
+            task_id: number;
+            /**
+             * Index
+             * @description Its place in the task's `reminders`.
+             * @example 0
+             */
+            index: number;
+            /**
+             * Fire At
+             * Format: date-time
+             */
+            fire_at: string;
+            /** Snoozed */
+            snoozed: boolean;
         };
         /** SessionItemOut */
         SessionItemOut: {
@@ -1490,6 +1854,24 @@ export interface components {
              * @example Ada Lovelace
              */
             name?: string | null;
+        };
+        /** SnoozeRequest */
+        SnoozeRequest: {
+            /**
+             * Duration
+             * @description Fire again this long from now.
+             * @example PT10M
+             */
+            duration: string;
+        };
+        /** StoredToolCallOut */
+        StoredToolCallOut: {
+            /** Id */
+            id: string;
+            /** Name */
+            name: string;
+            /** Arguments */
+            arguments: string;
         };
         /** StreamTicketOut */
         StreamTicketOut: {
@@ -1604,6 +1986,22 @@ export interface components {
              * @default false
              */
             completed?: boolean;
+            /** @description Makes it recurring; needs `due_at`. */
+            recurrence?: components["schemas"]["RecurrenceIn"] | null;
+            /**
+             * Reminders
+             * @example [
+             *       {
+             *         "before": "PT15M"
+             *       }
+             *     ]
+             * @example [
+             *       {
+             *         "at": "2026-12-01T16:45:00Z"
+             *       }
+             *     ]
+             */
+            reminders?: (components["schemas"]["ReminderBefore"] | components["schemas"]["ReminderAt"])[];
             /**
              * List Id
              * @description The list it goes to, at the end; your Inbox when left out.
@@ -1703,12 +2101,44 @@ export interface components {
              * @description When it was deleted: only set on `GET .../tasks?deleted=true`, null everywhere else.
              */
             deleted_at: string | null;
+            /** @description The rule as stored (normalised); null: a one-off task. */
+            recurrence: components["schemas"]["RecurrenceOut"] | null;
+            /**
+             * Reminders
+             * @description Each `{"before": duration}` or `{"at": timestamp}`.
+             */
+            reminders: ({
+                /**
+                 * Before
+                 * @description Before `due_at`; moves with it.
+                 * @example PT15M
+                 */
+                before: string;
+            } | {
+                /**
+                 * At
+                 * Format: date-time
+                 * @description A fixed instant.
+                 * @example 2026-12-01T16:45:00Z
+                 */
+                at: string;
+            })[];
+            /**
+             * Series Id
+             * @description The series' first task, on every occurrence; null: not recurring.
+             */
+            series_id: number | null;
+            /**
+             * Previous Id
+             * @description The occurrence whose completion created this one.
+             */
+            previous_id: number | null;
         };
         /** TaskPageOut */
         TaskPageOut: {
             /** Data */
             data: components["schemas"]["TaskOut"][];
-            meta: components["schemas"]["PageMeta"];
+            meta: components["schemas"]["todo_api__adapters__http__schemas__PageMeta"];
         };
         /**
          * TaskReplace
@@ -1744,6 +2174,22 @@ export interface components {
              * @default false
              */
             completed?: boolean;
+            /** @description Makes it recurring; needs `due_at`. */
+            recurrence?: components["schemas"]["RecurrenceIn"] | null;
+            /**
+             * Reminders
+             * @example [
+             *       {
+             *         "before": "PT15M"
+             *       }
+             *     ]
+             * @example [
+             *       {
+             *         "at": "2026-12-01T16:45:00Z"
+             *       }
+             *     ]
+             */
+            reminders?: (components["schemas"]["ReminderBefore"] | components["schemas"]["ReminderAt"])[];
         };
         /**
          * TaskUpdate
@@ -1775,6 +2221,22 @@ export interface components {
             due_at?: string | null;
             /** Completed */
             completed?: boolean;
+            /** @description A new rule (the series restarts at `due_at`); `null` stops the series. */
+            recurrence?: components["schemas"]["RecurrenceIn"] | null;
+            /**
+             * Reminders
+             * @example [
+             *       {
+             *         "before": "PT15M"
+             *       }
+             *     ]
+             * @example [
+             *       {
+             *         "at": "2026-12-01T16:45:00Z"
+             *       }
+             *     ]
+             */
+            reminders?: (components["schemas"]["ReminderBefore"] | components["schemas"]["ReminderAt"])[];
         };
         /**
          * TokenForm
@@ -1844,6 +2306,26 @@ export interface components {
              */
             deleted_at: string;
         };
+        /** ToolCallOut */
+        ToolCallOut: {
+            /**
+             * Name
+             * @example add_task
+             */
+            name: string;
+            /**
+             * Arguments
+             * @description The JSON arguments the model sent, as it sent them.
+             */
+            arguments: string;
+            /**
+             * Result
+             * @description What the tool answered (JSON), or its error with a `code`.
+             */
+            result: string;
+            /** Is Error */
+            is_error: boolean;
+        };
         /** UserOut */
         UserOut: {
             /**
@@ -1883,7 +2365,7 @@ export interface components {
              *       "task.completed"
              *     ]
              */
-            event_types?: (("task.created" | "task.updated" | "task.completed" | "task.reopened" | "task.moved" | "task.deleted" | "task.restored") | ("list.created" | "list.updated" | "list.moved" | "list.deleted" | "list.restored"))[];
+            event_types?: (("task.created" | "task.updated" | "task.completed" | "task.reopened" | "task.moved" | "task.deleted" | "task.restored" | "task.reminder_due") | ("list.created" | "list.updated" | "list.moved" | "list.deleted" | "list.restored"))[];
             /**
              * Description
              * @default
@@ -1988,6 +2470,37 @@ export interface components {
              */
             created_at: string;
         };
+        /** PageMeta */
+        todo_api__adapters__http__chat_schemas__PageMeta: {
+            /**
+             * Next Cursor
+             * @description Pass as `cursor` for the next page; null on the last page.
+             */
+            next_cursor: string | null;
+            /** Limit */
+            limit: number;
+        };
+        /** PageMeta */
+        todo_api__adapters__http__schemas__PageMeta: {
+            /**
+             * Next Cursor
+             * @description Pass as `cursor` for the next page; null on the last page.
+             */
+            next_cursor: string | null;
+            /** Limit */
+            limit: number;
+            /**
+             * Total
+             * @description Only with `include_total=true`.
+             */
+            total: number | null;
+            /**
+             * Sync Token
+             * @description On the first page only: follow `GET .../changes?since=<sync_token>` from here to see every change made after this page was read (null on later pages).
+             * @example 1042
+             */
+            sync_token: string | null;
+        };
     };
     responses: never;
     parameters: never;
@@ -2017,6 +2530,8 @@ export interface operations {
                 list_id?: number;
                 /** @description `none`: top-level tasks only; a task's id: its subtasks. */
                 parent_id?: string;
+                /** @description `true`: only recurring tasks; `false`: only one-off tasks. */
+                recurring?: boolean;
                 /** @description Your deleted tasks that `POST .../restore` can bring back, latest deletion first, each with `deleted_at` (subtasks deleted with their parent come back with it and are not listed). Takes `limit` and `cursor` only. */
                 deleted?: boolean;
             };
@@ -2818,6 +3333,95 @@ export interface operations {
             };
             /** @description Request Entity Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    skipOccurrence: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The ETag you hold, e.g. `"3"` (or `*`); 412 if it is stale. */
+                "if-match"?: string;
+            };
+            path: {
+                task_id: number;
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TaskOut"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Precondition Failed */
+            412: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3832,6 +4436,187 @@ export interface operations {
             };
         };
     };
+    listReminders: {
+        parameters: {
+            query: {
+                from: string;
+                to: string;
+                limit?: number;
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReminderPageOut"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    snoozeReminder: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                task_id: number;
+                reminder_id: number;
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SnoozeRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScheduledReminderOut"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     getSummary: {
         parameters: {
             query?: {
@@ -4488,6 +5273,348 @@ export interface operations {
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    chat: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ChatRequest"];
+            };
+        };
+        responses: {
+            /** @description The turn's answer. With `Accept: text/event-stream`, a stream instead: `event: tool_call` per call as it completes (data: a tool call), then `event: done` (data: the same body as the JSON answer); `event: error` (data: `{code, detail}`) if the turn fails after the stream began. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChatResponse"];
+                    "text/event-stream": string;
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listConversations: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConversationPageOut"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listConversationMessages: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                conversation_id: number;
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MessagePageOut"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    deleteConversation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                conversation_id: number;
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Unauthorized */
             401: {

@@ -33,6 +33,7 @@ from todo_api.adapters.http.routers import (
     lists,
     metrics,
     overview,
+    reminders,
     tasks,
     webhooks,
 )
@@ -106,6 +107,7 @@ def create_http_app(use_cases: UseCases, options: HttpOptions, *, lifespan: Life
     # The hot routes first: a request is matched against routes in the order they were added.
     app.include_router(tasks.router)
     app.include_router(lists.router)
+    app.include_router(reminders.router)
     app.include_router(overview.router)
     app.include_router(changes.router)
     app.include_router(events.router)

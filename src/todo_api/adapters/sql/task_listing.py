@@ -54,6 +54,7 @@ class _Shape(NamedTuple):
     list_id: bool
     parent_id: bool
     top_level: bool
+    recurring: bool | None
 
     @classmethod
     def of(cls, task_filter: TaskFilter) -> _Shape:
@@ -68,6 +69,7 @@ class _Shape(NamedTuple):
             task_filter.list_id is not None,
             task_filter.parent_id is not None,
             task_filter.top_level,
+            task_filter.recurring,
         )
 
 
@@ -128,6 +130,9 @@ def _conditions(shape: _Shape) -> list[ColumnElement[bool]]:
         conditions.append(tasks.c.parent_id == bindparam("parent_id", type_=BigInteger))
     if shape.top_level:
         conditions.append(tasks.c.parent_id.is_(None))
+    if shape.recurring is not None:
+        rule = tasks.c.recurrence_rule
+        conditions.append(rule.is_not(None) if shape.recurring else rule.is_(None))
     return conditions
 
 

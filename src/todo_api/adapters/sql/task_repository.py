@@ -49,9 +49,38 @@ from todo_api.adapters.sql.task_listing import (
 )
 from todo_api.domain.changes import task_change
 from todo_api.domain.overview import Counts, Day, TagCount, TaskSummary
+from todo_api.domain.recurrence import Recurrence, Reminder, format_duration, parse_duration
 from todo_api.domain.tasks import DeletedTask, Position, Priority, Task, TaskDraft, TaskFilter, TaskQuery
 
-_WRITABLE = ("title", "description", "completed", "priority", "tags", "due_at")
+_SERIES = ("recurrence_rule", "recurrence_timezone", "recurrence_from", "recurrence_start", "reminders")
+_WRITABLE = ("title", "description", "completed", "priority", "tags", "due_at", *_SERIES)
+
+
+def reminders_json(reminders: tuple[Reminder, ...]) -> list[dict[str, str]]:
+    """The task's reminders as its row keeps them (and the API shows them)."""
+    return [
+        {"before": format_duration(reminder.before)}
+        if reminder.before is not None
+        else {"at": reminder.at.astimezone(UTC).isoformat().replace("+00:00", "Z")}  # type: ignore[union-attr]
+        for reminder in reminders
+    ]
+
+
+def _reminders_of(stored: list[dict[str, str]]) -> tuple[Reminder, ...]:
+    return tuple(
+        Reminder(before=parse_duration(item["before"]))
+        if "before" in item
+        else Reminder(at=datetime.fromisoformat(item["at"]))
+        for item in stored
+    )
+
+
+def _recurrence_of(row: Row) -> Recurrence | None:
+    if row["recurrence_rule"] is None:
+        return None
+    return Recurrence(
+        row["recurrence_rule"], row["recurrence_timezone"], row["recurrence_from"], row["recurrence_start"]
+    )
 
 
 def _aware(moment: datetime | None) -> datetime | None:
@@ -77,6 +106,10 @@ def task_of(row: Row) -> Task:
         list_id=row["list_id"],
         parent_id=row["parent_id"],
         position=row["position"],
+        recurrence=_recurrence_of(row),
+        reminders=_reminders_of(row["reminders"]) if row["reminders"] else (),
+        series_id=row["series_id"],
+        previous_id=row["previous_id"],
     )
 
 
@@ -85,6 +118,7 @@ def _deleted(row: Row) -> Task:
 
 
 def _values(task: Task | TaskDraft) -> dict[str, Any]:
+    recurrence = task.recurrence
     return {
         "title": task.title,
         "description": task.description,
@@ -92,6 +126,11 @@ def _values(task: Task | TaskDraft) -> dict[str, Any]:
         "priority": int(task.priority),
         "tags": list(task.tags),
         "due_at": task.due_at,
+        "recurrence_rule": recurrence and recurrence.rule,
+        "recurrence_timezone": recurrence and recurrence.timezone,
+        "recurrence_from": recurrence and recurrence.from_,
+        "recurrence_start": recurrence and recurrence.start,
+        "reminders": reminders_json(task.reminders),
     }
 
 
@@ -146,6 +185,29 @@ _add = insert(tasks).values(
 )
 _ADD = Statement(_add.returning(tasks))
 _ADD_RECORDED = with_events(_add)
+_LINKS = ("series_id", "previous_id")
+_ADD_SUCCESSOR = Statement(
+    insert(tasks)
+    .values(
+        {
+            name: bindparam(name)
+            for name in ("user_id", *_WRITABLE, "completed_at", "created_at", "updated_at", *_PLACE, *_LINKS)
+        }
+    )
+    .on_conflict_do_nothing(index_elements=["previous_id"], index_where=tasks.c.previous_id.is_not(None))
+    .returning(tasks)
+)
+_child = tasks.alias("child")
+_REMOVE_SUCCESSOR = Statement(
+    delete(tasks)
+    .where(
+        tasks.c.user_id == bindparam("owner"),
+        tasks.c.previous_id == bindparam("previous_id", type_=BigInteger),
+        tasks.c.version == 1,
+        ~select(_child.c.id).where(_child.c.parent_id == tasks.c.id).exists(),
+    )
+    .returning(tasks.c.id)
+)
 _save = (
     update(tasks)
     .where(*_OWNED, tasks.c.version == bindparam("expected_version"))
@@ -236,6 +298,11 @@ _batch = select(
             ("list_id", BigInteger()),
             ("parent_id", BigInteger()),
             ("position", Text()),
+            ("recurrence_rule", Text()),
+            ("recurrence_timezone", Text()),
+            ("recurrence_from", Text()),
+            ("recurrence_start", DateTime(timezone=True)),
+            ("reminders", Text()),  # JSON text, as tags
         )
     )
 ).subquery("batch")
@@ -261,6 +328,11 @@ _SAVE_MANY = Statement(
         list_id=_batch.c.list_id,
         parent_id=_batch.c.parent_id,
         position=cast(_batch.c.position, tasks.c.position.type),
+        recurrence_rule=_batch.c.recurrence_rule,
+        recurrence_timezone=_batch.c.recurrence_timezone,
+        recurrence_from=_batch.c.recurrence_from,
+        recurrence_start=_batch.c.recurrence_start,
+        reminders=cast(_batch.c.reminders, JSONB),
         version=tasks.c.version + 1,
     )
     .returning(tasks)
@@ -495,6 +567,8 @@ class SqlTaskRepository:
             list_id=list_id,
             parent_id=draft.parent_id,
             position=position,
+            recurrence=draft.recurrence,
+            reminders=draft.reminders,
         )
         events = self._changes.take(user_id, task_change(None, _stored(unsaved)), creating=True)
         row = await _ADD_RECORDED.fetchrow(self._db, **_added(user_id, draft, at, list_id, position), **events)
@@ -590,6 +664,11 @@ class SqlTaskRepository:
             "list_ids": [task.list_id for task in changed],
             "parent_ids": [task.parent_id for task in changed],
             "positions": [task.position for task in changed],
+            "recurrence_rules": [task.recurrence and task.recurrence.rule for task in changed],
+            "recurrence_timezones": [task.recurrence and task.recurrence.timezone for task in changed],
+            "recurrence_froms": [task.recurrence and task.recurrence.from_ for task in changed],
+            "recurrence_starts": [task.recurrence and task.recurrence.start for task in changed],
+            "reminderss": [json.dumps(reminders_json(task.reminders)) for task in changed],
         }
         return [task_of(row) for row in await _SAVE_MANY.fetch(self._db, owner=changed[0].user_id, **columns)]
 
@@ -675,3 +754,23 @@ class SqlTaskRepository:
             self._db, owner=user_id, ids=list(positions), positions=list(positions.values()), updated_at=at
         )
         return [task_of(row) for row in rows]
+
+    async def add_successor(self, successor: Task, at: datetime) -> Task | None:
+        row = await _ADD_SUCCESSOR.fetchrow(
+            self._db,
+            user_id=successor.user_id,
+            list_id=successor.list_id,
+            parent_id=successor.parent_id,
+            position=successor.position,
+            completed_at=None,
+            created_at=at,
+            updated_at=at,
+            series_id=successor.series_id,
+            previous_id=successor.previous_id,
+            **_values(successor),
+        )
+        return task_of(row) if row else None
+
+    async def remove_successor(self, user_id: str, previous_id: int) -> int | None:
+        removed: int | None = await _REMOVE_SUCCESSOR.fetchval(self._db, owner=user_id, previous_id=previous_id)
+        return removed

@@ -15,6 +15,7 @@ from todo_api.adapters.sql.conversation_repository import SqlConversationReposit
 from todo_api.adapters.sql.engine import Connection, ConnectionPool, Statement
 from todo_api.adapters.sql.idempotency_keys import SqlIdempotencyKeys
 from todo_api.adapters.sql.list_repository import SqlListRepository
+from todo_api.adapters.sql.reminder_repository import SqlReminderRepository
 from todo_api.adapters.sql.task_repository import SqlTaskRepository
 from todo_api.adapters.sql.webhook_repository import SqlWebhookRepository
 
@@ -67,6 +68,10 @@ class SqlUnitOfWork(Connection):
     @property
     def webhooks(self) -> SqlWebhookRepository:
         return SqlWebhookRepository(self)
+
+    @property
+    def reminders(self) -> SqlReminderRepository:
+        return SqlReminderRepository(self)
 
     @property
     def conversations(self) -> SqlConversationRepository:

@@ -33,6 +33,7 @@ from todo_api.adapters.http.schemas import (
     TaskPageOut,
     TaskReplace,
     TaskUpdate,
+    reminders_of,
 )
 from todo_api.domain.bulk import MAX_BULK_TASKS, BulkOperation
 from todo_api.domain.errors import InvalidInput
@@ -88,6 +89,8 @@ def _draft(body: TaskCreate | TaskReplace) -> TaskDraft:
         completed=body.completed,
         list_id=body.list_id if isinstance(body, TaskCreate) else None,
         parent_id=body.parent_id if isinstance(body, TaskCreate) else None,
+        recurrence=body.recurrence.to_domain() if body.recurrence else None,
+        reminders=reminders_of(body.reminders),
     )
 
 
@@ -105,6 +108,8 @@ def _changes(body: TaskUpdate) -> TaskChanges:
         tags=tuple(body.tags) if body.tags is not None else UNSET,
         due_at=body.due_at if "due_at" in sent else UNSET,
         completed=body.completed if body.completed is not None else UNSET,
+        recurrence=(body.recurrence.to_domain() if body.recurrence else None) if "recurrence" in sent else UNSET,
+        reminders=reminders_of(body.reminders) if body.reminders is not None else UNSET,
     )
 
 
@@ -138,6 +143,9 @@ async def list_tasks(
     include_total: bool = False,
     list_id: Annotated[int | None, Query(ge=1, le=MAX_TASK_ID, description="Only the tasks of this list.")] = None,
     parent_id: ParentParam = None,
+    recurring: Annotated[
+        bool | None, Query(description="`true`: only recurring tasks; `false`: only one-off tasks.")
+    ] = None,
     deleted: Annotated[
         bool,
         Query(
@@ -163,6 +171,7 @@ async def list_tasks(
             list_id=list_id,
             parent_id=parent,
             top_level=parent_id == "none",
+            recurring=recurring,
         ),
         sort=order,
         limit=limit,
@@ -354,6 +363,20 @@ async def toggle_completion(
     task = await caller.use_cases.set_task_completion.execute(
         caller.user_id, task_id, completed, if_match=versions(if_match)
     )
+    response.headers["ETag"] = etag(task.version)
+    return TaskOut.of(task)
+
+
+@router.post(
+    "/{task_id}/skip",
+    operation_id="skipOccurrence",
+    summary="Move a recurring task to its next occurrence without completing it",
+    description="422 `not_recurring` for a one-off task, `task_completed` for a completed one, "
+    "`series_ended` when COUNT or UNTIL leave no next occurrence.",
+    responses=problem_responses(401, 403, 404, 412, 422),
+)
+async def skip_occurrence(task_id: TaskId, caller: TaskOwner, response: Response, if_match: IfMatch = None) -> TaskOut:
+    task = await caller.use_cases.skip_occurrence.execute(caller.user_id, task_id, if_match=versions(if_match))
     response.headers["ETag"] = etag(task.version)
     return TaskOut.of(task)
 
