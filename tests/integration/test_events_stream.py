@@ -268,7 +268,7 @@ async def test_logging_out_ends_the_stream(http: httpx.AsyncClient) -> None:
             await stream.next_frame()
 
     # The access token is still unexpired, but its session is gone: no new stream.
-    assert_problem(await stream_refused(http, EVENTS, headers=user.headers), 401, "session_ended")
+    assert_problem(await stream_refused(http, EVENTS, headers=user.headers), 401, "session_revoked")  # its tokens, too
 
 
 async def test_the_stream_ends_when_its_access_token_expires(http: httpx.AsyncClient) -> None:
