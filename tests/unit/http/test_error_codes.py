@@ -58,7 +58,7 @@ def translated_codes() -> set[str]:
         if isinstance(node, ast.Return) and isinstance(node.value, ast.Tuple) and node.value.elts:
             first = node.value.elts[0]
             if isinstance(first, ast.Constant):
-                found.add(first.value)
+                found.add(str(first.value))
         if isinstance(node, ast.IfExp) and isinstance(node.body, ast.Tuple):
             found.add(node.body.elts[0].value)  # type: ignore[attr-defined]
     return found

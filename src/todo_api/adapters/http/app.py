@@ -19,6 +19,7 @@ from starlette.types import Lifespan
 
 from todo_api.adapters.http.cursors import CursorCodec
 from todo_api.adapters.http.deps import HttpServices
+from todo_api.adapters.http.docs_pages import install_docs_pages
 from todo_api.adapters.http.middleware import RequestContextMiddleware
 from todo_api.adapters.http.problems import complete_error_responses, install_problem_handlers
 from todo_api.adapters.http.proxies import TrustedProxies
@@ -75,7 +76,7 @@ def create_http_app(use_cases: UseCases, options: HttpOptions, *, lifespan: Life
         title=API_TITLE,
         version=API_VERSION,
         lifespan=lifespan,
-        docs_url="/docs" if options.docs else None,
+        docs_url=None,  # served from bundled files instead (docs_pages.py)
         redoc_url=None,
         openapi_url="/openapi.json" if options.docs else None,
         telemetry={
@@ -102,6 +103,8 @@ def create_http_app(use_cases: UseCases, options: HttpOptions, *, lifespan: Life
     app.include_router(health.router)
     if options.metrics:
         app.include_router(metrics.router)
+    if options.docs:
+        install_docs_pages(app, openapi_url="/openapi.json")
     if options.cors_origins:  # without any, no cross-origin read is allowed: nothing to add
         app.add_middleware(
             CORSMiddleware,
