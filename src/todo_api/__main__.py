@@ -4,6 +4,7 @@ SIGTERM and Ctrl-C both drain in-flight requests, refuse new connections, stop t
 database cleanly and exit 0. `python -m todo_api worker` runs the background workers alone
 (delivery, retention: workers.py) until SIGTERM or Ctrl-C, then stops them the same way.
 `python -m todo_api mcp` serves the MCP tools over stdio for the bearer of TODO_API_TOKEN.
+`python -m todo_api openapi [PATH]` writes the OpenAPI document (`make openapi`: openapi.json).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import signal
 import sys
 import tempfile
 from contextlib import ExitStack
+from pathlib import Path
 
 import uvicorn
 from prometheus_client import multiprocess
@@ -27,7 +29,7 @@ from todo_api.adapters.sql.engine import ConnectionPool
 from todo_api.config import Settings
 from todo_api.domain.errors import AuthenticationFailed
 from todo_api.logging import configure_logging
-from todo_api.main import pool_options, serve_mcp_stdio
+from todo_api.main import openapi_json, pool_options, serve_mcp_stdio
 from todo_api.workers import build_workers
 
 STARTUP_FAILURE = 3
@@ -94,7 +96,19 @@ def _serve_mcp_stdio(settings: Settings) -> int:
     return 0
 
 
+def write_openapi(target: str) -> int:
+    """`python -m todo_api openapi [PATH]`: the OpenAPI document to PATH (default: stdout)."""
+    document = openapi_json()
+    if target == "-":
+        sys.stdout.write(document)
+    else:
+        Path(target).write_text(document, encoding="utf-8")
+    return 0
+
+
 def main() -> int:
+    if sys.argv[1:2] == ["openapi"]:
+        return write_openapi(sys.argv[2] if len(sys.argv) > 2 else "-")
     try:
         settings = Settings()
     except ValidationError as error:

@@ -24,6 +24,7 @@ from todo_api.adapters.http.middleware import RequestContextMiddleware
 from todo_api.adapters.http.problems import complete_error_responses, install_problem_handlers
 from todo_api.adapters.http.proxies import TrustedProxies
 from todo_api.adapters.http.refresh_cookie import RefreshCookie
+from todo_api.adapters.http.response_headers import declare_response_headers
 from todo_api.adapters.http.routers import auth, changes, chat, events, health, lists, metrics, tasks, webhooks
 from todo_api.use_cases.registry import UseCases
 
@@ -125,7 +126,7 @@ def create_http_app(use_cases: UseCases, options: HttpOptions, *, lifespan: Life
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = get_openapi(title=app.title, version=app.version, routes=app.routes, description=app.description)
-            app.openapi_schema = complete_error_responses(parameters_without_null(schema))
+            app.openapi_schema = declare_response_headers(complete_error_responses(parameters_without_null(schema)))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

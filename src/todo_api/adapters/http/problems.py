@@ -297,6 +297,57 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: {"model": Problem, "description": HTTPStatus(status).phrase} for status in sorted({*statuses, 500})}
 
 
+# One example per status, so a reader (and a mock server) sees what that status really says.
+_EXAMPLES: dict[int, tuple[str, str]] = {
+    400: ("malformed_json", "The request body is not valid JSON."),
+    401: ("invalid_token", "The access token is invalid or has expired."),
+    403: ("not_your_tasks", "You can only reach your own tasks."),
+    404: ("not_found", "No resource lives at this path."),
+    405: ("method_not_allowed", "Method Not Allowed"),
+    409: ("conflict", "The request conflicts with existing data."),
+    410: ("sync_token_expired", "This sync token is older than the change log keeps; list again."),
+    412: ("precondition_failed", "It has changed since the version you sent (it is at version 4)."),
+    413: ("content_too_large", "The request body exceeds 65536 bytes."),
+    422: ("validation_failed", "The request is not valid; see `errors`."),
+    429: ("rate_limited", "Too many attempts; try again later."),
+    500: ("internal_error", "An unexpected error occurred; quote the request id when reporting it."),
+    503: ("service_unavailable", "The database is unavailable; try again shortly."),
+}
+_NOT_FOUND_BY_PARAMETER = {
+    "{task_id}": ("task_not_found", "Task 42 was not found."),
+    "{list_id}": ("list_not_found", "List 7 was not found."),
+    "{webhook_id}": ("webhook_not_found", "Webhook 3 was not found."),
+    "{conversation_id}": ("conversation_not_found", "Conversation 5 was not found."),
+}
+_EXAMPLE_IDS = {"{user_id}": "me", "{task_id}": "42", "{list_id}": "7", "{webhook_id}": "3", "{conversation_id}": "5"}
+
+
+def problem_example(status: int, path: str) -> dict[str, Any]:
+    """A problem as the server would send it for `status` on `path` (a template)."""
+    code, detail = _EXAMPLES.get(status, (_CODE_BY_STATUS.get(status, "bad_request"), HTTPStatus(status).phrase))
+    if status == 404:
+        code, detail = next(
+            (found for parameter, found in _NOT_FOUND_BY_PARAMETER.items() if parameter in path), (code, detail)
+        )
+    instance = path
+    for parameter, value in _EXAMPLE_IDS.items():
+        instance = instance.replace(parameter, value)
+    example: dict[str, Any] = {
+        "type": _TYPE_BASE + code,
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "instance": instance,
+        "code": code,
+        "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+    }
+    if status == 422:
+        example["errors"] = [
+            {"loc": ["body", "title"], "code": "title_too_long", "message": "A title has at most 200 characters."}
+        ]
+    return example
+
+
 def complete_error_responses(openapi: dict[str, Any]) -> dict[str, Any]:
     """Declare the errors shared mechanisms add to every route, and send them as problem+json.
 
@@ -304,7 +355,7 @@ def complete_error_responses(openapi: dict[str, Any]) -> dict[str, Any]:
     too large (413), the database can be unavailable (503), anything can crash (500).
     """
     problem = {"content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
-    for path_item in openapi.get("paths", {}).values():
+    for path, path_item in openapi.get("paths", {}).items():
         for operation in path_item.values():
             responses = operation.setdefault("responses", {})
             shared: dict[int, bool] = {500: True, 503: operation.get("operationId") != "getLiveness"}
@@ -318,4 +369,6 @@ def complete_error_responses(openapi: dict[str, Any]) -> dict[str, Any]:
                 content = response.get("content", {})
                 if status[:1] in "45" and "application/json" in content:
                     content[PROBLEM_MEDIA_TYPE] = content.pop("application/json")
+                if status[:1] in "45" and PROBLEM_MEDIA_TYPE in content:
+                    content[PROBLEM_MEDIA_TYPE].setdefault("example", problem_example(int(status), path))
     return openapi
