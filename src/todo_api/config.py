@@ -32,6 +32,7 @@ class Settings(BaseSettings):
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["console", "json"] | None = None
+    access_log: bool = True  # a line per request at INFO; off where a proxy already logs every request
     # FastAPI's native OpenTelemetry (traces, metrics, logs through the global providers). Off
     # unless asked for: /metrics already serves Prometheus, and when on, FastAPI looks the
     # providers up on every request even if no OpenTelemetry SDK is configured.

@@ -71,6 +71,7 @@ def http_options(settings: Settings) -> HttpOptions:
         hsts=settings.is_production,
         otel_telemetry=settings.otel_telemetry,
         trusted_proxies=settings.trusted_proxies,
+        access_log=settings.access_log,
     )
 
 

@@ -56,6 +56,8 @@ class HttpOptions:
     """FastAPI's native OpenTelemetry; when on, it looks the providers up on every request."""
     trusted_proxies: Sequence[IPv4Network | IPv6Network] = ()
     """Only requests from these peers may name the client (`X-Forwarded-For`) and scheme."""
+    access_log: bool = True
+    """One line per request at INFO (when LOG_LEVEL lets INFO through)."""
 
 
 def parameters_without_null(openapi: dict[str, Any]) -> dict[str, Any]:
@@ -121,6 +123,7 @@ def create_http_app(use_cases: UseCases, options: HttpOptions, *, lifespan: Life
         max_body_bytes=options.max_body_bytes,
         hsts=options.hsts,
         trusted_proxies=TrustedProxies(options.trusted_proxies),
+        access_log=options.access_log,
     )
 
     def openapi() -> dict[str, Any]:
