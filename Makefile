@@ -1,6 +1,7 @@
 # todo-api: `make run` serves the API, `make test` runs every check. Both install what they need.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
+UV_VERSION := 0.13.9
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 RUN := $(UV) run --locked
 m ?= change
@@ -12,7 +13,7 @@ help: ## list the targets
 
 .tools/bin/uv:
 	python3 -m venv .tools
-	.tools/bin/pip install --quiet --disable-pip-version-check uv
+	.tools/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
 install: $(if $(findstring .tools,$(UV)),.tools/bin/uv) ## create .venv from uv.lock
 	$(UV) sync --locked

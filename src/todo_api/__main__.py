@@ -96,6 +96,30 @@ def _serve_mcp_stdio(settings: Settings) -> int:
     return 0
 
 
+def refusal(error: ValidationError) -> str:
+    """One line naming each variable at fault: `WEB_CONCURRENCY: a whole number is expected (got 'two')`."""
+    reasons = []
+    for item in error.errors():
+        message = str(item["msg"]).removeprefix("Value error, ")
+        if item["type"] in {"int_parsing", "int_type", "int_from_float"}:
+            message = "a whole number is expected"
+        elif item["type"] in {"float_parsing", "float_type"}:
+            message = "a number is expected"
+        elif item["type"] in {"bool_parsing", "bool_type"}:
+            message = "true or false is expected"
+        loc = [str(part) for part in item["loc"] if isinstance(part, str)]
+        if loc:
+            given = item.get("input")
+            shown = f" (got {given!r})" if isinstance(given, str) and not _secret(loc[0]) and len(given) <= 80 else ""
+            message = f"{loc[0].upper()}: {message}{shown}"
+        reasons.append(message)
+    return "; ".join(reasons)
+
+
+def _secret(name: str) -> bool:
+    return any(word in name for word in ("key", "secret", "pepper", "token", "url", "password"))
+
+
 def write_openapi(target: str) -> int:
     """`python -m todo_api openapi [PATH]`: the OpenAPI document to PATH (default: stdout)."""
     document = openapi_json()
@@ -112,8 +136,7 @@ def main() -> int:
     try:
         settings = Settings()
     except ValidationError as error:
-        reason = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in error.errors())
-        print(f"todo-api: refusing to start: {reason}", file=sys.stderr)
+        print(f"todo-api: refusing to start: {refusal(error)}", file=sys.stderr)
         return 2
     configure_logging(json_logs=settings.json_logs, level=settings.log_level)
     if settings.secret_key is None:
@@ -132,7 +155,7 @@ def main() -> int:
         return 0
     # uvicorn re-raises the SIGTERM it drained for; as KeyboardInterrupt it ends like Ctrl-C does.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
+    workers = settings.web_concurrency
     with ExitStack() as stack:
         if workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
             # Each worker writes its metrics to files here; a scrape of any worker sums them all.

@@ -104,6 +104,7 @@ class Settings(BaseSettings):
     docs_enabled: bool | None = None
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    web_concurrency: int = Field(default=1, ge=1, le=64)  # uvicorn worker processes
     embedded_data_dir: Path = Path(".data/postgres")
 
     # The change feed's workers (docs/operations.md): webhook and broker delivery, retention.
