@@ -199,3 +199,31 @@ async def test_several_refusals_are_listed_together(client: httpx.AsyncClient) -
     assert sorted(error["code"] for error in body["errors"]) == ["invalid_email", "password_too_short", "unknown_field"]
     for error in body["errors"]:
         assert_written_for_people(error)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "loc", "code"),
+    [
+        ("PATCH", "/api/me/tasks/1", {"json": {"title": "T"}, "headers": {"If-Match": "3"}}, ["header", "if-match"],
+         "invalid_header"),
+        ("POST", "/api/me/tasks/bulk", {"json": {"operations": [{"op": "archive", "task_ids": [1]}]}},
+         ["body", "operations", 0], "invalid_choice"),
+        ("POST", "/api/me/tasks", {"json": ["title"]}, ["body"], "wrong_type"),
+        ("POST", "/api/me/tasks", {}, ["body"], "missing_field"),
+        ("GET", "/api/me/tasks?status=done", {}, ["query", "status"], "invalid_choice"),
+        ("GET", "/api/me/tasks?tag=%20", {}, ["query", "tag", 0], "invalid_tag"),
+        ("GET", "/api/me/tasks?parent_id=top", {}, ["query", "parent_id"], "invalid_parent"),
+        ("POST", "/api/me/lists", {"json": {"name": " "}}, ["body", "name"], "invalid_list_name"),
+        ("POST", "/api/me/lists", {"json": {"name": "L", "color": "plaid"}}, ["body", "color"], "invalid_color"),
+        ("POST", "/api/me/tasks/1/move", {"json": {"before_id": 2, "after_id": 3}}, ["body"], "invalid_move"),
+    ],
+)  # fmt: skip
+async def test_each_place_a_value_can_be_refused_gets_a_located_code_of_ours(
+    client: httpx.AsyncClient, method: str, path: str, kwargs: dict[str, Any], loc: list[Any], code: str
+) -> None:
+    kwargs["headers"] = bearer(ADA_TOKEN) | kwargs.get("headers", {})
+    response = await client.request(method, path, **kwargs)
+
+    error = only_error(response)
+    assert (error["loc"], error["code"]) == (loc, code)
+    assert_written_for_people(error)
