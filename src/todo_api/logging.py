@@ -99,9 +99,14 @@ class _Formatter(structlog.stdlib.ProcessorFormatter):
         return super().format(record)
 
 
+_second: list[Any] = [0, ""]  # the last whole second formatted, reused by the lines within it
+
+
 def _timestamp(created: float) -> str:
     whole = int(created)
-    return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(whole))}.{int((created - whole) * 1e6):06d}Z"
+    if whole != _second[0]:
+        _second[:] = [whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))]
+    return f"{_second[1]}.{int((created - whole) * 1e6):06d}Z"
 
 
 def log_access(method: str, path: str, client: str | None, status: int, duration_ms: float, request_id: str) -> None:
@@ -165,6 +170,8 @@ def configure_logging(*, json_logs: bool, level: str = "INFO") -> None:
     )
     global _json_lines  # the one switch the access line reads per request
     _json_lines = json_logs
+    # No line shows the thread or process a record came from: don't look them up for each record.
+    logging.logThreads, logging.logProcesses, logging.logMultiprocessing = False, False, False
     handler = logging.StreamHandler()
     handler.setFormatter(
         _Formatter(
