@@ -216,6 +216,9 @@ async def test_several_refusals_are_listed_together(client: httpx.AsyncClient) -
         ("POST", "/api/me/lists", {"json": {"name": " "}}, ["body", "name"], "invalid_list_name"),
         ("POST", "/api/me/lists", {"json": {"name": "L", "color": "plaid"}}, ["body", "color"], "invalid_color"),
         ("POST", "/api/me/tasks/1/move", {"json": {"before_id": 2, "after_id": 3}}, ["body"], "invalid_move"),
+        ("POST", "/api/me/tasks", {"json": {"title": "T", "parent_id": None}}, ["body", "parent_id"],
+         "null_not_allowed"),
+        ("POST", "/api/me/tasks/1/move", {"json": {"list_id": None}}, ["body", "list_id"], "null_not_allowed"),
     ],
 )  # fmt: skip
 async def test_each_place_a_value_can_be_refused_gets_a_located_code_of_ours(

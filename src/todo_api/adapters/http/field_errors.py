@@ -33,6 +33,7 @@ GENERIC_CODES: Final = (
     "invalid_datetime",
     "invalid_header",
     "invalid_value",
+    "null_not_allowed",
 )
 # ...and for a field with rules of its own.
 FIELD_CODES: Final = (
@@ -165,6 +166,8 @@ def _by_kind(kind: str, ctx: Mapping[str, Any], *, where: str, field: str, loc: 
         return "missing_field", "This field is required." if where != "header" else "This header is required."
     if kind == "extra_forbidden":
         return "unknown_field", "This field is not accepted here."
+    if kind == "null_not_allowed":
+        return "null_not_allowed", "This field cannot be null; leave it out instead."
     if where == "header":
         return "invalid_header", "This header's value is not valid."
     if kind in _KINDS:
@@ -208,7 +211,7 @@ def _by_field(
     field: str, kind: str, ctx: Mapping[str, Any], value: object, *, item: bool, where: str, path: str
 ) -> tuple[str, str] | None:
     """A field's own code for the ways its value can be wrong; None: the generic one applies."""
-    if kind in {"missing", "extra_forbidden"} or kind in _KINDS:
+    if kind in {"missing", "extra_forbidden", "null_not_allowed"} or kind in _KINDS:
         return None
     if field == "email":
         return "invalid_email", "This is not a valid e-mail address."
