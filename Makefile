@@ -41,8 +41,8 @@ unit: install ## fast tests, no I/O
 	$(RUN) pytest tests/unit -q
 
 # Node packages for the suites that use a real Better Auth server, the TypeScript client check and
-# the real-browser CORS test.
-NODE_DIRS := tests/integration/better_auth tests/integration/openapi_client tests/integration/browser
+# the real-browser CORS test, and clients/typescript (its tests run against a live server).
+NODE_DIRS := tests/integration/better_auth tests/integration/openapi_client tests/integration/browser clients/typescript
 node-deps: ## npm ci where a suite needs Node packages (says so when npm is missing)
 	@if ! command -v npm >/dev/null 2>&1; then \
 	  echo "!! npm is missing: the Better Auth and TypeScript-client tests will not run (install nodejs and npm)"; \
@@ -71,6 +71,7 @@ db-down: install ## stop the embedded PostgreSQL
 
 bench: install ## API vs a bare asyncpg baseline, same run: req/s, p50/p99, ratios, RSS (workers=N)
 	$(RUN) python -m bench $(if $(workers),--workers $(workers))
+	$(RUN) python -m bench.recurring
 	$(RUN) python -m bench mcp $(if $(workers),--workers $(workers))
 
 load: install ## 60 s of mixed traffic on 2 workers: errors, p50/p99, memory before/after

@@ -143,6 +143,13 @@ def server() -> Iterator[tuple[str, str]]:
         yield url, "embedded PostgreSQL (.data/bench)"
 
 
+async def _migrate(url: str) -> None:
+    alembic = [sys.executable, "-m", "alembic", "-c", str(ROOT / "alembic.ini"), "upgrade", "head"]
+    env = {**os.environ, "DATABASE_URL": url}
+    if (done := await asyncio.to_thread(subprocess.run, alembic, cwd=ROOT, env=env, capture_output=True)).returncode:
+        raise RuntimeError(f"alembic failed:\n{done.stderr.decode(errors='replace')}")
+
+
 async def prepare(server_url: str, users: int, tasks: int, deep: int, reuse: bool, pepper: str, cost: int) -> str:
     """A seeded todo_bench, or with `reuse` one seeded before with as many users; says which."""
     from todo_api.adapters.security.passwords import BcryptPasswordHasher
@@ -159,14 +166,12 @@ async def prepare(server_url: str, users: int, tasks: int, deep: int, reuse: boo
                         == users + 1
                     ):
                         await bench.execute("UPDATE users SET password_hash = $1", password_hash)
+                        await _migrate(dsn(server_url, NAME))  # what was added since it was seeded
                         return "reused the seeded todo_bench (--reuse-data)"
         await admin.execute(f'DROP DATABASE IF EXISTS "{NAME}" WITH (FORCE)')
         await admin.execute(f'CREATE DATABASE "{NAME}"')
     url, started = dsn(server_url, NAME), time.perf_counter()
-    alembic = [sys.executable, "-m", "alembic", "-c", str(ROOT / "alembic.ini"), "upgrade", "head"]
-    env = {**os.environ, "DATABASE_URL": url}
-    if (done := await asyncio.to_thread(subprocess.run, alembic, cwd=ROOT, env=env, capture_output=True)).returncode:
-        raise RuntimeError(f"alembic failed:\n{done.stderr.decode(errors='replace')}")
+    await _migrate(url)
     async with connect(url) as connection:
         indexes = await connection.fetch(_SECONDARY_INDEXES_SQL)
         async with connection.transaction():

@@ -13,6 +13,7 @@ from bench import database as db
 from bench.baseline import PRIORITIES, Cursors, access_token
 
 DEPTH = 50_000
+ENDED_SESSIONS = 10_000  # ended lately: what every API process holds in memory and checks each token against
 BATCH = 100  # tasks per bulk change: the API's most
 WRONG = "not-the-right-password-at-all-42"
 _SKIP = object()  # what a body function answers for a sample the scenario cannot use
@@ -161,6 +162,9 @@ SCENARIOS = (
     Scenario("list", "list first page", "GET", TASKS, mix=25),
     Scenario("deep", f"list at depth {DEPTH:,}", "GET", TASKS + "?cursor={cursor}", user="deep"),
     Scenario("get", "get one task", "GET", TASKS + "/{task}", mix=15),
+    # The same GET, named for what it measures: the token's session checked against the sessions
+    # ended lately (ENDED_SESSIONS, seeded by `fixtures`), in memory, no query; the baseline has no check.
+    Scenario("session", f"get, {ENDED_SESSIONS:,} ended sessions", "GET", TASKS + "/{task}"),
     Scenario("create", "create", "POST", TASKS, _task, expect=201, writes=True, mix=15),
     Scenario("toggle", "toggle complete", "PATCH", TASKS + "/{task}/complete", writes=True, mix=10),
     Scenario("search", "filtered + searched list", "GET", f"{TASKS}?{SEARCH}"),
@@ -208,6 +212,7 @@ async def fixtures(url: str, secret: str, users: int) -> Fixtures:
         sql = "SELECT created_at, id FROM tasks WHERE user_id = $1 ORDER BY created_at DESC, id DESC OFFSET $2 LIMIT 1"
         row = await connection.fetchrow(sql, deep, DEPTH - 1)
         placed = await connection.fetchrow(_ORDER_SQL, deep, inboxes.get(deep), DEPTH - 1)
+        await connection.execute(_ENDED_SQL, ENDED_SESSIONS)
     finally:
         await connection.close()
     cursors = Cursors(secret)
@@ -220,6 +225,12 @@ async def fixtures(url: str, secret: str, users: int) -> Fixtures:
     return Fixtures(samples, Sample(db.DEEP_USER, tokens[deep], 0, inboxes.get(deep, 0)), cursor, position_cursor)
 
 
+# Stamped now: each API process loads them at its next reload (SESSION_REVOCATION_REFRESH_S) and keeps
+# them for an access-token lifetime, longer than a scenario runs.
+_ENDED_SQL = """
+INSERT INTO revoked_sessions (session_id, revoked_at)
+SELECT md5('bench-ended-' || n), now() FROM generate_series(1, $1::int) AS n
+ON CONFLICT (session_id) DO UPDATE SET revoked_at = excluded.revoked_at"""
 _INBOXES_SQL = "SELECT user_id, id FROM lists WHERE user_id = ANY($1::text[]) AND is_inbox"
 # Pending top-level tasks in a random order (setseed before), BATCH of them per user that has as many.
 _BATCHES_SQL = """

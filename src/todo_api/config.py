@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     bcrypt_threads: int = Field(default=1, ge=1, le=16)  # logins never take every core
     access_token_lifetime_s: int = Field(default=900, ge=60, le=86_400)
     refresh_token_lifetime_days: int = Field(default=30, ge=1, le=365)
+    # How often each process reloads the sessions ended lately (on any replica): an ended session's
+    # access tokens are refused everywhere within this many seconds, at no query per request.
+    session_revocation_refresh_s: float = Field(default=5.0, gt=0, le=300)
     jwt_issuer: str = "todo-api"
     jwt_audience: str = "todo-api"
     refresh_cookie_samesite: Literal["lax", "strict", "none"] = "lax"

@@ -10,11 +10,12 @@ import signal
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from fastapi import FastAPI
 from starlette.routing import Route
 
+from todo_api.adapters.calendar.rrule import RruleRecurrences
 from todo_api.adapters.http.app import HttpOptions, create_http_app
 from todo_api.adapters.http.schemas import event_data
 from todo_api.adapters.mcp.agent_tools import McpAgentTools, refuse_outside_chat
@@ -25,6 +26,7 @@ from todo_api.adapters.outbound.addresses import AddressGuard
 from todo_api.adapters.outbound.chat_model import OpenAIChatModel
 from todo_api.adapters.security.passwords import BcryptPasswordHasher, common_passwords
 from todo_api.adapters.security.tokens import BearerTokenVerifier, ExternalTokens, JwksKeys, JwtAccessTokens
+from todo_api.adapters.sql.auth_repositories import SqlRevokedSessions
 from todo_api.adapters.sql.change_log import NOTIFY_CHANNEL
 from todo_api.adapters.sql.change_notifications import ListeningSignals, PollingSignals
 from todo_api.adapters.sql.engine import ConnectionPool, ListenerOptions, PoolOptions
@@ -36,12 +38,8 @@ from todo_api.use_cases.auth import ThrottleLimits
 from todo_api.use_cases.chat import ChatOptions
 from todo_api.use_cases.registry import Ports, UseCases, build_use_cases
 from todo_api.use_cases.streams import StreamOptions
-from todo_api.workers import build_workers
-
-
-class SystemClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
+from todo_api.workers import Loop, Workers, build_workers
+from todo_api.workers import SystemClock as SystemClock
 
 
 def pool_options(settings: Settings, url: str) -> PoolOptions:
@@ -169,6 +167,7 @@ def _use_cases(
             limits=limits,
             refresh_lifetime=timedelta(days=settings.refresh_token_lifetime_days),
             webhook_guard=AddressGuard(allow_private=settings.webhook_allow_private_targets),
+            recurrences=RruleRecurrences(),
             webhook_allow_http=settings.webhook_allow_private_targets,
             change_signals=signals,
             streams=StreamOptions(
@@ -185,6 +184,7 @@ def _use_cases(
                 turn_timeout_s=settings.chat_turn_timeout_s,
                 history_messages=settings.chat_history_messages,
             ),
+            revoked_sessions=SqlRevokedSessions(pool),
         )
     )
 
@@ -236,6 +236,11 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         gc.freeze()
         await signals.start()
         undo = _on_exit_signal(signals.begin_shutdown)
+        # Every API process, workers or not, keeps its list of ended sessions fresh (revocations.py).
+        revocations = Workers(
+            [Loop(use_cases.session_revocations, settings.session_revocation_refresh_s)], grace_s=1, announce=False
+        )
+        revocations.start()
         workers = build_workers(settings, pool) if settings.run_workers else None
         if workers is not None:
             workers.start()
@@ -243,6 +248,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
             yield
         undo()
         await signals.close()  # before the pool: the streams it ends may still read
+        await revocations.stop()
         if workers is not None:
             await workers.stop()
         await pool.close()

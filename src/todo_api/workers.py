@@ -14,16 +14,20 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Protocol
 
+from todo_api.adapters.http.schemas import event_data
 from todo_api.adapters.outbound.dapr import DaprPublisher
 from todo_api.adapters.outbound.webhooks import StandardWebhookSender, guarded_client
 from todo_api.adapters.sql.delivery_queues import SqlPublisherQueue, SqlWebhookQueue
 from todo_api.adapters.sql.engine import ConnectionPool
 from todo_api.adapters.sql.retention import SqlRetentionStore
+from todo_api.adapters.sql.unit_of_work import SqlUnitsOfWork
 from todo_api.config import Settings
 from todo_api.domain.webhooks import DAY_OF_RETRIES, RetryPolicy
 from todo_api.use_cases.delivery import DeliverEvents, DeliveryOptions, PruneExpired, RetentionOptions
+from todo_api.use_cases.reminders import FireReminders
 
 log = logging.getLogger("todo_api.workers")
 
@@ -49,13 +53,16 @@ class Workers:
     loops: Sequence[Loop]
     grace_s: float = 15.0
     closers: Sequence[Callable[[], Awaitable[None]]] = ()
+    announce: bool = True
+    """Log starting and stopping (the API's own upkeep loops do not: they run in every process)."""
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def start(self) -> None:
         self._stopping.clear()
         self._tasks = [asyncio.create_task(self._run(loop), name=f"worker:{loop.job.name}") for loop in self.loops]
-        log.info("workers_started", extra={"jobs": [loop.job.name for loop in self.loops]})
+        if self.announce:
+            log.info("workers_started", extra={"jobs": [loop.job.name for loop in self.loops]})
 
     async def _run(self, loop: Loop) -> None:
         while not self._stopping.is_set():
@@ -80,7 +87,17 @@ class Workers:
         self._tasks = []
         for close in self.closers:
             await close()
-        log.info("workers_stopped")
+        if self.announce:
+            log.info("workers_stopped")
+
+
+REMINDER_INTERVAL_S = 1.0
+"""How often an idle scheduler looks for due reminders: the most a reminder waits, under normal load."""
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
 
 
 def build_workers(settings: Settings, pool: ConnectionPool) -> Workers:
@@ -118,4 +135,5 @@ def build_workers(settings: Settings, pool: ConnectionPool) -> Workers:
         closers.append(publisher.close)
     retention = PruneExpired(SqlRetentionStore(pool), RetentionOptions(days=settings.change_retention_days))
     loops.append(Loop(retention, RETENTION_INTERVAL_S))
+    loops.append(Loop(FireReminders(SqlUnitsOfWork(pool, event_data), SystemClock()), REMINDER_INTERVAL_S))
     return Workers(loops, grace_s=settings.webhook_timeout_s + 5, closers=closers)

@@ -39,10 +39,17 @@ TASK_OPERATIONS = {
     "moveTask",
     "bulkChangeTasks",
     "restoreTask",
+    "skipOccurrence",
+    "completeAllTasks",
+    "clearCompletedTasks",
+    "getSummary",
+    "listTags",
 }
+REMINDER_OPERATIONS = {"listReminders", "snoozeReminder"}
 LIST_OPERATIONS = {"listLists", "createList", "getList", "updateList", "moveList", "deleteList", "restoreList"}
 CHANGE_OPERATIONS = {"listChanges"}
 AUTH_OPERATIONS = {"signUp", "logIn", "issueToken", "refreshSession", "logOut", "getCurrentUser", "changePassword"}
+ACCOUNT_OPERATIONS = {"updateCurrentUser", "deleteCurrentUser", "exportCurrentUser", "listSessions", "endSession"}
 HEALTH_OPERATIONS = {"getLiveness", "getReadiness"}
 WEBHOOK_OPERATIONS = {"listWebhooks", "createWebhook", "deleteWebhook", "listWebhookDeliveries"}
 EVENT_OPERATIONS = {"streamEvents", "createStreamTicket"}
@@ -50,9 +57,11 @@ CHAT_OPERATIONS = {"chat", "listConversations", "listConversationMessages", "del
 STREAMING_OPERATIONS = {"streamEvents"}  # 200 is text/event-stream (docs/events.md), not JSON
 OPERATION_IDS = (
     TASK_OPERATIONS
+    | REMINDER_OPERATIONS
     | LIST_OPERATIONS
     | CHANGE_OPERATIONS
     | AUTH_OPERATIONS
+    | ACCOUNT_OPERATIONS
     | HEALTH_OPERATIONS
     | WEBHOOK_OPERATIONS
     | EVENT_OPERATIONS
@@ -60,11 +69,13 @@ OPERATION_IDS = (
 )
 BEARER_OPERATIONS = (
     TASK_OPERATIONS
+    | REMINDER_OPERATIONS
     | LIST_OPERATIONS
     | CHANGE_OPERATIONS
     | WEBHOOK_OPERATIONS
     | EVENT_OPERATIONS
     | CHAT_OPERATIONS
+    | ACCOUNT_OPERATIONS
     | {"getCurrentUser", "changePassword"}
 )
 
@@ -82,6 +93,9 @@ ROUTE_ERRORS: dict[str, set[int]] = {
     "deleteTask": {404, 412, 422},
     "moveTask": {404, 412, 422},  # 422: cycle, too_deep, not_a_sibling, list_mismatch, invalid_move
     "bulkChangeTasks": {422},  # 422: bulk_not_applied (a BulkProblem), too_many_tasks, a malformed body
+    "skipOccurrence": {404, 412, 422},  # 422: not_recurring, task_completed, series_ended
+    "listReminders": {400, 422},  # 400: a cursor this API did not issue; 422: invalid_window
+    "snoozeReminder": {404, 422},  # 404: reminder_not_found
     "listLists": {400, 422},
     "createList": {409, 422},  # 409: list_name_taken; 422: too_many_lists
     "getList": {404, 422},
@@ -91,6 +105,10 @@ ROUTE_ERRORS: dict[str, set[int]] = {
     "restoreTask": {404, 409, 422},  # 409: deleted_with_parent, deleted_with_list
     "restoreList": {404, 409, 422},  # 409: list_name_taken; 422: too_many_lists
     "listChanges": {410, 422},  # 410: sync_token_expired
+    "completeAllTasks": {422},
+    "clearCompletedTasks": {422},  # 422: without status=completed
+    "getSummary": {422},  # 422: unknown_time_zone
+    "listTags": {422},
     "listWebhooks": {422},
     "createWebhook": {422},  # unsafe_webhook_url, invalid_webhook_url, too_many_webhooks
     "deleteWebhook": {404, 422},
@@ -120,6 +138,13 @@ RETRY_LATER = {
     "deleteList",
     "restoreTask",
     "restoreList",
+    "skipOccurrence",
+    "snoozeReminder",
+    "completeAllTasks",
+    "clearCompletedTasks",
+    "updateCurrentUser",
+    "deleteCurrentUser",
+    "endSession",
 }
 # Error responses whose problem type adds members to Problem (RFC 9457 §3.2), and only these: each is
 # checked to carry every Problem member unchanged, plus its own.
@@ -144,9 +169,10 @@ class Operation:
         return "application/json" in self.spec.get("requestBody", {}).get("content", {})
 
     def url(self) -> str:
-        """A concrete URL for the operation: `me` for the user, task 1, list 1, webhook 1."""
+        """A concrete URL for the operation: `me` for the user, task 1, list 1, webhook 1, session `ab12`."""
         url = self.path.replace("{user_id}", "me").replace("{task_id}", "1").replace("{list_id}", "1")
-        url = url.replace("{webhook_id}", "1").replace("{conversation_id}", "1")
+        url = url.replace("{webhook_id}", "1").replace("{conversation_id}", "1").replace("{session_id}", "ab12")
+        url = url.replace("{reminder_id}", "1")
         assert "{" not in url, f"{self!r}: a path parameter url() does not fill in"
         return url
 
@@ -354,6 +380,7 @@ async def test_every_task_and_list_route_has_its_errors_listed(openapi: dict[str
         routes
         == set(ROUTE_ERRORS)
         == TASK_OPERATIONS
+        | REMINDER_OPERATIONS
         | LIST_OPERATIONS
         | CHANGE_OPERATIONS
         | WEBHOOK_OPERATIONS

@@ -207,7 +207,9 @@ async def test_create_is_201_with_the_task(client: httpx.AsyncClient, user: User
     assert body.keys() == {
         "id", "title", "description", "completed", "completed_at", "priority", "tags", "due_at",
         "created_at", "updated_at", "version", "list_id", "parent_id", "position", "deleted_at",
+        "recurrence", "reminders", "series_id", "previous_id",
     }  # fmt: skip
+    assert (body["recurrence"], body["reminders"], body["series_id"], body["previous_id"]) == (None, [], None, None)
 
 
 async def test_create_fills_in_the_defaults(client: httpx.AsyncClient, user: User) -> None:

@@ -490,6 +490,16 @@ async def test_retention_prunes_trash_and_the_delivery_log_past_the_window(
         assert [row["position"] for row in await db.fetch("SELECT position FROM webhook_deliveries")] == [3]
 
 
+async def test_retention_forgets_sessions_ended_before_the_window(database_url: str, db: asyncpg.Connection) -> None:
+    await db.execute(
+        "INSERT INTO revoked_sessions (session_id, revoked_at) VALUES ('old', now() - interval '31 days'), "
+        "('recent', now() - interval '29 days')"
+    )
+    async with workers(database_url, change_retention_days=30) as built:
+        await job(built, "retention").run_once()
+    assert [row["session_id"] for row in await db.fetch("SELECT session_id FROM revoked_sessions")] == ["recent"]
+
+
 async def test_a_webhook_behind_the_horizon_skips_ahead_rather_than_stalling(
     database_url: str, db: asyncpg.Connection, worker_log: WorkerLog
 ) -> None:

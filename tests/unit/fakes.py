@@ -22,6 +22,7 @@ from todo_api.domain.changes import Change as FeedChange
 from todo_api.domain.changes import Deleted, FeedEvent, coalesced, task_change
 from todo_api.domain.errors import AuthenticationFailed, Conflict
 from todo_api.domain.lists import TaskList
+from todo_api.domain.overview import Counts, Day, TagCount, TaskSummary
 from todo_api.domain.ports import (
     AccessTokens,
     ChangeSignals,
@@ -39,8 +40,19 @@ from todo_api.domain.ports import (
     UnitOfWorkFactory,
     UserRepository,
 )
-from todo_api.domain.sessions import RefreshToken
-from todo_api.domain.tasks import DeletedTask, Position, Sort, Task, TaskDraft, TaskFilter, TaskQuery, sort_value
+from todo_api.domain.recurrence import ReminderPosition, ScheduledReminder
+from todo_api.domain.sessions import RefreshToken, Session
+from todo_api.domain.tasks import (
+    DeletedTask,
+    Position,
+    Priority,
+    Sort,
+    Task,
+    TaskDraft,
+    TaskFilter,
+    TaskQuery,
+    sort_value,
+)
 from todo_api.domain.users import Principal, User
 
 # --- Time --------------------------------------------------------------------------------------------
@@ -102,7 +114,11 @@ class FakeStore:
     pruned_through: dict[str, int] = field(default_factory=dict)
     webhooks: dict[int, StoredWebhook] = field(default_factory=dict)
     last_webhook_id: int = 0
+    reminders: dict[int, list[ScheduledReminder]] = field(default_factory=dict)  # armed, per task
+    last_reminder_id: int = 0
     chat: ChatTables = field(default_factory=ChatTables)
+    sessions: dict[str, Session] = field(default_factory=dict)
+    revoked_sessions: dict[str, datetime] = field(default_factory=dict)
 
     def snapshot(self) -> FakeStore:
         return copy.deepcopy(self)
@@ -152,6 +168,84 @@ class FakeUserRepository:
     async def set_password_hash(self, user_id: str, password_hash: str, at: datetime) -> None:
         if (user := self._store.users.get(user_id)) is not None:
             self._store.users[user_id] = replace(user, password_hash=password_hash, updated_at=at)
+
+    async def set_name(self, user_id: str, name: str | None, at: datetime) -> User | None:
+        if (user := self._store.users.get(user_id)) is None:
+            return None
+        self._store.users[user_id] = replace(user, name=name, updated_at=at)
+        return self._store.users[user_id]
+
+    async def delete(self, user_id: str) -> bool:
+        """As the foreign keys' cascades: every row that names the person goes with them."""
+        store = self._store
+        if store.users.pop(user_id, None) is None:
+            return False
+        for task_id in [key for key, task in store.tasks.items() if task.user_id == user_id]:
+            del store.tasks[task_id]
+        for list_id in [key for key, task_list in store.lists.items() if task_list.user_id == user_id]:
+            del store.lists[list_id]
+        for session_id in [key for key, session in store.sessions.items() if session.user_id == user_id]:
+            del store.sessions[session_id]
+        for key in [key for key, entry in store.deleted_tasks.items() if entry.task.user_id == user_id]:
+            del store.deleted_tasks[key]
+        for key in [key for key, task_list in store.deleted_lists.items() if task_list.user_id == user_id]:
+            del store.deleted_lists[key]
+        for token_hash in [key for key, token in store.refresh_tokens.items() if token.user_id == user_id]:
+            del store.refresh_tokens[token_hash]
+        for pair in [pair for pair in store.idempotency_keys if pair[0] == user_id]:
+            del store.idempotency_keys[pair]
+        for key in [key for key, hook in store.webhooks.items() if hook.webhook.user_id == user_id]:
+            del store.webhooks[key]
+        store.events.pop(user_id, None)
+        store.pruned_through.pop(user_id, None)
+        return True
+
+
+class FakeSessionRepository:
+    def __init__(self, store: FakeStore) -> None:
+        self._store = store
+
+    async def start(self, session: Session) -> None:
+        self._store.sessions[session.id] = session
+
+    async def touch(self, session_id: str, at: datetime, expires_at: datetime) -> None:
+        if (session := self._store.sessions.get(session_id)) is not None:
+            self._store.sessions[session_id] = replace(session, last_used_at=at, expires_at=expires_at)
+
+    async def live(self, user_id: str, now: datetime) -> list[Session]:
+        mine = [s for s in self._store.sessions.values() if s.user_id == user_id and s.expires_at > now]
+        return sorted(mine, key=lambda session: (-session.last_used_at.timestamp(), session.id))
+
+    async def end(
+        self, user_id: str, at: datetime, *, session_id: str | None = None, keep: str | None = None
+    ) -> list[str]:
+        def ends(family: str) -> bool:
+            return family == session_id if session_id is not None else family != keep
+
+        store = self._store
+        ended = {key for key, session in store.sessions.items() if session.user_id == user_id and ends(key)}
+        ended |= {
+            token.family_id
+            for token in store.refresh_tokens.values()
+            if token.user_id == user_id and token.revoked_at is None and ends(token.family_id)
+        }
+        for key in ended:
+            store.sessions.pop(key, None)
+            store.revoked_sessions.setdefault(key, at)
+        for token_hash, token in list(store.refresh_tokens.items()):
+            if token.family_id in ended and token.revoked_at is None:
+                store.refresh_tokens[token_hash] = replace(token, revoked_at=at)
+        return sorted(ended)
+
+
+class FakeRevokedSessions:
+    """The `RevokedSessions` port over the store every fake unit of work writes."""
+
+    def __init__(self, store: FakeStore) -> None:
+        self._store = store
+
+    async def revoked_since(self, since: datetime) -> list[str]:
+        return [key for key, at in self._store.revoked_sessions.items() if at > since]
 
 
 class FakeRefreshTokenRepository:
@@ -324,9 +418,27 @@ class FakeTaskRepository:
             list_id=list_id,
             parent_id=draft.parent_id,
             position=position,
+            recurrence=draft.recurrence,
+            reminders=draft.reminders,
         )
         self._store.tasks[task.id] = task
         return task
+
+    async def add_successor(self, successor: Task, at: datetime) -> Task | None:
+        if any(task.previous_id == successor.previous_id for task in self._store.tasks.values()):
+            return None
+        self._store.last_task_id += 1
+        task = replace(successor, id=self._store.last_task_id, created_at=at, updated_at=at, version=1)
+        self._store.tasks[task.id] = task
+        return task
+
+    async def remove_successor(self, user_id: str, previous_id: int) -> int | None:
+        for task in list(self._store.tasks.values()):
+            has_children = any(child.parent_id == task.id for child in self._store.tasks.values())
+            if task.user_id == user_id and task.previous_id == previous_id and task.version == 1 and not has_children:
+                del self._store.tasks[task.id]
+                return task.id
+        return None
 
     async def add_and_record(
         self, user_id: str, draft: TaskDraft, at: datetime, *, list_id: int, position: str
@@ -363,6 +475,8 @@ class FakeTaskRepository:
             priority=task.priority,
             tags=task.tags,
             due_at=task.due_at,
+            recurrence=task.recurrence,
+            reminders=task.reminders,
             updated_at=task.updated_at,
             version=stored.version + 1,
         )
@@ -438,6 +552,54 @@ class FakeTaskRepository:
 
     async def count(self, user_id: str, task_filter: TaskFilter, now: datetime) -> int:
         return sum(matches_filter(task, user_id, task_filter, now) for task in self._store.tasks.values())
+
+    async def summary(self, user_id: str, now: datetime, day: Day) -> TaskSummary:
+        def counted(held: list[Task]) -> Counts:
+            open_ = [task for task in held if not task.completed]
+            return Counts(
+                open=len(open_),
+                completed=len(held) - len(open_),
+                overdue=sum(task.due_at is not None and task.due_at < now for task in open_),
+                due_today=sum(task.due_at is not None and day.start <= task.due_at < day.end for task in open_),
+            )
+
+        mine = [task for task in self._store.tasks.values() if task.user_id == user_id]
+        lists = sorted(
+            (x for x in self._store.lists.values() if x.user_id == user_id), key=lambda x: (x.position, x.id)
+        )
+        return TaskSummary(
+            counted(mine),
+            {priority: counted([task for task in mine if task.priority == priority]) for priority in Priority},
+            {x.id: counted([task for task in mine if task.list_id == x.id]) for x in lists},
+            now,
+            day,
+        )
+
+    async def tag_counts(self, user_id: str) -> Sequence[TagCount]:
+        found: dict[str, list[bool]] = {}
+        for task in self._store.tasks.values():
+            if task.user_id == user_id:
+                for tag in task.tags:
+                    found.setdefault(tag, []).append(task.completed)
+        return [TagCount(tag, done.count(False), len(done)) for tag, done in sorted(found.items())]
+
+    async def complete_matching(self, user_id: str, task_filter: TaskFilter, at: datetime) -> Sequence[Task]:
+        roots = [task.id for task in self._store.tasks.values() if matches_filter(task, user_id, task_filter, at)]
+        targets = set(roots)
+        for root in roots:
+            targets.update(await self.descendants(user_id, root))
+        done = []
+        for task_id in sorted(targets):
+            task = self._store.tasks[task_id]
+            if not task.completed:
+                task = replace(task, completed=True, completed_at=at, updated_at=at, version=task.version + 1)
+                self._store.tasks[task_id] = task
+                done.append(task)
+        return done
+
+    async def trash_matching(self, user_id: str, task_filter: TaskFilter, at: datetime) -> Sequence[int]:
+        roots = [task.id for task in self._store.tasks.values() if matches_filter(task, user_id, task_filter, at)]
+        return await self.trash(user_id, roots, at)
 
     async def last_position(self, user_id: str, list_id: int, parent_id: int | None) -> str | None:
         keys = [
@@ -749,6 +911,50 @@ class FakeChangeLog:
         return [event for event in self._store.events.get(user_id, []) if event.position > after][:limit]
 
 
+class FakeReminderRepository:
+    """The schedule as a list of armed reminders (fire time, task id, index); enough for the use cases."""
+
+    def __init__(self, store: FakeStore) -> None:
+        self._store = store
+
+    @property
+    def armed(self) -> dict[int, list[ScheduledReminder]]:
+        return self._store.reminders  # read each time: a rollback replaces the store's tables
+
+    async def arm(self, tasks: Sequence[Task], now: datetime) -> None:
+        for task in tasks:
+            self.armed[task.id] = []
+            if task.completed:
+                continue
+            for index, reminder in enumerate(task.reminders):
+                fire_at = reminder.fire_at(task.due_at)
+                if fire_at is not None and fire_at > now:
+                    self._store.last_reminder_id += 1
+                    armed = ScheduledReminder(self._store.last_reminder_id, task.user_id, task.id, index, fire_at)
+                    self.armed[task.id].append(armed)
+
+    async def upcoming(
+        self, user_id: str, start: datetime, end: datetime, limit: int, after: ReminderPosition | None
+    ) -> list[ScheduledReminder]:
+        found = sorted(
+            (r for rs in self.armed.values() for r in rs if r.user_id == user_id and start <= r.fire_at < end),
+            key=lambda r: (r.fire_at, r.id),
+        )
+        if after is not None:
+            found = [r for r in found if (r.fire_at, r.id) > (after.fire_at, after.id)]
+        return found[: limit + 1]
+
+    async def snooze(self, user_id: str, task_id: int, reminder_id: int, until: datetime) -> ScheduledReminder | None:
+        for index, reminder in enumerate(self.armed.get(task_id, [])):
+            if reminder.id == reminder_id and reminder.user_id == user_id:
+                self.armed[task_id][index] = replace(reminder, fire_at=until, snoozed=True)
+                return self.armed[task_id][index]
+        return None
+
+    async def claim_due(self, now: datetime, limit: int) -> list[tuple[ScheduledReminder, Task]]:
+        return []
+
+
 class FakeUnitOfWork:
     """Commit saves the store as it is; exit restores the last save, so whatever was not committed is gone.
 
@@ -779,6 +985,7 @@ class FakeUnitOfWork:
         )
         self._idempotency_keys = FakeIdempotencyKeys(store, before_claim=lambda: self._land(others.before_key_claim))
         self._lists = FakeListRepository(store)
+        self._reminders = FakeReminderRepository(store)
         self.committed = False
         self.rolled_back = False
 
@@ -796,6 +1003,11 @@ class FakeUnitOfWork:
     def rate_limits(self) -> FakeRateLimiter:
         self._require_inside()
         return self._rate_limits
+
+    @property
+    def reminders(self) -> FakeReminderRepository:
+        self._require_inside()
+        return self._reminders
 
     @property
     def tasks(self) -> FakeTaskRepository:
@@ -820,6 +1032,11 @@ class FakeUnitOfWork:
     def conversations(self) -> FakeConversationRepository:
         self._require_inside()
         return FakeConversationRepository(self._store)
+
+    @property
+    def sessions(self) -> FakeSessionRepository:
+        self._require_inside()
+        return FakeSessionRepository(self._store)
 
     @property
     def changes(self) -> FakeChangeLog:

@@ -10,6 +10,7 @@ from tests.unit.fakes import (
     FakeAccessTokens,
     FakeClock,
     FakePasswordHasher,
+    FakeRevokedSessions,
     FakeStore,
     FakeTokenVerifier,
     FakeUnitOfWorkFactory,
@@ -40,6 +41,7 @@ from todo_api.use_cases.auth import (
     SignUpInput,
     ThrottleLimits,
 )
+from todo_api.use_cases.revocations import RevokedSessionCache
 
 EMAIL = "ada@example.com"
 PASSWORD = "analytical engine"
@@ -112,20 +114,29 @@ def log_in(uow: FakeUnitOfWorkFactory, hasher: FakePasswordHasher, sessions: Ses
 
 
 @pytest.fixture
-def refresh(uow: FakeUnitOfWorkFactory, sessions: SessionIssuer) -> RefreshSession:
-    return RefreshSession(uow, sessions)
+def revocations(uow: FakeUnitOfWorkFactory, clock: FakeClock) -> RevokedSessionCache:
+    return RevokedSessionCache(FakeRevokedSessions(uow.store), clock, horizon=timedelta(seconds=970))
 
 
 @pytest.fixture
-def log_out(uow: FakeUnitOfWorkFactory, clock: FakeClock) -> LogOut:
-    return LogOut(uow, clock)
+def refresh(uow: FakeUnitOfWorkFactory, sessions: SessionIssuer, revocations: RevokedSessionCache) -> RefreshSession:
+    return RefreshSession(uow, sessions, revocations)
+
+
+@pytest.fixture
+def log_out(uow: FakeUnitOfWorkFactory, clock: FakeClock, revocations: RevokedSessionCache) -> LogOut:
+    return LogOut(uow, clock, revocations)
 
 
 @pytest.fixture
 def change_password(
-    uow: FakeUnitOfWorkFactory, hasher: FakePasswordHasher, policy: PasswordPolicy, clock: FakeClock
+    uow: FakeUnitOfWorkFactory,
+    hasher: FakePasswordHasher,
+    policy: PasswordPolicy,
+    clock: FakeClock,
+    revocations: RevokedSessionCache,
 ) -> ChangePassword:
-    return ChangePassword(uow, hasher, policy, clock, LIMITS)
+    return ChangePassword(uow, hasher, policy, clock, LIMITS, revocations)
 
 
 @pytest.fixture
@@ -134,8 +145,10 @@ def verifier() -> FakeTokenVerifier:
 
 
 @pytest.fixture
-def authenticate(verifier: FakeTokenVerifier, uow: FakeUnitOfWorkFactory, clock: FakeClock) -> Authenticate:
-    return Authenticate(verifier, uow, clock)
+def authenticate(
+    verifier: FakeTokenVerifier, uow: FakeUnitOfWorkFactory, clock: FakeClock, revocations: RevokedSessionCache
+) -> Authenticate:
+    return Authenticate(verifier, uow, clock, revocations)
 
 
 @pytest.fixture
@@ -844,9 +857,9 @@ async def test_an_external_principal_is_stored_only_once(
 
 
 async def test_authenticate_forgets_the_oldest_external_principal_beyond_what_it_remembers(
-    verifier: FakeTokenVerifier, uow: FakeUnitOfWorkFactory, clock: FakeClock
+    verifier: FakeTokenVerifier, uow: FakeUnitOfWorkFactory, clock: FakeClock, revocations: RevokedSessionCache
 ) -> None:
-    authenticate = Authenticate(verifier, uow, clock, remember=1)
+    authenticate = Authenticate(verifier, uow, clock, revocations, remember=1)
     verifier.principals["a"] = Principal("a" * 32, external=True)
     verifier.principals["b"] = Principal("b" * 32, external=True)
     for token in ["a", "b", "b", "a"]:
@@ -879,11 +892,16 @@ async def test_the_signup_attempt_counted_in_its_own_transaction_survives_a_late
 
 
 async def test_a_refresh_that_fails_after_rotating_leaves_the_presented_token_usable(
-    log_in: LogIn, refresh: RefreshSession, uow: FakeUnitOfWorkFactory, clock: FakeClock, ada: User
+    log_in: LogIn,
+    refresh: RefreshSession,
+    uow: FakeUnitOfWorkFactory,
+    clock: FakeClock,
+    ada: User,
+    revocations: RevokedSessionCache,
 ) -> None:
     session = await new_session(log_in)
     before = uow.store.snapshot()
-    broken = RefreshSession(uow, SessionIssuer(BrokenAccessTokens(), clock))
+    broken = RefreshSession(uow, SessionIssuer(BrokenAccessTokens(), clock), revocations)
     with pytest.raises(SigningKeyUnavailable):
         await broken.execute(session.refresh_token)
     assert uow.store == before

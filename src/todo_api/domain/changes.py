@@ -26,6 +26,7 @@ TaskEventType = Literal[
     "task.moved",
     "task.deleted",
     "task.restored",
+    "task.reminder_due",
 ]
 ListEventType = Literal["list.created", "list.updated", "list.moved", "list.deleted", "list.restored"]
 EventType = TaskEventType | ListEventType
@@ -42,19 +43,40 @@ class Deleted:
 
 
 @dataclass(frozen=True, slots=True)
+class ReminderDue:
+    """A task's reminder reached its time: the task as it stands, and which reminder."""
+
+    task: Task
+    reminder_id: int
+    index: int
+    fire_at: datetime
+
+    @property
+    def id(self) -> int:
+        return self.task.id
+
+
+@dataclass(frozen=True, slots=True)
 class Change:
     type: EventType
-    subject: Task | TaskList | Deleted
+    subject: Task | TaskList | Deleted | ReminderDue
 
     @property
     def aggregate_type(self) -> Literal["task", "list"]:
         if isinstance(self.subject, Deleted):
             return self.subject.kind
-        return "task" if isinstance(self.subject, Task) else "list"
+        return "list" if isinstance(self.subject, TaskList) else "task"
 
     @property
     def aggregate_id(self) -> int:
         return self.subject.id
+
+    @property
+    def key(self) -> tuple[str, int, int]:
+        """What `coalesced` merges on: the object, and for a reminder, which one (two reminders
+        of one task due together are two events)."""
+        reminder = self.subject.reminder_id if isinstance(self.subject, ReminderDue) else 0
+        return self.aggregate_type, self.aggregate_id, reminder
 
 
 def task_change(before: Task | None, after: Task) -> Change:
@@ -81,11 +103,11 @@ _BIRTHS = ("task.created", "task.restored", "list.created", "list.restored")
 def coalesced(changes: Sequence[Change]) -> list[Change]:
     """One event per changed object per transaction: its last state, in the order objects were
     first changed. An object made (or restored) in the same transaction keeps that name."""
-    first: dict[tuple[str, int], Change] = {}
-    last: dict[tuple[str, int], Change] = {}
+    first: dict[tuple[str, int, int], Change] = {}
+    last: dict[tuple[str, int, int], Change] = {}
     for change in changes:
-        first.setdefault((change.aggregate_type, change.aggregate_id), change)
-        last[change.aggregate_type, change.aggregate_id] = change
+        first.setdefault(change.key, change)
+        last[change.key] = change
     merged = []
     for key, change in first.items():
         final = last[key]

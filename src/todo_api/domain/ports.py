@@ -15,7 +15,9 @@ from todo_api.domain.bulk import BulkOutcome
 from todo_api.domain.changes import Change, FeedEvent
 from todo_api.domain.chat import ChatMessage, Conversation, ModelReply, ToolDefinition, ToolOutcome
 from todo_api.domain.lists import TaskList
-from todo_api.domain.sessions import RefreshToken
+from todo_api.domain.overview import Day, TagCount, TaskSummary
+from todo_api.domain.recurrence import Recurrence, ReminderPosition, ScheduledReminder
+from todo_api.domain.sessions import RefreshToken, Session
 from todo_api.domain.tasks import DeletedTask, Position, Task, TaskDraft, TaskFilter, TaskQuery
 from todo_api.domain.users import Principal, User
 from todo_api.domain.webhooks import Attempt, Delivery, Lease, NewWebhook, SendOutcome, Webhook
@@ -36,6 +38,10 @@ class UserRepository(Protocol):
         """Insert unless the id exists; an e-mail already in use is stored as no e-mail."""
 
     async def set_password_hash(self, user_id: str, password_hash: str, at: datetime) -> None: ...
+    async def set_name(self, user_id: str, name: str | None, at: datetime) -> User | None: ...
+    async def delete(self, user_id: str) -> bool:
+        """Delete the person and, by the foreign keys' cascades, every row of theirs in every table;
+        False if gone already."""
 
 
 class RefreshTokenRepository(Protocol):
@@ -49,6 +55,30 @@ class RefreshTokenRepository(Protocol):
     async def family_live(self, family_id: str, at: datetime) -> bool:
         """Whether the session (family) still has a token neither revoked nor expired: a logout,
         a detected reuse or a password change ends it."""
+
+
+class SessionRepository(Protocol):
+    """A person's sessions (one per login), and the record of ended ones that every replica's
+    access-token check reads (`RevokedSessions`)."""
+
+    async def start(self, session: Session) -> None: ...
+    async def touch(self, session_id: str, at: datetime, expires_at: datetime) -> None:
+        """The session refreshed its access token at `at`; its refresh token now lives until `expires_at`."""
+
+    async def live(self, user_id: str, now: datetime) -> Sequence[Session]:
+        """The person's sessions not ended nor expired, latest first."""
+
+    async def end(
+        self, user_id: str, at: datetime, *, session_id: str | None = None, keep: str | None = None
+    ) -> Sequence[str]:
+        """End one session (`session_id`), or all but `keep`: their refresh tokens are revoked and
+        they are recorded as ended at `at`, so their access tokens stop working everywhere. The ids
+        ended (none for a session that is not the person's or is over already)."""
+
+
+class RevokedSessions(Protocol):
+    async def revoked_since(self, since: datetime) -> Sequence[str]:
+        """The ids of the sessions ended after `since`, on any replica."""
 
 
 class RateLimiter(Protocol):
@@ -148,6 +178,64 @@ class TaskRepository(Protocol):
 
     async def set_positions(self, user_id: str, positions: dict[int, str], at: datetime) -> Sequence[Task]:
         """New order keys for many tasks at once (a rebalance), each as a new version."""
+
+    async def add_successor(self, successor: Task, at: datetime) -> Task | None:
+        """Store the next occurrence of a series (`successor.previous_id` names the completed one);
+        None when that occurrence already has one (a retried or concurrent completion)."""
+
+    async def remove_successor(self, user_id: str, previous_id: int) -> int | None:
+        """Delete the next occurrence created by completing `previous_id` if nobody touched it since
+        (version 1, no subtasks); its id, or None when there is none or it was edited."""
+
+    async def summary(self, user_id: str, now: datetime, day: Day) -> TaskSummary:
+        """Counts of the person's tasks (all, per priority, per list) in one statement."""
+
+    async def tag_counts(self, user_id: str) -> Sequence[TagCount]:
+        """Every tag the person uses, by name, with its open and total tasks, in one statement."""
+
+    async def complete_matching(self, user_id: str, task_filter: TaskFilter, at: datetime) -> Sequence[Task]:
+        """Complete every open task the filter matches and every open task under one, in one
+        statement, each as a new version; the tasks written."""
+
+    async def trash_matching(self, user_id: str, task_filter: TaskFilter, at: datetime) -> Sequence[int]:
+        """Delete, restorably, every task the filter matches with everything under it, in one
+        statement (as `trash`: each matched task is the root its subtree comes back with); the ids deleted."""
+
+
+class RecurrenceRules(Protocol):
+    """RFC 5545 recurrence rules on the wall clock of IANA time zones (the calendar adapter)."""
+
+    def normalised(self, rule: str, timezone: str) -> str:
+        """The rule as stored: parts checked, ordered, upper-case; InvalidInput(code=
+        "invalid_recurrence") naming the offending part, or an unknown zone."""
+
+    def next_after(self, recurrence: Recurrence, after: datetime) -> datetime | None:
+        """The series' first occurrence strictly after `after`; None when COUNT or UNTIL ended it."""
+
+    def rebased(self, recurrence: Recurrence, start: datetime, current: datetime | None) -> Recurrence:
+        """The series restarted at `start` (its time of day follows), a COUNT reduced to what was
+        left of it from the `current` occurrence."""
+
+
+class ReminderRepository(Protocol):
+    """The reminders' schedule: one row per armed reminder, found by time through an index."""
+
+    async def arm(self, tasks: Sequence[Task], now: datetime) -> None:
+        """Replace each task's schedule with its reminders as they stand: none for a completed
+        task; one in the past is kept as already fired (it never fires)."""
+
+    async def upcoming(
+        self, user_id: str, start: datetime, end: datetime, limit: int, after: ReminderPosition | None
+    ) -> list[ScheduledReminder]:
+        """Up to `limit + 1` armed reminders of open tasks firing in [start, end), by time and id."""
+
+    async def snooze(self, user_id: str, task_id: int, reminder_id: int, until: datetime) -> ScheduledReminder | None:
+        """Arm one reminder again, to fire at `until`; None when the task has no such reminder."""
+
+    async def claim_due(self, now: datetime, limit: int) -> list[tuple[ScheduledReminder, Task]]:
+        """Mark up to `limit` reminders due by `now` as fired, skipping rows another replica holds,
+        each with its task: those of completed tasks are marked too but left out. Until the unit
+        commits, the rows are held; a rollback (or a killed process) leaves them due."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,7 +361,11 @@ class UnitOfWork(Protocol):
     @property
     def webhooks(self) -> WebhookRepository: ...
     @property
+    def reminders(self) -> ReminderRepository: ...
+    @property
     def conversations(self) -> ConversationRepository: ...
+    @property
+    def sessions(self) -> SessionRepository: ...
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(
@@ -414,3 +506,5 @@ class RetentionStore(Protocol):
         """Delete a batch of deleted tasks and lists past restoring."""
 
     async def prune_deliveries(self, older_than_days: int, batch: int) -> int: ...
+    async def prune_ended_sessions(self, older_than_days: int, batch: int) -> int:
+        """Forget sessions ended before the window (no access token of theirs can still be valid)."""

@@ -21,6 +21,29 @@ class RefreshToken:
 
 
 @dataclass(frozen=True, slots=True)
+class Session:
+    """A login on one device: its id is the refresh-token family's, and every access token it
+    issues carries it (`sid`), so ending the session ends those tokens too."""
+
+    id: str
+    user_id: str
+    user_agent: str | None
+    created_at: datetime
+    last_used_at: datetime
+    """When it last refreshed its access token (using an access token writes nothing)."""
+    expires_at: datetime
+
+
+MAX_USER_AGENT_CHARS = 256
+
+
+def device_of(user_agent: str | None) -> str | None:
+    """The `User-Agent` as stored: trimmed to a length a list of sessions can show."""
+    agent = " ".join((user_agent or "").split())[:MAX_USER_AGENT_CHARS]
+    return agent or None
+
+
+@dataclass(frozen=True, slots=True)
 class IssuedSession:
     """What a client receives at login, signup and refresh. The refresh token is shown only here."""
 

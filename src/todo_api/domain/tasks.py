@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Final, Literal
 
 from todo_api.domain.errors import InvalidInput
+from todo_api.domain.recurrence import Recurrence, Reminder, check_series
 
 MAX_TITLE_CHARS: Final = 200
 MAX_DESCRIPTION_CHARS: Final = 1000
@@ -65,6 +66,12 @@ class Task:
     parent_id: int | None
     position: str  # the person's order among its siblings (ordering.py)
     deleted_at: datetime | None = None  # set on a deleted task waiting to be restored
+    recurrence: Recurrence | None = None
+    reminders: tuple[Reminder, ...] = ()
+    series_id: int | None = None
+    """The series' first task (recurring tasks); the same on every occurrence."""
+    previous_id: int | None = None
+    """The occurrence whose completion created this one."""
 
     def completed_as(self, completed: bool, now: datetime) -> Task:
         """Completion keeps its first timestamp; reopening clears it."""
@@ -96,12 +103,15 @@ class TaskDraft:
     completed: bool = False
     list_id: int | None = None  # None: the person's Inbox (or the parent's list for a subtask)
     parent_id: int | None = None
+    recurrence: Recurrence | None = None
+    reminders: tuple[Reminder, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "title", normalise_title(self.title))
         object.__setattr__(self, "description", normalise_description(self.description))
         object.__setattr__(self, "tags", normalise_tags(self.tags))
         check_due_at(self.due_at)
+        check_series(self.due_at, self.recurrence, self.reminders)
 
 
 class Unset(enum.Enum):
@@ -121,10 +131,22 @@ class TaskChanges:
     tags: tuple[str, ...] | Unset = UNSET
     due_at: datetime | Unset | None = UNSET
     completed: bool | Unset = UNSET
+    recurrence: Recurrence | Unset | None = UNSET
+    """A new rule (its `start` unset: the use case binds it to the due date); None stops the series."""
+    reminders: tuple[Reminder, ...] | Unset = UNSET
 
     @classmethod
     def replacing_with(cls, draft: TaskDraft) -> TaskChanges:
-        return cls(draft.title, draft.description, draft.priority, draft.tags, draft.due_at, draft.completed)
+        return cls(
+            draft.title,
+            draft.description,
+            draft.priority,
+            draft.tags,
+            draft.due_at,
+            draft.completed,
+            draft.recurrence,
+            draft.reminders,
+        )
 
     def applied_to(self, task: Task, now: datetime) -> Task:
         changed = replace(
@@ -136,7 +158,10 @@ class TaskChanges:
             priority=task.priority if isinstance(self.priority, Unset) else self.priority,
             tags=task.tags if isinstance(self.tags, Unset) else normalise_tags(self.tags),
             due_at=task.due_at if isinstance(self.due_at, Unset) else check_due_at(self.due_at),
+            recurrence=task.recurrence if isinstance(self.recurrence, Unset) else self.recurrence,
+            reminders=task.reminders if isinstance(self.reminders, Unset) else self.reminders,
         )
+        check_series(changed.due_at, changed.recurrence, changed.reminders)
         if not isinstance(self.completed, Unset):
             changed = changed.completed_as(self.completed, now)
         return changed if changed == task else replace(changed, updated_at=now)
@@ -254,6 +279,7 @@ class TaskFilter:
     list_id: int | None = None
     parent_id: int | None = None  # the subtasks of this task
     top_level: bool = False  # only tasks without a parent (`parent_id=none`)
+    recurring: bool | None = None  # only tasks of a series (True) or only one-off tasks (False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tags", tuple(dict.fromkeys(normalise_tag(tag) for tag in self.tags)))

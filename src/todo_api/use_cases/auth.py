@@ -19,6 +19,8 @@ from todo_api.domain.ports import (
 from todo_api.domain.sessions import (
     IssuedSession,
     RefreshToken,
+    Session,
+    device_of,
     hash_refresh_token,
     new_family_id,
     new_refresh_token,
@@ -26,6 +28,7 @@ from todo_api.domain.sessions import (
 from todo_api.domain.users import PasswordPolicy, Principal, User, new_user_id, normalise_email, normalise_name
 from todo_api.use_cases.lists import inbox_id
 from todo_api.use_cases.retries import retry_transient
+from todo_api.use_cases.revocations import RevokedSessionCache
 
 _BAD_CREDENTIALS = "The e-mail address or password is incorrect."
 _BAD_REFRESH = "The refresh token is invalid, expired or revoked; log in again."
@@ -56,7 +59,10 @@ class SessionIssuer:
     clock: Clock
     refresh_lifetime: timedelta = timedelta(days=30)
 
-    async def issue(self, uow: UnitOfWork, user_id: str, family_id: str) -> IssuedSession:
+    async def issue(
+        self, uow: UnitOfWork, user_id: str, family_id: str, *, new: bool = False, user_agent: str | None = None
+    ) -> IssuedSession:
+        """The first tokens of a new session (`new`: a login, with its device), or the next ones."""
         now = self.clock.now()
         plain, token_hash = new_refresh_token()
         expires_at = now + self.refresh_lifetime
@@ -65,6 +71,10 @@ class SessionIssuer:
                 token_hash=token_hash, family_id=family_id, user_id=user_id, created_at=now, expires_at=expires_at
             )
         )
+        if new:
+            await uow.sessions.start(Session(family_id, user_id, device_of(user_agent), now, now, expires_at))
+        else:
+            await uow.sessions.touch(family_id, now, expires_at)
         return IssuedSession(
             user_id=user_id,
             access_token=self.tokens.issue(user_id, family_id),
@@ -80,6 +90,7 @@ class SignUpInput:
     password: str
     name: str | None = None
     client_address: str = ""
+    user_agent: str | None = None
 
 
 class SignUp:
@@ -97,9 +108,9 @@ class SignUp:
         email = normalise_email(data.email)
         name = normalise_name(data.name)
         self._policy.check(data.password)
-        _refuse_if(await self._count_attempt(_throttle_key("signup:address", data.client_address)))
+        refuse_if(await self._count_attempt(throttle_key("signup:address", data.client_address)))
         password_hash = await self._hasher.hash(data.password)
-        return await self._create_account(email, name, password_hash)
+        return await self._create_account(email, name, password_hash, data.user_agent)
 
     @retry_transient
     async def _count_attempt(self, key: str) -> int | None:
@@ -112,13 +123,15 @@ class SignUp:
         return wait
 
     @retry_transient
-    async def _create_account(self, email: str, name: str | None, password_hash: str) -> AuthResult:
+    async def _create_account(
+        self, email: str, name: str | None, password_hash: str, user_agent: str | None
+    ) -> AuthResult:
         async with self._uow() as uow:
             now = self._sessions.clock.now()
             user = User(new_user_id(), email, name, password_hash, created_at=now, updated_at=now)
             await uow.users.add(user)
             await inbox_id(uow, user.id, now)
-            session = await self._sessions.issue(uow, user.id, new_family_id())
+            session = await self._sessions.issue(uow, user.id, new_family_id(), new=True, user_agent=user_agent)
             await uow.commit()
         return AuthResult(user, session)
 
@@ -128,6 +141,7 @@ class LogInInput:
     email: str
     password: str
     client_address: str = ""
+    user_agent: str | None = None
 
 
 class LogIn:
@@ -143,13 +157,13 @@ class LogIn:
             email: str | None = normalise_email(data.email)
         except InvalidInput:  # a malformed e-mail is just another failed login (nothing to look up)
             email = None
-        account_key = _throttle_key("login:account", email or data.email.strip().lower())
-        address_key = _throttle_key("login:address", data.client_address)
+        account_key = throttle_key("login:account", email or data.email.strip().lower())
+        address_key = throttle_key("login:address", data.client_address)
         wait, user = await self._count_attempts(account_key, address_key, email)
-        _refuse_if(wait)
+        refuse_if(wait)
         if not await self._hasher.verify(data.password, user.password_hash if user else None) or user is None:
             raise AuthenticationFailed(_BAD_CREDENTIALS, code="invalid_credentials")
-        return await self._start_session(user, account_key, address_key)
+        return await self._start_session(user, account_key, address_key, data.user_agent)
 
     @retry_transient
     async def _count_attempts(
@@ -172,11 +186,13 @@ class LogIn:
         return max((wait for wait in waits if wait is not None), default=None), user
 
     @retry_transient
-    async def _start_session(self, user: User, account_key: str, address_key: str) -> AuthResult:
+    async def _start_session(
+        self, user: User, account_key: str, address_key: str, user_agent: str | None
+    ) -> AuthResult:
         async with self._uow() as uow:
             await uow.rate_limits.reset(account_key)
             await uow.rate_limits.release(address_key)
-            session = await self._sessions.issue(uow, user.id, new_family_id())
+            session = await self._sessions.issue(uow, user.id, new_family_id(), new=True, user_agent=user_agent)
             await uow.commit()
         return AuthResult(user, session)
 
@@ -185,8 +201,8 @@ class RefreshSession:
     """Rotate: the presented token is spent and a new one issued in the same family. Presenting a
     spent token again means it leaked, so the whole family is revoked (reuse detection)."""
 
-    def __init__(self, uow: UnitOfWorkFactory, sessions: SessionIssuer) -> None:
-        self._uow, self._sessions = uow, sessions
+    def __init__(self, uow: UnitOfWorkFactory, sessions: SessionIssuer, revocations: RevokedSessionCache) -> None:
+        self._uow, self._sessions, self._revocations = uow, sessions, revocations
 
     @retry_transient
     async def execute(self, refresh_token: str) -> AuthResult:
@@ -196,8 +212,9 @@ class RefreshSession:
             if token is None or token.revoked_at is not None or token.expires_at <= now:
                 raise AuthenticationFailed(_BAD_REFRESH, code="invalid_refresh_token")
             if token.rotated_at is not None:
-                await uow.refresh_tokens.revoke_family(token.family_id, now)
+                ended = await uow.sessions.end(token.user_id, now, session_id=token.family_id)
                 await uow.commit()
+                self._revocations.note(ended, now)
                 raise AuthenticationFailed(
                     "This refresh token was already used; the session is revoked. Log in again.",
                     code="refresh_token_reused",
@@ -212,21 +229,24 @@ class RefreshSession:
 
 
 class LogOut:
-    """Revoke the session a refresh token belongs to. Idempotent: an unknown token is no error."""
+    """End the session a refresh token belongs to: its refresh tokens stop at once, its access
+    tokens on every replica within SESSION_REVOCATION_REFRESH_S. Idempotent: an unknown token is no error."""
 
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
-        self._uow, self._clock = uow, clock
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, revocations: RevokedSessionCache) -> None:
+        self._uow, self._clock, self._revocations = uow, clock, revocations
 
     @retry_transient
     async def execute(self, *, refresh_token: str | None) -> None:
         if not refresh_token:
             return
+        now = self._clock.now()
         async with self._uow() as uow:
             token = await uow.refresh_tokens.get_for_update(hash_refresh_token(refresh_token))
             if token is None:
                 return
-            await uow.refresh_tokens.revoke_family(token.family_id, self._clock.now())
+            ended = await uow.sessions.end(token.user_id, now, session_id=token.family_id)
             await uow.commit()
+        self._revocations.note(ended, now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,14 +266,16 @@ class ChangePassword:
         policy: PasswordPolicy,
         clock: Clock,
         limits: ThrottleLimits,
+        revocations: RevokedSessionCache,
     ) -> None:
         self._uow, self._hasher, self._policy, self._clock, self._limits = uow, hasher, policy, clock, limits
+        self._revocations = revocations
 
     async def execute(self, data: ChangePasswordInput) -> None:
         user_id = data.principal.user_id
-        key = _throttle_key("password:account", user_id)
+        key = throttle_key("password:account", user_id)
         wait, user = await self._count_attempt(key, user_id)
-        _refuse_if(wait)
+        refuse_if(wait)
         if user is None:
             raise NotFound("The account no longer exists.", code="user_not_found")
         if user.password_hash is None:
@@ -279,9 +301,10 @@ class ChangePassword:
         async with self._uow() as uow:
             now = self._clock.now()
             await uow.users.set_password_hash(user_id, new_hash, now)
-            await uow.refresh_tokens.revoke_user_families(user_id, now, keep_family=data.principal.session_id)
+            ended = await uow.sessions.end(user_id, now, keep=data.principal.session_id)
             await uow.rate_limits.reset(throttle_key)
             await uow.commit()
+        self._revocations.note(ended, now)
 
 
 class GetCurrentUser:
@@ -297,12 +320,19 @@ class GetCurrentUser:
 
 
 class Authenticate:
-    """Bearer token -> principal. A subject from an external issuer gets a user row on first sight."""
+    """Bearer token -> principal, refused when its session has ended. A subject from an external
+    issuer gets a user row on first sight."""
 
     def __init__(
-        self, verifier: TokenVerifier, uow: UnitOfWorkFactory, clock: Clock, *, remember: int = 10_000
+        self,
+        verifier: TokenVerifier,
+        uow: UnitOfWorkFactory,
+        clock: Clock,
+        revocations: RevokedSessionCache,
+        *,
+        remember: int = 10_000,
     ) -> None:
-        self._verifier, self._uow, self._clock = verifier, uow, clock
+        self._verifier, self._uow, self._clock, self._revocations = verifier, uow, clock, revocations
         self._known_external: dict[str, None] = {}
         self._remember = max(1, remember)
 
@@ -310,6 +340,9 @@ class Authenticate:
         if not token:
             raise AuthenticationFailed("This route needs a bearer token.", code="missing_token")
         principal = await self._verifier.verify(token)
+        # In memory (revocations.py): the hot path costs no query for it.
+        if principal.session_id is not None and self._revocations.is_revoked(principal.session_id):
+            raise AuthenticationFailed("This session has ended; log in again.", code="session_revoked")
         if principal.external and principal.user_id not in self._known_external:
             now = self._clock.now()
             async with self._uow() as uow:
@@ -324,11 +357,11 @@ class Authenticate:
         return principal
 
 
-def _throttle_key(kind: str, subject: str) -> str:
+def throttle_key(kind: str, subject: str) -> str:
     """Counters are keyed by a digest: no e-mail address stored in them, any input a valid key."""
     return f"{kind}:{hashlib.sha256(subject.encode(errors='surrogatepass')).hexdigest()[:32]}"
 
 
-def _refuse_if(wait_s: int | None) -> None:
+def refuse_if(wait_s: int | None) -> None:
     if wait_s is not None:
         raise RateLimited("Too many attempts; try again later.", retry_after_s=wait_s)

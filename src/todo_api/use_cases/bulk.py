@@ -17,11 +17,13 @@ from todo_api.domain.bulk import MAX_BULK_TASKS, BulkOperation, BulkOutcome, Bul
 from todo_api.domain.changes import Change, task_change, task_deleted
 from todo_api.domain.errors import DomainError, InvalidInput
 from todo_api.domain.ordering import key_between
-from todo_api.domain.ports import Clock, IdempotentOutcome, UnitOfWork, UnitOfWorkFactory
+from todo_api.domain.ports import Clock, IdempotentOutcome, RecurrenceRules, UnitOfWork, UnitOfWorkFactory
 from todo_api.domain.tasks import MAX_DEPTH, UNSET, Task, TaskChanges, Unset, normalise_tag
 from todo_api.use_cases.idempotency import IDEMPOTENCY_WINDOW, check_same_request, committed_outcome, fingerprint
 from todo_api.use_cases.lists import take_turn
 from todo_api.use_cases.retries import retry_transient
+from todo_api.use_cases.series import needs_rearming, next_occurrence, remove_successor
+from todo_api.use_cases.tasks import bound_changes
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,8 +37,8 @@ class BulkChangeTasks:
     24 hours answers the same results and changes nothing. A change that was not applied (atomic,
     with a failure) wrote nothing, so its key stays free for the corrected request."""
 
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
-        self._uow, self._clock = uow, clock
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, rules: RecurrenceRules | None = None) -> None:
+        self._uow, self._clock, self._rules = uow, clock, rules
 
     async def execute(
         self,
@@ -75,7 +77,7 @@ class BulkChangeTasks:
             if any(operation.list_id is not None for operation in operations):
                 await take_turn(uow, user_id, now)  # subtrees change lists: see MoveTask
             ids = sorted({task_id for operation in operations for task_id in operation.task_ids})
-            plan = _Plan(await uow.tasks.get_many(user_id, ids), await uow.tasks.subtrees(user_id, ids))
+            plan = _Plan(await uow.tasks.get_many(user_id, ids), await uow.tasks.subtrees(user_id, ids), self._rules)
             for operation in operations:
                 await plan.apply(uow, user_id, operation, now)
             # Atomic: all or nothing. Otherwise what can be applied is, and nothing at all is a refusal too.
@@ -125,7 +127,8 @@ class _Plan:
     `task_not_found`, `[complete P, reopen C]` leaves C open. The rest of each subtree is written
     by set-based statements that skip the named tasks (`keep`)."""
 
-    def __init__(self, tasks: dict[int, Task], tree: dict[int, int]) -> None:
+    def __init__(self, tasks: dict[int, Task], tree: dict[int, int], rules: RecurrenceRules | None = None) -> None:
+        self._rules = rules
         self.before = tasks
         self.now = dict(tasks)
         self._tree = tree  # every task under a named one -> its parent, as stored
@@ -183,7 +186,7 @@ class _Plan:
             case "update" | "move":
                 tags = UNSET if not (operation.add_tags or operation.remove_tags) else _retagged(task, operation)
                 changes = TaskChanges(priority=operation.priority, tags=tags, due_at=operation.due_at)
-        changed = changes.applied_to(task, now)
+        changed = bound_changes(self._rules, task, changes.applied_to(task, now))
         if changed.completed and not task.completed:
             self.completed_roots.add(task.id)
             for below in self._named_under(task.id):
@@ -208,6 +211,13 @@ class _Plan:
         if changed:
             saved = await uow.tasks.save_many(changed, {task.id: self.before[task.id].version for task in changed})
             uow.changes.record(user_id, [task_change(self.before[task.id], task) for task in saved])
+            await uow.reminders.arm([task for task in saved if needs_rearming(self.before[task.id], task)], now)
+            for task in saved:
+                before = self.before[task.id]
+                if task.completed and not before.completed:
+                    await next_occurrence(uow, self._rules, task, now)
+                elif before.completed and not task.completed and before.recurrence is not None:
+                    await remove_successor(uow, task, now)
         keep = sorted(self.now.keys() - self.deleted)
         completed = self.completed_roots - self.deleted
         if completed:

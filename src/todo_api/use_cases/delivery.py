@@ -152,7 +152,7 @@ class RetentionOptions:
 
 class PruneExpired:
     """Retention: events (raising `pruned_through`, so older sync tokens answer 410), deleted tasks
-    and lists past restoring, and old delivery log rows."""
+    and lists past restoring, old delivery log rows and the record of sessions ended long ago."""
 
     name = "retention"
 
@@ -161,7 +161,8 @@ class PruneExpired:
 
     async def run_once(self) -> int:
         removed = 0
-        for prune in (self._store.prune_events, self._store.prune_trash, self._store.prune_deliveries):
+        store = self._store
+        for prune in (store.prune_events, store.prune_trash, store.prune_deliveries, store.prune_ended_sessions):
             for _ in range(self._options.max_batches):
                 count = await prune(self._options.days, self._options.batch)
                 removed += count

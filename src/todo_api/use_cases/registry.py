@@ -18,11 +18,14 @@ from todo_api.domain.ports import (
     Clock,
     DatabaseProbe,
     PasswordHasher,
+    RecurrenceRules,
+    RevokedSessions,
     TargetGuard,
     TokenVerifier,
     UnitOfWorkFactory,
 )
 from todo_api.domain.users import PasswordPolicy
+from todo_api.use_cases.account import DeleteAccount, EndSession, ExportAccount, ListSessions, UpdateProfile
 from todo_api.use_cases.auth import (
     Authenticate,
     ChangePassword,
@@ -39,7 +42,10 @@ from todo_api.use_cases.changes import ReadChanges
 from todo_api.use_cases.chat import ChatOptions, ChatTurn, DeleteConversation, ListConversations, ListMessages
 from todo_api.use_cases.health import CheckReadiness
 from todo_api.use_cases.lists import CreateList, DeleteList, GetList, ListLists, MoveList, UpdateList
+from todo_api.use_cases.overview import ClearCompleted, CompleteAll, GetSummary, ListTags
+from todo_api.use_cases.reminders import ListReminders, SnoozeReminder
 from todo_api.use_cases.restore import ListDeletedTasks, RestoreList, RestoreTask
+from todo_api.use_cases.revocations import NoRevokedSessions, RevokedSessionCache
 from todo_api.use_cases.streams import (
     FollowChanges,
     IssueStreamTicket,
@@ -54,6 +60,7 @@ from todo_api.use_cases.tasks import (
     ListTasks,
     MoveTask,
     SetTaskCompletion,
+    SkipOccurrence,
     UpdateTask,
 )
 from todo_api.use_cases.webhooks import CreateWebhook, DeleteWebhook, GetWebhook, ListDeliveries, ListWebhooks
@@ -95,10 +102,24 @@ class UseCases:
     get_webhook: GetWebhook
     delete_webhook: DeleteWebhook
     list_deliveries: ListDeliveries
+    skip_occurrence: SkipOccurrence
+    list_reminders: ListReminders
+    snooze_reminder: SnoozeReminder
     chat: ChatTurn
     list_conversations: ListConversations
     list_messages: ListMessages
     delete_conversation: DeleteConversation
+    get_summary: GetSummary
+    list_tags: ListTags
+    complete_all: CompleteAll
+    clear_completed: ClearCompleted
+    update_profile: UpdateProfile
+    list_sessions: ListSessions
+    end_session: EndSession
+    export_account: ExportAccount
+    delete_account: DeleteAccount
+    session_revocations: RevokedSessionCache
+    """Not a use case: the in-memory list of ended sessions, whose refresh loop the composition root runs."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +136,7 @@ class Ports:
     limits: ThrottleLimits
     refresh_lifetime: timedelta
     webhook_guard: TargetGuard
+    recurrences: RecurrenceRules
     webhook_allow_http: bool = False
     change_signals: ChangeSignals | None = None
     """Wakes live streams; without it, opening one answers 503."""
@@ -126,29 +148,35 @@ class Ports:
     """The assistant's model; without it, chat answers 503 `chat_not_configured`."""
     agent_tools: AgentTools | None = None
     chat: ChatOptions = field(default_factory=ChatOptions)
+    revoked_sessions: RevokedSessions = field(default_factory=NoRevokedSessions)
+    """Where every replica reads the sessions ended lately (revocations.py)."""
 
 
 def build_use_cases(ports: Ports) -> UseCases:
     uow, clock, hasher, policy, limits = ports.uow, ports.clock, ports.hasher, ports.password_policy, ports.limits
     sessions = SessionIssuer(ports.access_tokens, clock, ports.refresh_lifetime)
     tickets = StreamTicketCodec(ports.stream_ticket_secret)
+    # An ended session's access tokens matter while one could still be valid: a lifetime, the
+    # verifier's 10 s of leeway, and a minute to spare.
+    horizon = timedelta(seconds=ports.access_tokens.lifetime_s + 70)
+    revocations = RevokedSessionCache(ports.revoked_sessions, clock, horizon=horizon)
     return UseCases(
         check_readiness=CheckReadiness(ports.probe),
-        authenticate=Authenticate(ports.verifier, uow, clock),
+        authenticate=Authenticate(ports.verifier, uow, clock, revocations),
         sign_up=SignUp(uow, hasher, policy, sessions, limits),
         log_in=LogIn(uow, hasher, sessions, limits),
-        refresh_session=RefreshSession(uow, sessions),
-        log_out=LogOut(uow, clock),
-        change_password=ChangePassword(uow, hasher, policy, clock, limits),
+        refresh_session=RefreshSession(uow, sessions, revocations),
+        log_out=LogOut(uow, clock, revocations),
+        change_password=ChangePassword(uow, hasher, policy, clock, limits, revocations),
         get_current_user=GetCurrentUser(uow),
-        create_task=CreateTask(uow, clock),
+        create_task=CreateTask(uow, clock, ports.recurrences),
         list_tasks=ListTasks(uow, clock),
         get_task=GetTask(uow),
-        update_task=UpdateTask(uow, clock),
-        set_task_completion=SetTaskCompletion(uow, clock),
+        update_task=UpdateTask(uow, clock, ports.recurrences),
+        set_task_completion=SetTaskCompletion(uow, clock, ports.recurrences),
         delete_task=DeleteTask(uow, clock),
         move_task=MoveTask(uow, clock),
-        bulk_change_tasks=BulkChangeTasks(uow, clock),
+        bulk_change_tasks=BulkChangeTasks(uow, clock, ports.recurrences),
         create_list=CreateList(uow, clock),
         list_lists=ListLists(uow),
         get_list=GetList(uow),
@@ -167,8 +195,21 @@ def build_use_cases(ports: Ports) -> UseCases:
         get_webhook=GetWebhook(uow),
         delete_webhook=DeleteWebhook(uow),
         list_deliveries=ListDeliveries(uow),
+        skip_occurrence=SkipOccurrence(uow, clock, ports.recurrences),
+        list_reminders=ListReminders(uow),
+        snooze_reminder=SnoozeReminder(uow, clock),
         chat=ChatTurn(uow, clock, ports.chat_model, ports.agent_tools, ports.chat),
         list_conversations=ListConversations(uow),
         list_messages=ListMessages(uow),
         delete_conversation=DeleteConversation(uow),
+        get_summary=GetSummary(uow, clock),
+        list_tags=ListTags(uow),
+        complete_all=CompleteAll(uow, clock, ports.recurrences),
+        clear_completed=ClearCompleted(uow, clock),
+        update_profile=UpdateProfile(uow, clock),
+        list_sessions=ListSessions(uow, clock),
+        end_session=EndSession(uow, clock, revocations),
+        export_account=ExportAccount(uow, clock),
+        delete_account=DeleteAccount(uow, hasher, clock, limits, revocations),
+        session_revocations=revocations,
     )

@@ -8,6 +8,7 @@ the end of the Inbox, one whose parent was deleted (or moved too deep) to its li
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from todo_api.domain.changes import Change
@@ -64,6 +65,7 @@ class RestoreTask:
                 restored = [placed if back.id == task_id else back for back in restored]
             restored.sort(key=lambda back: (back.id != task_id, back.id))  # the task first, then its subtasks
             uow.changes.record(user_id, [Change("task.restored", back) for back in restored])
+            await _rearm(uow, restored, now)  # before `_untied`, which may be the unit's last write
             restored[0] = await _untied(uow, user_id, restored[0], now)
             await uow.commit()
         return next(back for back in restored if back.id == task_id)
@@ -125,6 +127,7 @@ class RestoreList:
                 task_list = (await respread(uow, user_id, fresh, now))[list_id]
             uow.changes.record(user_id, [Change("list.restored", task_list)])
             uow.changes.record(user_id, [Change("task.restored", task) for task in tasks])
+            await _rearm(uow, tasks, now)
             await uow.commit()
         return task_list
 
@@ -144,3 +147,11 @@ class ListDeletedTasks:
         page, more = rows[:limit], len(rows) > limit
         last = page[-1] if more else None
         return TaskPage(page, Position(last.deleted_at, last.id) if last is not None else None)
+
+
+async def _rearm(uow: UnitOfWork, restored: Sequence[Task], now: datetime) -> None:
+    """A deletion took the reminders' schedule with the rows: a restored task's come back armed
+    (those whose time passed meanwhile as already fired)."""
+    with_reminders = [task for task in restored if task.reminders]
+    if with_reminders:
+        await uow.reminders.arm(with_reminders, now)

@@ -7,13 +7,14 @@ change; with `If-Match`, a write also refuses a task that moved past the version
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 
 from todo_api.domain.changes import Change, task_change, task_deleted
 from todo_api.domain.errors import InvalidInput, NotFound, PreconditionFailed
 from todo_api.domain.ordering import OrderKeyError, key_between, key_with_room, keys_between
-from todo_api.domain.ports import Clock, IdempotentOutcome, UnitOfWork, UnitOfWorkFactory
+from todo_api.domain.ports import Clock, IdempotentOutcome, RecurrenceRules, UnitOfWork, UnitOfWorkFactory
+from todo_api.domain.recurrence import invalid_recurrence
 from todo_api.domain.tasks import (
     MAX_DEPTH,
     UNSET,
@@ -29,6 +30,7 @@ from todo_api.domain.tasks import (
 from todo_api.use_cases.idempotency import IDEMPOTENCY_WINDOW, check_same_request, committed_outcome, fingerprint
 from todo_api.use_cases.lists import inbox_id, list_not_found, take_turn
 from todo_api.use_cases.retries import retry_transient
+from todo_api.use_cases.series import bound, next_occurrence, rearm_if_needed, remove_successor
 
 
 def _not_found(task_id: int) -> NotFound:
@@ -52,11 +54,13 @@ class CreateTask:
     """With an idempotency key, a retry of the same request within 24 hours returns the first
     outcome; the same key with a different request is refused."""
 
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
-        self._uow, self._clock = uow, clock
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, rules: RecurrenceRules | None = None) -> None:
+        self._uow, self._clock, self._rules = uow, clock, rules
 
     async def execute(self, user_id: str, draft: TaskDraft, idempotency_key: str | None = None) -> Created:
         now = self._clock.now()
+        if draft.recurrence is not None:
+            draft = replace(draft, recurrence=bound(self._rules, draft.recurrence, draft.due_at))
         if idempotency_key is None:
             return Created(await self._add(user_id, draft, now))
         request_hash = _fingerprint(draft)
@@ -114,6 +118,8 @@ async def _add_task(uow: UnitOfWork, user_id: str, draft: TaskDraft, now: dateti
         raise list_not_found(draft.list_id)
     else:
         list_id, after = await inbox_id(uow, user_id, now), None
+    if draft.reminders:
+        last = False  # its reminders are armed after the row is written
     add = uow.tasks.add_and_record if last else uow.tasks.add
     try:
         task = await add(user_id, draft, now, list_id=list_id, position=key_between(after, None))
@@ -123,6 +129,8 @@ async def _add_task(uow: UnitOfWork, user_id: str, draft: TaskDraft, now: dateti
         raise list_not_found(list_id) from gone
     if not last:
         uow.changes.record(user_id, [task_change(None, task)])
+    if task.reminders:
+        await uow.reminders.arm([task], now)
     return task
 
 
@@ -133,6 +141,14 @@ def _fingerprint(draft: TaskDraft) -> str:
     values["priority"] = draft.priority.label
     values["due_at"] = draft.due_at.isoformat() if draft.due_at else None
     values["tags"] = list(draft.tags)
+    values["recurrence"] = draft.recurrence and [
+        draft.recurrence.rule,
+        draft.recurrence.timezone,
+        draft.recurrence.from_,
+    ]
+    values["reminders"] = [[str(item.before), item.at and item.at.isoformat()] for item in draft.reminders]
+    if not draft.recurrence and not draft.reminders:  # hashed as before they existed (keys across the deploy)
+        del values["recurrence"], values["reminders"]
     return fingerprint(values)
 
 
@@ -176,21 +192,21 @@ class GetTask:
 class UpdateTask:
     """PUT (every field, via `TaskChanges.replacing_with`), PATCH and the completion toggle."""
 
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
-        self._uow, self._clock = uow, clock
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, rules: RecurrenceRules | None = None) -> None:
+        self._uow, self._clock, self._rules = uow, clock, rules
 
     @retry_transient
     async def execute(
         self, user_id: str, task_id: int, changes: TaskChanges, *, if_match: frozenset[int] | None = None
     ) -> Task:
-        return await _write(self._uow, self._clock, user_id, task_id, lambda _: changes, if_match)
+        return await _write(self._uow, self._clock, self._rules, user_id, task_id, lambda _: changes, if_match)
 
 
 class SetTaskCompletion:
     """`completed` given: set it; not given: toggle what is stored now (not what the client saw)."""
 
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
-        self._uow, self._clock = uow, clock
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, rules: RecurrenceRules | None = None) -> None:
+        self._uow, self._clock, self._rules = uow, clock, rules
 
     @retry_transient
     async def execute(
@@ -199,12 +215,13 @@ class SetTaskCompletion:
         def changes(task: Task) -> TaskChanges:
             return TaskChanges(completed=(not task.completed) if completed is None else completed)
 
-        return await _write(self._uow, self._clock, user_id, task_id, changes, if_match)
+        return await _write(self._uow, self._clock, self._rules, user_id, task_id, changes, if_match)
 
 
 async def _write(
     uow_factory: UnitOfWorkFactory,
     clock: Clock,
+    rules: RecurrenceRules | None,
     user_id: str,
     task_id: int,
     make_changes: Callable[[Task], TaskChanges],
@@ -212,7 +229,10 @@ async def _write(
 ) -> Task:
     """Read the task locked, check If-Match against it, change it, save it: concurrent writers
     queue on the row lock instead of failing, and none of their changes is lost. Completing a
-    task completes its open subtasks in the same transaction; reopening leaves them as they are."""
+    task completes its open subtasks in the same transaction; reopening leaves them as they are.
+
+    Completing an occurrence of a series also creates the next one (after the completion's event,
+    as a second event of the transaction); reopening one removes a next occurrence nobody touched."""
     async with uow_factory() as uow:
         task = await uow.tasks.get(user_id, task_id, for_update=True)
         if task is None:
@@ -220,16 +240,81 @@ async def _write(
         if if_match is not None and task.version not in if_match:
             raise _stale(task)
         now = clock.now()
-        changed = make_changes(task).applied_to(task, now)
+        changed = bound_changes(rules, task, make_changes(task).applied_to(task, now))
         if changed == task:
             return task
-        if changed.completed and not task.completed:  # first, so the task's own write is the last
+        completing = changed.completed and not task.completed
+        if completing:  # first, so the task's own write is the last
             below = await uow.tasks.complete_descendants(user_id, [task_id], now)
             uow.changes.record(user_id, [Change("task.completed", done) for done in below])
+        await rearm_if_needed(uow, task, changed, now)
+        reopening = task.completed and not changed.completed
+        if (completing and changed.recurrence is not None) or (reopening and task.recurrence is not None):
+            # The task's own event first, then its next occurrence's: not the one-statement last write.
+            saved = await uow.tasks.save(changed, expected_version=task.version)
+            if saved is None:
+                raise _stale(task)
+            uow.changes.record(user_id, [task_change(task, saved)])
+            if completing:
+                await next_occurrence(uow, rules, saved, now)
+            else:
+                await remove_successor(uow, saved, now)
+            await uow.commit()
+            return saved
         saved = await uow.tasks.save_and_record(changed, before=task)
         if saved is None:  # cannot happen under the lock; refuse rather than guess
             raise _stale(task)
         await uow.commit()
+        return saved
+
+
+def bound_changes(rules: RecurrenceRules | None, before: Task, changed: Task) -> Task:
+    """A rule just sent is normalised and starts at the due date; a series whose due date the
+    person moved starts over there (its time of day follows it)."""
+    recurrence = changed.recurrence
+    if recurrence is None or changed == before:
+        return changed
+    if recurrence.start is None:
+        sent = bound(rules, recurrence, changed.due_at)
+        if before.recurrence is None or replace(before.recurrence, start=None) != replace(sent, start=None):
+            return replace(changed, recurrence=sent)
+        recurrence = before.recurrence  # the rule it has, resent (a PUT sends every field)
+        changed = replace(changed, recurrence=recurrence)
+    if changed.due_at != before.due_at and changed.due_at is not None:
+        if rules is None:
+            raise invalid_recurrence("Recurring tasks are not available here.")
+        return replace(changed, recurrence=rules.rebased(recurrence, changed.due_at, before.due_at))
+    return changed
+
+
+class SkipOccurrence:
+    """Move a recurring task to its next occurrence without completing it."""
+
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, rules: RecurrenceRules) -> None:
+        self._uow, self._clock, self._rules = uow, clock, rules
+
+    @retry_transient
+    async def execute(self, user_id: str, task_id: int, *, if_match: frozenset[int] | None = None) -> Task:
+        async with self._uow() as uow:
+            task = await uow.tasks.get(user_id, task_id, for_update=True)
+            if task is None:
+                raise _not_found(task_id)
+            if if_match is not None and task.version not in if_match:
+                raise _stale(task)
+            if task.recurrence is None or task.due_at is None:
+                raise InvalidInput(f"Task {task_id} does not recur: there is nothing to skip to.", code="not_recurring")
+            if task.completed:
+                raise InvalidInput(f"Task {task_id} is completed: reopen it to skip.", code="task_completed")
+            due = self._rules.next_after(task.recurrence, task.due_at)
+            if due is None:
+                raise InvalidInput(f"Task {task_id} is its series' last occurrence.", code="series_ended")
+            now = self._clock.now()
+            changed = replace(task, due_at=due, updated_at=now)
+            await rearm_if_needed(uow, task, changed, now)
+            saved = await uow.tasks.save_and_record(changed, before=task)
+            if saved is None:
+                raise _stale(task)
+            await uow.commit()
         return saved
 
 

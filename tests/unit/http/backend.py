@@ -15,11 +15,13 @@ from tests.unit.fakes import (
     FakeChangeSignals,
     FakeClock,
     FakePasswordHasher,
+    FakeRevokedSessions,
     FakeStore,
     FakeTokenVerifier,
     FakeUnitOfWorkFactory,
 )
 from tests.unit.webhook_fakes import FakeTargetGuard
+from todo_api.adapters.calendar.rrule import RruleRecurrences
 from todo_api.domain.errors import ServiceUnavailable
 from todo_api.domain.tasks import Task, TaskDraft
 from todo_api.domain.users import PasswordPolicy, Principal, User
@@ -93,7 +95,9 @@ def use_cases_over(backend: FakeBackend) -> UseCases:
             refresh_lifetime=timedelta(days=30),
             change_signals=backend.signals,
             webhook_guard=FakeTargetGuard(),
+            recurrences=RruleRecurrences(),
             chat_model=ScriptedChatModel(final="Nothing is due today."),
             agent_tools=FakeAgentTools(),
+            revoked_sessions=FakeRevokedSessions(backend.uow.store),
         )
     )

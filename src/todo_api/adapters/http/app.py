@@ -25,7 +25,20 @@ from todo_api.adapters.http.problems import complete_error_responses, install_pr
 from todo_api.adapters.http.proxies import TrustedProxies
 from todo_api.adapters.http.refresh_cookie import RefreshCookie
 from todo_api.adapters.http.response_headers import declare_response_headers
-from todo_api.adapters.http.routers import auth, changes, chat, events, health, lists, metrics, tasks, webhooks
+from todo_api.adapters.http.routers import (
+    account,
+    auth,
+    changes,
+    chat,
+    events,
+    health,
+    lists,
+    metrics,
+    overview,
+    reminders,
+    tasks,
+    webhooks,
+)
 from todo_api.use_cases.registry import UseCases
 
 API_TITLE = "todo-api"
@@ -98,11 +111,14 @@ def create_http_app(use_cases: UseCases, options: HttpOptions, *, lifespan: Life
     # The hot routes first: a request is matched against routes in the order they were added.
     app.include_router(tasks.router)
     app.include_router(lists.router)
+    app.include_router(reminders.router)
+    app.include_router(overview.router)
     app.include_router(changes.router)
     app.include_router(events.router)
     app.include_router(webhooks.router)
     app.include_router(chat.router)
     app.include_router(auth.router)
+    app.include_router(account.router)
     app.include_router(health.router)
     if options.metrics:
         app.include_router(metrics.router)

@@ -12,10 +12,12 @@ from datetime import datetime
 
 from todo_api.domain.errors import DomainError
 from todo_api.domain.ports import ListPosition
+from todo_api.domain.recurrence import ReminderPosition
 from todo_api.domain.tasks import Position, Sort, SortValue
 
 _LISTS = "lists"
 _DELETED = "deleted"
+_REMINDERS = "reminders"
 
 
 class InvalidCursor(DomainError):
@@ -53,6 +55,16 @@ class CursorCodec:
         value, task_id = self._open(cursor, _DELETED)
         try:
             return Position(datetime.fromisoformat(str(value)), task_id)
+        except ValueError as error:
+            raise InvalidCursor("The cursor is not one this API issued.") from error
+
+    def encode_reminders(self, position: ReminderPosition) -> str:
+        return self._sign(_REMINDERS, position.fire_at.isoformat(), position.id)
+
+    def decode_reminders(self, cursor: str) -> ReminderPosition:
+        value, reminder_id = self._open(cursor, _REMINDERS)
+        try:
+            return ReminderPosition(datetime.fromisoformat(str(value)), reminder_id)
         except ValueError as error:
             raise InvalidCursor("The cursor is not one this API issued.") from error
 

@@ -57,6 +57,9 @@ FIELD_CODES: Final = (
     "invalid_message",
     "invalid_webhook_url",
     "unknown_event_type",
+    "invalid_recurrence",
+    "unknown_time_zone",
+    "invalid_duration",
 )
 # The codes `InvalidInput` is raised with (domain/, use_cases/, adapters/): each is a 422's own
 # `code` and the code of its one field error.
@@ -97,6 +100,15 @@ DOMAIN_CODES: Final = (
     "unsafe_webhook_url",
     "unknown_event_type",
     "too_many_webhooks",
+    "invalid_recurrence",
+    "unknown_time_zone",
+    "invalid_reminder",
+    "too_many_reminders",
+    "invalid_duration",
+    "invalid_window",
+    "not_recurring",
+    "task_completed",
+    "series_ended",
 )
 FIELD_ERROR_CODES: Final = tuple(dict.fromkeys((*GENERIC_CODES, *FIELD_CODES, *DOMAIN_CODES)))
 
@@ -260,6 +272,12 @@ def _by_field(
         return "invalid_message", f"A message has 1 to {MAX_MESSAGE_CHARS} characters."
     if field == "url" and where == "body":
         return "invalid_webhook_url", f"An https URL of at most {MAX_URL_CHARS} characters."
+    if field == "rule" and where == "body":
+        return "invalid_recurrence", "A recurrence rule is an RFC 5545 RRULE, e.g. FREQ=WEEKLY;BYDAY=MO."
+    if field in {"timezone", "tz"}:
+        return "unknown_time_zone", "An IANA time zone, e.g. Europe/Berlin."
+    if field in {"before", "duration"} and where == "body":
+        return "invalid_duration", "An ISO 8601 duration in weeks, days, hours, minutes or seconds, e.g. PT15M."
     if field == "event_types" and item:
         return "unknown_event_type", f"Expected one of {_choices(ctx)}."
     return None

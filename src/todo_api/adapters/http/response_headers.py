@@ -38,12 +38,20 @@ HEADERS: Final[dict[str, dict[str, Any]]] = {
 ETAG_OPERATIONS: Final = frozenset(
     {
         "getTask", "createTask", "replaceTask", "updateTask", "toggleTaskCompletion", "moveTask", "restoreTask",
+        "skipOccurrence",
         "getList", "createList", "updateList", "moveList", "restoreList",
     }
 )  # fmt: skip
 LOCATION_OPERATIONS: Final = frozenset({"createTask", "restoreTask", "createList", "restoreList", "createWebhook"})
 LINK_OPERATIONS: Final = frozenset(
-    {"listTasks", "listLists", "listConversations", "listConversationMessages", "listWebhookDeliveries"}
+    {
+        "listTasks",
+        "listLists",
+        "listConversations",
+        "listConversationMessages",
+        "listWebhookDeliveries",
+        "listReminders",
+    }
 )
 REPLAYED_OPERATIONS: Final = frozenset({"createTask", "bulkChangeTasks"})
 

@@ -13,6 +13,16 @@ from pydantic_core import PydanticCustomError
 
 from todo_api.domain.bulk import MAX_BULK_TASKS, BulkOp, BulkOutcome
 from todo_api.domain.lists import MAX_LIST_NAME_CHARS, PALETTE, TaskList
+from todo_api.domain.recurrence import (
+    MAX_REMINDERS,
+    MAX_RULE_CHARS,
+    Recurrence,
+    RecurrenceFrom,
+    Reminder,
+    ScheduledReminder,
+    format_duration,
+    parse_duration,
+)
 from todo_api.domain.tasks import MAX_DESCRIPTION_CHARS, MAX_TAG_CHARS, MAX_TAGS, MAX_TITLE_CHARS, PriorityName, Task
 from todo_api.domain.users import MAX_EMAIL_CHARS, MAX_NAME_CHARS, MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS, User
 
@@ -187,6 +197,82 @@ def _refuse_null(value: object) -> object:
 
 NotNull = BeforeValidator(_refuse_null)
 OmittableId = Annotated[Id | SkipJsonSchema[None], NotNull]
+Duration = Annotated[
+    str,
+    Field(
+        pattern=r"^[Pp](?:\d{1,3}[Ww]|(?:\d{1,3}[Dd])?(?:[Tt](?:\d{1,4}[Hh])?(?:\d{1,6}[Mm])?(?:\d{1,8}[Ss])?)?)$",
+        max_length=32,
+        description="An ISO 8601 duration in weeks, days, hours, minutes, seconds (no months or years).",
+        examples=["PT15M"],
+    ),
+]
+
+RECURRENCE_EXAMPLES: dict[str, dict[str, Any]] = {
+    "every weekday at 09:30 Berlin time (with due_at 09:30 local)": {
+        "rule": "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR",
+        "timezone": "Europe/Berlin",
+        "from": "due",
+    },
+    "monthly on the last Friday": {"rule": "FREQ=MONTHLY;BYDAY=-1FR", "timezone": "Europe/London", "from": "due"},
+    "rent on the 1st, 12 times": {"rule": "FREQ=MONTHLY;BYMONTHDAY=1;COUNT=12", "timezone": "UTC", "from": "due"},
+    "water the plants 3 days after the last time": {
+        "rule": "FREQ=DAILY;INTERVAL=3",
+        "timezone": "America/New_York",
+        "from": "completion",
+    },
+}
+
+
+class RecurrenceIn(StrictInput):
+    """An RFC 5545 RRULE (FREQ DAILY/WEEKLY/MONTHLY/YEARLY, INTERVAL, BYDAY with ordinals for monthly
+    and yearly rules, BYMONTHDAY, BYMONTH, BYSETPOS, COUNT, UNTIL, WKST) read on the wall clock of
+    `timezone`. Stored normalised; anything else is 422 `invalid_recurrence` naming the part."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={"examples": [dict(example) for example in RECURRENCE_EXAMPLES.values()]},
+    )
+
+    rule: str = Field(min_length=1, max_length=MAX_RULE_CHARS, pattern=NO_NUL, examples=["FREQ=WEEKLY;BYDAY=MO"])
+    timezone: str = Field(min_length=1, max_length=64, pattern=NO_NUL, examples=["Europe/Berlin"])
+    from_: RecurrenceFrom = Field(
+        default="due",
+        alias="from",
+        description="`due`: the next occurrence follows the completed one's due date; `completion`: it "
+        "follows the moment it was completed.",
+    )
+
+    def to_domain(self) -> Recurrence:
+        return Recurrence(self.rule, self.timezone, self.from_)
+
+
+class RecurrenceOut(Output):
+    rule: str = Field(examples=["FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR"])
+    timezone: str = Field(examples=["Europe/Berlin"])
+    from_: RecurrenceFrom = Field(alias="from", serialization_alias="from")
+
+
+class ReminderBefore(StrictInput):
+    before: Duration = Field(description="Before `due_at`; moves with it.")
+
+
+class ReminderAt(StrictInput):
+    at: IsoDateTime = Field(description="A fixed instant.", examples=["2026-12-01T16:45:00Z"])
+
+
+ReminderIn = ReminderBefore | ReminderAt
+Reminders = Annotated[
+    list[ReminderIn],
+    Field(max_length=MAX_REMINDERS, examples=[[{"before": "PT15M"}], [{"at": "2026-12-01T16:45:00Z"}]]),
+]
+
+
+def reminders_of(items: list[ReminderBefore | ReminderAt]) -> tuple[Reminder, ...]:
+    return tuple(
+        Reminder(before=parse_duration(item.before)) if isinstance(item, ReminderBefore) else Reminder(at=item.at)
+        for item in items
+    )
 
 
 class _TaskFields(StrictInput):
@@ -196,6 +282,8 @@ class _TaskFields(StrictInput):
     tags: Tags = Field(default_factory=list)
     due_at: DueAt | None = None
     completed: bool = False
+    recurrence: RecurrenceIn | None = Field(default=None, description="Makes it recurring; needs `due_at`.")
+    reminders: Reminders = Field(default_factory=list)
 
 
 class TaskCreate(_TaskFields):
@@ -220,6 +308,12 @@ class TaskUpdate(StrictInput):
     tags: Tags | SkipJsonSchema[None] = None
     due_at: DueAt | None = Field(default=None, json_schema_extra=_no_default)
     completed: bool | SkipJsonSchema[None] = None
+    recurrence: RecurrenceIn | None = Field(
+        default=None,
+        description="A new rule (the series restarts at `due_at`); `null` stops the series.",
+        json_schema_extra=_no_default,
+    )
+    reminders: Reminders | SkipJsonSchema[None] = None
 
 
 class CompletionUpdate(StrictInput):
@@ -248,6 +342,13 @@ class TaskOut(Output):
     deleted_at: datetime | None = Field(
         description="When it was deleted: only set on `GET .../tasks?deleted=true`, null everywhere else."
     )
+    recurrence: RecurrenceOut | None = Field(description="The rule as stored (normalised); null: a one-off task.")
+    reminders: list[dict[str, str]] = Field(
+        description='Each `{"before": duration}` or `{"at": timestamp}`.',
+        json_schema_extra={"items": {"oneOf": [ReminderBefore.model_json_schema(), ReminderAt.model_json_schema()]}},
+    )
+    series_id: int | None = Field(description="The series' first task, on every occurrence; null: not recurring.")
+    previous_id: int | None = Field(description="The occurrence whose completion created this one.")
 
     @staticmethod
     def fields_of(task: Task) -> dict[str, Any]:
@@ -267,6 +368,17 @@ class TaskOut(Output):
             "parent_id": task.parent_id,
             "position": task.position,
             "deleted_at": task.deleted_at,
+            "recurrence": None
+            if task.recurrence is None
+            else {"rule": task.recurrence.rule, "timezone": task.recurrence.timezone, "from": task.recurrence.from_},
+            "reminders": [
+                {"before": format_duration(item.before)}
+                if item.before is not None
+                else {"at": item.at.isoformat().replace("+00:00", "Z")}  # type: ignore[union-attr]
+                for item in task.reminders
+            ],
+            "series_id": task.series_id or (task.id if task.recurrence is not None else None),
+            "previous_id": task.previous_id,
         }
 
     @classmethod
@@ -508,3 +620,42 @@ def event_data(subject: Task | TaskList) -> dict[str, Any]:
     them, without a model: the outbox's JSON encoder writes them as the API does (UTC as `Z`),
     and test_change_feed.py compares an event's data with the GET of the same object."""
     return TaskOut.fields_of(subject) if isinstance(subject, Task) else ListOut.fields_of(subject)
+
+
+# Reminders -----------------------------------------------------------------------------------
+
+
+class SnoozeRequest(StrictInput):
+    duration: Duration = Field(description="Fire again this long from now.", examples=["PT10M"])
+
+
+class ScheduledReminderOut(Output):
+    id: int = Field(description="Snooze it with `POST .../tasks/{task_id}/reminders/{id}/snooze`.", examples=[9])
+    task_id: int = Field(examples=[42])
+    index: int = Field(description="Its place in the task's `reminders`.", examples=[0])
+    fire_at: datetime
+    snoozed: bool
+
+    @staticmethod
+    def fields_of(reminder: ScheduledReminder) -> dict[str, Any]:
+        return {
+            "id": reminder.id,
+            "task_id": reminder.task_id,
+            "index": reminder.index,
+            "fire_at": reminder.fire_at,
+            "snoozed": reminder.snoozed,
+        }
+
+    @classmethod
+    def of(cls, reminder: ScheduledReminder) -> ScheduledReminderOut:
+        return cls.model_validate(cls.fields_of(reminder))
+
+
+class ReminderPageMeta(Output):
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
+    limit: int
+
+
+class ReminderPageOut(Output):
+    data: list[ScheduledReminderOut]
+    meta: ReminderPageMeta

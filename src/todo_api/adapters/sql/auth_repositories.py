@@ -4,15 +4,16 @@ bound parameters, rows mapped by hand."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import DateTime, Interval, bindparam, case, delete, exists, func, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import DateTime, Interval, String, any_, bindparam, case, delete, exists, func, select, update
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 
-from todo_api.adapters.sql.engine import Connection, Row, Statement
-from todo_api.adapters.sql.tables import rate_limits, refresh_tokens, users
+from todo_api.adapters.sql.engine import Connection, ConnectionPool, Row, Statement
+from todo_api.adapters.sql.tables import rate_limits, refresh_tokens, revoked_sessions, sessions, users
 from todo_api.domain.errors import Conflict
-from todo_api.domain.sessions import RefreshToken
+from todo_api.domain.sessions import RefreshToken, Session
 from todo_api.domain.users import User
 
 
@@ -55,6 +56,16 @@ _SET_PASSWORD_HASH = Statement(
     .values(password_hash=bindparam("password_hash"), updated_at=bindparam("updated_at"))
 )
 
+_SET_NAME = Statement(
+    update(users)
+    .where(users.c.id == bindparam("user_id"))
+    .values(name=bindparam("name"), updated_at=bindparam("updated_at"))
+    .returning(users)
+)
+# Every table holding a person's rows references `users` with ON DELETE CASCADE (tables.py): one
+# statement removes them all, in the caller's transaction.
+_DELETE_USER = Statement(delete(users).where(users.c.id == bindparam("user_id")).returning(users.c.id))
+
 
 class SqlUserRepository:
     def __init__(self, connection: Connection) -> None:
@@ -90,6 +101,13 @@ class SqlUserRepository:
 
     async def set_password_hash(self, user_id: str, password_hash: str, at: datetime) -> None:
         await _SET_PASSWORD_HASH.execute(self._db, user_id=user_id, password_hash=password_hash, updated_at=at)
+
+    async def set_name(self, user_id: str, name: str | None, at: datetime) -> User | None:
+        row = await _SET_NAME.fetchrow(self._db, user_id=user_id, name=name, updated_at=at)
+        return _user(row) if row else None
+
+    async def delete(self, user_id: str) -> bool:
+        return await _DELETE_USER.fetchval(self._db, user_id=user_id) is not None
 
 
 _TOKEN_COLUMNS = ("token_hash", "family_id", "user_id", "created_at", "expires_at")
@@ -170,6 +188,128 @@ class SqlRefreshTokenRepository:
 
     async def family_live(self, family_id: str, at: datetime) -> bool:
         return bool(await _FAMILY_LIVE.fetchval(self._db, family=family_id, at=at))
+
+
+_SESSION_COLUMNS = ("id", "user_id", "user_agent", "created_at", "last_used_at", "expires_at")
+_START_SESSION = Statement(insert(sessions).values({name: bindparam(name) for name in _SESSION_COLUMNS}))
+_TOUCH_SESSION = Statement(
+    update(sessions)
+    .where(sessions.c.id == bindparam("session_id"))
+    .values(last_used_at=bindparam("at"), expires_at=bindparam("expires_at"))
+)
+_LIVE_SESSIONS = Statement(
+    select(sessions)
+    .where(sessions.c.user_id == bindparam("owner"), sessions.c.expires_at > bindparam("now", type_=DateTime(True)))
+    .order_by(sessions.c.last_used_at.desc(), sessions.c.id)
+)
+_ended = bindparam("ended", type_=ARRAY(String()))
+_at = bindparam("at", type_=DateTime(timezone=True))
+# Which sessions end: one of the person's, or all of theirs but one (NULL: none kept). Their
+# refresh-token families too, for the sessions started before the `sessions` table existed.
+_END_ONE = Statement(
+    delete(sessions)
+    .where(sessions.c.user_id == bindparam("owner"), sessions.c.id == bindparam("session_id"))
+    .returning(sessions.c.id)
+)
+_END_ALL_BUT = Statement(
+    delete(sessions)
+    .where(
+        sessions.c.user_id == bindparam("owner"),
+        sessions.c.id.is_distinct_from(bindparam("keep", type_=String())),
+    )
+    .returning(sessions.c.id)
+)
+_REVOKE_FAMILIES = Statement(
+    update(refresh_tokens)
+    .where(refresh_tokens.c.user_id == bindparam("owner"), refresh_tokens.c.family_id == any_(_ended), _LIVE)
+    .values(revoked_at=_at)
+)
+_RECORD_ENDED = Statement(
+    insert(revoked_sessions)
+    .from_select(["session_id", "revoked_at"], select(func.unnest(_ended), _at))
+    .on_conflict_do_nothing(index_elements=[revoked_sessions.c.session_id])
+)
+_REVOKED_SINCE = Statement(
+    select(revoked_sessions.c.session_id).where(revoked_sessions.c.revoked_at > bindparam("since", DateTime(True)))
+)
+
+
+def _session(row: Row) -> Session:
+    return Session(
+        id=row["id"],
+        user_id=row["user_id"],
+        user_agent=row["user_agent"],
+        created_at=row["created_at"],
+        last_used_at=row["last_used_at"],
+        expires_at=row["expires_at"],
+    )
+
+
+class SqlSessionRepository:
+    def __init__(self, connection: Connection) -> None:
+        self._db = connection
+
+    async def start(self, session: Session) -> None:
+        await _START_SESSION.execute(
+            self._db,
+            id=session.id,
+            user_id=session.user_id,
+            user_agent=session.user_agent,
+            created_at=session.created_at,
+            last_used_at=session.last_used_at,
+            expires_at=session.expires_at,
+        )
+
+    async def touch(self, session_id: str, at: datetime, expires_at: datetime) -> None:
+        await _TOUCH_SESSION.execute(self._db, session_id=session_id, at=at, expires_at=expires_at)
+
+    async def live(self, user_id: str, now: datetime) -> Sequence[Session]:
+        return [_session(row) for row in await _LIVE_SESSIONS.fetch(self._db, owner=user_id, now=now)]
+
+    async def end(
+        self, user_id: str, at: datetime, *, session_id: str | None = None, keep: str | None = None
+    ) -> Sequence[str]:
+        if session_id is not None:
+            rows = await _END_ONE.fetch(self._db, owner=user_id, session_id=session_id)
+            families = await _FAMILY.fetch(self._db, owner=user_id, family=session_id)
+        else:
+            rows = await _END_ALL_BUT.fetch(self._db, owner=user_id, keep=keep)
+            families = await _FAMILIES.fetch(self._db, owner=user_id, keep=keep)
+        ended = sorted({row["id"] for row in rows} | {row["family_id"] for row in families})
+        if not ended:
+            return []
+        await _REVOKE_FAMILIES.execute(self._db, owner=user_id, ended=ended, at=at)
+        await _RECORD_ENDED.execute(self._db, ended=ended, at=at)
+        return ended
+
+
+# The live families of a person but one: the sessions that predate the `sessions` table.
+_FAMILIES = Statement(
+    select(refresh_tokens.c.family_id)
+    .distinct()
+    .where(
+        refresh_tokens.c.user_id == bindparam("owner"),
+        _LIVE,
+        refresh_tokens.c.family_id.is_distinct_from(bindparam("keep", type_=String())),
+    )
+)
+
+_FAMILY = Statement(
+    select(refresh_tokens.c.family_id)
+    .distinct()
+    .where(refresh_tokens.c.user_id == bindparam("owner"), _LIVE, refresh_tokens.c.family_id == bindparam("family"))
+)
+
+
+class SqlRevokedSessions:
+    """The `RevokedSessions` port: one short read on its own connection, outside any request."""
+
+    def __init__(self, pool: ConnectionPool) -> None:
+        self._pool = pool
+
+    async def revoked_since(self, since: datetime) -> Sequence[str]:
+        async with Connection(self._pool, read_only=True) as connection:
+            return [row["session_id"] for row in await _REVOKED_SINCE.fetch(connection, since=since)]
 
 
 _WINDOW = bindparam("window", type_=Interval)

@@ -37,7 +37,7 @@ from sqlalchemy.sql.dml import Insert, Update
 
 from todo_api.adapters.sql.engine import Connection, Statement
 from todo_api.adapters.sql.tables import change_feeds, events, tasks
-from todo_api.domain.changes import Change, Deleted, FeedEvent, coalesced
+from todo_api.domain.changes import Change, Deleted, FeedEvent, ReminderDue, coalesced
 from todo_api.domain.lists import TaskList
 from todo_api.domain.tasks import Task
 
@@ -151,6 +151,14 @@ _READ = Statement(
 def cloud_event(user_id: str, change: Change, data_of: DataOf, at: datetime) -> dict[str, Any]:
     """A CloudEvents 1.0 JSON event; the position is added when it is numbered."""
     subject = change.subject
+    data: dict[str, Any]
+    if isinstance(subject, Deleted):
+        data = {"id": subject.id, "deleted_at": _z(subject.deleted_at)}
+    elif isinstance(subject, ReminderDue):
+        reminder = {"id": subject.reminder_id, "index": subject.index, "fire_at": _z(subject.fire_at)}
+        data = data_of(subject.task) | {"reminder": reminder}
+    else:
+        data = data_of(subject)
     return {
         "specversion": "1.0",
         "id": str(uuid.uuid4()),
@@ -159,12 +167,12 @@ def cloud_event(user_id: str, change: Change, data_of: DataOf, at: datetime) -> 
         "subject": f"{change.aggregate_type}s/{subject.id}",
         "time": at.isoformat().replace("+00:00", "Z"),
         "datacontenttype": "application/json",
-        "data": (
-            {"id": subject.id, "deleted_at": subject.deleted_at.isoformat().replace("+00:00", "Z")}
-            if isinstance(subject, Deleted)
-            else data_of(subject)
-        ),
+        "data": data,
     }
+
+
+def _z(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 class SqlChangeLog:

@@ -10,13 +10,14 @@ from sqlalchemy.dialects.postgresql import insert
 
 from todo_api.adapters.sql.engine import Connection, Statement
 from todo_api.adapters.sql.tables import idempotency_keys
-from todo_api.adapters.sql.task_repository import task_of
+from todo_api.adapters.sql.task_repository import reminders_json, task_of
 from todo_api.domain.bulk import BulkOutcome, BulkResult
 from todo_api.domain.ports import IdempotentOutcome
 from todo_api.domain.tasks import Task
 
 
 def _snapshot(task: Task) -> dict[str, Any]:
+    recurrence = task.recurrence
     return {
         "id": task.id,
         "user_id": task.user_id,
@@ -33,12 +34,24 @@ def _snapshot(task: Task) -> dict[str, Any]:
         "list_id": task.list_id,
         "parent_id": task.parent_id,
         "position": task.position,
+        "recurrence_rule": recurrence.rule if recurrence else None,
+        "recurrence_timezone": recurrence.timezone if recurrence else None,
+        "recurrence_from": recurrence.from_ if recurrence else None,
+        "recurrence_start": recurrence.start.isoformat() if recurrence and recurrence.start else None,
+        "reminders": reminders_json(task.reminders),
+        "series_id": task.series_id,
+        "previous_id": task.previous_id,
     }
 
 
+_BEFORE_SERIES = dict.fromkeys(
+    ("recurrence_rule", "recurrence_timezone", "recurrence_from", "recurrence_start", "series_id", "previous_id")
+)
+
+
 def _from_snapshot(snapshot: dict[str, Any]) -> Task:
-    values = dict(snapshot)
-    for name in ("completed_at", "due_at", "created_at", "updated_at"):
+    values = {**_BEFORE_SERIES, "reminders": [], **snapshot}  # a snapshot taken before series existed has none
+    for name in ("completed_at", "due_at", "created_at", "updated_at", "recurrence_start"):
         values[name] = datetime.fromisoformat(values[name]) if values[name] else None
     return task_of(values)
 

@@ -15,7 +15,14 @@ from sqlalchemy import BigInteger, Table, bindparam, delete, func, select, updat
 from sqlalchemy.dialects.postgresql import INTERVAL
 
 from todo_api.adapters.sql.engine import Connection, ConnectionPool, Statement
-from todo_api.adapters.sql.tables import change_feeds, deleted_lists, deleted_tasks, events, webhook_deliveries
+from todo_api.adapters.sql.tables import (
+    change_feeds,
+    deleted_lists,
+    deleted_tasks,
+    events,
+    revoked_sessions,
+    webhook_deliveries,
+)
 
 RETENTION_LOCK: Final = 0x746F646F_72657400  # "todo ret"
 _now = func.now()
@@ -57,6 +64,22 @@ def _prune_older(table: Table, at: Any) -> Statement:
 _PRUNE_TASKS = _prune_older(deleted_tasks, deleted_tasks.c.deleted_at)
 _PRUNE_LISTS = _prune_older(deleted_lists, deleted_lists.c.deleted_at)
 _PRUNE_DELIVERIES = _prune_older(webhook_deliveries, webhook_deliveries.c.at)
+# An ended session matters while one of its access tokens could be valid (a day at most, the
+# window at least a day): past the window no process reads it again.
+_ended_batch = (
+    select(revoked_sessions.c.session_id)
+    .where(revoked_sessions.c.revoked_at < _cutoff)
+    .order_by(revoked_sessions.c.revoked_at)
+    .limit(bindparam("batch"))
+    .scalar_subquery()
+)
+_ended_gone = (
+    delete(revoked_sessions)
+    .where(revoked_sessions.c.session_id.in_(_ended_batch))
+    .returning(revoked_sessions.c.session_id)
+    .cte("gone")
+)
+_PRUNE_ENDED_SESSIONS = Statement(select(func.count()).select_from(_ended_gone))
 
 
 class SqlRetentionStore:
@@ -80,3 +103,6 @@ class SqlRetentionStore:
 
     async def prune_deliveries(self, older_than_days: int, batch: int) -> int:
         return await self._prune(_PRUNE_DELIVERIES, older_than_days, batch)
+
+    async def prune_ended_sessions(self, older_than_days: int, batch: int) -> int:
+        return await self._prune(_PRUNE_ENDED_SESSIONS, older_than_days, batch)

@@ -60,6 +60,31 @@ refresh_tokens = Table(
     Index(None, "user_id"),
 )
 
+# One row per login (a refresh-token family): what `GET /api/auth/sessions` lists. Ending a session
+# deletes its row and records its id in `revoked_sessions`.
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("user_id", String(64), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("user_agent", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_used_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Index(None, "user_id"),
+)
+
+# Sessions ended (logout, reuse, password change, account deletion): every replica reads the recent
+# ones into memory every SESSION_REVOCATION_REFRESH_S, so a request checks its token's `sid` without
+# a query. No foreign key: a deleted account's sessions must stay refused too.
+revoked_sessions = Table(
+    "revoked_sessions",
+    metadata,
+    Column("session_id", String(32), primary_key=True),
+    Column("revoked_at", DateTime(timezone=True), nullable=False),
+    Index(None, "revoked_at"),
+)
+
 # Fixed-window counters shared by every worker and replica (throttling must not live in memory).
 rate_limits = Table(
     "rate_limits",
@@ -110,11 +135,27 @@ tasks = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("version", Integer, nullable=False, server_default=text("1")),
+    # Recurring tasks (domain/recurrence.py): the rule, all four parts or none; reminders as the
+    # task states them (their schedule is the `reminders` table); the series' first task, and the
+    # occurrence whose completion created this one.
+    Column("recurrence_rule", Text, nullable=True),
+    Column("recurrence_timezone", String(64), nullable=True),
+    Column("recurrence_from", String(16), nullable=True),
+    Column("recurrence_start", DateTime(timezone=True), nullable=True),
+    Column("reminders", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("series_id", BigInteger, nullable=True),
+    Column("previous_id", BigInteger, nullable=True),
     # The domain enforces these; the database refuses anything that slips past it.
     CheckConstraint("char_length(title) BETWEEN 1 AND 200", name="title_length"),
     CheckConstraint("char_length(description) <= 1000", name="description_length"),
     CheckConstraint("priority BETWEEN 0 AND 3", name="priority_range"),
     CheckConstraint("cardinality(tags) <= 20", name="tag_count"),
+    CheckConstraint(
+        "num_nulls(recurrence_rule, recurrence_timezone, recurrence_from, recurrence_start) IN (0, 4)",
+        name="recurrence_whole",
+    ),
+    # One next occurrence per completed one: what makes a retried or concurrent completion safe.
+    Index("uq_tasks_previous_id", "previous_id", unique=True, postgresql_where=text("previous_id IS NOT NULL")),
     # One keyset index per sort: owner, sort value, id (the tie-breaker).
     Index("ix_tasks_user_created", "user_id", "created_at", "id"),
     Index("ix_tasks_user_updated", "user_id", "updated_at", "id"),
@@ -234,6 +275,13 @@ deleted_tasks = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("version", Integer, nullable=False),
+    Column("recurrence_rule", Text, nullable=True),
+    Column("recurrence_timezone", String(64), nullable=True),
+    Column("recurrence_from", String(16), nullable=True),
+    Column("recurrence_start", DateTime(timezone=True), nullable=True),
+    Column("reminders", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("series_id", BigInteger, nullable=True),
+    Column("previous_id", BigInteger, nullable=True),
     Column("deleted_at", DateTime(timezone=True), nullable=False),
     # The task whose deletion took this one (itself when deleted on its own), and the list whose
     # deletion took it, if one did.
@@ -308,6 +356,25 @@ publisher_cursors = Table(
     Column("next_attempt_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("leased_until", DateTime(timezone=True), nullable=True),
     Column("leased_by", String(36), nullable=True),
+)
+
+# The reminders' schedule: one row per reminder of an open task, `fire_at` computed from the
+# task's due date (or its own time). The scheduler claims due rows with SKIP LOCKED and marks them
+# fired in the transaction that writes their `task.reminder_due` events; both partial indexes
+# hold armed rows only, so neither the scheduler's scan nor `GET /reminders` reads fired ones.
+reminders = Table(
+    "reminders",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("task_id", BigInteger, ForeignKey("tasks.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", String(64), nullable=False),
+    Column("ordinal", SmallInteger, nullable=False),
+    Column("fire_at", DateTime(timezone=True), nullable=False),
+    Column("fired_at", DateTime(timezone=True), nullable=True),
+    Column("snoozed", Boolean, nullable=False, server_default=text("false")),
+    Index("ix_reminders_task_id", "task_id"),
+    Index("ix_reminders_due", "fire_at", "id", postgresql_where=text("fired_at IS NULL")),
+    Index("ix_reminders_user_upcoming", "user_id", "fire_at", "id", postgresql_where=text("fired_at IS NULL")),
 )
 
 # Chat (docs/api.md#chat): a person's conversations with the assistant and their messages. Every

@@ -54,6 +54,7 @@ class _Shape(NamedTuple):
     list_id: bool
     parent_id: bool
     top_level: bool
+    recurring: bool | None
 
     @classmethod
     def of(cls, task_filter: TaskFilter) -> _Shape:
@@ -68,6 +69,7 @@ class _Shape(NamedTuple):
             task_filter.list_id is not None,
             task_filter.parent_id is not None,
             task_filter.top_level,
+            task_filter.recurring,
         )
 
 
@@ -128,6 +130,9 @@ def _conditions(shape: _Shape) -> list[ColumnElement[bool]]:
         conditions.append(tasks.c.parent_id == bindparam("parent_id", type_=BigInteger))
     if shape.top_level:
         conditions.append(tasks.c.parent_id.is_(None))
+    if shape.recurring is not None:
+        rule = tasks.c.recurrence_rule
+        conditions.append(rule.is_not(None) if shape.recurring else rule.is_(None))
     return conditions
 
 
@@ -177,3 +182,17 @@ def page_query(user_id: str, query: TaskQuery, now: datetime) -> tuple[Statement
 
 def count_query(user_id: str, task_filter: TaskFilter, now: datetime) -> tuple[Statement, dict[str, Any]]:
     return _count_statement(_Shape.of(task_filter)), _filter_values(user_id, task_filter, now)
+
+
+def filter_shape(task_filter: TaskFilter) -> _Shape:
+    """The shape of a filter: what a statement over the filtered tasks is cached by."""
+    return _Shape.of(task_filter)
+
+
+def filter_conditions(shape: _Shape) -> list[ColumnElement[bool]]:
+    """The WHERE conditions of a filter's shape (values bound by `filter_values`), owner first."""
+    return _conditions(shape)
+
+
+def filter_values(user_id: str, task_filter: TaskFilter, now: datetime) -> dict[str, Any]:
+    return _filter_values(user_id, task_filter, now)

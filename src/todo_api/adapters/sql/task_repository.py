@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    ColumnElement,
     DateTime,
     Integer,
     SmallInteger,
@@ -29,6 +30,7 @@ from sqlalchemy import (
     func,
     literal,
     select,
+    true,
     tuple_,
     update,
 )
@@ -37,12 +39,48 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB, distinct_on, insert
 from todo_api.adapters.sql.change_log import SqlChangeLog, with_events
 from todo_api.adapters.sql.engine import Connection, Row, Statement
 from todo_api.adapters.sql.order_keys import set_positions
-from todo_api.adapters.sql.tables import deleted_tasks, tasks
-from todo_api.adapters.sql.task_listing import count_query, page_query
+from todo_api.adapters.sql.tables import deleted_tasks, lists, tasks
+from todo_api.adapters.sql.task_listing import (
+    count_query,
+    filter_conditions,
+    filter_shape,
+    filter_values,
+    page_query,
+)
 from todo_api.domain.changes import task_change
+from todo_api.domain.overview import Counts, Day, TagCount, TaskSummary
+from todo_api.domain.recurrence import Recurrence, Reminder, format_duration, parse_duration
 from todo_api.domain.tasks import DeletedTask, Position, Priority, Task, TaskDraft, TaskFilter, TaskQuery
 
-_WRITABLE = ("title", "description", "completed", "priority", "tags", "due_at")
+_SERIES = ("recurrence_rule", "recurrence_timezone", "recurrence_from", "recurrence_start", "reminders")
+_WRITABLE = ("title", "description", "completed", "priority", "tags", "due_at", *_SERIES)
+
+
+def reminders_json(reminders: tuple[Reminder, ...]) -> list[dict[str, str]]:
+    """The task's reminders as its row keeps them (and the API shows them)."""
+    return [
+        {"before": format_duration(reminder.before)}
+        if reminder.before is not None
+        else {"at": reminder.at.astimezone(UTC).isoformat().replace("+00:00", "Z")}  # type: ignore[union-attr]
+        for reminder in reminders
+    ]
+
+
+def _reminders_of(stored: list[dict[str, str]]) -> tuple[Reminder, ...]:
+    return tuple(
+        Reminder(before=parse_duration(item["before"]))
+        if "before" in item
+        else Reminder(at=datetime.fromisoformat(item["at"]))
+        for item in stored
+    )
+
+
+def _recurrence_of(row: Row) -> Recurrence | None:
+    if row["recurrence_rule"] is None:
+        return None
+    return Recurrence(
+        row["recurrence_rule"], row["recurrence_timezone"], row["recurrence_from"], row["recurrence_start"]
+    )
 
 
 def _aware(moment: datetime | None) -> datetime | None:
@@ -68,6 +106,10 @@ def task_of(row: Row) -> Task:
         list_id=row["list_id"],
         parent_id=row["parent_id"],
         position=row["position"],
+        recurrence=_recurrence_of(row),
+        reminders=_reminders_of(row["reminders"]) if row["reminders"] else (),
+        series_id=row["series_id"],
+        previous_id=row["previous_id"],
     )
 
 
@@ -76,6 +118,7 @@ def _deleted(row: Row) -> Task:
 
 
 def _values(task: Task | TaskDraft) -> dict[str, Any]:
+    recurrence = task.recurrence
     return {
         "title": task.title,
         "description": task.description,
@@ -83,6 +126,11 @@ def _values(task: Task | TaskDraft) -> dict[str, Any]:
         "priority": int(task.priority),
         "tags": list(task.tags),
         "due_at": task.due_at,
+        "recurrence_rule": recurrence and recurrence.rule,
+        "recurrence_timezone": recurrence and recurrence.timezone,
+        "recurrence_from": recurrence and recurrence.from_,
+        "recurrence_start": recurrence and recurrence.start,
+        "reminders": reminders_json(task.reminders),
     }
 
 
@@ -137,6 +185,29 @@ _add = insert(tasks).values(
 )
 _ADD = Statement(_add.returning(tasks))
 _ADD_RECORDED = with_events(_add)
+_LINKS = ("series_id", "previous_id")
+_ADD_SUCCESSOR = Statement(
+    insert(tasks)
+    .values(
+        {
+            name: bindparam(name)
+            for name in ("user_id", *_WRITABLE, "completed_at", "created_at", "updated_at", *_PLACE, *_LINKS)
+        }
+    )
+    .on_conflict_do_nothing(index_elements=["previous_id"], index_where=tasks.c.previous_id.is_not(None))
+    .returning(tasks)
+)
+_child = tasks.alias("child")
+_REMOVE_SUCCESSOR = Statement(
+    delete(tasks)
+    .where(
+        tasks.c.user_id == bindparam("owner"),
+        tasks.c.previous_id == bindparam("previous_id", type_=BigInteger),
+        tasks.c.version == 1,
+        ~select(_child.c.id).where(_child.c.parent_id == tasks.c.id).exists(),
+    )
+    .returning(tasks.c.id)
+)
 _save = (
     update(tasks)
     .where(*_OWNED, tasks.c.version == bindparam("expected_version"))
@@ -227,6 +298,11 @@ _batch = select(
             ("list_id", BigInteger()),
             ("parent_id", BigInteger()),
             ("position", Text()),
+            ("recurrence_rule", Text()),
+            ("recurrence_timezone", Text()),
+            ("recurrence_from", Text()),
+            ("recurrence_start", DateTime(timezone=True)),
+            ("reminders", Text()),  # JSON text, as tags
         )
     )
 ).subquery("batch")
@@ -252,6 +328,11 @@ _SAVE_MANY = Statement(
         list_id=_batch.c.list_id,
         parent_id=_batch.c.parent_id,
         position=cast(_batch.c.position, tasks.c.position.type),
+        recurrence_rule=_batch.c.recurrence_rule,
+        recurrence_timezone=_batch.c.recurrence_timezone,
+        recurrence_from=_batch.c.recurrence_from,
+        recurrence_start=_batch.c.recurrence_start,
+        reminders=cast(_batch.c.reminders, JSONB),
         version=tasks.c.version + 1,
     )
     .returning(tasks)
@@ -281,16 +362,18 @@ def _siblings(top_level: bool, after: bool | None) -> Statement:
     )
 
 
-def _trash(by_list: bool) -> Statement:
+def _trash(by_list: bool, start: Sequence[ColumnElement[bool]] | None = None) -> Statement:
     """Move tasks with everything under them to `deleted_tasks` in one statement: the named tasks
-    (or a list's top-level ones) and their subtrees, each remembering the top-most named task
-    above it (its `root_id`: restoring that one brings it back)."""
-    start = tasks.c.list_id == bindparam("list_id") if by_list else tasks.c.id == any_(_ids)
-    if by_list:
-        start = start & tasks.c.parent_id.is_(None)
+    (or a list's top-level ones, or those `start` matches) and their subtrees, each remembering the
+    top-most starting task above it (its `root_id`: restoring that one brings it back)."""
+    if start is None:
+        first = tasks.c.list_id == bindparam("list_id") if by_list else tasks.c.id == any_(_ids)
+        if by_list:
+            first = first & tasks.c.parent_id.is_(None)
+        start = [first, tasks.c.user_id == bindparam("owner")]
     down = (
         select(tasks.c.id, tasks.c.id.label("root_id"), literal(0).label("depth"))
-        .where(start, tasks.c.user_id == bindparam("owner"))
+        .where(*start)
         .cte("trashed", recursive=True)
     )
     down = down.union_all(
@@ -323,6 +406,79 @@ def _trash(by_list: bool) -> Statement:
 
 _TRASH = _trash(by_list=False)
 TRASH_LIST_TASKS = _trash(by_list=True)
+
+
+@lru_cache(maxsize=64)
+def _trash_matching(shape: Any) -> Statement:
+    return _trash(by_list=False, start=filter_conditions(shape))
+
+
+@lru_cache(maxsize=64)
+def _complete_matching(shape: Any) -> Statement:
+    """The open tasks a filter matches and the open tasks under them (completing a task completes
+    its subtasks, as one task's completion does), completed by one UPDATE."""
+    start = select(tasks.c.id, literal(0).label("depth")).where(
+        *filter_conditions(shape), tasks.c.completed.is_(false())
+    )
+    down = start.cte("matched", recursive=True)
+    down = down.union_all(
+        select(tasks.c.id, (down.c.depth + 1).label("depth"))
+        .join(down, tasks.c.parent_id == down.c.id)
+        .where(down.c.depth < 16)
+    )
+    at = bindparam("at", type_=DateTime(timezone=True))
+    return Statement(
+        update(tasks)
+        .where(tasks.c.id.in_(select(down.c.id)), tasks.c.user_id == bindparam("owner"), tasks.c.completed.is_(false()))
+        .values(completed=True, completed_at=at, updated_at=at, version=tasks.c.version + 1)
+        .returning(tasks)
+    )
+
+
+# The summary: one pass over the person's lists and their tasks, counted three ways at once
+# (GROUPING SETS): in all, per priority, per list. `tasks.user_id = lists.user_id` lets the planner
+# read the tasks through a user index as well as through `ix_tasks_list`.
+_open = tasks.c.completed.is_(false())
+_timestamp = DateTime(timezone=True)
+_COUNTS = (
+    func.count(tasks.c.id).filter(_open).label("open"),
+    func.count(tasks.c.id).filter(tasks.c.completed.is_(true())).label("completed"),
+    func.count(tasks.c.id).filter(_open, tasks.c.due_at < bindparam("now", type_=_timestamp)).label("overdue"),
+    func.count(tasks.c.id)
+    .filter(
+        _open,
+        tasks.c.due_at >= bindparam("day_start", type_=_timestamp),
+        tasks.c.due_at < bindparam("day_end", type_=_timestamp),
+    )
+    .label("due_today"),
+)
+_SUMMARY = Statement(
+    select(
+        func.grouping(tasks.c.priority, lists.c.id).label("grouping"),
+        tasks.c.priority,
+        lists.c.id.label("list_id"),
+        func.min(lists.c.position).label("list_position"),
+        *_COUNTS,
+    )
+    .select_from(lists.outerjoin(tasks, (tasks.c.list_id == lists.c.id) & (tasks.c.user_id == lists.c.user_id)))
+    .where(lists.c.user_id == bindparam("owner"))
+    .group_by(func.grouping_sets(tuple_(), tasks.c.priority, lists.c.id))
+)
+_GROUPED_BY_PRIORITY, _GROUPED_BY_LIST, _GROUPED_BY_NOTHING = 1, 2, 3  # GROUPING(priority, list): 1 = not grouped
+_tag = func.unnest(tasks.c.tags).column_valued("tag")
+_TAG_COUNTS = Statement(
+    select(_tag, func.count().filter(_open).label("open"), func.count().label("total"))
+    .select_from(tasks)
+    .where(tasks.c.user_id == bindparam("owner"))
+    .group_by(_tag)
+    .order_by(_tag)
+)
+
+
+def _counts(row: Row) -> Counts:
+    return Counts(open=row["open"], completed=row["completed"], overdue=row["overdue"], due_today=row["due_today"])
+
+
 _TRASHED = Statement(
     select(deleted_tasks).where(
         deleted_tasks.c.id == bindparam("task_id"), deleted_tasks.c.user_id == bindparam("owner")
@@ -411,6 +567,8 @@ class SqlTaskRepository:
             list_id=list_id,
             parent_id=draft.parent_id,
             position=position,
+            recurrence=draft.recurrence,
+            reminders=draft.reminders,
         )
         events = self._changes.take(user_id, task_change(None, _stored(unsaved)), creating=True)
         row = await _ADD_RECORDED.fetchrow(self._db, **_added(user_id, draft, at, list_id, position), **events)
@@ -506,6 +664,11 @@ class SqlTaskRepository:
             "list_ids": [task.list_id for task in changed],
             "parent_ids": [task.parent_id for task in changed],
             "positions": [task.position for task in changed],
+            "recurrence_rules": [task.recurrence and task.recurrence.rule for task in changed],
+            "recurrence_timezones": [task.recurrence and task.recurrence.timezone for task in changed],
+            "recurrence_froms": [task.recurrence and task.recurrence.from_ for task in changed],
+            "recurrence_starts": [task.recurrence and task.recurrence.start for task in changed],
+            "reminderss": [json.dumps(reminders_json(task.reminders)) for task in changed],
         }
         return [task_of(row) for row in await _SAVE_MANY.fetch(self._db, owner=changed[0].user_id, **columns)]
 
@@ -558,8 +721,56 @@ class SqlTaskRepository:
         )
         return [row["id"] for row in rows]
 
+    async def summary(self, user_id: str, now: datetime, day: Day) -> TaskSummary:
+        rows = await _SUMMARY.fetch(self._db, owner=user_id, now=now, day_start=day.start, day_end=day.end)
+        total, by_priority, by_list = Counts(), {priority: Counts() for priority in Priority}, []
+        for row in rows:
+            if row["grouping"] == _GROUPED_BY_NOTHING:
+                total = _counts(row)
+            elif row["grouping"] == _GROUPED_BY_PRIORITY:
+                if row["priority"] is not None:  # NULL: the lists without tasks
+                    by_priority[Priority(row["priority"])] = _counts(row)
+            elif row["grouping"] == _GROUPED_BY_LIST:
+                by_list.append((row["list_position"], row["list_id"], _counts(row)))
+        by_list.sort(key=lambda entry: (entry[0], entry[1]))
+        return TaskSummary(total, by_priority, {list_id: counts for _, list_id, counts in by_list}, now, day)
+
+    async def tag_counts(self, user_id: str) -> Sequence[TagCount]:
+        rows = await _TAG_COUNTS.fetch(self._db, owner=user_id)
+        return [TagCount(row["tag"], row["open"], row["total"]) for row in rows]
+
+    async def complete_matching(self, user_id: str, task_filter: TaskFilter, at: datetime) -> Sequence[Task]:
+        values = filter_values(user_id, task_filter, at)
+        rows = await _complete_matching(filter_shape(task_filter)).fetch(self._db, at=at, **values)
+        return [task_of(row) for row in rows]
+
+    async def trash_matching(self, user_id: str, task_filter: TaskFilter, at: datetime) -> Sequence[int]:
+        values = filter_values(user_id, task_filter, at) | {"at": at}
+        rows = await _trash_matching(filter_shape(task_filter)).fetch(self._db, **values)
+        return [row["id"] for row in rows]
+
     async def set_positions(self, user_id: str, positions: dict[int, str], at: datetime) -> Sequence[Task]:
         rows = await _SET_POSITIONS.fetch(
             self._db, owner=user_id, ids=list(positions), positions=list(positions.values()), updated_at=at
         )
         return [task_of(row) for row in rows]
+
+    async def add_successor(self, successor: Task, at: datetime) -> Task | None:
+        row = await _ADD_SUCCESSOR.fetchrow(
+            self._db,
+            user_id=successor.user_id,
+            list_id=successor.list_id,
+            parent_id=successor.parent_id,
+            position=successor.position,
+            completed_at=None,
+            created_at=at,
+            updated_at=at,
+            series_id=successor.series_id,
+            previous_id=successor.previous_id,
+            **_values(successor),
+        )
+        return task_of(row) if row else None
+
+    async def remove_successor(self, user_id: str, previous_id: int) -> int | None:
+        removed: int | None = await _REMOVE_SUCCESSOR.fetchval(self._db, owner=user_id, previous_id=previous_id)
+        return removed

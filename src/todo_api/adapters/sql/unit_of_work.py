@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from sqlalchemy import literal, select
 
-from todo_api.adapters.sql.auth_repositories import SqlRateLimiter, SqlRefreshTokenRepository, SqlUserRepository
+from todo_api.adapters.sql.auth_repositories import (
+    SqlRateLimiter,
+    SqlRefreshTokenRepository,
+    SqlSessionRepository,
+    SqlUserRepository,
+)
 from todo_api.adapters.sql.change_log import DataOf, SqlChangeLog
 from todo_api.adapters.sql.conversation_repository import SqlConversationRepository
 from todo_api.adapters.sql.engine import Connection, ConnectionPool, Statement
 from todo_api.adapters.sql.idempotency_keys import SqlIdempotencyKeys
 from todo_api.adapters.sql.list_repository import SqlListRepository
+from todo_api.adapters.sql.reminder_repository import SqlReminderRepository
 from todo_api.adapters.sql.task_repository import SqlTaskRepository
 from todo_api.adapters.sql.webhook_repository import SqlWebhookRepository
 
@@ -64,8 +70,16 @@ class SqlUnitOfWork(Connection):
         return SqlWebhookRepository(self)
 
     @property
+    def reminders(self) -> SqlReminderRepository:
+        return SqlReminderRepository(self)
+
+    @property
     def conversations(self) -> SqlConversationRepository:
         return SqlConversationRepository(self)
+
+    @property
+    def sessions(self) -> SqlSessionRepository:
+        return SqlSessionRepository(self)
 
 
 class SqlUnitsOfWork:

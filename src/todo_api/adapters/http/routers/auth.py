@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Cookie, Form, Response, status
+from fastapi import APIRouter, Cookie, Form, Request, Response, status
 
 from todo_api.adapters.http.deps import Anonymous, Authenticated
 from todo_api.adapters.http.problems import problem_responses
@@ -58,10 +58,13 @@ def _session_out(result: AuthResult, response: Response) -> SessionOut:
 )
 async def sign_up(
     body: SignUpRequest,
+    request: Request,
     response: Response,
     ctx: Anonymous,
 ) -> SessionOut:
-    result = await ctx.use_cases.sign_up.execute(SignUpInput(body.email, body.password, body.name, ctx.client_address))
+    result = await ctx.use_cases.sign_up.execute(
+        SignUpInput(body.email, body.password, body.name, ctx.client_address, request.headers.get("user-agent"))
+    )
     ctx.services.refresh_cookie.set(response, result)
     return _session_out(result, response)
 
@@ -74,10 +77,13 @@ async def sign_up(
 )
 async def log_in(
     body: LogInRequest,
+    request: Request,
     response: Response,
     ctx: Anonymous,
 ) -> SessionOut:
-    result = await ctx.use_cases.log_in.execute(LogInInput(body.email, body.password, ctx.client_address))
+    result = await ctx.use_cases.log_in.execute(
+        LogInInput(body.email, body.password, ctx.client_address, request.headers.get("user-agent"))
+    )
     ctx.services.refresh_cookie.set(response, result)
     return _session_out(result, response)
 
@@ -90,10 +96,13 @@ async def log_in(
 )
 async def issue_token(
     form: Annotated[TokenForm, Form()],
+    request: Request,
     response: Response,
     ctx: Anonymous,
 ) -> TokenOut:
-    result = await ctx.use_cases.log_in.execute(LogInInput(form.username, form.password, ctx.client_address))
+    result = await ctx.use_cases.log_in.execute(
+        LogInInput(form.username, form.password, ctx.client_address, request.headers.get("user-agent"))
+    )
     response.headers.update(_NO_STORE)
     return TokenOut(access_token=result.session.access_token, expires_in=result.session.expires_in)
 
@@ -125,7 +134,7 @@ async def refresh(
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     operation_id="logOut",
-    summary="End the session: its refresh tokens stop working at once",
+    summary="End the session: its refresh tokens stop at once, its access tokens within seconds",
     responses=problem_responses(422),
 )
 async def log_out(

@@ -6,12 +6,14 @@ Every route takes one dependency, `TaskOwner`: the caller, checked against the p
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 
 from todo_api.adapters.http.deps import TaskOwner
+from todo_api.adapters.http.overview_schemas import ChangedCountOut
 from todo_api.adapters.http.paging import Cursor, next_link
 from todo_api.adapters.http.preconditions import IfMatch, IfNoneMatch, etag, still_fresh, versions
 from todo_api.adapters.http.problems import BulkProblem, problem_response, problem_responses, request_id_of
@@ -31,6 +33,7 @@ from todo_api.adapters.http.schemas import (
     TaskPageOut,
     TaskReplace,
     TaskUpdate,
+    reminders_of,
 )
 from todo_api.domain.bulk import MAX_BULK_TASKS, BulkOperation
 from todo_api.domain.errors import InvalidInput
@@ -86,6 +89,8 @@ def _draft(body: TaskCreate | TaskReplace) -> TaskDraft:
         completed=body.completed,
         list_id=body.list_id if isinstance(body, TaskCreate) else None,
         parent_id=body.parent_id if isinstance(body, TaskCreate) else None,
+        recurrence=body.recurrence.to_domain() if body.recurrence else None,
+        reminders=reminders_of(body.reminders),
     )
 
 
@@ -103,6 +108,8 @@ def _changes(body: TaskUpdate) -> TaskChanges:
         tags=tuple(body.tags) if body.tags is not None else UNSET,
         due_at=body.due_at if "due_at" in sent else UNSET,
         completed=body.completed if body.completed is not None else UNSET,
+        recurrence=(body.recurrence.to_domain() if body.recurrence else None) if "recurrence" in sent else UNSET,
+        reminders=reminders_of(body.reminders) if body.reminders is not None else UNSET,
     )
 
 
@@ -136,6 +143,9 @@ async def list_tasks(
     include_total: bool = False,
     list_id: Annotated[int | None, Query(ge=1, le=MAX_TASK_ID, description="Only the tasks of this list.")] = None,
     parent_id: ParentParam = None,
+    recurring: Annotated[
+        bool | None, Query(description="`true`: only recurring tasks; `false`: only one-off tasks.")
+    ] = None,
     deleted: Annotated[
         bool,
         Query(
@@ -161,6 +171,7 @@ async def list_tasks(
             list_id=list_id,
             parent_id=parent,
             top_level=parent_id == "none",
+            recurring=recurring,
         ),
         sort=order,
         limit=limit,
@@ -191,6 +202,66 @@ async def _deleted_tasks(
     if next_cursor:
         response.headers["Link"] = next_link(request, next_cursor)
     return TaskPageOut.of(page.tasks, next_cursor=next_cursor, limit=limit, total=None)
+
+
+ScopeList = Annotated[int | None, Query(ge=1, le=MAX_TASK_ID, description="Only the tasks of this list.")]
+ScopePriority = Annotated[list[PriorityLabel], Query(max_length=4)]
+ScopeTag = Annotated[list[Tag], Query(max_length=MAX_TAGS, description="All must match.")]
+
+
+def _scope(
+    list_id: int | None, parent_id: str | None, priority: Sequence[str], tag: Sequence[str], overdue: bool = False
+) -> TaskFilter:
+    return TaskFilter(
+        priorities=frozenset(Priority.of(p) for p in priority),
+        tags=tuple(tag),
+        overdue=overdue,
+        list_id=list_id,
+        parent_id=None if parent_id in (None, "none") else int(parent_id),
+        top_level=parent_id == "none",
+    )
+
+
+@router.delete(
+    "",
+    operation_id="clearCompletedTasks",
+    summary="Clear completed: delete every completed task (the filters narrow it), restorably",
+    description="`status=completed` is required, so no request can empty your tasks by accident. Each "
+    "completed task goes to the trash with its subtasks, as `DELETE .../tasks/{id}` does: "
+    "`GET .../tasks?deleted=true` lists them and `POST .../tasks/{id}/restore` brings one back. One statement; "
+    "the answer counts every task deleted, and the change feed has a `task.deleted` event for each.",
+    responses=problem_responses(401, 403, 422),
+)
+async def clear_completed(
+    caller: TaskOwner,
+    status_: Annotated[Literal["completed"], Query(alias="status")],
+    list_id: ScopeList = None,
+    parent_id: ParentParam = None,
+    priority: ScopePriority = [],  # noqa: B006 - FastAPI copies it
+    tag: ScopeTag = [],  # noqa: B006
+) -> ChangedCountOut:
+    scope = _scope(list_id, parent_id, priority, tag)
+    return ChangedCountOut.of(await caller.use_cases.clear_completed.execute(caller.user_id, scope))
+
+
+@router.post(
+    "/complete-all",
+    operation_id="completeAllTasks",
+    summary="Complete every open task (the filters narrow it), with their subtasks",
+    description="One statement; each task completed is a new version and a `task.completed` event. "
+    "Completing a task completes its open subtasks too, as completing one task does.",
+    responses=problem_responses(401, 403, 422),
+)
+async def complete_all(
+    caller: TaskOwner,
+    list_id: ScopeList = None,
+    parent_id: ParentParam = None,
+    priority: ScopePriority = [],  # noqa: B006 - FastAPI copies it
+    tag: ScopeTag = [],  # noqa: B006
+    overdue: Annotated[bool, Query(description="Only the tasks due before now.")] = False,
+) -> ChangedCountOut:
+    scope = _scope(list_id, parent_id, priority, tag, overdue)
+    return ChangedCountOut.of(await caller.use_cases.complete_all.execute(caller.user_id, scope))
 
 
 @router.post(
@@ -292,6 +363,20 @@ async def toggle_completion(
     task = await caller.use_cases.set_task_completion.execute(
         caller.user_id, task_id, completed, if_match=versions(if_match)
     )
+    response.headers["ETag"] = etag(task.version)
+    return TaskOut.of(task)
+
+
+@router.post(
+    "/{task_id}/skip",
+    operation_id="skipOccurrence",
+    summary="Move a recurring task to its next occurrence without completing it",
+    description="422 `not_recurring` for a one-off task, `task_completed` for a completed one, "
+    "`series_ended` when COUNT or UNTIL leave no next occurrence.",
+    responses=problem_responses(401, 403, 404, 412, 422),
+)
+async def skip_occurrence(task_id: TaskId, caller: TaskOwner, response: Response, if_match: IfMatch = None) -> TaskOut:
+    task = await caller.use_cases.skip_occurrence.execute(caller.user_id, task_id, if_match=versions(if_match))
     response.headers["ETag"] = etag(task.version)
     return TaskOut.of(task)
 

@@ -1,0 +1,73 @@
+"""What an SPA builds first: the counts on its home screen, the tag cloud, and the two buttons
+every todo app has ("complete all", "clear completed"). Each is one statement; the two writes
+record one event per task they changed, like any write."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from todo_api.domain.changes import Change, task_deleted
+from todo_api.domain.overview import Completed, TagCount, TaskSummary, today_in
+from todo_api.domain.ports import Clock, RecurrenceRules, UnitOfWorkFactory
+from todo_api.domain.tasks import TaskFilter
+from todo_api.use_cases.retries import retry_transient
+from todo_api.use_cases.series import next_occurrence
+
+
+class GetSummary:
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
+        self._uow, self._clock = uow, clock
+
+    async def execute(self, user_id: str, time_zone: str) -> TaskSummary:
+        now = self._clock.now()
+        day = today_in(time_zone, now)  # 422 unknown_time_zone before any query
+        async with self._uow(read_only=True) as uow:
+            return await uow.tasks.summary(user_id, now, day)
+
+
+class ListTags:
+    def __init__(self, uow: UnitOfWorkFactory) -> None:
+        self._uow = uow
+
+    async def execute(self, user_id: str) -> Sequence[TagCount]:
+        async with self._uow(read_only=True) as uow:
+            return await uow.tasks.tag_counts(user_id)
+
+
+class CompleteAll:
+    """Every open task the filter matches, with the open tasks under each (as completing one task
+    completes its subtasks), each a new version and a `task.completed` event."""
+
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, rules: RecurrenceRules | None = None) -> None:
+        self._uow, self._clock, self._rules = uow, clock, rules
+
+    @retry_transient
+    async def execute(self, user_id: str, task_filter: TaskFilter) -> Completed:
+        async with self._uow() as uow:
+            now = self._clock.now()
+            done = await uow.tasks.complete_matching(user_id, replace(task_filter, status="pending"), now)
+            uow.changes.record(user_id, [Change("task.completed", task) for task in done])
+            await uow.reminders.arm([task for task in done if task.reminders], now)  # disarmed
+            for task in done:  # each completed occurrence of a series gets its next one, as /complete does
+                if task.recurrence is not None:
+                    await next_occurrence(uow, self._rules, task, now)
+            await uow.commit()
+        return Completed(len(done), tuple(task.id for task in done))
+
+
+class ClearCompleted:
+    """Deletes the completed tasks the filter matches, with everything under each, into the trash
+    as `DELETE` does: each stays restorable for the retention window, and is a `task.deleted` event."""
+
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
+        self._uow, self._clock = uow, clock
+
+    @retry_transient
+    async def execute(self, user_id: str, task_filter: TaskFilter) -> Completed:
+        async with self._uow() as uow:
+            now = self._clock.now()
+            deleted = await uow.tasks.trash_matching(user_id, replace(task_filter, status="completed"), now)
+            uow.changes.record(user_id, [task_deleted(task_id, now) for task_id in sorted(deleted)])
+            await uow.commit()
+        return Completed(len(deleted), tuple(sorted(deleted)))

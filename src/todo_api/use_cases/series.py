@@ -1,0 +1,73 @@
+"""What recurring tasks and reminders add to a task's writes: binding a rule to its series,
+the next occurrence on completion, removing it on reopening, and keeping reminders armed."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+
+from todo_api.domain.changes import task_change, task_deleted
+from todo_api.domain.ordering import key_between
+from todo_api.domain.ports import RecurrenceRules, UnitOfWork
+from todo_api.domain.recurrence import Recurrence, invalid_recurrence
+from todo_api.domain.tasks import Task
+
+
+def bound(rules: RecurrenceRules | None, recurrence: Recurrence, due_at: datetime | None) -> Recurrence:
+    """A rule as a client sent it, normalised and starting at the task's due date."""
+    if rules is None:
+        raise invalid_recurrence("Recurring tasks are not available here.")
+    if due_at is None:
+        raise invalid_recurrence("A recurring task needs `due_at` (its first occurrence).")
+    return replace(recurrence, rule=rules.normalised(recurrence.rule, recurrence.timezone), start=due_at)
+
+
+async def next_occurrence(uow: UnitOfWork, rules: RecurrenceRules | None, done: Task, now: datetime) -> Task | None:
+    """The series' next task after `done` (just completed), at the end of its siblings; None when
+    the rule has ended or a next one exists already (the unique `previous_id` decides)."""
+    recurrence = done.recurrence
+    if recurrence is None or done.due_at is None or rules is None:
+        return None
+    due = rules.next_after(recurrence, done.due_at if recurrence.from_ == "due" else now)
+    if due is None:
+        return None
+    last = await uow.tasks.last_position(done.user_id, done.list_id, done.parent_id)
+    successor = replace(
+        done,
+        id=0,
+        completed=False,
+        completed_at=None,
+        due_at=due,
+        version=1,
+        position=key_between(last, None),
+        created_at=now,
+        updated_at=now,
+        series_id=done.series_id or done.id,
+        previous_id=done.id,
+    )
+    added = await uow.tasks.add_successor(successor, now)
+    if added is None:
+        return None
+    uow.changes.record(done.user_id, [task_change(None, added)])
+    if added.reminders:
+        await uow.reminders.arm([added], now)
+    return added
+
+
+async def remove_successor(uow: UnitOfWork, reopened: Task, now: datetime) -> None:
+    removed = await uow.tasks.remove_successor(reopened.user_id, reopened.id)
+    if removed is not None:
+        uow.changes.record(reopened.user_id, [task_deleted(removed, now)])
+
+
+def needs_rearming(before: Task, after: Task) -> bool:
+    if not (before.reminders or after.reminders):
+        return False
+    return (before.reminders, before.due_at, before.completed) != (after.reminders, after.due_at, after.completed)
+
+
+async def rearm_if_needed(uow: UnitOfWork, before: Task, after: Task, now: datetime) -> None:
+    """New reminders, a moved due date or a change of completion re-arm the task's schedule
+    (completed: nothing armed); before the unit's last write, which takes the feed's lock."""
+    if needs_rearming(before, after):
+        await uow.reminders.arm([after], now)
