@@ -1,18 +1,19 @@
 # todo-api: `make run` serves the API, `make test` runs every check. Both install what they need.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
+UV_VERSION := 0.13.9
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 RUN := $(UV) run --locked
 m ?= change
 
-.PHONY: help install node-deps run test lint fmt typecheck contracts unit integration migrate revision db-up db-down bench load clean
+.PHONY: help install node-deps run test lint fmt typecheck contracts unit integration openapi migrate revision db-up db-down bench load clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 .tools/bin/uv:
 	python3 -m venv .tools
-	.tools/bin/pip install --quiet --disable-pip-version-check uv
+	.tools/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
 install: $(if $(findstring .tools,$(UV)),.tools/bin/uv) ## create .venv from uv.lock
 	$(UV) sync --locked
@@ -52,6 +53,9 @@ node-deps: ## npm ci where a suite needs Node packages (says so when npm is miss
 
 integration: install node-deps ## tests against a real PostgreSQL
 	$(RUN) pytest tests/integration -q
+
+openapi: install ## write openapi.json (the committed contract) from the app; `make test` fails while it differs
+	$(RUN) python -m todo_api openapi openapi.json
 
 migrate: install ## apply migrations to DATABASE_URL (or the embedded server)
 	$(RUN) alembic upgrade head

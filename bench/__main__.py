@@ -54,6 +54,7 @@ def options(argv: Sequence[str]) -> argparse.Namespace:
     add("--python-load", action="store_true", help="the Python generator instead of wrk")
     add("--only", default="", help="compare these scenarios (comma-separated keys) only, no fixed-rate runs")
     add("--log-level", default="INFO", help="the API's LOG_LEVEL (production's INFO; before issue 12: WARNING)")
+    add("--access-log", choices=("on", "off"), default="on", help="the API's ACCESS_LOG: its cost is on minus off")
     add("--quick", action="store_true", help="smoke test: 2 s runs, 1 round, 1 s warm-up, a 91,000-task seed")
     load = (o := parser.parse_args(argv)).mode == "load"
     o.workers, o.duration = o.workers or (2 if load else 1), o.duration or (60.0 if load else 10.0)
@@ -124,6 +125,7 @@ def environment(url: str, o: argparse.Namespace, bcrypt_cost: int) -> dict[str, 
     """Production settings, the bench's keys, the throttles out of the way."""
     limits = {f"THROTTLE_{k}": "1000000000" for k in ("LOGIN_PER_ACCOUNT", "LOGIN_PER_ADDRESS", "SIGNUP_PER_ADDRESS")}
     return {**os.environ, **limits, "ENVIRONMENT": "production", "LOG_LEVEL": o.log_level, "LOG_FORMAT": "json",
+            "ACCESS_LOG": "true" if o.access_log == "on" else "false",
             "DATABASE_URL": url, "SECRET_KEY": SECRET_KEY, "PASSWORD_PEPPER": PEPPER, "BCRYPT_COST": str(bcrypt_cost),
             "PYTHONUNBUFFERED": "1"}  # fmt: skip
 
@@ -419,7 +421,7 @@ async def main(o: argparse.Namespace) -> int:
     runs = {"compare": f"{o.rounds} round(s) of {o.duration:.0f} s", "load": f"{o.duration:.0f} s", "timing": "logins",
             "mcp": f"{o.rounds} round(s) of {o.duration:.0f} s"}  # fmt: skip
     print(f"\ntodo-api bench {o.mode}, {report['started_at']}: {o.workers} worker(s) per server, the API at "
-          f"LOG_LEVEL={o.log_level}; {report['load_generator']}, {runs[o.mode]}; "
+          f"LOG_LEVEL={o.log_level}, access log {o.access_log}; {report['load_generator']}, {runs[o.mode]}; "
           f"{os.cpu_count()} CPUs shared by everything, load average {load_start:.1f} at the start, "
           f"{report['load_average'][1]:.1f} at the end; {seeded}\n")  # fmt: skip
     {"compare": print_compare, "load": print_load, "timing": print_timing, "mcp": print_mcp}[o.mode](report, o)

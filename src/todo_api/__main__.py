@@ -4,6 +4,7 @@ SIGTERM and Ctrl-C both drain in-flight requests, refuse new connections, stop t
 database cleanly and exit 0. `python -m todo_api worker` runs the background workers alone
 (delivery, retention: workers.py) until SIGTERM or Ctrl-C, then stops them the same way.
 `python -m todo_api mcp` serves the MCP tools over stdio for the bearer of TODO_API_TOKEN.
+`python -m todo_api openapi [PATH]` writes the OpenAPI document (`make openapi`: openapi.json).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import signal
 import sys
 import tempfile
 from contextlib import ExitStack
+from pathlib import Path
 
 import uvicorn
 from prometheus_client import multiprocess
@@ -27,7 +29,7 @@ from todo_api.adapters.sql.engine import ConnectionPool
 from todo_api.config import Settings
 from todo_api.domain.errors import AuthenticationFailed
 from todo_api.logging import configure_logging
-from todo_api.main import pool_options, serve_mcp_stdio
+from todo_api.main import openapi_json, pool_options, serve_mcp_stdio
 from todo_api.workers import build_workers
 
 STARTUP_FAILURE = 3
@@ -94,12 +96,47 @@ def _serve_mcp_stdio(settings: Settings) -> int:
     return 0
 
 
+def refusal(error: ValidationError) -> str:
+    """One line naming each variable at fault: `WEB_CONCURRENCY: a whole number is expected (got 'two')`."""
+    reasons = []
+    for item in error.errors():
+        message = str(item["msg"]).removeprefix("Value error, ")
+        if item["type"] in {"int_parsing", "int_type", "int_from_float"}:
+            message = "a whole number is expected"
+        elif item["type"] in {"float_parsing", "float_type"}:
+            message = "a number is expected"
+        elif item["type"] in {"bool_parsing", "bool_type"}:
+            message = "true or false is expected"
+        loc = [str(part) for part in item["loc"] if isinstance(part, str)]
+        if loc:
+            given = item.get("input")
+            shown = f" (got {given!r})" if isinstance(given, str) and not _secret(loc[0]) and len(given) <= 80 else ""
+            message = f"{loc[0].upper()}: {message}{shown}"
+        reasons.append(message)
+    return "; ".join(reasons)
+
+
+def _secret(name: str) -> bool:
+    return any(word in name for word in ("key", "secret", "pepper", "token", "url", "password"))
+
+
+def write_openapi(target: str) -> int:
+    """`python -m todo_api openapi [PATH]`: the OpenAPI document to PATH (default: stdout)."""
+    document = openapi_json()
+    if target == "-":
+        sys.stdout.write(document)
+    else:
+        Path(target).write_text(document, encoding="utf-8")
+    return 0
+
+
 def main() -> int:
+    if sys.argv[1:2] == ["openapi"]:
+        return write_openapi(sys.argv[2] if len(sys.argv) > 2 else "-")
     try:
         settings = Settings()
     except ValidationError as error:
-        reason = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in error.errors())
-        print(f"todo-api: refusing to start: {reason}", file=sys.stderr)
+        print(f"todo-api: refusing to start: {refusal(error)}", file=sys.stderr)
         return 2
     configure_logging(json_logs=settings.json_logs, level=settings.log_level)
     if settings.secret_key is None:
@@ -118,7 +155,7 @@ def main() -> int:
         return 0
     # uvicorn re-raises the SIGTERM it drained for; as KeyboardInterrupt it ends like Ctrl-C does.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
+    workers = settings.web_concurrency
     with ExitStack() as stack:
         if workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
             # Each worker writes its metrics to files here; a scrape of any worker sums them all.

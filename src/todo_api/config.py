@@ -32,6 +32,7 @@ class Settings(BaseSettings):
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["console", "json"] | None = None
+    access_log: bool = True  # a line per request at INFO; off where a proxy already logs every request
     # FastAPI's native OpenTelemetry (traces, metrics, logs through the global providers). Off
     # unless asked for: /metrics already serves Prometheus, and when on, FastAPI looks the
     # providers up on every request even if no OpenTelemetry SDK is configured.
@@ -106,6 +107,7 @@ class Settings(BaseSettings):
     docs_enabled: bool | None = None
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    web_concurrency: int = Field(default=1, ge=1, le=64)  # uvicorn worker processes
     embedded_data_dir: Path = Path(".data/postgres")
 
     # The change feed's workers (docs/operations.md): webhook and broker delivery, retention.

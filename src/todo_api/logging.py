@@ -8,11 +8,13 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, Final
 
+import orjson
 import structlog
 import structlog.tracebacks
 from structlog.typing import EventDict, Processor
@@ -81,6 +83,66 @@ def _drop_color_message(_: Any, __: str, event_dict: EventDict) -> EventDict:
     return event_dict
 
 
+ACCESS_LOGGER: Final = "todo_api.access"
+_access = logging.getLogger(ACCESS_LOGGER)
+_json_lines = False
+# Only what could carry a secret goes through the scrubbing patterns: a path rarely does.
+_SUSPECT = re.compile(r"(?i)bearer|eyJ|\$2|pass|token|secret|ticket|st1\.|://")
+
+
+class _Formatter(structlog.stdlib.ProcessorFormatter):
+    """structlog's formatter, except for access lines, which arrive already written."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.name == ACCESS_LOGGER and isinstance(record.msg, str) and getattr(record, "access_line", False):
+            return record.msg
+        return super().format(record)
+
+
+_second: list[Any] = [0, ""]  # the last whole second formatted, reused by the lines within it
+
+
+def _timestamp(created: float) -> str:
+    whole = int(created)
+    if whole != _second[0]:
+        _second[:] = [whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))]
+    return f"{_second[1]}.{int((created - whole) * 1e6):06d}Z"
+
+
+def log_access(method: str, path: str, client: str | None, status: int, duration_ms: float, request_id: str) -> None:
+    """The one line per request, written as the other lines look (JSON or console) without
+    structlog's processor chain, which cost about 240 us a line (a quarter of a simple GET): the
+    fields are known, so the line is preformatted with orjson and handed to the handlers as is.
+    Callers check the level first (the middleware does once, at start-up)."""
+    if _SUSPECT.search(path):
+        path = _scrub_text(path)
+    created = time.time()
+    fields = {
+        "event": "request",
+        "method": method,
+        "path": path,
+        "client": client,
+        "status": status,
+        "duration_ms": duration_ms,
+        "request_id": request_id,
+        "level": "info",
+        "logger": ACCESS_LOGGER,
+        "timestamp": _timestamp(created),
+    }
+    if _json_lines:
+        line = orjson.dumps(fields).decode()
+    else:
+        line = (
+            f"{_timestamp(created)} [info     ] request    method={method} path={path} client={client} "
+            f"status={status} duration_ms={duration_ms} request_id={request_id} [{ACCESS_LOGGER}]"
+        )
+    record = logging.LogRecord(ACCESS_LOGGER, logging.INFO, __file__, 0, line, None, None)
+    record.created = created
+    record.access_line = True
+    record.access_fields = fields  # for a handler of its own (a test, a shipper) that wants the fields
+    _access.handle(record)
+
+
 def configure_logging(*, json_logs: bool, level: str = "INFO") -> None:
     shared: list[Processor] = [
         _add_request_id,
@@ -106,9 +168,13 @@ def configure_logging(*, json_logs: bool, level: str = "INFO") -> None:
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
+    global _json_lines  # the one switch the access line reads per request
+    _json_lines = json_logs
+    # No line shows the thread or process a record came from: don't look them up for each record.
+    logging.logThreads, logging.logProcesses, logging.logMultiprocessing = False, False, False
     handler = logging.StreamHandler()
     handler.setFormatter(
-        structlog.stdlib.ProcessorFormatter(
+        _Formatter(
             foreign_pre_chain=shared,
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *final, renderer],
         )

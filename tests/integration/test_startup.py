@@ -18,7 +18,7 @@ SAFE = {
 
 
 def start(**env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if k not in SAFE}
+    clean = {k: v for k, v in os.environ.items() if k not in SAFE and k not in {"WEB_CONCURRENCY", "PORT"}}
     return subprocess.run(
         [sys.executable, "-m", "todo_api"],
         env={**clean, **env},
@@ -37,6 +37,11 @@ def start(**env: str) -> subprocess.CompletedProcess[str]:
         ({"DATABASE_URL": ""}, "DATABASE_URL"),
         ({"PASSWORD_PEPPER": ""}, "PASSWORD_PEPPER"),
         ({"CORS_ORIGINS": "*"}, "CORS_ORIGINS"),
+        ({"WEB_CONCURRENCY": "two"}, "WEB_CONCURRENCY: a whole number is expected (got 'two')"),
+        ({"WEB_CONCURRENCY": "0"}, "WEB_CONCURRENCY"),
+        ({"PORT": "99999"}, "PORT"),
+        ({"ACCESS_LOG": "sometimes"}, "ACCESS_LOG: true or false is expected (got 'sometimes')"),
+        ({"DB_POOL_TIMEOUT_S": "soon"}, "DB_POOL_TIMEOUT_S: a number is expected (got 'soon')"),
     ],
 )
 def test_production_refuses_unsafe_settings_with_one_line(override: dict[str, str], reason: str) -> None:
@@ -47,3 +52,4 @@ def test_production_refuses_unsafe_settings_with_one_line(override: dict[str, st
     assert len(lines) == 1
     assert lines[0].startswith("todo-api: refusing to start:")
     assert reason in lines[0]
+    assert "Traceback" not in result.stderr

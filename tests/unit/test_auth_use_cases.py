@@ -335,13 +335,16 @@ async def test_a_refused_duplicate_signup_leaves_the_first_account_and_its_sessi
     assert list(store.refresh_tokens) == [hash_refresh_token(first.session.refresh_token)]
 
 
-@pytest.mark.parametrize("password", ["short", "password", "x" * 129])
+@pytest.mark.parametrize(
+    ("password", "code"),
+    [("short", "password_too_short"), ("password", "weak_password"), ("x" * 129, "password_too_long")],
+)
 async def test_a_weak_password_is_refused_before_anything_is_stored(
-    sign_up: SignUp, store: FakeStore, uow: FakeUnitOfWorkFactory, password: str
+    sign_up: SignUp, store: FakeStore, uow: FakeUnitOfWorkFactory, password: str, code: str
 ) -> None:
     with pytest.raises(InvalidInput) as refused:
         await sign_up.execute(SignUpInput(EMAIL, password, client_address=ADDRESS))
-    assert refused.value.code == "weak_password"
+    assert (refused.value.code, refused.value.field) == (code, "password")
     assert store == FakeStore()
     assert uow.units == []
 
@@ -758,14 +761,17 @@ async def test_a_successful_change_resets_the_count_of_wrong_current_passwords(
     assert store.users[ada.id].password_hash == f"hashed:{PASSWORD}"
 
 
-@pytest.mark.parametrize("new_password", ["short", "PASSWORD", "x" * 129])
+@pytest.mark.parametrize(
+    ("new_password", "code"),
+    [("short", "password_too_short"), ("PASSWORD", "weak_password"), ("x" * 129, "password_too_long")],
+)
 async def test_a_weak_new_password_is_refused_and_changes_nothing(
-    log_in: LogIn, change_password: ChangePassword, store: FakeStore, ada: User, new_password: str
+    log_in: LogIn, change_password: ChangePassword, store: FakeStore, ada: User, new_password: str, code: str
 ) -> None:
     session, elsewhere = await new_session(log_in), await new_session(log_in)
     with pytest.raises(InvalidInput) as refused:
         await change_password.execute(change(store, ada, session, PASSWORD, new_password))
-    assert refused.value.code == "weak_password"
+    assert (refused.value.code, refused.value.field) == (code, "new_password")
     assert store.users[ada.id] == ada
     assert stored(store, elsewhere).revoked_at is None
 

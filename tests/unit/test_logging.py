@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-import pytest
+import json
+import logging
+import re
+from collections.abc import Iterator
 
-from todo_api.logging import REDACTED, redact
+import pytest
+import structlog
+
+from todo_api.logging import REDACTED, configure_logging, log_access, redact
 
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjMifQ.c2lnbmF0dXJlLWJ5dGVz"
 BCRYPT = "$2b$12$" + "a" * 53
@@ -37,3 +43,59 @@ def test_ordinary_values_pass_untouched() -> None:
 def test_passwords_inside_urls_are_masked() -> None:
     out = redact(None, "error", {"event": "x", "exception": "connect postgres://app:hunter2@db:5432/todo"})
     assert out["exception"] == f"connect postgres://app:{REDACTED}@db:5432/todo"
+
+
+# --- the access line: preformatted, same shape, still redacted ------------------------------------
+
+
+class _Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+@pytest.fixture
+def json_lines() -> Iterator[list[str]]:
+    configure_logging(json_logs=True, level="INFO")
+    root = logging.getLogger()
+    handler = _Lines()
+    handler.setFormatter(root.handlers[0].formatter)
+    root.addHandler(handler)
+    yield handler.lines
+    root.removeHandler(handler)
+
+
+def test_an_access_line_is_one_json_object_with_the_request_fields(json_lines: list[str]) -> None:
+    log_access("GET", "/api/me/tasks/42", "203.0.113.7", 200, 1.25, "9f1c2d3e4b5a69788796a5b4c3d2e1f0")
+
+    [record] = [json.loads(line) for line in json_lines]
+    timestamp = record.pop("timestamp")
+    assert record == {
+        "event": "request",
+        "method": "GET",
+        "path": "/api/me/tasks/42",
+        "client": "203.0.113.7",
+        "status": 200,
+        "duration_ms": 1.25,
+        "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+        "level": "info",
+        "logger": "todo_api.access",
+    }
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", timestamp)
+
+
+def test_a_secret_in_a_path_is_masked_in_the_access_line(json_lines: list[str]) -> None:
+    log_access("GET", f"/api/me/tasks/{JWT}", None, 404, 0.5, "r" * 32)
+
+    assert JWT not in json_lines[0]
+    assert REDACTED in json.loads(json_lines[0])["path"]
+
+
+def test_other_lines_still_go_through_structlog(json_lines: list[str]) -> None:
+    structlog.get_logger("todo_api.test").warning("something", password="hunter2")
+
+    record = json.loads(json_lines[0])
+    assert (record["event"], record["password"], record["level"]) == ("something", REDACTED, "warning")

@@ -123,20 +123,20 @@ def test_a_password_of_8_characters_is_accepted() -> None:
     policy.check("tr0ub4d&")
 
 
-def test_a_password_of_7_characters_is_refused_as_weak() -> None:
+def test_a_password_of_7_characters_is_refused_as_too_short() -> None:
     with pytest.raises(InvalidInput) as refused:
         policy.check("tr0ub4d")
-    assert refused.value.code == "weak_password"
+    assert refused.value.code == "password_too_short"
 
 
 def test_a_password_of_128_characters_is_accepted() -> None:
     policy.check("x" * MAX_PASSWORD_CHARS)
 
 
-def test_a_password_of_129_characters_is_refused_as_weak() -> None:
+def test_a_password_of_129_characters_is_refused_as_too_long() -> None:
     with pytest.raises(InvalidInput) as refused:
         policy.check("x" * (MAX_PASSWORD_CHARS + 1))
-    assert refused.value.code == "weak_password"
+    assert refused.value.code == "password_too_long"
 
 
 def test_a_password_is_measured_in_characters_not_bytes() -> None:
@@ -152,7 +152,7 @@ def test_128_characters_of_a_non_latin_script_are_accepted() -> None:
 def test_129_four_byte_characters_are_refused() -> None:
     with pytest.raises(InvalidInput) as refused:
         policy.check("\N{GRINNING FACE}" * (MAX_PASSWORD_CHARS + 1))
-    assert refused.value.code == "weak_password"
+    assert refused.value.code == "password_too_long"
 
 
 @pytest.mark.parametrize("password", ["password", "PASSWORD", "PassWord", "  iloveyou  ", "12345678"])

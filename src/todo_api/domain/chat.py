@@ -92,9 +92,11 @@ class TurnResult:
 def normalise_message(raw: str) -> str:
     message = raw.strip()
     if not message:
-        raise InvalidInput("A message may not be blank.", code="invalid_message")
+        raise InvalidInput("A message may not be blank.", code="invalid_message", field="message")
     if len(message) > MAX_MESSAGE_CHARS:
-        raise InvalidInput(f"A message has at most {MAX_MESSAGE_CHARS} characters.", code="invalid_message")
+        raise InvalidInput(
+            f"A message has at most {MAX_MESSAGE_CHARS} characters.", code="invalid_message", field="message"
+        )
     return message
 
 

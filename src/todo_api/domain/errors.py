@@ -16,7 +16,13 @@ class DomainError(Exception):
 
 
 class InvalidInput(DomainError):
+    """Refused input; `field` names the one at fault (as the request names it), when there is one."""
+
     code = "invalid_input"
+
+    def __init__(self, message: str, *, code: str | None = None, field: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.field = field
 
 
 class NotFound(DomainError):

@@ -46,7 +46,9 @@ def normalise_list_name(raw: str) -> str:
     """Trimmed, inner white space kept as typed: `  Home  ` is `Home`."""
     name = raw.strip()
     if not 1 <= len(name) <= MAX_LIST_NAME_CHARS:
-        raise InvalidInput(f"A list name has 1 to {MAX_LIST_NAME_CHARS} characters.", code="invalid_list_name")
+        raise InvalidInput(
+            f"A list name has 1 to {MAX_LIST_NAME_CHARS} characters.", code="invalid_list_name", field="name"
+        )
     return name
 
 
@@ -61,4 +63,6 @@ def normalise_color(raw: str | None) -> str | None:
     color = raw.strip().lower()
     if color in PALETTE or _HEX_COLOR.fullmatch(color):
         return color
-    raise InvalidInput(f"A colour is one of {', '.join(PALETTE)} or #rrggbb (e.g. #3b82f6).", code="invalid_color")
+    raise InvalidInput(
+        f"A colour is one of {', '.join(PALETTE)} or #rrggbb (e.g. #3b82f6).", code="invalid_color", field="color"
+    )

@@ -459,7 +459,7 @@ class AgentTools(Protocol):
 
 class TargetGuard(Protocol):
     async def check(self, url: str) -> None:
-        """Raise InvalidInput(code="unsafe_webhook_url") when the URL's host is, or resolves to, an
+        """Raise InvalidInput(code="unsafe_webhook_url", field="url") when the URL's host is, or resolves to, an
         address a webhook may not reach (loopback, private, link-local, metadata...)."""
 
 

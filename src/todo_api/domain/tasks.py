@@ -36,7 +36,7 @@ class Priority(enum.IntEnum):
         try:
             return cls[label.upper()]
         except KeyError:
-            raise InvalidInput(f"Unknown priority {label!r}.", code="invalid_priority") from None
+            raise InvalidInput(f"Unknown priority {label!r}.", code="invalid_priority", field="priority") from None
 
 
 PriorityName = Literal["none", "low", "medium", "high"]
@@ -170,9 +170,9 @@ class TaskChanges:
 def normalise_title(raw: str) -> str:
     title = raw.strip()
     if not title:
-        raise InvalidInput("A title may not be blank.", code="invalid_title")
+        raise InvalidInput("A title may not be blank.", code="invalid_title", field="title")
     if len(title) > MAX_TITLE_CHARS:
-        raise InvalidInput(f"A title has at most {MAX_TITLE_CHARS} characters.", code="invalid_title")
+        raise InvalidInput(f"A title has at most {MAX_TITLE_CHARS} characters.", code="invalid_title", field="title")
     return title
 
 
@@ -181,7 +181,11 @@ def normalise_description(raw: str | None) -> str | None:
         return None
     description = raw.strip()
     if len(description) > MAX_DESCRIPTION_CHARS:
-        raise InvalidInput(f"A description has at most {MAX_DESCRIPTION_CHARS} characters.", code="invalid_description")
+        raise InvalidInput(
+            f"A description has at most {MAX_DESCRIPTION_CHARS} characters.",
+            code="invalid_description",
+            field="description",
+        )
     return description or None
 
 
@@ -189,7 +193,7 @@ def normalise_tag(raw: str) -> str:
     """Lower-case, trimmed, inner white space folded to one space: `  Home  Office ` is `home office`."""
     tag = " ".join(raw.split()).lower()
     if not 1 <= len(tag) <= MAX_TAG_CHARS:
-        raise InvalidInput(f"A tag has 1 to {MAX_TAG_CHARS} characters.", code="invalid_tag")
+        raise InvalidInput(f"A tag has 1 to {MAX_TAG_CHARS} characters.", code="invalid_tag", field="tags")
     return tag
 
 
@@ -197,13 +201,15 @@ def normalise_tags(raw: tuple[str, ...] | list[str]) -> tuple[str, ...]:
     """Normalised, duplicates dropped (first one wins), order kept."""
     tags = tuple(dict.fromkeys(normalise_tag(tag) for tag in raw))
     if len(tags) > MAX_TAGS:
-        raise InvalidInput(f"A task has at most {MAX_TAGS} tags.", code="too_many_tags")
+        raise InvalidInput(f"A task has at most {MAX_TAGS} tags.", code="too_many_tags", field="tags")
     return tags
 
 
 def check_due_at(due_at: datetime | None) -> datetime | None:
     if due_at is not None and due_at.utcoffset() is None:
-        raise InvalidInput("`due_at` needs a time zone (e.g. 2026-05-01T17:00:00Z).", code="naive_datetime")
+        raise InvalidInput(
+            "`due_at` needs a time zone (e.g. 2026-05-01T17:00:00Z).", code="naive_datetime", field="due_at"
+        )
     return due_at
 
 
@@ -229,7 +235,7 @@ class Sort:
         name = SORT_ALIASES.get(name, name)
         if name not in SORT_FIELDS:
             allowed = ", ".join(SORT_FIELDS)
-            raise InvalidInput(f"Sort by one of {allowed}, with `-` for descending.", code="invalid_sort")
+            raise InvalidInput(f"Sort by one of {allowed}, with `-` for descending.", code="invalid_sort", field="sort")
         field_name: SortField = name
         return cls(field_name, descending)
 
@@ -278,10 +284,12 @@ class TaskFilter:
     def __post_init__(self) -> None:
         object.__setattr__(self, "tags", tuple(dict.fromkeys(normalise_tag(tag) for tag in self.tags)))
         if self.top_level and self.parent_id is not None:
-            raise InvalidInput("`parent_id` is either `none` or one task's id.", code="invalid_parent")
+            raise InvalidInput(
+                "`parent_id` is either `none` or one task's id.", code="invalid_parent", field="parent_id"
+            )
         search = (self.search or "").strip()
         if len(search) > MAX_SEARCH_CHARS:
-            raise InvalidInput(f"A search has at most {MAX_SEARCH_CHARS} characters.", code="invalid_search")
+            raise InvalidInput(f"A search has at most {MAX_SEARCH_CHARS} characters.", code="invalid_search", field="q")
         object.__setattr__(self, "search", search or None)
         check_due_at(self.due_before)
         check_due_at(self.due_after)
@@ -296,7 +304,7 @@ class TaskQuery:
 
     def __post_init__(self) -> None:
         if not 1 <= self.limit <= MAX_PAGE_SIZE:
-            raise InvalidInput(f"`limit` is between 1 and {MAX_PAGE_SIZE}.", code="invalid_limit")
+            raise InvalidInput(f"`limit` is between 1 and {MAX_PAGE_SIZE}.", code="invalid_limit", field="limit")
         in_one_group = self.filter.parent_id is not None or (self.filter.list_id is not None and self.filter.top_level)
         if self.sort.field == "position" and not in_one_group:
             # Keys order siblings only: across lists or levels they interleave meaninglessly.

@@ -50,7 +50,7 @@ def normalise_email(raw: str) -> str:
     """Trimmed and lower-cased: addresses are unique case-insensitively, so `A@x.io` is `a@x.io`."""
     email = raw.strip().lower()
     if len(email) > MAX_EMAIL_CHARS or not _EMAIL.fullmatch(email):
-        raise InvalidInput("This is not a valid e-mail address.", code="invalid_email")
+        raise InvalidInput("This is not a valid e-mail address.", code="invalid_email", field="email")
     return email
 
 
@@ -59,7 +59,7 @@ def normalise_name(raw: str | None) -> str | None:
         return None
     name = " ".join(raw.split())
     if len(name) > MAX_NAME_CHARS:
-        raise InvalidInput(f"A name has at most {MAX_NAME_CHARS} characters.", code="invalid_name")
+        raise InvalidInput(f"A name has at most {MAX_NAME_CHARS} characters.", code="invalid_name", field="name")
     return name or None
 
 
@@ -69,10 +69,12 @@ class PasswordPolicy:
     def __init__(self, common_passwords: frozenset[str]) -> None:
         self._common = common_passwords
 
-    def check(self, password: str) -> None:
-        if not MIN_PASSWORD_CHARS <= len(password) <= MAX_PASSWORD_CHARS:
-            raise InvalidInput(
-                f"A password has {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters.", code="weak_password"
-            )
+    def check(self, password: str, *, field: str = "password") -> None:
+        if len(password) < MIN_PASSWORD_CHARS:
+            message = f"A password has at least {MIN_PASSWORD_CHARS} characters."
+            raise InvalidInput(message, code="password_too_short", field=field)
+        if len(password) > MAX_PASSWORD_CHARS:
+            message = f"A password has at most {MAX_PASSWORD_CHARS} characters."
+            raise InvalidInput(message, code="password_too_long", field=field)
         if password.strip().lower() in self._common:
-            raise InvalidInput("This password is too common; choose another.", code="weak_password")
+            raise InvalidInput("This password is too common; choose another.", code="weak_password", field=field)

@@ -83,19 +83,25 @@ def new_webhook(url: str, event_types: Sequence[str], description: str, *, allow
         raise InvalidInput(
             "The target must be an absolute https URL" + (" (or http, in development)." if allow_http else "."),
             code="invalid_webhook_url",
+            field="url",
         )
     if not parts.hostname or parts.username is not None or parts.password is not None or parts.fragment:
         raise InvalidInput(
-            "The target URL needs a host, and no user, password or fragment.", code="invalid_webhook_url"
+            "The target URL needs a host, and no user, password or fragment.", code="invalid_webhook_url", field="url"
         )
     unknown = sorted(set(event_types) - set(EVENT_TYPES))
     if unknown:
         raise InvalidInput(
             f"Unknown event types: {', '.join(unknown)}; known are {', '.join(EVENT_TYPES)}.",
             code="unknown_event_type",
+            field="event_types",
         )
     if len(description) > MAX_DESCRIPTION_CHARS:
-        raise InvalidInput(f"A description has at most {MAX_DESCRIPTION_CHARS} characters.", code="invalid_input")
+        raise InvalidInput(
+            f"A description has at most {MAX_DESCRIPTION_CHARS} characters.",
+            code="invalid_description",
+            field="description",
+        )
     return NewWebhook(url, tuple(sorted(set(event_types))), description)
 
 

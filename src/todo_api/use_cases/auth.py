@@ -282,7 +282,7 @@ class ChangePassword:
             raise Conflict("This account signs in through an external provider.", code="password_not_set")
         if not await self._hasher.verify(data.current_password, user.password_hash):
             raise Forbidden("The current password is incorrect.", code="current_password_incorrect")
-        self._policy.check(data.new_password)
+        self._policy.check(data.new_password, field="new_password")
         await self._replace_hash(data, await self._hasher.hash(data.new_password), key)
 
     @retry_transient

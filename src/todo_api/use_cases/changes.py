@@ -36,7 +36,7 @@ class ReadChanges:
     async def execute(self, user_id: str, since: int | None, limit: int = 100) -> ChangePage:
         """`since` None: no events, only the position now (a token to start following from)."""
         if not 1 <= limit <= MAX_CHANGES_PAGE:
-            raise InvalidInput(f"`limit` is between 1 and {MAX_CHANGES_PAGE}.", code="invalid_limit")
+            raise InvalidInput(f"`limit` is between 1 and {MAX_CHANGES_PAGE}.", code="invalid_limit", field="limit")
         async with self._uow(read_only=True) as uow:
             if since is None:
                 return ChangePage([], await uow.changes.position(user_id), False)

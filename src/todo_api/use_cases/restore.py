@@ -141,7 +141,7 @@ class ListDeletedTasks:
 
     async def execute(self, user_id: str, limit: int, after: Position | None = None) -> TaskPage:
         if not 1 <= limit <= MAX_PAGE_SIZE:
-            raise InvalidInput(f"`limit` is between 1 and {MAX_PAGE_SIZE}.", code="invalid_limit")
+            raise InvalidInput(f"`limit` is between 1 and {MAX_PAGE_SIZE}.", code="invalid_limit", field="limit")
         async with self._uow(read_only=True) as uow:
             rows = await uow.tasks.trashed_page(user_id, limit, after)
         page, more = rows[:limit], len(rows) > limit

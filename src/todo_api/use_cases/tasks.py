@@ -105,10 +105,12 @@ async def _add_task(uow: UnitOfWork, user_id: str, draft: TaskDraft, now: dateti
         if parent is None:
             raise NotFound(f"Parent task {draft.parent_id} was not found.", code="parent_not_found")
         if draft.list_id is not None and draft.list_id != parent.list_id:
-            raise InvalidInput("A subtask lives in its parent's list; leave `list_id` out.", code="list_mismatch")
+            raise InvalidInput(
+                "A subtask lives in its parent's list; leave `list_id` out.", code="list_mismatch", field="list_id"
+            )
         depth = await uow.tasks.depth(user_id, parent.id) or 1
         if depth >= MAX_DEPTH:
-            raise InvalidInput(f"Subtasks nest at most {MAX_DEPTH} levels deep.", code="too_deep")
+            raise InvalidInput(f"Subtasks nest at most {MAX_DEPTH} levels deep.", code="too_deep", field="parent_id")
         list_id, after = parent.list_id, await uow.tasks.last_position(user_id, parent.list_id, parent.id)
     elif (point := await uow.lists.append_point(user_id, draft.list_id)) is not None:
         list_id, after = point
@@ -412,14 +414,18 @@ async def _destination(
         if (move.list_id is not None and move.list_id != anchor.list_id) or (
             not isinstance(move.parent_id, Unset) and move.parent_id != anchor.parent_id
         ):
-            raise InvalidInput("`before_id` / `after_id` must be a task of the destination.", code="not_a_sibling")
+            raise InvalidInput(
+                "`before_id` / `after_id` must be a task of the destination.", code="not_a_sibling", field="before_id"
+            )
         return anchor.list_id, anchor.parent_id
     if not isinstance(move.parent_id, Unset) and move.parent_id is not None:
         parent = await uow.tasks.get(user_id, move.parent_id)
         if parent is None:
             raise NotFound(f"Parent task {move.parent_id} was not found.", code="parent_not_found")
         if move.list_id is not None and move.list_id != parent.list_id:
-            raise InvalidInput("A subtask lives in its parent's list; leave `list_id` out.", code="list_mismatch")
+            raise InvalidInput(
+                "A subtask lives in its parent's list; leave `list_id` out.", code="list_mismatch", field="list_id"
+            )
         return parent.list_id, parent.id
     if move.list_id is not None and move.list_id != task.list_id:
         if await uow.lists.append_point(user_id, move.list_id) is None:
@@ -430,10 +436,10 @@ async def _destination(
 
 async def _check_parent(uow: UnitOfWork, user_id: str, task: Task, parent_id: int, subtree: dict[int, int]) -> None:
     if parent_id == task.id or parent_id in subtree:
-        raise InvalidInput("A task cannot go under itself or one of its subtasks.", code="cycle")
+        raise InvalidInput("A task cannot go under itself or one of its subtasks.", code="cycle", field="parent_id")
     depth = await uow.tasks.depth(user_id, parent_id) or 1
     if depth + 1 + max(subtree.values(), default=0) > MAX_DEPTH:
-        raise InvalidInput(f"Subtasks nest at most {MAX_DEPTH} levels deep.", code="too_deep")
+        raise InvalidInput(f"Subtasks nest at most {MAX_DEPTH} levels deep.", code="too_deep", field="parent_id")
 
 
 async def _position_in(

@@ -97,7 +97,7 @@ class ListDeliveries:
     async def execute(self, user_id: str, webhook_id: int, limit: int = 50, before: int | None = None) -> DeliveryPage:
         """The webhook's attempts, newest first, a keyset page at a time."""
         if not 1 <= limit <= MAX_DELIVERIES_PAGE:
-            raise InvalidInput(f"`limit` is between 1 and {MAX_DELIVERIES_PAGE}.", code="invalid_limit")
+            raise InvalidInput(f"`limit` is between 1 and {MAX_DELIVERIES_PAGE}.", code="invalid_limit", field="limit")
         async with self._uow(read_only=True) as uow:
             if await uow.webhooks.get(user_id, webhook_id) is None:
                 raise _not_found(webhook_id)

@@ -92,6 +92,8 @@ class AccessLines(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if isinstance(record.msg, dict):
             self.events.append(record.msg)
+        elif fields := getattr(record, "access_fields", None):
+            self.events.append(fields)
 
 
 @pytest.fixture

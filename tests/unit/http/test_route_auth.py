@@ -32,6 +32,7 @@ PUBLIC = {
     ("GET", "/openapi.json"),
     ("GET", "/docs"),
     ("GET", "/docs/oauth2-redirect"),
+    ("GET", "/redoc"),
 }
 
 # A request each protected operation accepts, so "works for its owner" means a 2xx.

@@ -4,35 +4,7 @@
  */
 
 export interface paths {
-    "/api/{user_id}/tasks": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /**
-         * A page of your tasks, filtered, searched and sorted
-         * @description Keyset pagination: follow `meta.next_cursor` (or the `Link: rel="next"` header) until it is null. A cursor is only valid with the sort it was issued for. `sort=position` (the person's order) orders one group of siblings: `list_id` with `parent_id=none`, or `parent_id=<a task>` (422 `position_needs_group` otherwise).
-         */
-        get: operations["listTasks"];
-        put?: never;
-        /**
-         * Create a task
-         * @description 404 `list_not_found` or `parent_not_found` for a list or parent that is not yours.
-         */
-        post: operations["createTask"];
-        /**
-         * Clear completed: delete every completed task (the filters narrow it), restorably
-         * @description `status=completed` is required, so no request can empty your tasks by accident. Each completed task goes to the trash with its subtasks, as `DELETE .../tasks/{id}` does: `GET .../tasks?deleted=true` lists them and `POST .../tasks/{id}/restore` brings one back. One statement; the answer counts every task deleted, and the change feed has a `task.deleted` event for each.
-         */
-        delete: operations["clearCompletedTasks"];
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/{user_id}/tasks/complete-all": {
+    "/api/auth/login": {
         parameters: {
             query?: never;
             header?: never;
@@ -41,41 +13,15 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /**
-         * Complete every open task (the filters narrow it), with their subtasks
-         * @description One statement; each task completed is a new version and a `task.completed` event. Completing a task completes its open subtasks too, as completing one task does.
-         */
-        post: operations["completeAllTasks"];
+        /** Start a session with e-mail and password */
+        post: operations["logIn"];
         delete?: never;
         options?: never;
         head?: never;
         patch?: never;
         trace?: never;
     };
-    "/api/{user_id}/tasks/{task_id}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /**
-         * One task
-         * @description Send `If-None-Match` with the ETag you hold to get 304 when nothing changed.
-         */
-        get: operations["getTask"];
-        /** Replace a task */
-        put: operations["replaceTask"];
-        post?: never;
-        /** Delete a task */
-        delete: operations["deleteTask"];
-        options?: never;
-        head?: never;
-        /** Change some fields of a task */
-        patch: operations["updateTask"];
-        trace?: never;
-    };
-    "/api/{user_id}/tasks/{task_id}/complete": {
+    "/api/auth/logout": {
         parameters: {
             query?: never;
             header?: never;
@@ -83,16 +29,55 @@ export interface paths {
             cookie?: never;
         };
         get?: never;
+        put?: never;
+        /** End the session: its refresh tokens stop at once, its access tokens within seconds */
+        post: operations["logOut"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/me": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The signed-in user */
+        get: operations["getCurrentUser"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete your account and all its data, after entering your password again
+         * @description Your tasks, lists, trash, webhooks, change feed and sessions go with it, in one transaction; every session ends. 403 `current_password_incorrect` for a wrong password (throttled like a login), 409 `password_not_set` for an account of an external sign-in provider.
+         */
+        delete: operations["deleteCurrentUser"];
+        options?: never;
+        head?: never;
+        /** Change your name */
+        patch: operations["updateCurrentUser"];
+        trace?: never;
+    };
+    "/api/auth/me/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** All your data as JSON */
+        get: operations["exportCurrentUser"];
         put?: never;
         post?: never;
         delete?: never;
         options?: never;
         head?: never;
-        /** Toggle completion, or set it with {"completed": bool} */
-        patch: operations["toggleTaskCompletion"];
+        patch?: never;
         trace?: never;
     };
-    "/api/{user_id}/tasks/{task_id}/skip": {
+    "/api/auth/password": {
         parameters: {
             query?: never;
             header?: never;
@@ -101,18 +86,15 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /**
-         * Move a recurring task to its next occurrence without completing it
-         * @description 422 `not_recurring` for a one-off task, `task_completed` for a completed one, `series_ended` when COUNT or UNTIL leave no next occurrence.
-         */
-        post: operations["skipOccurrence"];
+        /** Change the password; every other session is revoked */
+        post: operations["changePassword"];
         delete?: never;
         options?: never;
         head?: never;
         patch?: never;
         trace?: never;
     };
-    "/api/{user_id}/tasks/{task_id}/restore": {
+    "/api/auth/refresh": {
         parameters: {
             query?: never;
             header?: never;
@@ -122,37 +104,54 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Bring back a deleted task, with the subtasks deleted with it
-         * @description Restorable for the retention window after its deletion (`GET .../tasks?deleted=true` lists them). It comes back as a new version with its tags and place; where its list is gone it goes to the end of your Inbox, where its parent is gone to its list's top level. 409 `deleted_with_parent` / `deleted_with_list` names what to restore instead.
+         * Rotate the refresh token and get a new access token
+         * @description Send the refresh token in the body or let the browser send the cookie. Each token works once; presenting a spent one revokes the whole session (`refresh_token_reused`).
          */
-        post: operations["restoreTask"];
+        post: operations["refreshSession"];
         delete?: never;
         options?: never;
         head?: never;
         patch?: never;
         trace?: never;
     };
-    "/api/{user_id}/tasks/{task_id}/move": {
+    "/api/auth/sessions": {
         parameters: {
             query?: never;
             header?: never;
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /** The devices logged in to your account */
+        get: operations["listSessions"];
         put?: never;
-        /**
-         * Move a task: reorder it, make it a subtask, or send it to another list
-         * @description Drag and drop: send the neighbour it was dropped next to (`before_id` or `after_id`); the server computes its new `position`, and only this task's row changes. Its subtasks go with it.
-         */
-        post: operations["moveTask"];
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
         patch?: never;
         trace?: never;
     };
-    "/api/{user_id}/tasks/bulk": {
+    "/api/auth/sessions/{session_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Log a device out
+         * @description Its refresh token stops at once; its access tokens are refused on every server within SESSION_REVOCATION_REFRESH_S (at once on the one that answered). Your current session too, if you name it.
+         */
+        delete: operations["endSession"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/signup": {
         parameters: {
             query?: never;
             header?: never;
@@ -162,10 +161,161 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Complete, reopen, delete, move or update many tasks at once
-         * @description At most 100 tasks in all, in one transaction. The answer has one result per task, in order. With `atomic` (the default) a single failure writes nothing: the answer is a 422 `bulk_not_applied` whose `results` say which tasks failed and why. With `atomic: false` what can be applied is (200), and a 422 only says that no task could be.
+         * Create an account and start a session
+         * @description 409 `email_taken` when the address has an account (see docs/security.md for why).
          */
-        post: operations["bulkChangeTasks"];
+        post: operations["signUp"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/token": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** OAuth2 password grant (form), for Swagger UI's Authorize button */
+        post: operations["issueToken"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/{user_id}/changes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * What changed since a sync token
+         * @description Events in the order they committed, each a CloudEvent whose `data` is the object as the API returns it (a tombstone for a deletion). A token older than the retention window, or one this feed never issued, is 410 `sync_token_expired`: list your tasks and lists again and follow the new first page's token.
+         */
+        get: operations["listChanges"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/{user_id}/chat": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send the assistant a message; it may call tools on your tasks
+         * @description Starts a conversation, or continues `conversation_id`. The turn is capped in model calls and time: a capped turn answers 200 with `stopped` set and a response that says so. The conversation (your message, the tool calls with their results, the answer) is stored when the turn ends. 503 `chat_not_configured` when the server has no model; 503 `chat_model_unavailable` when the model failed before any tool ran (nothing was stored or changed).
+         */
+        post: operations["chat"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/{user_id}/conversations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Your conversations with the assistant, newest first */
+        get: operations["listConversations"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/{user_id}/conversations/{conversation_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Delete a conversation and its messages (what its tool calls did to your tasks stays) */
+        delete: operations["deleteConversation"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/{user_id}/conversations/{conversation_id}/messages": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A conversation's messages, oldest first
+         * @description Your messages, the assistant's (with the tool calls it made) and each tool's result.
+         */
+        get: operations["listConversationMessages"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/{user_id}/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Follow your changes live (Server-Sent Events)
+         * @description Opens at your feed's position now, or resumes after `Last-Event-ID` (or `last_event_id` / `since` for clients that cannot set it): the events after it are sent first, then live ones, without loss. A position older than the retention window is 410 `sync_token_expired` before the stream starts. The stream ends when the access token expires or the session is logged out. At most a few streams per person are open at once (429 with `Retry-After` past it). Browsers: authenticate with `?ticket=` from `POST /api/{user_id}/events/tickets` (docs/events.md).
+         */
+        get: operations["streamEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/{user_id}/events/tickets": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A one-time ticket to open the event stream from a browser
+         * @description EventSource cannot send an Authorization header: ask for a ticket with your bearer token, then open `GET /api/{user_id}/events?ticket=...` within its lifetime (at most 60 s). A ticket works once, only for you, and the stream it opens ends when the token that asked for it expires or its session ends.
+         */
+        post: operations["createStreamTicket"];
         delete?: never;
         options?: never;
         head?: never;
@@ -281,26 +431,6 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/{user_id}/tasks/{task_id}/reminders/{reminder_id}/snooze": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Fire a reminder again after a while
-         * @description `reminder_id` is the `id` `GET .../reminders` (or a `task.reminder_due` event's `data.reminder`) gives. 404 `reminder_not_found` when the task has no such reminder or is completed.
-         */
-        post: operations["snoozeReminder"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
     "/api/{user_id}/summary": {
         parameters: {
             query?: never;
@@ -335,7 +465,7 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/{user_id}/changes": {
+    "/api/{user_id}/tasks": {
         parameters: {
             query?: never;
             header?: never;
@@ -343,39 +473,27 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * What changed since a sync token
-         * @description Events in the order they committed, each a CloudEvent whose `data` is the object as the API returns it (a tombstone for a deletion). A token older than the retention window, or one this feed never issued, is 410 `sync_token_expired`: list your tasks and lists again and follow the new first page's token.
+         * A page of your tasks, filtered, searched and sorted
+         * @description Keyset pagination: follow `meta.next_cursor` (or the `Link: rel="next"` header) until it is null. A cursor is only valid with the sort it was issued for. `sort=position` (the person's order) orders one group of siblings: `list_id` with `parent_id=none`, or `parent_id=<a task>` (422 `position_needs_group` otherwise).
          */
-        get: operations["listChanges"];
+        get: operations["listTasks"];
         put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/{user_id}/events": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
         /**
-         * Follow your changes live (Server-Sent Events)
-         * @description Opens at your feed's position now, or resumes after `Last-Event-ID` (or `last_event_id` / `since` for clients that cannot set it): the events after it are sent first, then live ones, without loss. A position older than the retention window is 410 `sync_token_expired` before the stream starts. The stream ends when the access token expires or the session is logged out. At most a few streams per person are open at once (429 with `Retry-After` past it). Browsers: authenticate with `?ticket=` from `POST /api/{user_id}/events/tickets` (docs/events.md).
+         * Create a task
+         * @description 404 `list_not_found` or `parent_not_found` for a list or parent that is not yours.
          */
-        get: operations["streamEvents"];
-        put?: never;
-        post?: never;
-        delete?: never;
+        post: operations["createTask"];
+        /**
+         * Clear completed: delete every completed task (the filters narrow it), restorably
+         * @description `status=completed` is required, so no request can empty your tasks by accident. Each completed task goes to the trash with its subtasks, as `DELETE .../tasks/{id}` does: `GET .../tasks?deleted=true` lists them and `POST .../tasks/{id}/restore` brings one back. One statement; the answer counts every task deleted, and the change feed has a `task.deleted` event for each.
+         */
+        delete: operations["clearCompletedTasks"];
         options?: never;
         head?: never;
         patch?: never;
         trace?: never;
     };
-    "/api/{user_id}/events/tickets": {
+    "/api/{user_id}/tasks/bulk": {
         parameters: {
             query?: never;
             header?: never;
@@ -385,10 +503,150 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * A one-time ticket to open the event stream from a browser
-         * @description EventSource cannot send an Authorization header: ask for a ticket with your bearer token, then open `GET /api/{user_id}/events?ticket=...` within its lifetime (at most 60 s). A ticket works once, only for you, and the stream it opens ends when the token that asked for it expires or its session ends.
+         * Complete, reopen, delete, move or update many tasks at once
+         * @description At most 100 tasks in all, in one transaction. The answer has one result per task, in order. With `atomic` (the default) a single failure writes nothing: the answer is a 422 `bulk_not_applied` whose `results` say which tasks failed and why. With `atomic: false` what can be applied is (200), and a 422 only says that no task could be.
          */
-        post: operations["createStreamTicket"];
+        post: operations["bulkChangeTasks"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/{user_id}/tasks/complete-all": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Complete every open task (the filters narrow it), with their subtasks
+         * @description One statement; each task completed is a new version and a `task.completed` event. Completing a task completes its open subtasks too, as completing one task does.
+         */
+        post: operations["completeAllTasks"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/{user_id}/tasks/{task_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One task
+         * @description Send `If-None-Match` with the ETag you hold to get 304 when nothing changed.
+         */
+        get: operations["getTask"];
+        /** Replace a task */
+        put: operations["replaceTask"];
+        post?: never;
+        /** Delete a task */
+        delete: operations["deleteTask"];
+        options?: never;
+        head?: never;
+        /** Change some fields of a task */
+        patch: operations["updateTask"];
+        trace?: never;
+    };
+    "/api/{user_id}/tasks/{task_id}/complete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /** Toggle completion, or set it with {"completed": bool} */
+        patch: operations["toggleTaskCompletion"];
+        trace?: never;
+    };
+    "/api/{user_id}/tasks/{task_id}/move": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Move a task: reorder it, make it a subtask, or send it to another list
+         * @description Drag and drop: send the neighbour it was dropped next to (`before_id` or `after_id`); the server computes its new `position`, and only this task's row changes. Its subtasks go with it.
+         */
+        post: operations["moveTask"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/{user_id}/tasks/{task_id}/reminders/{reminder_id}/snooze": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Fire a reminder again after a while
+         * @description `reminder_id` is the `id` `GET .../reminders` (or a `task.reminder_due` event's `data.reminder`) gives. 404 `reminder_not_found` when the task has no such reminder or is completed.
+         */
+        post: operations["snoozeReminder"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/{user_id}/tasks/{task_id}/restore": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Bring back a deleted task, with the subtasks deleted with it
+         * @description Restorable for the retention window after its deletion (`GET .../tasks?deleted=true` lists them). It comes back as a new version with its tags and place; where its list is gone it goes to the end of your Inbox, where its parent is gone to its list's top level. 409 `deleted_with_parent` / `deleted_with_list` names what to restore instead.
+         */
+        post: operations["restoreTask"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/{user_id}/tasks/{task_id}/skip": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Move a recurring task to its next occurrence without completing it
+         * @description 422 `not_recurring` for a one-off task, `task_completed` for a completed one, `series_ended` when COUNT or UNTIL leave no next occurrence.
+         */
+        post: operations["skipOccurrence"];
         delete?: never;
         options?: never;
         head?: never;
@@ -456,264 +714,6 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/{user_id}/chat": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Send the assistant a message; it may call tools on your tasks
-         * @description Starts a conversation, or continues `conversation_id`. The turn is capped in model calls and time: a capped turn answers 200 with `stopped` set and a response that says so. The conversation (your message, the tool calls with their results, the answer) is stored when the turn ends. 503 `chat_not_configured` when the server has no model; 503 `chat_model_unavailable` when the model failed before any tool ran (nothing was stored or changed).
-         */
-        post: operations["chat"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/{user_id}/conversations": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** Your conversations with the assistant, newest first */
-        get: operations["listConversations"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/{user_id}/conversations/{conversation_id}/messages": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /**
-         * A conversation's messages, oldest first
-         * @description Your messages, the assistant's (with the tool calls it made) and each tool's result.
-         */
-        get: operations["listConversationMessages"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/{user_id}/conversations/{conversation_id}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        post?: never;
-        /** Delete a conversation and its messages (what its tool calls did to your tasks stays) */
-        delete: operations["deleteConversation"];
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/auth/signup": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Create an account and start a session
-         * @description 409 `email_taken` when the address has an account (see docs/security.md for why).
-         */
-        post: operations["signUp"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/auth/login": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Start a session with e-mail and password */
-        post: operations["logIn"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/auth/token": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** OAuth2 password grant (form), for Swagger UI's Authorize button */
-        post: operations["issueToken"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/auth/refresh": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Rotate the refresh token and get a new access token
-         * @description Send the refresh token in the body or let the browser send the cookie. Each token works once; presenting a spent one revokes the whole session (`refresh_token_reused`).
-         */
-        post: operations["refreshSession"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/auth/logout": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** End the session: its refresh tokens stop at once, its access tokens within seconds */
-        post: operations["logOut"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/auth/me": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** The signed-in user */
-        get: operations["getCurrentUser"];
-        put?: never;
-        post?: never;
-        /**
-         * Delete your account and all its data, after entering your password again
-         * @description Your tasks, lists, trash, webhooks, change feed and sessions go with it, in one transaction; every session ends. 403 `current_password_incorrect` for a wrong password (throttled like a login), 409 `password_not_set` for an account of an external sign-in provider.
-         */
-        delete: operations["deleteCurrentUser"];
-        options?: never;
-        head?: never;
-        /** Change your name */
-        patch: operations["updateCurrentUser"];
-        trace?: never;
-    };
-    "/api/auth/password": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Change the password; every other session is revoked */
-        post: operations["changePassword"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/auth/me/export": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** All your data as JSON */
-        get: operations["exportCurrentUser"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/auth/sessions": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** The devices logged in to your account */
-        get: operations["listSessions"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/auth/sessions/{session_id}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        post?: never;
-        /**
-         * Log a device out
-         * @description Its refresh token stops at once; its access tokens are refused on every server within SESSION_REVOCATION_REFRESH_S (at once on the one that answered). Your current session too, if you name it.
-         */
-        delete: operations["endSession"];
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
     "/healthz": {
         parameters: {
             query?: never;
@@ -761,30 +761,32 @@ export interface components {
          */
         AccountExportOut: {
             /**
-             * Exported At
-             * Format: date-time
-             */
-            exported_at: string;
-            user: components["schemas"]["UserOut"];
-            /** Lists */
-            lists: components["schemas"]["ListOut"][];
-            /** Tasks */
-            tasks: components["schemas"]["TaskOut"][];
-            /**
              * Deleted Tasks
              * @description The trash: what `restore` can still bring back.
              */
             deleted_tasks: components["schemas"]["DeletedTaskOut"][];
-            /** Webhooks */
-            webhooks: components["schemas"]["WebhookOut"][];
+            /**
+             * Exported At
+             * Format: date-time
+             */
+            exported_at: string;
+            /** Lists */
+            lists: components["schemas"]["ListOut"][];
             /** Sessions */
             sessions: components["schemas"]["SessionItemOut"][];
+            /** Tasks */
+            tasks: components["schemas"]["TaskOut"][];
+            user: components["schemas"]["UserOut"];
+            /** Webhooks */
+            webhooks: components["schemas"]["WebhookOut"][];
         };
         /**
          * BulkMove
          * @description Move the tasks, with their subtasks, to the end of a list's top level.
          */
         BulkMove: {
+            /** List Id */
+            list_id: number;
             /**
              * @description discriminator enum property added by openapi-typescript
              * @enum {string}
@@ -798,8 +800,6 @@ export interface components {
              *     ]
              */
             task_ids: number[];
-            /** List Id */
-            list_id: number;
         };
         /** BulkOut */
         BulkOut: {
@@ -820,50 +820,57 @@ export interface components {
          */
         BulkProblem: {
             /**
-             * Type
-             * @example https://todo-api.dev/problems/not_found
+             * Code
+             * @example not_found
+             * @enum {string}
              */
-            type: string;
-            /**
-             * Title
-             * @example Not Found
-             */
-            title: string;
-            /**
-             * Status
-             * @example 404
-             */
-            status: number;
+            code: "bad_request" | "malformed_json" | "invalid_cursor" | "authentication_failed" | "missing_token" | "invalid_token" | "session_revoked" | "invalid_credentials" | "invalid_refresh_token" | "refresh_token_reused" | "missing_refresh_token" | "session_ended" | "ticket_used" | "ticket_expired" | "invalid_ticket" | "forbidden" | "not_your_tasks" | "current_password_incorrect" | "not_found" | "task_not_found" | "list_not_found" | "parent_not_found" | "webhook_not_found" | "reminder_not_found" | "conversation_not_found" | "session_not_found" | "user_not_found" | "method_not_allowed" | "conflict" | "email_taken" | "password_not_set" | "list_name_taken" | "list_not_empty" | "inbox_not_deletable" | "deleted_with_parent" | "deleted_with_list" | "gone" | "sync_token_expired" | "precondition_failed" | "content_too_large" | "validation_failed" | "bulk_not_applied" | "invalid_input" | "invalid_value" | "invalid_email" | "invalid_name" | "password_too_short" | "password_too_long" | "weak_password" | "invalid_title" | "invalid_description" | "invalid_tag" | "too_many_tags" | "invalid_priority" | "naive_datetime" | "invalid_sort" | "invalid_limit" | "invalid_search" | "invalid_parent" | "invalid_filter" | "position_needs_group" | "null_not_allowed" | "idempotency_key_reused" | "invalid_list_name" | "invalid_color" | "too_many_lists" | "list_mismatch" | "too_deep" | "cycle" | "not_a_sibling" | "invalid_move" | "too_many_tasks" | "invalid_bulk_operation" | "invalid_message" | "invalid_webhook_url" | "unsafe_webhook_url" | "unknown_event_type" | "too_many_webhooks" | "invalid_recurrence" | "unknown_time_zone" | "invalid_reminder" | "too_many_reminders" | "invalid_duration" | "invalid_window" | "not_recurring" | "task_completed" | "series_ended" | "rate_limited" | "internal_error" | "service_unavailable" | "write_conflict" | "commit_outcome_unknown" | "events_unavailable" | "chat_not_configured" | "chat_model_unavailable";
             /**
              * Detail
              * @example Task 42 was not found.
              */
             detail: string;
+            /** Errors */
+            errors?: components["schemas"]["FieldError"][] | null;
             /**
              * Instance
              * @example /api/me/tasks/42
              */
             instance: string;
             /**
-             * Code
-             * @example not_found
-             */
-            code: string;
-            /**
              * Request Id
              * @example 9f1c2d3e4b5a69788796a5b4c3d2e1f0
              */
             request_id: string;
-            /** Errors */
-            errors?: components["schemas"]["FieldError"][] | null;
             /**
              * Results
              * @description With `bulk_not_applied`: `ok` for a task that could be changed, else why not.
              */
             results?: components["schemas"]["BulkResultOut"][] | null;
+            /**
+             * Status
+             * @example 404
+             */
+            status: number;
+            /**
+             * Title
+             * @example Not Found
+             */
+            title: string;
+            /**
+             * Type
+             * @example https://todo-api.dev/problems/not_found
+             */
+            type: string;
         };
         /** BulkRequest */
         BulkRequest: {
+            /**
+             * Atomic
+             * @description True: nothing is written unless every task's result is `ok` (else 422 `bulk_not_applied`). False: what can be applied is, and the results say which (422 `bulk_not_applied` when no task can be).
+             * @default true
+             */
+            atomic?: boolean;
             /**
              * Operations
              * @description Applied in order; together they name at most 100 tasks (422 `too_many_tasks`).
@@ -885,25 +892,9 @@ export interface components {
              *     ]
              */
             operations: (components["schemas"]["BulkStatusChange"] | components["schemas"]["BulkMove"] | components["schemas"]["BulkUpdate"])[];
-            /**
-             * Atomic
-             * @description True: nothing is written unless every task's result is `ok` (else 422 `bulk_not_applied`). False: what can be applied is, and the results say which (422 `bulk_not_applied` when no task can be).
-             * @default true
-             */
-            atomic?: boolean;
         };
         /** BulkResultOut */
         BulkResultOut: {
-            /**
-             * Task Id
-             * @example 42
-             */
-            task_id: number;
-            /**
-             * Op
-             * @enum {string}
-             */
-            op: "complete" | "reopen" | "delete" | "move" | "update";
             /**
              * Code
              * @description `ok`, or the code the single-task call would answer with (e.g. `task_not_found`).
@@ -915,6 +906,16 @@ export interface components {
              * @example null
              */
             message: string | null;
+            /**
+             * Op
+             * @enum {string}
+             */
+            op: "complete" | "reopen" | "delete" | "move" | "update";
+            /**
+             * Task Id
+             * @example 42
+             */
+            task_id: number;
         };
         /**
          * BulkStatusChange
@@ -942,24 +943,6 @@ export interface components {
          */
         BulkUpdate: {
             /**
-             * @description discriminator enum property added by openapi-typescript
-             * @enum {string}
-             */
-            op: "update";
-            /**
-             * Task Ids
-             * @example [
-             *       42,
-             *       43
-             *     ]
-             */
-            task_ids: number[];
-            /**
-             * Priority
-             * @enum {string}
-             */
-            priority?: "none" | "low" | "medium" | "high";
-            /**
              * Add Tags
              * @example [
              *       "home",
@@ -967,6 +950,23 @@ export interface components {
              *     ]
              */
             add_tags?: string[];
+            /**
+             * Due At
+             * @description `null` clears it.
+             */
+            due_at?: string | null;
+            /** List Id */
+            list_id?: number;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            op: "update";
+            /**
+             * Priority
+             * @enum {string}
+             */
+            priority?: "none" | "low" | "medium" | "high";
             /**
              * Remove Tags
              * @example [
@@ -976,12 +976,13 @@ export interface components {
              */
             remove_tags?: string[];
             /**
-             * Due At
-             * @description `null` clears it.
+             * Task Ids
+             * @example [
+             *       42,
+             *       43
+             *     ]
              */
-            due_at?: string | null;
-            /** List Id */
-            list_id?: number;
+            task_ids: number[];
         };
         /** ChangePasswordRequest */
         ChangePasswordRequest: {
@@ -1012,18 +1013,18 @@ export interface components {
         /** ChangesMeta */
         ChangesMeta: {
             /**
-             * Sync Token
-             * @description Send as `since` for the next page.
-             * @example 1043
-             */
-            sync_token: string;
-            /**
              * Has More
              * @description More events wait: ask again at once.
              */
             has_more: boolean;
             /** Limit */
             limit: number;
+            /**
+             * Sync Token
+             * @description Send as `since` for the next page.
+             * @example 1043
+             */
+            sync_token: string;
         };
         /** ChangesOut */
         ChangesOut: {
@@ -1053,13 +1054,13 @@ export interface components {
              * @example Added “Buy milk”, due tomorrow at 9:00.
              */
             response: string;
-            /** Tool Calls */
-            tool_calls: components["schemas"]["ToolCallOut"][];
             /**
              * Stopped
              * @description Why the turn ended before the model's own answer (the response says so); null when it did not.
              */
             stopped: ("step_limit" | "time_limit" | "model_error") | null;
+            /** Tool Calls */
+            tool_calls: components["schemas"]["ToolCallOut"][];
         };
         /**
          * CloudEvent
@@ -1067,10 +1068,15 @@ export interface components {
          */
         CloudEvent: {
             /**
-             * Specversion
+             * Data
+             * @description The task or list as the API returns it after the change; for a deletion, a tombstone.
+             */
+            data: components["schemas"]["TaskOut"] | components["schemas"]["ListOut"] | components["schemas"]["Tombstone"];
+            /**
+             * Datacontenttype
              * @constant
              */
-            specversion: "1.0";
+            datacontenttype: "application/json";
             /**
              * Id
              * @description Unique per event: de-duplicate by it.
@@ -1078,16 +1084,22 @@ export interface components {
              */
             id: string;
             /**
+             * Position
+             * @description Its place in your feed: 1, 2, 3... in commit order, never reused. A sync token or `Last-Event-ID` names the last position a reader has seen.
+             * @example 1043
+             */
+            position: number;
+            /**
              * Source
              * @description `/api/<user id>`: whose feed it is.
              * @example /api/u_123
              */
             source: string;
             /**
-             * Type
-             * @example task.completed
+             * Specversion
+             * @constant
              */
-            type: ("task.created" | "task.updated" | "task.completed" | "task.reopened" | "task.moved" | "task.deleted" | "task.restored" | "task.reminder_due") | ("list.created" | "list.updated" | "list.moved" | "list.deleted" | "list.restored");
+            specversion: "1.0";
             /**
              * Subject
              * @description `tasks/<id>` or `lists/<id>`.
@@ -1100,21 +1112,10 @@ export interface components {
              */
             time: string;
             /**
-             * Datacontenttype
-             * @constant
+             * Type
+             * @example task.completed
              */
-            datacontenttype: "application/json";
-            /**
-             * Position
-             * @description Its place in your feed: 1, 2, 3... in commit order, never reused. A sync token or `Last-Event-ID` names the last position a reader has seen.
-             * @example 1043
-             */
-            position: number;
-            /**
-             * Data
-             * @description The task or list as the API returns it after the change; for a deletion, a tombstone.
-             */
-            data: components["schemas"]["TaskOut"] | components["schemas"]["ListOut"] | components["schemas"]["Tombstone"];
+            type: ("task.created" | "task.updated" | "task.completed" | "task.reopened" | "task.moved" | "task.deleted" | "task.restored" | "task.reminder_due") | ("list.created" | "list.updated" | "list.moved" | "list.deleted" | "list.restored");
         };
         /** CompletionUpdate */
         CompletionUpdate: {
@@ -1126,6 +1127,11 @@ export interface components {
         };
         /** ConversationOut */
         ConversationOut: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
             /** Id */
             id: number;
             /**
@@ -1133,11 +1139,6 @@ export interface components {
              * @description Its first message, shortened.
              */
             title: string;
-            /**
-             * Created At
-             * Format: date-time
-             */
-            created_at: string;
             /**
              * Updated At
              * Format: date-time
@@ -1153,27 +1154,27 @@ export interface components {
         /** CountsOut */
         CountsOut: {
             /**
-             * Open
-             * @example 12
-             */
-            open: number;
-            /**
              * Completed
              * @example 30
              */
             completed: number;
-            /**
-             * Overdue
-             * @description Open tasks due before now.
-             * @example 2
-             */
-            overdue: number;
             /**
              * Due Today
              * @description Open tasks due today in the time zone you sent (earlier today included).
              * @example 3
              */
             due_today: number;
+            /**
+             * Open
+             * @example 12
+             */
+            open: number;
+            /**
+             * Overdue
+             * @description Open tasks due before now.
+             * @example 2
+             */
+            overdue: number;
         };
         /** DeleteAccountRequest */
         DeleteAccountRequest: {
@@ -1185,43 +1186,29 @@ export interface components {
         };
         /** DeletedTaskOut */
         DeletedTaskOut: {
-            /**
-             * Id
-             * @example 42
-             */
-            id: number;
-            /** Title */
-            title: string;
-            /** Description */
-            description: string | null;
             /** Completed */
             completed: boolean;
             /** Completed At */
             completed_at: string | null;
-            /**
-             * Priority
-             * @enum {string}
-             */
-            priority: "none" | "low" | "medium" | "high";
-            /** Tags */
-            tags: string[];
-            /** Due At */
-            due_at: string | null;
             /**
              * Created At
              * Format: date-time
              */
             created_at: string;
             /**
-             * Updated At
+             * Deleted At
              * Format: date-time
              */
-            updated_at: string;
+            deleted_at: string;
+            /** Description */
+            description: string | null;
+            /** Due At */
+            due_at: string | null;
             /**
-             * Version
-             * @description Increments on every change; the ETag is this number, quoted.
+             * Id
+             * @example 42
              */
-            version: number;
+            id: number;
             /**
              * List Id
              * @description The list it is in (every task is in one; your Inbox by default).
@@ -1239,10 +1226,15 @@ export interface components {
              */
             position: string;
             /**
-             * Deleted At
-             * Format: date-time
+             * Previous Id
+             * @description The occurrence whose completion created this one.
              */
-            deleted_at: string;
+            previous_id: number | null;
+            /**
+             * Priority
+             * @enum {string}
+             */
+            priority: "none" | "low" | "medium" | "high";
             /** @description The rule as stored (normalised); null: a one-off task. */
             recurrence: components["schemas"]["RecurrenceOut"] | null;
             /**
@@ -1270,19 +1262,47 @@ export interface components {
              * @description The series' first task, on every occurrence; null: not recurring.
              */
             series_id: number | null;
+            /** Tags */
+            tags: string[];
+            /** Title */
+            title: string;
             /**
-             * Previous Id
-             * @description The occurrence whose completion created this one.
+             * Updated At
+             * Format: date-time
              */
-            previous_id: number | null;
+            updated_at: string;
+            /**
+             * Version
+             * @description Increments on every change; the ETag is this number, quoted.
+             */
+            version: number;
         };
         /** DeliveryOut */
         DeliveryOut: {
             /**
-             * Id
-             * @example 1042
+             * At
+             * Format: date-time
              */
-            id: number;
+            at: string;
+            /**
+             * Attempt
+             * @description 1 for the first attempt at this event, 2 for its first retry...
+             * @example 1
+             */
+            attempt: number;
+            /** Delivered */
+            delivered: boolean;
+            /**
+             * Duration Ms
+             * @example 84
+             */
+            duration_ms: number;
+            /**
+             * Error
+             * @description Why the attempt failed (a timeout, a refused connection...).
+             * @example null
+             */
+            error: string | null;
             /**
              * Event Id
              * @description The event's id, sent as `webhook-id`.
@@ -1295,51 +1315,32 @@ export interface components {
              */
             event_type: string;
             /**
+             * Id
+             * @example 1042
+             */
+            id: number;
+            /**
              * Position
              * @description The event's position in your change feed.
              * @example 17
              */
             position: number;
             /**
-             * Attempt
-             * @description 1 for the first attempt at this event, 2 for its first retry...
-             * @example 1
-             */
-            attempt: number;
-            /**
              * Status Code
              * @description The receiver's status; null when none came.
              * @example 200
              */
             status_code: number | null;
-            /**
-             * Error
-             * @description Why the attempt failed (a timeout, a refused connection...).
-             * @example null
-             */
-            error: string | null;
-            /**
-             * Duration Ms
-             * @example 84
-             */
-            duration_ms: number;
-            /** Delivered */
-            delivered: boolean;
-            /**
-             * At
-             * Format: date-time
-             */
-            at: string;
         };
         /** DeliveryPageMeta */
         DeliveryPageMeta: {
+            /** Limit */
+            limit: number;
             /**
              * Next Cursor
              * @description Pass as `cursor` for the next page; null on the last page.
              */
             next_cursor: string | null;
-            /** Limit */
-            limit: number;
         };
         /** DeliveryPageOut */
         DeliveryPageOut: {
@@ -1347,8 +1348,18 @@ export interface components {
             data: components["schemas"]["DeliveryOut"][];
             meta: components["schemas"]["DeliveryPageMeta"];
         };
-        /** FieldError */
+        /**
+         * FieldError
+         * @description What is wrong with one field: `loc` is where (`["body", "title"]`, `["query", "sort"]`; empty
+         *     for the request as a whole), `code` is stable, `message` is written to be shown to a person.
+         */
         FieldError: {
+            /**
+             * Code
+             * @example title_too_long
+             * @enum {string}
+             */
+            code: "missing_field" | "unknown_field" | "wrong_type" | "too_long" | "too_short" | "too_many_items" | "too_few_items" | "out_of_range" | "invalid_choice" | "invalid_format" | "invalid_datetime" | "invalid_header" | "invalid_value" | "null_not_allowed" | "invalid_email" | "password_too_short" | "password_too_long" | "invalid_name" | "invalid_title" | "title_too_long" | "invalid_description" | "invalid_tag" | "too_many_tags" | "invalid_priority" | "invalid_sort" | "invalid_limit" | "invalid_search" | "invalid_parent" | "invalid_list_name" | "invalid_color" | "invalid_move" | "invalid_message" | "invalid_webhook_url" | "unknown_event_type" | "invalid_recurrence" | "unknown_time_zone" | "invalid_duration" | "invalid_input" | "weak_password" | "naive_datetime" | "invalid_filter" | "position_needs_group" | "idempotency_key_reused" | "too_many_lists" | "list_mismatch" | "too_deep" | "cycle" | "not_a_sibling" | "too_many_tasks" | "invalid_bulk_operation" | "unsafe_webhook_url" | "too_many_webhooks" | "invalid_reminder" | "too_many_reminders" | "invalid_window" | "not_recurring" | "task_completed" | "series_ended";
             /**
              * Loc
              * @example [
@@ -1359,14 +1370,9 @@ export interface components {
             loc: (string | number)[];
             /**
              * Message
-             * @example String should have at least 1 character
+             * @example A title has at most 200 characters.
              */
             message: string;
-            /**
-             * Code
-             * @example string_too_short
-             */
-            code: string;
         };
         /** Health */
         Health: {
@@ -1379,21 +1385,10 @@ export interface components {
         /** ListCountsOut */
         ListCountsOut: {
             /**
-             * Open
-             * @example 12
-             */
-            open: number;
-            /**
              * Completed
              * @example 30
              */
             completed: number;
-            /**
-             * Overdue
-             * @description Open tasks due before now.
-             * @example 2
-             */
-            overdue: number;
             /**
              * Due Today
              * @description Open tasks due today in the time zone you sent (earlier today included).
@@ -1405,16 +1400,27 @@ export interface components {
              * @example 1
              */
             list_id: number;
+            /**
+             * Open
+             * @example 12
+             */
+            open: number;
+            /**
+             * Overdue
+             * @description Open tasks due before now.
+             * @example 2
+             */
+            overdue: number;
         };
         /** ListCreate */
         ListCreate: {
+            /** Color */
+            color?: string | null;
             /**
              * Name
              * @example Groceries
              */
             name: string;
-            /** Color */
-            color?: string | null;
         };
         /**
          * ListMove
@@ -1422,44 +1428,43 @@ export interface components {
          */
         ListMove: {
             /**
-             * Before Id
-             * @description Stand just before this sibling.
-             */
-            before_id?: number;
-            /**
              * After Id
              * @description Stand just after this sibling.
              */
             after_id?: number;
+            /**
+             * Before Id
+             * @description Stand just before this sibling.
+             */
+            before_id?: number;
         };
         /** ListOut */
         ListOut: {
-            /**
-             * Id
-             * @example 7
-             */
-            id: number;
-            /**
-             * Name
-             * @example Groceries
-             */
-            name: string;
             /**
              * Color
              * @example green
              */
             color: string | null;
             /**
-             * Position
-             * @description Its place among your lists (compare byte by byte).
-             * @example a1
+             * Created At
+             * Format: date-time
              */
-            position: string;
+            created_at: string;
+            /**
+             * Id
+             * @example 7
+             */
+            id: number;
             /**
              * Is Inbox
              * @description Your Inbox: where tasks without a list go. It cannot be deleted.
              */
             is_inbox: boolean;
+            /**
+             * Name
+             * @example Groceries
+             */
+            name: string;
             /**
              * Open Count
              * @description Its tasks not yet completed, subtasks included.
@@ -1467,16 +1472,17 @@ export interface components {
              */
             open_count: number;
             /**
+             * Position
+             * @description Its place among your lists (compare byte by byte).
+             * @example a1
+             */
+            position: string;
+            /**
              * Total Count
              * @description All its tasks, subtasks included.
              * @example 5
              */
             total_count: number;
-            /**
-             * Created At
-             * Format: date-time
-             */
-            created_at: string;
             /**
              * Updated At
              * Format: date-time
@@ -1490,13 +1496,13 @@ export interface components {
         };
         /** ListPageMeta */
         ListPageMeta: {
+            /** Limit */
+            limit: number;
             /**
              * Next Cursor
              * @description Pass as `cursor` for the next page; null on the last page.
              */
             next_cursor: string | null;
-            /** Limit */
-            limit: number;
             /**
              * Sync Token
              * @description On the first page only: follow `GET .../changes?since=<sync_token>` from here to see every change made after this page was read (null on later pages).
@@ -1516,15 +1522,15 @@ export interface components {
          */
         ListUpdate: {
             /**
-             * Name
-             * @example Groceries
-             */
-            name?: string;
-            /**
              * Color
              * @description `null` clears it.
              */
             color?: string | null;
+            /**
+             * Name
+             * @example Groceries
+             */
+            name?: string;
         };
         /**
          * LogInRequest
@@ -1545,35 +1551,35 @@ export interface components {
         };
         /** MessageOut */
         MessageOut: {
-            /** Id */
-            id: number;
-            /**
-             * Role
-             * @enum {string}
-             */
-            role: "user" | "assistant" | "tool";
             /** Content */
             content: string | null;
             /**
-             * Tool Calls
-             * @description An assistant message's calls (empty otherwise).
+             * Created At
+             * Format: date-time
              */
-            tool_calls: components["schemas"]["StoredToolCallOut"][];
-            /**
-             * Tool Call Id
-             * @description A tool message: the call it answers.
-             */
-            tool_call_id: string | null;
+            created_at: string;
+            /** Id */
+            id: number;
             /**
              * Is Error
              * @description A tool message: the call failed.
              */
             is_error: boolean;
             /**
-             * Created At
-             * Format: date-time
+             * Role
+             * @enum {string}
              */
-            created_at: string;
+            role: "user" | "assistant" | "tool";
+            /**
+             * Tool Call Id
+             * @description A tool message: the call it answers.
+             */
+            tool_call_id: string | null;
+            /**
+             * Tool Calls
+             * @description An assistant message's calls (empty otherwise).
+             */
+            tool_calls: components["schemas"]["StoredToolCallOut"][];
         };
         /** MessagePageOut */
         MessagePageOut: {
@@ -1587,42 +1593,43 @@ export interface components {
          */
         Problem: {
             /**
-             * Type
-             * @example https://todo-api.dev/problems/not_found
+             * Code
+             * @example not_found
+             * @enum {string}
              */
-            type: string;
-            /**
-             * Title
-             * @example Not Found
-             */
-            title: string;
-            /**
-             * Status
-             * @example 404
-             */
-            status: number;
+            code: "bad_request" | "malformed_json" | "invalid_cursor" | "authentication_failed" | "missing_token" | "invalid_token" | "session_revoked" | "invalid_credentials" | "invalid_refresh_token" | "refresh_token_reused" | "missing_refresh_token" | "session_ended" | "ticket_used" | "ticket_expired" | "invalid_ticket" | "forbidden" | "not_your_tasks" | "current_password_incorrect" | "not_found" | "task_not_found" | "list_not_found" | "parent_not_found" | "webhook_not_found" | "reminder_not_found" | "conversation_not_found" | "session_not_found" | "user_not_found" | "method_not_allowed" | "conflict" | "email_taken" | "password_not_set" | "list_name_taken" | "list_not_empty" | "inbox_not_deletable" | "deleted_with_parent" | "deleted_with_list" | "gone" | "sync_token_expired" | "precondition_failed" | "content_too_large" | "validation_failed" | "bulk_not_applied" | "invalid_input" | "invalid_value" | "invalid_email" | "invalid_name" | "password_too_short" | "password_too_long" | "weak_password" | "invalid_title" | "invalid_description" | "invalid_tag" | "too_many_tags" | "invalid_priority" | "naive_datetime" | "invalid_sort" | "invalid_limit" | "invalid_search" | "invalid_parent" | "invalid_filter" | "position_needs_group" | "null_not_allowed" | "idempotency_key_reused" | "invalid_list_name" | "invalid_color" | "too_many_lists" | "list_mismatch" | "too_deep" | "cycle" | "not_a_sibling" | "invalid_move" | "too_many_tasks" | "invalid_bulk_operation" | "invalid_message" | "invalid_webhook_url" | "unsafe_webhook_url" | "unknown_event_type" | "too_many_webhooks" | "invalid_recurrence" | "unknown_time_zone" | "invalid_reminder" | "too_many_reminders" | "invalid_duration" | "invalid_window" | "not_recurring" | "task_completed" | "series_ended" | "rate_limited" | "internal_error" | "service_unavailable" | "write_conflict" | "commit_outcome_unknown" | "events_unavailable" | "chat_not_configured" | "chat_model_unavailable";
             /**
              * Detail
              * @example Task 42 was not found.
              */
             detail: string;
+            /** Errors */
+            errors?: components["schemas"]["FieldError"][] | null;
             /**
              * Instance
              * @example /api/me/tasks/42
              */
             instance: string;
             /**
-             * Code
-             * @example not_found
-             */
-            code: string;
-            /**
              * Request Id
              * @example 9f1c2d3e4b5a69788796a5b4c3d2e1f0
              */
             request_id: string;
-            /** Errors */
-            errors?: components["schemas"]["FieldError"][] | null;
+            /**
+             * Status
+             * @example 404
+             */
+            status: number;
+            /**
+             * Title
+             * @example Not Found
+             */
+            title: string;
+            /**
+             * Type
+             * @example https://todo-api.dev/problems/not_found
+             */
+            type: string;
         };
         /** ProfileUpdate */
         ProfileUpdate: {
@@ -1661,6 +1668,13 @@ export interface components {
          */
         RecurrenceIn: {
             /**
+             * From
+             * @description `due`: the next occurrence follows the completed one's due date; `completion`: it follows the moment it was completed.
+             * @default due
+             * @enum {string}
+             */
+            from?: "due" | "completion";
+            /**
              * Rule
              * @example FREQ=WEEKLY;BYDAY=MO
              */
@@ -1670,16 +1684,14 @@ export interface components {
              * @example Europe/Berlin
              */
             timezone: string;
-            /**
-             * From
-             * @description `due`: the next occurrence follows the completed one's due date; `completion`: it follows the moment it was completed.
-             * @default due
-             * @enum {string}
-             */
-            from?: "due" | "completion";
         };
         /** RecurrenceOut */
         RecurrenceOut: {
+            /**
+             * From
+             * @enum {string}
+             */
+            from: "due" | "completion";
             /**
              * Rule
              * @example FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR
@@ -1690,11 +1702,6 @@ export interface components {
              * @example Europe/Berlin
              */
             timezone: string;
-            /**
-             * From
-             * @enum {string}
-             */
-            from: "due" | "completion";
         };
         /** RefreshRequest */
         RefreshRequest: {
@@ -1725,13 +1732,13 @@ export interface components {
         };
         /** ReminderPageMeta */
         ReminderPageMeta: {
+            /** Limit */
+            limit: number;
             /**
              * Next Cursor
              * @description Pass as `cursor` for the next page; null on the last page.
              */
             next_cursor: string | null;
-            /** Limit */
-            limit: number;
         };
         /** ReminderPageOut */
         ReminderPageOut: {
@@ -1742,54 +1749,42 @@ export interface components {
         /** ScheduledReminderOut */
         ScheduledReminderOut: {
             /**
+             * Fire At
+             * Format: date-time
+             */
+            fire_at: string;
+            /**
              * Id
              * @description Snooze it with `POST .../tasks/{task_id}/reminders/{id}/snooze`.
              * @example 9
              */
             id: number;
             /**
-             * Task Id
-             * @example 42
-             */
-            task_id: number;
-            /**
              * Index
              * @description Its place in the task's `reminders`.
              * @example 0
              */
             index: number;
-            /**
-             * Fire At
-             * Format: date-time
-             */
-            fire_at: string;
             /** Snoozed */
             snoozed: boolean;
+            /**
+             * Task Id
+             * @example 42
+             */
+            task_id: number;
         };
         /** SessionItemOut */
         SessionItemOut: {
-            /**
-             * Id
-             * @example 9f1c2b7e4d3a4c5b8e6f7a8b9c0d1e2f
-             */
-            id: string;
-            /**
-             * User Agent
-             * @description The `User-Agent` that logged in.
-             * @example Mozilla/5.0 (Macintosh) Firefox/140.0
-             */
-            user_agent: string | null;
             /**
              * Created At
              * Format: date-time
              */
             created_at: string;
             /**
-             * Last Used At
-             * Format: date-time
-             * @description When it last refreshed its access token.
+             * Current
+             * @description The session of the token this request was sent with.
              */
-            last_used_at: string;
+            current: boolean;
             /**
              * Expires At
              * Format: date-time
@@ -1797,10 +1792,22 @@ export interface components {
              */
             expires_at: string;
             /**
-             * Current
-             * @description The session of the token this request was sent with.
+             * Id
+             * @example 9f1c2b7e4d3a4c5b8e6f7a8b9c0d1e2f
              */
-            current: boolean;
+            id: string;
+            /**
+             * Last Used At
+             * Format: date-time
+             * @description When it last refreshed its access token.
+             */
+            last_used_at: string;
+            /**
+             * User Agent
+             * @description The `User-Agent` that logged in.
+             * @example Mozilla/5.0 (Macintosh) Firefox/140.0
+             */
+            user_agent: string | null;
         };
         /** SessionListOut */
         SessionListOut: {
@@ -1815,23 +1822,23 @@ export interface components {
             /** Access Token */
             access_token: string;
             /**
-             * Token Type
-             * @default bearer
-             * @constant
-             */
-            token_type: "bearer";
-            /**
              * Expires In
              * @description Seconds until the access token expires.
              * @example 900
              */
             expires_in: number;
-            user: components["schemas"]["UserOut"];
             /**
              * Refresh Token
              * @description Opaque; also set as an httpOnly cookie scoped to /api/auth. Each use rotates it.
              */
             refresh_token: string;
+            /**
+             * Token Type
+             * @default bearer
+             * @constant
+             */
+            token_type: "bearer";
+            user: components["schemas"]["UserOut"];
         };
         /**
          * SignUpRequest
@@ -1845,15 +1852,15 @@ export interface components {
              */
             email: string;
             /**
-             * Password
-             * @example correct horse battery staple
-             */
-            password: string;
-            /**
              * Name
              * @example Ada Lovelace
              */
             name?: string | null;
+            /**
+             * Password
+             * @example correct horse battery staple
+             */
+            password: string;
         };
         /** SnoozeRequest */
         SnoozeRequest: {
@@ -1866,21 +1873,20 @@ export interface components {
         };
         /** StoredToolCallOut */
         StoredToolCallOut: {
+            /** Arguments */
+            arguments: string;
             /** Id */
             id: string;
             /** Name */
             name: string;
-            /** Arguments */
-            arguments: string;
         };
         /** StreamTicketOut */
         StreamTicketOut: {
             /**
-             * Ticket
-             * @description Pass as `?ticket=` to `GET /api/{user_id}/events`, once, within `expires_in` seconds.
-             * @example st1.eyJ1IjoidV8xMjMiLCJzIjoiZmFtaWx5In0.q8c2VQ0mS3y1Yz5k4z1wW2o0V6xkJX3Lr9bOaX2m1nE
+             * Expires At
+             * Format: date-time
              */
-            ticket: string;
+            expires_at: string;
             /**
              * Expires In
              * @description Seconds until it expires (at most 60).
@@ -1888,14 +1894,26 @@ export interface components {
              */
             expires_in: number;
             /**
-             * Expires At
-             * Format: date-time
+             * Ticket
+             * @description Pass as `?ticket=` to `GET /api/{user_id}/events`, once, within `expires_in` seconds.
+             * @example st1.eyJ1IjoidV8xMjMiLCJzIjoiZmFtaWx5In0.q8c2VQ0mS3y1Yz5k4z1wW2o0V6xkJX3Lr9bOaX2m1nE
              */
-            expires_at: string;
+            ticket: string;
         };
         /** SummaryOut */
         SummaryOut: {
             all: components["schemas"]["CountsOut"];
+            /**
+             * As Of
+             * Format: date-time
+             * @description The instant `overdue` is counted against.
+             */
+            as_of: string;
+            /**
+             * By List
+             * @description Every list of yours in your order, zeros included.
+             */
+            by_list: components["schemas"]["ListCountsOut"][];
             /**
              * By Priority
              * @description Every priority, zeros included.
@@ -1904,44 +1922,33 @@ export interface components {
                 [key: string]: components["schemas"]["CountsOut"];
             };
             /**
-             * By List
-             * @description Every list of yours in your order, zeros included.
-             */
-            by_list: components["schemas"]["ListCountsOut"][];
-            /**
              * Time Zone
              * @example Europe/Paris
              */
             time_zone: string;
-            /**
-             * Today Starts At
-             * Format: date-time
-             */
-            today_starts_at: string;
             /**
              * Today Ends At
              * Format: date-time
              */
             today_ends_at: string;
             /**
-             * As Of
+             * Today Starts At
              * Format: date-time
-             * @description The instant `overdue` is counted against.
              */
-            as_of: string;
+            today_starts_at: string;
         };
         /** TagOut */
         TagOut: {
-            /**
-             * Tag
-             * @example work
-             */
-            tag: string;
             /**
              * Open
              * @example 4
              */
             open: number;
+            /**
+             * Tag
+             * @example work
+             */
+            tag: string;
             /**
              * Total
              * @example 9
@@ -1959,33 +1966,30 @@ export interface components {
         /** TaskCreate */
         TaskCreate: {
             /**
-             * Title
-             * @example Buy oat milk
+             * Completed
+             * @default false
              */
-            title: string;
+            completed?: boolean;
             /** Description */
             description?: string | null;
+            /** Due At */
+            due_at?: string | null;
+            /**
+             * List Id
+             * @description The list it goes to, at the end; your Inbox when left out.
+             */
+            list_id?: number;
+            /**
+             * Parent Id
+             * @description Makes it a subtask (in its parent's list), after the parent's others.
+             */
+            parent_id?: number;
             /**
              * Priority
              * @default none
              * @enum {string}
              */
             priority?: "none" | "low" | "medium" | "high";
-            /**
-             * Tags
-             * @example [
-             *       "home",
-             *       "errands"
-             *     ]
-             */
-            tags?: string[];
-            /** Due At */
-            due_at?: string | null;
-            /**
-             * Completed
-             * @default false
-             */
-            completed?: boolean;
             /** @description Makes it recurring; needs `due_at`. */
             recurrence?: components["schemas"]["RecurrenceIn"] | null;
             /**
@@ -2003,15 +2007,18 @@ export interface components {
              */
             reminders?: (components["schemas"]["ReminderBefore"] | components["schemas"]["ReminderAt"])[];
             /**
-             * List Id
-             * @description The list it goes to, at the end; your Inbox when left out.
+             * Tags
+             * @example [
+             *       "home",
+             *       "errands"
+             *     ]
              */
-            list_id?: number;
+            tags?: string[];
             /**
-             * Parent Id
-             * @description Makes it a subtask (in its parent's list), after the parent's others.
+             * Title
+             * @example Buy oat milk
              */
-            parent_id?: number;
+            title: string;
         };
         /**
          * TaskMove
@@ -2020,15 +2027,15 @@ export interface components {
          */
         TaskMove: {
             /**
-             * Before Id
-             * @description Stand just before this sibling.
-             */
-            before_id?: number;
-            /**
              * After Id
              * @description Stand just after this sibling.
              */
             after_id?: number;
+            /**
+             * Before Id
+             * @description Stand just before this sibling.
+             */
+            before_id?: number;
             /**
              * List Id
              * @description Another list: the task goes to its top level, with its subtasks.
@@ -2043,43 +2050,29 @@ export interface components {
         };
         /** TaskOut */
         TaskOut: {
-            /**
-             * Id
-             * @example 42
-             */
-            id: number;
-            /** Title */
-            title: string;
-            /** Description */
-            description: string | null;
             /** Completed */
             completed: boolean;
             /** Completed At */
             completed_at: string | null;
-            /**
-             * Priority
-             * @enum {string}
-             */
-            priority: "none" | "low" | "medium" | "high";
-            /** Tags */
-            tags: string[];
-            /** Due At */
-            due_at: string | null;
             /**
              * Created At
              * Format: date-time
              */
             created_at: string;
             /**
-             * Updated At
-             * Format: date-time
+             * Deleted At
+             * @description When it was deleted: only set on `GET .../tasks?deleted=true`, null everywhere else.
              */
-            updated_at: string;
+            deleted_at: string | null;
+            /** Description */
+            description: string | null;
+            /** Due At */
+            due_at: string | null;
             /**
-             * Version
-             * @description Increments on every change; the ETag is this number, quoted.
+             * Id
+             * @example 42
              */
-            version: number;
+            id: number;
             /**
              * List Id
              * @description The list it is in (every task is in one; your Inbox by default).
@@ -2097,10 +2090,15 @@ export interface components {
              */
             position: string;
             /**
-             * Deleted At
-             * @description When it was deleted: only set on `GET .../tasks?deleted=true`, null everywhere else.
+             * Previous Id
+             * @description The occurrence whose completion created this one.
              */
-            deleted_at: string | null;
+            previous_id: number | null;
+            /**
+             * Priority
+             * @enum {string}
+             */
+            priority: "none" | "low" | "medium" | "high";
             /** @description The rule as stored (normalised); null: a one-off task. */
             recurrence: components["schemas"]["RecurrenceOut"] | null;
             /**
@@ -2128,11 +2126,20 @@ export interface components {
              * @description The series' first task, on every occurrence; null: not recurring.
              */
             series_id: number | null;
+            /** Tags */
+            tags: string[];
+            /** Title */
+            title: string;
             /**
-             * Previous Id
-             * @description The occurrence whose completion created this one.
+             * Updated At
+             * Format: date-time
              */
-            previous_id: number | null;
+            updated_at: string;
+            /**
+             * Version
+             * @description Increments on every change; the ETag is this number, quoted.
+             */
+            version: number;
         };
         /** TaskPageOut */
         TaskPageOut: {
@@ -2147,33 +2154,20 @@ export interface components {
          */
         TaskReplace: {
             /**
-             * Title
-             * @example Buy oat milk
+             * Completed
+             * @default false
              */
-            title: string;
+            completed?: boolean;
             /** Description */
             description?: string | null;
+            /** Due At */
+            due_at?: string | null;
             /**
              * Priority
              * @default none
              * @enum {string}
              */
             priority?: "none" | "low" | "medium" | "high";
-            /**
-             * Tags
-             * @example [
-             *       "home",
-             *       "errands"
-             *     ]
-             */
-            tags?: string[];
-            /** Due At */
-            due_at?: string | null;
-            /**
-             * Completed
-             * @default false
-             */
-            completed?: boolean;
             /** @description Makes it recurring; needs `due_at`. */
             recurrence?: components["schemas"]["RecurrenceIn"] | null;
             /**
@@ -2190,25 +2184,6 @@ export interface components {
              *     ]
              */
             reminders?: (components["schemas"]["ReminderBefore"] | components["schemas"]["ReminderAt"])[];
-        };
-        /**
-         * TaskUpdate
-         * @description PATCH: only the fields sent change; `null` clears `description` and `due_at` (and only them:
-         *     the others are not nullable, which the schema says by leaving `null` out).
-         */
-        TaskUpdate: {
-            /**
-             * Title
-             * @example Buy oat milk
-             */
-            title?: string;
-            /** Description */
-            description?: string | null;
-            /**
-             * Priority
-             * @enum {string}
-             */
-            priority?: "none" | "low" | "medium" | "high";
             /**
              * Tags
              * @example [
@@ -2217,10 +2192,29 @@ export interface components {
              *     ]
              */
             tags?: string[];
-            /** Due At */
-            due_at?: string | null;
+            /**
+             * Title
+             * @example Buy oat milk
+             */
+            title: string;
+        };
+        /**
+         * TaskUpdate
+         * @description PATCH: only the fields sent change; `null` clears `description` and `due_at` (and only them:
+         *     the others are not nullable, which the schema says by leaving `null` out).
+         */
+        TaskUpdate: {
             /** Completed */
             completed?: boolean;
+            /** Description */
+            description?: string | null;
+            /** Due At */
+            due_at?: string | null;
+            /**
+             * Priority
+             * @enum {string}
+             */
+            priority?: "none" | "low" | "medium" | "high";
             /** @description A new rule (the series restarts at `due_at`); `null` stops the series. */
             recurrence?: components["schemas"]["RecurrenceIn"] | null;
             /**
@@ -2237,6 +2231,19 @@ export interface components {
              *     ]
              */
             reminders?: (components["schemas"]["ReminderBefore"] | components["schemas"]["ReminderAt"])[];
+            /**
+             * Tags
+             * @example [
+             *       "home",
+             *       "errands"
+             *     ]
+             */
+            tags?: string[];
+            /**
+             * Title
+             * @example Buy oat milk
+             */
+            title?: string;
         };
         /**
          * TokenForm
@@ -2246,17 +2253,16 @@ export interface components {
          *     absent; other fields a client adds are ignored, as OAuth2 servers do.
          */
         TokenForm: {
+            /** Client Id */
+            client_id?: string;
+            /** Client Secret */
+            client_secret?: string;
             /**
              * Grant Type
              * @default password
              * @constant
              */
             grant_type?: "password";
-            /**
-             * Username
-             * @description The e-mail address.
-             */
-            username: string;
             /** Password */
             password: string;
             /**
@@ -2265,10 +2271,11 @@ export interface components {
              * @default
              */
             scope?: string;
-            /** Client Id */
-            client_id?: string;
-            /** Client Secret */
-            client_secret?: string;
+            /**
+             * Username
+             * @description The e-mail address.
+             */
+            username: string;
         };
         /**
          * TokenOut
@@ -2278,17 +2285,17 @@ export interface components {
             /** Access Token */
             access_token: string;
             /**
-             * Token Type
-             * @default bearer
-             * @constant
-             */
-            token_type: "bearer";
-            /**
              * Expires In
              * @description Seconds until the access token expires.
              * @example 900
              */
             expires_in: number;
+            /**
+             * Token Type
+             * @default bearer
+             * @constant
+             */
+            token_type: "bearer";
         };
         /**
          * Tombstone
@@ -2296,67 +2303,67 @@ export interface components {
          */
         Tombstone: {
             /**
-             * Id
-             * @example 42
-             */
-            id: number;
-            /**
              * Deleted At
              * Format: date-time
              */
             deleted_at: string;
+            /**
+             * Id
+             * @example 42
+             */
+            id: number;
         };
         /** ToolCallOut */
         ToolCallOut: {
+            /**
+             * Arguments
+             * @description The JSON arguments the model sent, as it sent them.
+             */
+            arguments: string;
+            /** Is Error */
+            is_error: boolean;
             /**
              * Name
              * @example add_task
              */
             name: string;
             /**
-             * Arguments
-             * @description The JSON arguments the model sent, as it sent them.
-             */
-            arguments: string;
-            /**
              * Result
              * @description What the tool answered (JSON), or its error with a `code`.
              */
             result: string;
-            /** Is Error */
-            is_error: boolean;
         };
         /** UserOut */
         UserOut: {
             /**
-             * Id
-             * @example Yq3k1bXh0c9sT2mJ4nL8vR6wZ5aP7dFe
+             * Created At
+             * Format: date-time
              */
-            id: string;
+            created_at: string;
             /**
              * Email
              * @example ada@example.com
              */
             email: string | null;
             /**
+             * Id
+             * @example Yq3k1bXh0c9sT2mJ4nL8vR6wZ5aP7dFe
+             */
+            id: string;
+            /**
              * Name
              * @example Ada Lovelace
              */
             name: string | null;
-            /**
-             * Created At
-             * Format: date-time
-             */
-            created_at: string;
         };
         /** WebhookCreate */
         WebhookCreate: {
             /**
-             * Url
-             * @description Where to POST each event: an https URL on a public address (no credentials in it).
-             * @example https://hooks.example.com/todo
+             * Description
+             * @default
+             * @example Sync to the team board
              */
-            url: string;
+            description?: string;
             /**
              * Event Types
              * @description Only these types are delivered; empty (the default): every type.
@@ -2367,24 +2374,29 @@ export interface components {
              */
             event_types?: (("task.created" | "task.updated" | "task.completed" | "task.reopened" | "task.moved" | "task.deleted" | "task.restored" | "task.reminder_due") | ("list.created" | "list.updated" | "list.moved" | "list.deleted" | "list.restored"))[];
             /**
-             * Description
-             * @default
-             * @example Sync to the team board
+             * Url
+             * @description Where to POST each event: an https URL on a public address (no credentials in it).
+             * @example https://hooks.example.com/todo
              */
-            description?: string;
+            url: string;
         };
         /** WebhookCreatedOut */
         WebhookCreatedOut: {
             /**
-             * Id
-             * @example 7
+             * Created At
+             * Format: date-time
              */
-            id: number;
+            created_at: string;
             /**
-             * Url
-             * @example https://hooks.example.com/todo
+             * Description
+             * @example Sync to the team board
              */
-            url: string;
+            description: string;
+            /**
+             * Disabled Reason
+             * @example null
+             */
+            disabled_reason: string | null;
             /**
              * Event Types
              * @description Empty: every type.
@@ -2395,10 +2407,16 @@ export interface components {
              */
             event_types: string[];
             /**
-             * Description
-             * @example Sync to the team board
+             * Id
+             * @example 7
              */
-            description: string;
+            id: number;
+            /**
+             * Secret
+             * @description The signing secret (Standard Webhooks): shown in this answer only, never again. Verify each delivery's `webhook-signature` with it.
+             * @example whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
+             */
+            secret: string;
             /**
              * State
              * @description `disabled` after about a day of failed deliveries, or a 410 from the receiver; `disabled_reason` says which. Delete it and register it again to resume.
@@ -2406,21 +2424,10 @@ export interface components {
              */
             state: "active" | "disabled";
             /**
-             * Disabled Reason
-             * @example null
+             * Url
+             * @example https://hooks.example.com/todo
              */
-            disabled_reason: string | null;
-            /**
-             * Created At
-             * Format: date-time
-             */
-            created_at: string;
-            /**
-             * Secret
-             * @description The signing secret (Standard Webhooks): shown in this answer only, never again. Verify each delivery's `webhook-signature` with it.
-             * @example whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
-             */
-            secret: string;
+            url: string;
         };
         /** WebhookListOut */
         WebhookListOut: {
@@ -2430,15 +2437,20 @@ export interface components {
         /** WebhookOut */
         WebhookOut: {
             /**
-             * Id
-             * @example 7
+             * Created At
+             * Format: date-time
              */
-            id: number;
+            created_at: string;
             /**
-             * Url
-             * @example https://hooks.example.com/todo
+             * Description
+             * @example Sync to the team board
              */
-            url: string;
+            description: string;
+            /**
+             * Disabled Reason
+             * @example null
+             */
+            disabled_reason: string | null;
             /**
              * Event Types
              * @description Empty: every type.
@@ -2449,10 +2461,10 @@ export interface components {
              */
             event_types: string[];
             /**
-             * Description
-             * @example Sync to the team board
+             * Id
+             * @example 7
              */
-            description: string;
+            id: number;
             /**
              * State
              * @description `disabled` after about a day of failed deliveries, or a 410 from the receiver; `disabled_reason` says which. Delete it and register it again to resume.
@@ -2460,56 +2472,5056 @@ export interface components {
              */
             state: "active" | "disabled";
             /**
-             * Disabled Reason
-             * @example null
+             * Url
+             * @example https://hooks.example.com/todo
              */
-            disabled_reason: string | null;
-            /**
-             * Created At
-             * Format: date-time
-             */
-            created_at: string;
+            url: string;
         };
         /** PageMeta */
         todo_api__adapters__http__chat_schemas__PageMeta: {
+            /** Limit */
+            limit: number;
             /**
              * Next Cursor
              * @description Pass as `cursor` for the next page; null on the last page.
              */
             next_cursor: string | null;
-            /** Limit */
-            limit: number;
         };
         /** PageMeta */
         todo_api__adapters__http__schemas__PageMeta: {
+            /** Limit */
+            limit: number;
             /**
              * Next Cursor
              * @description Pass as `cursor` for the next page; null on the last page.
              */
             next_cursor: string | null;
-            /** Limit */
-            limit: number;
-            /**
-             * Total
-             * @description Only with `include_total=true`.
-             */
-            total: number | null;
             /**
              * Sync Token
              * @description On the first page only: follow `GET .../changes?since=<sync_token>` from here to see every change made after this page was read (null on later pages).
              * @example 1042
              */
             sync_token: string | null;
+            /**
+             * Total
+             * @description Only with `include_total=true`.
+             */
+            total: number | null;
         };
     };
     responses: never;
     parameters: never;
     requestBodies: never;
-    headers: never;
+    headers: {
+        /** @description The version, quoted (`"3"`; a list's is `"version.open_count.total_count"`): send it back as `If-Match` or `If-None-Match`. */
+        ETag: string;
+        /** @description `true` when this is the stored answer to an earlier request with the same `Idempotency-Key`. */
+        "Idempotent-Replayed": "true";
+        /** @description The next page, `</api/me/tasks?limit=20&cursor=...>; rel="next"`; absent on the last page. */
+        Link: string;
+        /** @description The resource's path. */
+        Location: string;
+        /** @description Seconds to wait before trying again. */
+        "Retry-After": number;
+        /** @description The bearer challenge (RFC 6750), e.g. `Bearer error="invalid_token"`. */
+        "WWW-Authenticate": string;
+        /** @description This request's id (yours, if you sent a sane one): quote it when reporting a problem. */
+        "X-Request-ID": string;
+    };
     pathItems: never;
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    logIn: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LogInRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description Tokens are never cached (RFC 6749 5.1). */
+                    "Cache-Control": "no-store";
+                    /** @description Tokens are never cached (RFC 6749 5.1). */
+                    Pragma: "no-cache";
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionOut"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "invalid_token",
+                     *       "detail": "The access token is invalid or has expired.",
+                     *       "instance": "/api/auth/login",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "https://todo-api.dev/problems/invalid_token"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "validation_failed",
+                     *       "detail": "The request is not valid; see `errors`.",
+                     *       "errors": [
+                     *         {
+                     *           "code": "title_too_long",
+                     *           "loc": [
+                     *             "body",
+                     *             "title"
+                     *           ],
+                     *           "message": "A title has at most 200 characters."
+                     *         }
+                     *       ],
+                     *       "instance": "/api/auth/login",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
+                     *       "type": "https://todo-api.dev/problems/validation_failed"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "rate_limited",
+                     *       "detail": "Too many attempts; try again later.",
+                     *       "instance": "/api/auth/login",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 429,
+                     *       "title": "Too Many Requests",
+                     *       "type": "https://todo-api.dev/problems/rate_limited"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "internal_error",
+                     *       "detail": "An unexpected error occurred; quote the request id when reporting it.",
+                     *       "instance": "/api/auth/login",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 500,
+                     *       "title": "Internal Server Error",
+                     *       "type": "https://todo-api.dev/problems/internal_error"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    logOut: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["RefreshRequest"] | null;
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "validation_failed",
+                     *       "detail": "The request is not valid; see `errors`.",
+                     *       "errors": [
+                     *         {
+                     *           "code": "title_too_long",
+                     *           "loc": [
+                     *             "body",
+                     *             "title"
+                     *           ],
+                     *           "message": "A title has at most 200 characters."
+                     *         }
+                     *       ],
+                     *       "instance": "/api/auth/logout",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
+                     *       "type": "https://todo-api.dev/problems/validation_failed"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "internal_error",
+                     *       "detail": "An unexpected error occurred; quote the request id when reporting it.",
+                     *       "instance": "/api/auth/logout",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 500,
+                     *       "title": "Internal Server Error",
+                     *       "type": "https://todo-api.dev/problems/internal_error"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getCurrentUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserOut"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "invalid_token",
+                     *       "detail": "The access token is invalid or has expired.",
+                     *       "instance": "/api/auth/me",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "https://todo-api.dev/problems/invalid_token"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "internal_error",
+                     *       "detail": "An unexpected error occurred; quote the request id when reporting it.",
+                     *       "instance": "/api/auth/me",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 500,
+                     *       "title": "Internal Server Error",
+                     *       "type": "https://todo-api.dev/problems/internal_error"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    deleteCurrentUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DeleteAccountRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "invalid_token",
+                     *       "detail": "The access token is invalid or has expired.",
+                     *       "instance": "/api/auth/me",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "https://todo-api.dev/problems/invalid_token"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "not_your_tasks",
+                     *       "detail": "You can only reach your own tasks.",
+                     *       "instance": "/api/auth/me",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "https://todo-api.dev/problems/not_your_tasks"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "conflict",
+                     *       "detail": "The request conflicts with existing data.",
+                     *       "instance": "/api/auth/me",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 409,
+                     *       "title": "Conflict",
+                     *       "type": "https://todo-api.dev/problems/conflict"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "validation_failed",
+                     *       "detail": "The request is not valid; see `errors`.",
+                     *       "errors": [
+                     *         {
+                     *           "code": "title_too_long",
+                     *           "loc": [
+                     *             "body",
+                     *             "title"
+                     *           ],
+                     *           "message": "A title has at most 200 characters."
+                     *         }
+                     *       ],
+                     *       "instance": "/api/auth/me",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
+                     *       "type": "https://todo-api.dev/problems/validation_failed"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "rate_limited",
+                     *       "detail": "Too many attempts; try again later.",
+                     *       "instance": "/api/auth/me",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 429,
+                     *       "title": "Too Many Requests",
+                     *       "type": "https://todo-api.dev/problems/rate_limited"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "internal_error",
+                     *       "detail": "An unexpected error occurred; quote the request id when reporting it.",
+                     *       "instance": "/api/auth/me",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 500,
+                     *       "title": "Internal Server Error",
+                     *       "type": "https://todo-api.dev/problems/internal_error"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    updateCurrentUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ProfileUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserOut"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "invalid_token",
+                     *       "detail": "The access token is invalid or has expired.",
+                     *       "instance": "/api/auth/me",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "https://todo-api.dev/problems/invalid_token"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "validation_failed",
+                     *       "detail": "The request is not valid; see `errors`.",
+                     *       "errors": [
+                     *         {
+                     *           "code": "title_too_long",
+                     *           "loc": [
+                     *             "body",
+                     *             "title"
+                     *           ],
+                     *           "message": "A title has at most 200 characters."
+                     *         }
+                     *       ],
+                     *       "instance": "/api/auth/me",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
+                     *       "type": "https://todo-api.dev/problems/validation_failed"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "internal_error",
+                     *       "detail": "An unexpected error occurred; quote the request id when reporting it.",
+                     *       "instance": "/api/auth/me",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 500,
+                     *       "title": "Internal Server Error",
+                     *       "type": "https://todo-api.dev/problems/internal_error"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    exportCurrentUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AccountExportOut"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "invalid_token",
+                     *       "detail": "The access token is invalid or has expired.",
+                     *       "instance": "/api/auth/me/export",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "https://todo-api.dev/problems/invalid_token"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "internal_error",
+                     *       "detail": "An unexpected error occurred; quote the request id when reporting it.",
+                     *       "instance": "/api/auth/me/export",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 500,
+                     *       "title": "Internal Server Error",
+                     *       "type": "https://todo-api.dev/problems/internal_error"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    changePassword: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ChangePasswordRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "invalid_token",
+                     *       "detail": "The access token is invalid or has expired.",
+                     *       "instance": "/api/auth/password",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "https://todo-api.dev/problems/invalid_token"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "not_your_tasks",
+                     *       "detail": "You can only reach your own tasks.",
+                     *       "instance": "/api/auth/password",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "https://todo-api.dev/problems/not_your_tasks"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "conflict",
+                     *       "detail": "The request conflicts with existing data.",
+                     *       "instance": "/api/auth/password",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 409,
+                     *       "title": "Conflict",
+                     *       "type": "https://todo-api.dev/problems/conflict"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "validation_failed",
+                     *       "detail": "The request is not valid; see `errors`.",
+                     *       "errors": [
+                     *         {
+                     *           "code": "title_too_long",
+                     *           "loc": [
+                     *             "body",
+                     *             "title"
+                     *           ],
+                     *           "message": "A title has at most 200 characters."
+                     *         }
+                     *       ],
+                     *       "instance": "/api/auth/password",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
+                     *       "type": "https://todo-api.dev/problems/validation_failed"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "rate_limited",
+                     *       "detail": "Too many attempts; try again later.",
+                     *       "instance": "/api/auth/password",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 429,
+                     *       "title": "Too Many Requests",
+                     *       "type": "https://todo-api.dev/problems/rate_limited"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "internal_error",
+                     *       "detail": "An unexpected error occurred; quote the request id when reporting it.",
+                     *       "instance": "/api/auth/password",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 500,
+                     *       "title": "Internal Server Error",
+                     *       "type": "https://todo-api.dev/problems/internal_error"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    refreshSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["RefreshRequest"] | null;
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description Tokens are never cached (RFC 6749 5.1). */
+                    "Cache-Control": "no-store";
+                    /** @description Tokens are never cached (RFC 6749 5.1). */
+                    Pragma: "no-cache";
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionOut"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "invalid_token",
+                     *       "detail": "The access token is invalid or has expired.",
+                     *       "instance": "/api/auth/refresh",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "https://todo-api.dev/problems/invalid_token"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "validation_failed",
+                     *       "detail": "The request is not valid; see `errors`.",
+                     *       "errors": [
+                     *         {
+                     *           "code": "title_too_long",
+                     *           "loc": [
+                     *             "body",
+                     *             "title"
+                     *           ],
+                     *           "message": "A title has at most 200 characters."
+                     *         }
+                     *       ],
+                     *       "instance": "/api/auth/refresh",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
+                     *       "type": "https://todo-api.dev/problems/validation_failed"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "internal_error",
+                     *       "detail": "An unexpected error occurred; quote the request id when reporting it.",
+                     *       "instance": "/api/auth/refresh",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 500,
+                     *       "title": "Internal Server Error",
+                     *       "type": "https://todo-api.dev/problems/internal_error"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listSessions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionListOut"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "invalid_token",
+                     *       "detail": "The access token is invalid or has expired.",
+                     *       "instance": "/api/auth/sessions",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "https://todo-api.dev/problems/invalid_token"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "internal_error",
+                     *       "detail": "An unexpected error occurred; quote the request id when reporting it.",
+                     *       "instance": "/api/auth/sessions",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 500,
+                     *       "title": "Internal Server Error",
+                     *       "type": "https://todo-api.dev/problems/internal_error"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    endSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "invalid_token",
+                     *       "detail": "The access token is invalid or has expired.",
+                     *       "instance": "/api/auth/sessions/{session_id}",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "https://todo-api.dev/problems/invalid_token"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "not_found",
+                     *       "detail": "No resource lives at this path.",
+                     *       "instance": "/api/auth/sessions/{session_id}",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 404,
+                     *       "title": "Not Found",
+                     *       "type": "https://todo-api.dev/problems/not_found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "validation_failed",
+                     *       "detail": "The request is not valid; see `errors`.",
+                     *       "errors": [
+                     *         {
+                     *           "code": "title_too_long",
+                     *           "loc": [
+                     *             "body",
+                     *             "title"
+                     *           ],
+                     *           "message": "A title has at most 200 characters."
+                     *         }
+                     *       ],
+                     *       "instance": "/api/auth/sessions/{session_id}",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
+                     *       "type": "https://todo-api.dev/problems/validation_failed"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "internal_error",
+                     *       "detail": "An unexpected error occurred; quote the request id when reporting it.",
+                     *       "instance": "/api/auth/sessions/{session_id}",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 500,
+                     *       "title": "Internal Server Error",
+                     *       "type": "https://todo-api.dev/problems/internal_error"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    signUp: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SignUpRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    /** @description Tokens are never cached (RFC 6749 5.1). */
+                    "Cache-Control": "no-store";
+                    /** @description Tokens are never cached (RFC 6749 5.1). */
+                    Pragma: "no-cache";
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionOut"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "conflict",
+                     *       "detail": "The request conflicts with existing data.",
+                     *       "instance": "/api/auth/signup",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 409,
+                     *       "title": "Conflict",
+                     *       "type": "https://todo-api.dev/problems/conflict"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "validation_failed",
+                     *       "detail": "The request is not valid; see `errors`.",
+                     *       "errors": [
+                     *         {
+                     *           "code": "title_too_long",
+                     *           "loc": [
+                     *             "body",
+                     *             "title"
+                     *           ],
+                     *           "message": "A title has at most 200 characters."
+                     *         }
+                     *       ],
+                     *       "instance": "/api/auth/signup",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
+                     *       "type": "https://todo-api.dev/problems/validation_failed"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "rate_limited",
+                     *       "detail": "Too many attempts; try again later.",
+                     *       "instance": "/api/auth/signup",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 429,
+                     *       "title": "Too Many Requests",
+                     *       "type": "https://todo-api.dev/problems/rate_limited"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "internal_error",
+                     *       "detail": "An unexpected error occurred; quote the request id when reporting it.",
+                     *       "instance": "/api/auth/signup",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 500,
+                     *       "title": "Internal Server Error",
+                     *       "type": "https://todo-api.dev/problems/internal_error"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    issueToken: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/x-www-form-urlencoded": components["schemas"]["TokenForm"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description Tokens are never cached (RFC 6749 5.1). */
+                    "Cache-Control": "no-store";
+                    /** @description Tokens are never cached (RFC 6749 5.1). */
+                    Pragma: "no-cache";
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TokenOut"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "invalid_token",
+                     *       "detail": "The access token is invalid or has expired.",
+                     *       "instance": "/api/auth/token",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "https://todo-api.dev/problems/invalid_token"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "validation_failed",
+                     *       "detail": "The request is not valid; see `errors`.",
+                     *       "errors": [
+                     *         {
+                     *           "code": "title_too_long",
+                     *           "loc": [
+                     *             "body",
+                     *             "title"
+                     *           ],
+                     *           "message": "A title has at most 200 characters."
+                     *         }
+                     *       ],
+                     *       "instance": "/api/auth/token",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
+                     *       "type": "https://todo-api.dev/problems/validation_failed"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "rate_limited",
+                     *       "detail": "Too many attempts; try again later.",
+                     *       "instance": "/api/auth/token",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 429,
+                     *       "title": "Too Many Requests",
+                     *       "type": "https://todo-api.dev/problems/rate_limited"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "internal_error",
+                     *       "detail": "An unexpected error occurred; quote the request id when reporting it.",
+                     *       "instance": "/api/auth/token",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 500,
+                     *       "title": "Internal Server Error",
+                     *       "type": "https://todo-api.dev/problems/internal_error"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listChanges: {
+        parameters: {
+            query?: {
+                /** @description The `sync_token` you hold (`0`: from the start of what is kept). Left out: no events, only a token for now. */
+                since?: string;
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description `me` (the bearer of the token), or your own user id; any other id is a 403 `not_your_tasks`. */
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChangesOut"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "invalid_token",
+                     *       "detail": "The access token is invalid or has expired.",
+                     *       "instance": "/api/me/changes",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "https://todo-api.dev/problems/invalid_token"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "not_your_tasks",
+                     *       "detail": "You can only reach your own tasks.",
+                     *       "instance": "/api/me/changes",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "https://todo-api.dev/problems/not_your_tasks"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Gone */
+            410: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "sync_token_expired",
+                     *       "detail": "This sync token is older than the change log keeps; list again.",
+                     *       "instance": "/api/me/changes",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 410,
+                     *       "title": "Gone",
+                     *       "type": "https://todo-api.dev/problems/sync_token_expired"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "validation_failed",
+                     *       "detail": "The request is not valid; see `errors`.",
+                     *       "errors": [
+                     *         {
+                     *           "code": "title_too_long",
+                     *           "loc": [
+                     *             "body",
+                     *             "title"
+                     *           ],
+                     *           "message": "A title has at most 200 characters."
+                     *         }
+                     *       ],
+                     *       "instance": "/api/me/changes",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
+                     *       "type": "https://todo-api.dev/problems/validation_failed"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "internal_error",
+                     *       "detail": "An unexpected error occurred; quote the request id when reporting it.",
+                     *       "instance": "/api/me/changes",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 500,
+                     *       "title": "Internal Server Error",
+                     *       "type": "https://todo-api.dev/problems/internal_error"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    chat: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description `me` (the bearer of the token), or your own user id; any other id is a 403 `not_your_tasks`. */
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ChatRequest"];
+            };
+        };
+        responses: {
+            /** @description The turn's answer. With `Accept: text/event-stream`, a stream instead: `event: tool_call` per call as it completes (data: a tool call), then `event: done` (data: the same body as the JSON answer); `event: error` (data: `{code, detail}`) if the turn fails after the stream began. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChatResponse"];
+                    "text/event-stream": string;
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "invalid_token",
+                     *       "detail": "The access token is invalid or has expired.",
+                     *       "instance": "/api/me/chat",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "https://todo-api.dev/problems/invalid_token"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "not_your_tasks",
+                     *       "detail": "You can only reach your own tasks.",
+                     *       "instance": "/api/me/chat",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "https://todo-api.dev/problems/not_your_tasks"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "not_found",
+                     *       "detail": "No resource lives at this path.",
+                     *       "instance": "/api/me/chat",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 404,
+                     *       "title": "Not Found",
+                     *       "type": "https://todo-api.dev/problems/not_found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "validation_failed",
+                     *       "detail": "The request is not valid; see `errors`.",
+                     *       "errors": [
+                     *         {
+                     *           "code": "title_too_long",
+                     *           "loc": [
+                     *             "body",
+                     *             "title"
+                     *           ],
+                     *           "message": "A title has at most 200 characters."
+                     *         }
+                     *       ],
+                     *       "instance": "/api/me/chat",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
+                     *       "type": "https://todo-api.dev/problems/validation_failed"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "internal_error",
+                     *       "detail": "An unexpected error occurred; quote the request id when reporting it.",
+                     *       "instance": "/api/me/chat",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 500,
+                     *       "title": "Internal Server Error",
+                     *       "type": "https://todo-api.dev/problems/internal_error"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/chat",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listConversations: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                /** @description `me` (the bearer of the token), or your own user id; any other id is a 403 `not_your_tasks`. */
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    Link: components["headers"]["Link"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConversationPageOut"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "malformed_json",
+                     *       "detail": "The request body is not valid JSON.",
+                     *       "instance": "/api/me/conversations",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 400,
+                     *       "title": "Bad Request",
+                     *       "type": "https://todo-api.dev/problems/malformed_json"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "invalid_token",
+                     *       "detail": "The access token is invalid or has expired.",
+                     *       "instance": "/api/me/conversations",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "https://todo-api.dev/problems/invalid_token"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "not_your_tasks",
+                     *       "detail": "You can only reach your own tasks.",
+                     *       "instance": "/api/me/conversations",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "https://todo-api.dev/problems/not_your_tasks"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "validation_failed",
+                     *       "detail": "The request is not valid; see `errors`.",
+                     *       "errors": [
+                     *         {
+                     *           "code": "title_too_long",
+                     *           "loc": [
+                     *             "body",
+                     *             "title"
+                     *           ],
+                     *           "message": "A title has at most 200 characters."
+                     *         }
+                     *       ],
+                     *       "instance": "/api/me/conversations",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
+                     *       "type": "https://todo-api.dev/problems/validation_failed"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "internal_error",
+                     *       "detail": "An unexpected error occurred; quote the request id when reporting it.",
+                     *       "instance": "/api/me/conversations",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 500,
+                     *       "title": "Internal Server Error",
+                     *       "type": "https://todo-api.dev/problems/internal_error"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    deleteConversation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                conversation_id: number;
+                /** @description `me` (the bearer of the token), or your own user id; any other id is a 403 `not_your_tasks`. */
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "invalid_token",
+                     *       "detail": "The access token is invalid or has expired.",
+                     *       "instance": "/api/me/conversations/5",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "https://todo-api.dev/problems/invalid_token"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "not_your_tasks",
+                     *       "detail": "You can only reach your own tasks.",
+                     *       "instance": "/api/me/conversations/5",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "https://todo-api.dev/problems/not_your_tasks"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "conversation_not_found",
+                     *       "detail": "Conversation 5 was not found.",
+                     *       "instance": "/api/me/conversations/5",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 404,
+                     *       "title": "Not Found",
+                     *       "type": "https://todo-api.dev/problems/conversation_not_found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "validation_failed",
+                     *       "detail": "The request is not valid; see `errors`.",
+                     *       "errors": [
+                     *         {
+                     *           "code": "title_too_long",
+                     *           "loc": [
+                     *             "body",
+                     *             "title"
+                     *           ],
+                     *           "message": "A title has at most 200 characters."
+                     *         }
+                     *       ],
+                     *       "instance": "/api/me/conversations/5",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
+                     *       "type": "https://todo-api.dev/problems/validation_failed"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "internal_error",
+                     *       "detail": "An unexpected error occurred; quote the request id when reporting it.",
+                     *       "instance": "/api/me/conversations/5",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 500,
+                     *       "title": "Internal Server Error",
+                     *       "type": "https://todo-api.dev/problems/internal_error"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listConversationMessages: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                conversation_id: number;
+                /** @description `me` (the bearer of the token), or your own user id; any other id is a 403 `not_your_tasks`. */
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    Link: components["headers"]["Link"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MessagePageOut"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "malformed_json",
+                     *       "detail": "The request body is not valid JSON.",
+                     *       "instance": "/api/me/conversations/5/messages",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 400,
+                     *       "title": "Bad Request",
+                     *       "type": "https://todo-api.dev/problems/malformed_json"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "invalid_token",
+                     *       "detail": "The access token is invalid or has expired.",
+                     *       "instance": "/api/me/conversations/5/messages",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "https://todo-api.dev/problems/invalid_token"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "not_your_tasks",
+                     *       "detail": "You can only reach your own tasks.",
+                     *       "instance": "/api/me/conversations/5/messages",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "https://todo-api.dev/problems/not_your_tasks"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "conversation_not_found",
+                     *       "detail": "Conversation 5 was not found.",
+                     *       "instance": "/api/me/conversations/5/messages",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 404,
+                     *       "title": "Not Found",
+                     *       "type": "https://todo-api.dev/problems/conversation_not_found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "validation_failed",
+                     *       "detail": "The request is not valid; see `errors`.",
+                     *       "errors": [
+                     *         {
+                     *           "code": "title_too_long",
+                     *           "loc": [
+                     *             "body",
+                     *             "title"
+                     *           ],
+                     *           "message": "A title has at most 200 characters."
+                     *         }
+                     *       ],
+                     *       "instance": "/api/me/conversations/5/messages",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
+                     *       "type": "https://todo-api.dev/problems/validation_failed"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "internal_error",
+                     *       "detail": "An unexpected error occurred; quote the request id when reporting it.",
+                     *       "instance": "/api/me/conversations/5/messages",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 500,
+                     *       "title": "Internal Server Error",
+                     *       "type": "https://todo-api.dev/problems/internal_error"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    streamEvents: {
+        parameters: {
+            query?: {
+                /** @description As `Last-Event-ID`. */
+                last_event_id?: string;
+                /** @description As `Last-Event-ID`: a sync token or a position. */
+                since?: string;
+                /** @description A stream ticket from `POST /api/{user_id}/events/tickets`, for clients that cannot send an Authorization header (EventSource). Never put an access token in a URL. */
+                ticket?: string;
+            };
+            header?: {
+                /** @description Set by EventSource when it reconnects: the last position it received. */
+                "last-event-id"?: string;
+            };
+            path: {
+                /** @description `me` (the bearer of the token), or your own user id; any other id is a 403 `not_your_tasks`. */
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description An endless stream of Server-Sent Events: each change as `id: <position>`, `event: <type>`, `data: <CloudEvent JSON>`; `: keep-alive` comments while idle; `event: end` with the reason when the server ends it (`token_expired`, `session_ended`, `shutdown`, `fell_behind`). */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example retry: 2000
+                     *     : position 1042
+                     *
+                     *     id: 1043
+                     *     event: task.created
+                     *     data: {"specversion":"1.0","id":"9b0c5e1e-8a6b-4c1e-9f43-0f6f1f7c2d11","source":"/api/u_123","type":"task.created","subject":"tasks/42","time":"2026-12-04T09:17:57.123456Z","datacontenttype":"application/json","data":{"id":42,"title":"Buy oat milk","...":"..."},"position":1043}
+                     *
+                     *     : keep-alive
+                     *
+                     *     event: end
+                     *     data: {"reason":"token_expired"}
+                     */
+                    "text/event-stream": string;
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "invalid_token",
+                     *       "detail": "The access token is invalid or has expired.",
+                     *       "instance": "/api/me/events",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "https://todo-api.dev/problems/invalid_token"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "not_your_tasks",
+                     *       "detail": "You can only reach your own tasks.",
+                     *       "instance": "/api/me/events",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "https://todo-api.dev/problems/not_your_tasks"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Gone */
+            410: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "sync_token_expired",
+                     *       "detail": "This sync token is older than the change log keeps; list again.",
+                     *       "instance": "/api/me/events",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 410,
+                     *       "title": "Gone",
+                     *       "type": "https://todo-api.dev/problems/sync_token_expired"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "validation_failed",
+                     *       "detail": "The request is not valid; see `errors`.",
+                     *       "errors": [
+                     *         {
+                     *           "code": "title_too_long",
+                     *           "loc": [
+                     *             "body",
+                     *             "title"
+                     *           ],
+                     *           "message": "A title has at most 200 characters."
+                     *         }
+                     *       ],
+                     *       "instance": "/api/me/events",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
+                     *       "type": "https://todo-api.dev/problems/validation_failed"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "rate_limited",
+                     *       "detail": "Too many attempts; try again later.",
+                     *       "instance": "/api/me/events",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 429,
+                     *       "title": "Too Many Requests",
+                     *       "type": "https://todo-api.dev/problems/rate_limited"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "internal_error",
+                     *       "detail": "An unexpected error occurred; quote the request id when reporting it.",
+                     *       "instance": "/api/me/events",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 500,
+                     *       "title": "Internal Server Error",
+                     *       "type": "https://todo-api.dev/problems/internal_error"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/events",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createStreamTicket: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description `me` (the bearer of the token), or your own user id; any other id is a 403 `not_your_tasks`. */
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    "Cache-Control"?: "no-store";
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StreamTicketOut"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "invalid_token",
+                     *       "detail": "The access token is invalid or has expired.",
+                     *       "instance": "/api/me/events/tickets",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "https://todo-api.dev/problems/invalid_token"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "not_your_tasks",
+                     *       "detail": "You can only reach your own tasks.",
+                     *       "instance": "/api/me/events/tickets",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "https://todo-api.dev/problems/not_your_tasks"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "validation_failed",
+                     *       "detail": "The request is not valid; see `errors`.",
+                     *       "errors": [
+                     *         {
+                     *           "code": "title_too_long",
+                     *           "loc": [
+                     *             "body",
+                     *             "title"
+                     *           ],
+                     *           "message": "A title has at most 200 characters."
+                     *         }
+                     *       ],
+                     *       "instance": "/api/me/events/tickets",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
+                     *       "type": "https://todo-api.dev/problems/validation_failed"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "internal_error",
+                     *       "detail": "An unexpected error occurred; quote the request id when reporting it.",
+                     *       "instance": "/api/me/events/tickets",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 500,
+                     *       "title": "Internal Server Error",
+                     *       "type": "https://todo-api.dev/problems/internal_error"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listLists: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                /** @description `me` (the bearer of the token), or your own user id; any other id is a 403 `not_your_tasks`. */
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    Link: components["headers"]["Link"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ListPageOut"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "malformed_json",
+                     *       "detail": "The request body is not valid JSON.",
+                     *       "instance": "/api/me/lists",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 400,
+                     *       "title": "Bad Request",
+                     *       "type": "https://todo-api.dev/problems/malformed_json"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "invalid_token",
+                     *       "detail": "The access token is invalid or has expired.",
+                     *       "instance": "/api/me/lists",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "https://todo-api.dev/problems/invalid_token"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "not_your_tasks",
+                     *       "detail": "You can only reach your own tasks.",
+                     *       "instance": "/api/me/lists",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "https://todo-api.dev/problems/not_your_tasks"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "validation_failed",
+                     *       "detail": "The request is not valid; see `errors`.",
+                     *       "errors": [
+                     *         {
+                     *           "code": "title_too_long",
+                     *           "loc": [
+                     *             "body",
+                     *             "title"
+                     *           ],
+                     *           "message": "A title has at most 200 characters."
+                     *         }
+                     *       ],
+                     *       "instance": "/api/me/lists",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
+                     *       "type": "https://todo-api.dev/problems/validation_failed"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "internal_error",
+                     *       "detail": "An unexpected error occurred; quote the request id when reporting it.",
+                     *       "instance": "/api/me/lists",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 500,
+                     *       "title": "Internal Server Error",
+                     *       "type": "https://todo-api.dev/problems/internal_error"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createList: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description `me` (the bearer of the token), or your own user id; any other id is a 403 `not_your_tasks`. */
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ListCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    Location: components["headers"]["Location"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ListOut"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "invalid_token",
+                     *       "detail": "The access token is invalid or has expired.",
+                     *       "instance": "/api/me/lists",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "https://todo-api.dev/problems/invalid_token"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "not_your_tasks",
+                     *       "detail": "You can only reach your own tasks.",
+                     *       "instance": "/api/me/lists",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "https://todo-api.dev/problems/not_your_tasks"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "conflict",
+                     *       "detail": "The request conflicts with existing data.",
+                     *       "instance": "/api/me/lists",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 409,
+                     *       "title": "Conflict",
+                     *       "type": "https://todo-api.dev/problems/conflict"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "validation_failed",
+                     *       "detail": "The request is not valid; see `errors`.",
+                     *       "errors": [
+                     *         {
+                     *           "code": "title_too_long",
+                     *           "loc": [
+                     *             "body",
+                     *             "title"
+                     *           ],
+                     *           "message": "A title has at most 200 characters."
+                     *         }
+                     *       ],
+                     *       "instance": "/api/me/lists",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
+                     *       "type": "https://todo-api.dev/problems/validation_failed"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "internal_error",
+                     *       "detail": "An unexpected error occurred; quote the request id when reporting it.",
+                     *       "instance": "/api/me/lists",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 500,
+                     *       "title": "Internal Server Error",
+                     *       "type": "https://todo-api.dev/problems/internal_error"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getList: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The ETag you hold; 304 while the resource is still at that version. */
+                "if-none-match"?: string;
+            };
+            path: {
+                list_id: number;
+                /** @description `me` (the bearer of the token), or your own user id; any other id is a 403 `not_your_tasks`. */
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ListOut"];
+                };
+            };
+            /** @description Not Modified */
+            304: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "invalid_token",
+                     *       "detail": "The access token is invalid or has expired.",
+                     *       "instance": "/api/me/lists/7",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "https://todo-api.dev/problems/invalid_token"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "not_your_tasks",
+                     *       "detail": "You can only reach your own tasks.",
+                     *       "instance": "/api/me/lists/7",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "https://todo-api.dev/problems/not_your_tasks"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "list_not_found",
+                     *       "detail": "List 7 was not found.",
+                     *       "instance": "/api/me/lists/7",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 404,
+                     *       "title": "Not Found",
+                     *       "type": "https://todo-api.dev/problems/list_not_found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "validation_failed",
+                     *       "detail": "The request is not valid; see `errors`.",
+                     *       "errors": [
+                     *         {
+                     *           "code": "title_too_long",
+                     *           "loc": [
+                     *             "body",
+                     *             "title"
+                     *           ],
+                     *           "message": "A title has at most 200 characters."
+                     *         }
+                     *       ],
+                     *       "instance": "/api/me/lists/7",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
+                     *       "type": "https://todo-api.dev/problems/validation_failed"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "internal_error",
+                     *       "detail": "An unexpected error occurred; quote the request id when reporting it.",
+                     *       "instance": "/api/me/lists/7",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 500,
+                     *       "title": "Internal Server Error",
+                     *       "type": "https://todo-api.dev/problems/internal_error"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    deleteList: {
+        parameters: {
+            query?: {
+                /** @description Delete its tasks too. */
+                cascade?: boolean;
+            };
+            header?: {
+                /** @description The ETag you hold, e.g. `"3"` (or `*`); 412 if it is stale. */
+                "if-match"?: string;
+            };
+            path: {
+                list_id: number;
+                /** @description `me` (the bearer of the token), or your own user id; any other id is a 403 `not_your_tasks`. */
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "invalid_token",
+                     *       "detail": "The access token is invalid or has expired.",
+                     *       "instance": "/api/me/lists/7",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "https://todo-api.dev/problems/invalid_token"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "not_your_tasks",
+                     *       "detail": "You can only reach your own tasks.",
+                     *       "instance": "/api/me/lists/7",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "https://todo-api.dev/problems/not_your_tasks"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "list_not_found",
+                     *       "detail": "List 7 was not found.",
+                     *       "instance": "/api/me/lists/7",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 404,
+                     *       "title": "Not Found",
+                     *       "type": "https://todo-api.dev/problems/list_not_found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "conflict",
+                     *       "detail": "The request conflicts with existing data.",
+                     *       "instance": "/api/me/lists/7",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 409,
+                     *       "title": "Conflict",
+                     *       "type": "https://todo-api.dev/problems/conflict"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Precondition Failed */
+            412: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "precondition_failed",
+                     *       "detail": "It has changed since the version you sent (it is at version 4).",
+                     *       "instance": "/api/me/lists/7",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 412,
+                     *       "title": "Precondition Failed",
+                     *       "type": "https://todo-api.dev/problems/precondition_failed"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "validation_failed",
+                     *       "detail": "The request is not valid; see `errors`.",
+                     *       "errors": [
+                     *         {
+                     *           "code": "title_too_long",
+                     *           "loc": [
+                     *             "body",
+                     *             "title"
+                     *           ],
+                     *           "message": "A title has at most 200 characters."
+                     *         }
+                     *       ],
+                     *       "instance": "/api/me/lists/7",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
+                     *       "type": "https://todo-api.dev/problems/validation_failed"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "internal_error",
+                     *       "detail": "An unexpected error occurred; quote the request id when reporting it.",
+                     *       "instance": "/api/me/lists/7",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 500,
+                     *       "title": "Internal Server Error",
+                     *       "type": "https://todo-api.dev/problems/internal_error"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    updateList: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The ETag you hold, e.g. `"3"` (or `*`); 412 if it is stale. */
+                "if-match"?: string;
+            };
+            path: {
+                list_id: number;
+                /** @description `me` (the bearer of the token), or your own user id; any other id is a 403 `not_your_tasks`. */
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ListUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ListOut"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "invalid_token",
+                     *       "detail": "The access token is invalid or has expired.",
+                     *       "instance": "/api/me/lists/7",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "https://todo-api.dev/problems/invalid_token"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "not_your_tasks",
+                     *       "detail": "You can only reach your own tasks.",
+                     *       "instance": "/api/me/lists/7",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "https://todo-api.dev/problems/not_your_tasks"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "list_not_found",
+                     *       "detail": "List 7 was not found.",
+                     *       "instance": "/api/me/lists/7",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 404,
+                     *       "title": "Not Found",
+                     *       "type": "https://todo-api.dev/problems/list_not_found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "conflict",
+                     *       "detail": "The request conflicts with existing data.",
+                     *       "instance": "/api/me/lists/7",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 409,
+                     *       "title": "Conflict",
+                     *       "type": "https://todo-api.dev/problems/conflict"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Precondition Failed */
+            412: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "precondition_failed",
+                     *       "detail": "It has changed since the version you sent (it is at version 4).",
+                     *       "instance": "/api/me/lists/7",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 412,
+                     *       "title": "Precondition Failed",
+                     *       "type": "https://todo-api.dev/problems/precondition_failed"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "validation_failed",
+                     *       "detail": "The request is not valid; see `errors`.",
+                     *       "errors": [
+                     *         {
+                     *           "code": "title_too_long",
+                     *           "loc": [
+                     *             "body",
+                     *             "title"
+                     *           ],
+                     *           "message": "A title has at most 200 characters."
+                     *         }
+                     *       ],
+                     *       "instance": "/api/me/lists/7",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
+                     *       "type": "https://todo-api.dev/problems/validation_failed"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "internal_error",
+                     *       "detail": "An unexpected error occurred; quote the request id when reporting it.",
+                     *       "instance": "/api/me/lists/7",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 500,
+                     *       "title": "Internal Server Error",
+                     *       "type": "https://todo-api.dev/problems/internal_error"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    moveList: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The ETag you hold, e.g. `"3"` (or `*`); 412 if it is stale. */
+                "if-match"?: string;
+            };
+            path: {
+                list_id: number;
+                /** @description `me` (the bearer of the token), or your own user id; any other id is a 403 `not_your_tasks`. */
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ListMove"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ListOut"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "invalid_token",
+                     *       "detail": "The access token is invalid or has expired.",
+                     *       "instance": "/api/me/lists/7/move",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "https://todo-api.dev/problems/invalid_token"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "not_your_tasks",
+                     *       "detail": "You can only reach your own tasks.",
+                     *       "instance": "/api/me/lists/7/move",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "https://todo-api.dev/problems/not_your_tasks"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "list_not_found",
+                     *       "detail": "List 7 was not found.",
+                     *       "instance": "/api/me/lists/7/move",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 404,
+                     *       "title": "Not Found",
+                     *       "type": "https://todo-api.dev/problems/list_not_found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Precondition Failed */
+            412: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "precondition_failed",
+                     *       "detail": "It has changed since the version you sent (it is at version 4).",
+                     *       "instance": "/api/me/lists/7/move",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 412,
+                     *       "title": "Precondition Failed",
+                     *       "type": "https://todo-api.dev/problems/precondition_failed"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "validation_failed",
+                     *       "detail": "The request is not valid; see `errors`.",
+                     *       "errors": [
+                     *         {
+                     *           "code": "title_too_long",
+                     *           "loc": [
+                     *             "body",
+                     *             "title"
+                     *           ],
+                     *           "message": "A title has at most 200 characters."
+                     *         }
+                     *       ],
+                     *       "instance": "/api/me/lists/7/move",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
+                     *       "type": "https://todo-api.dev/problems/validation_failed"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "internal_error",
+                     *       "detail": "An unexpected error occurred; quote the request id when reporting it.",
+                     *       "instance": "/api/me/lists/7/move",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 500,
+                     *       "title": "Internal Server Error",
+                     *       "type": "https://todo-api.dev/problems/internal_error"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    restoreList: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                list_id: number;
+                /** @description `me` (the bearer of the token), or your own user id; any other id is a 403 `not_your_tasks`. */
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    Location: components["headers"]["Location"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ListOut"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "invalid_token",
+                     *       "detail": "The access token is invalid or has expired.",
+                     *       "instance": "/api/me/lists/7/restore",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "https://todo-api.dev/problems/invalid_token"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "not_your_tasks",
+                     *       "detail": "You can only reach your own tasks.",
+                     *       "instance": "/api/me/lists/7/restore",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "https://todo-api.dev/problems/not_your_tasks"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "list_not_found",
+                     *       "detail": "List 7 was not found.",
+                     *       "instance": "/api/me/lists/7/restore",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 404,
+                     *       "title": "Not Found",
+                     *       "type": "https://todo-api.dev/problems/list_not_found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "conflict",
+                     *       "detail": "The request conflicts with existing data.",
+                     *       "instance": "/api/me/lists/7/restore",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 409,
+                     *       "title": "Conflict",
+                     *       "type": "https://todo-api.dev/problems/conflict"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "validation_failed",
+                     *       "detail": "The request is not valid; see `errors`.",
+                     *       "errors": [
+                     *         {
+                     *           "code": "title_too_long",
+                     *           "loc": [
+                     *             "body",
+                     *             "title"
+                     *           ],
+                     *           "message": "A title has at most 200 characters."
+                     *         }
+                     *       ],
+                     *       "instance": "/api/me/lists/7/restore",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
+                     *       "type": "https://todo-api.dev/problems/validation_failed"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "internal_error",
+                     *       "detail": "An unexpected error occurred; quote the request id when reporting it.",
+                     *       "instance": "/api/me/lists/7/restore",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 500,
+                     *       "title": "Internal Server Error",
+                     *       "type": "https://todo-api.dev/problems/internal_error"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listReminders: {
+        parameters: {
+            query: {
+                from: string;
+                to: string;
+                limit?: number;
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                /** @description `me` (the bearer of the token), or your own user id; any other id is a 403 `not_your_tasks`. */
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    Link: components["headers"]["Link"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReminderPageOut"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "malformed_json",
+                     *       "detail": "The request body is not valid JSON.",
+                     *       "instance": "/api/me/reminders",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 400,
+                     *       "title": "Bad Request",
+                     *       "type": "https://todo-api.dev/problems/malformed_json"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "invalid_token",
+                     *       "detail": "The access token is invalid or has expired.",
+                     *       "instance": "/api/me/reminders",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "https://todo-api.dev/problems/invalid_token"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "not_your_tasks",
+                     *       "detail": "You can only reach your own tasks.",
+                     *       "instance": "/api/me/reminders",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "https://todo-api.dev/problems/not_your_tasks"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "validation_failed",
+                     *       "detail": "The request is not valid; see `errors`.",
+                     *       "errors": [
+                     *         {
+                     *           "code": "title_too_long",
+                     *           "loc": [
+                     *             "body",
+                     *             "title"
+                     *           ],
+                     *           "message": "A title has at most 200 characters."
+                     *         }
+                     *       ],
+                     *       "instance": "/api/me/reminders",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
+                     *       "type": "https://todo-api.dev/problems/validation_failed"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "internal_error",
+                     *       "detail": "An unexpected error occurred; quote the request id when reporting it.",
+                     *       "instance": "/api/me/reminders",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 500,
+                     *       "title": "Internal Server Error",
+                     *       "type": "https://todo-api.dev/problems/internal_error"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getSummary: {
+        parameters: {
+            query?: {
+                /** @description Your IANA time zone, for what `due_today` means (422 `unknown_time_zone` otherwise). */
+                tz?: string;
+            };
+            header?: never;
+            path: {
+                /** @description `me` (the bearer of the token), or your own user id; any other id is a 403 `not_your_tasks`. */
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SummaryOut"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "invalid_token",
+                     *       "detail": "The access token is invalid or has expired.",
+                     *       "instance": "/api/me/summary",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "https://todo-api.dev/problems/invalid_token"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "not_your_tasks",
+                     *       "detail": "You can only reach your own tasks.",
+                     *       "instance": "/api/me/summary",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "https://todo-api.dev/problems/not_your_tasks"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "validation_failed",
+                     *       "detail": "The request is not valid; see `errors`.",
+                     *       "errors": [
+                     *         {
+                     *           "code": "title_too_long",
+                     *           "loc": [
+                     *             "body",
+                     *             "title"
+                     *           ],
+                     *           "message": "A title has at most 200 characters."
+                     *         }
+                     *       ],
+                     *       "instance": "/api/me/summary",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
+                     *       "type": "https://todo-api.dev/problems/validation_failed"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "internal_error",
+                     *       "detail": "An unexpected error occurred; quote the request id when reporting it.",
+                     *       "instance": "/api/me/summary",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 500,
+                     *       "title": "Internal Server Error",
+                     *       "type": "https://todo-api.dev/problems/internal_error"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listTags: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description `me` (the bearer of the token), or your own user id; any other id is a 403 `not_your_tasks`. */
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TagsOut"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "invalid_token",
+                     *       "detail": "The access token is invalid or has expired.",
+                     *       "instance": "/api/me/tags",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "https://todo-api.dev/problems/invalid_token"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "not_your_tasks",
+                     *       "detail": "You can only reach your own tasks.",
+                     *       "instance": "/api/me/tags",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "https://todo-api.dev/problems/not_your_tasks"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "validation_failed",
+                     *       "detail": "The request is not valid; see `errors`.",
+                     *       "errors": [
+                     *         {
+                     *           "code": "title_too_long",
+                     *           "loc": [
+                     *             "body",
+                     *             "title"
+                     *           ],
+                     *           "message": "A title has at most 200 characters."
+                     *         }
+                     *       ],
+                     *       "instance": "/api/me/tags",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
+                     *       "type": "https://todo-api.dev/problems/validation_failed"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "internal_error",
+                     *       "detail": "An unexpected error occurred; quote the request id when reporting it.",
+                     *       "instance": "/api/me/tags",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 500,
+                     *       "title": "Internal Server Error",
+                     *       "type": "https://todo-api.dev/problems/internal_error"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     listTasks: {
         parameters: {
             query?: {
@@ -2537,6 +7549,7 @@ export interface operations {
             };
             header?: never;
             path: {
+                /** @description `me` (the bearer of the token), or your own user id; any other id is a 403 `not_your_tasks`. */
                 user_id: string;
             };
             cookie?: never;
@@ -2546,6 +7559,8 @@ export interface operations {
             /** @description Successful Response */
             200: {
                 headers: {
+                    Link: components["headers"]["Link"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2555,54 +7570,138 @@ export interface operations {
             /** @description Bad Request */
             400: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "malformed_json",
+                     *       "detail": "The request body is not valid JSON.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 400,
+                     *       "title": "Bad Request",
+                     *       "type": "https://todo-api.dev/problems/malformed_json"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unauthorized */
             401: {
                 headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "invalid_token",
+                     *       "detail": "The access token is invalid or has expired.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "https://todo-api.dev/problems/invalid_token"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Forbidden */
             403: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "not_your_tasks",
+                     *       "detail": "You can only reach your own tasks.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "https://todo-api.dev/problems/not_your_tasks"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unprocessable Entity */
             422: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "validation_failed",
+                     *       "detail": "The request is not valid; see `errors`.",
+                     *       "errors": [
+                     *         {
+                     *           "code": "title_too_long",
+                     *           "loc": [
+                     *             "body",
+                     *             "title"
+                     *           ],
+                     *           "message": "A title has at most 200 characters."
+                     *         }
+                     *       ],
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
+                     *       "type": "https://todo-api.dev/problems/validation_failed"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Internal Server Error */
             500: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "internal_error",
+                     *       "detail": "An unexpected error occurred; quote the request id when reporting it.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 500,
+                     *       "title": "Internal Server Error",
+                     *       "type": "https://todo-api.dev/problems/internal_error"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Service Unavailable */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2616,6 +7715,7 @@ export interface operations {
                 "Idempotency-Key"?: string;
             };
             path: {
+                /** @description `me` (the bearer of the token), or your own user id; any other id is a 403 `not_your_tasks`. */
                 user_id: string;
             };
             cookie?: never;
@@ -2629,6 +7729,10 @@ export interface operations {
             /** @description Successful Response */
             201: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    Location: components["headers"]["Location"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2638,72 +7742,180 @@ export interface operations {
             /** @description Bad Request */
             400: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unauthorized */
             401: {
                 headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "invalid_token",
+                     *       "detail": "The access token is invalid or has expired.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "https://todo-api.dev/problems/invalid_token"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Forbidden */
             403: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "not_your_tasks",
+                     *       "detail": "You can only reach your own tasks.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "https://todo-api.dev/problems/not_your_tasks"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Not Found */
             404: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "not_found",
+                     *       "detail": "No resource lives at this path.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 404,
+                     *       "title": "Not Found",
+                     *       "type": "https://todo-api.dev/problems/not_found"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Request Entity Too Large */
             413: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unprocessable Entity */
             422: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "validation_failed",
+                     *       "detail": "The request is not valid; see `errors`.",
+                     *       "errors": [
+                     *         {
+                     *           "code": "title_too_long",
+                     *           "loc": [
+                     *             "body",
+                     *             "title"
+                     *           ],
+                     *           "message": "A title has at most 200 characters."
+                     *         }
+                     *       ],
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
+                     *       "type": "https://todo-api.dev/problems/validation_failed"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Internal Server Error */
             500: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "internal_error",
+                     *       "detail": "An unexpected error occurred; quote the request id when reporting it.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 500,
+                     *       "title": "Internal Server Error",
+                     *       "type": "https://todo-api.dev/problems/internal_error"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Service Unavailable */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2723,6 +7935,7 @@ export interface operations {
             };
             header?: never;
             path: {
+                /** @description `me` (the bearer of the token), or your own user id; any other id is a 403 `not_your_tasks`. */
                 user_id: string;
             };
             cookie?: never;
@@ -2732,6 +7945,7 @@ export interface operations {
             /** @description Successful Response */
             200: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2741,45 +7955,329 @@ export interface operations {
             /** @description Unauthorized */
             401: {
                 headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "invalid_token",
+                     *       "detail": "The access token is invalid or has expired.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "https://todo-api.dev/problems/invalid_token"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Forbidden */
             403: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "not_your_tasks",
+                     *       "detail": "You can only reach your own tasks.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "https://todo-api.dev/problems/not_your_tasks"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unprocessable Entity */
             422: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "validation_failed",
+                     *       "detail": "The request is not valid; see `errors`.",
+                     *       "errors": [
+                     *         {
+                     *           "code": "title_too_long",
+                     *           "loc": [
+                     *             "body",
+                     *             "title"
+                     *           ],
+                     *           "message": "A title has at most 200 characters."
+                     *         }
+                     *       ],
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
+                     *       "type": "https://todo-api.dev/problems/validation_failed"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Internal Server Error */
             500: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "internal_error",
+                     *       "detail": "An unexpected error occurred; quote the request id when reporting it.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 500,
+                     *       "title": "Internal Server Error",
+                     *       "type": "https://todo-api.dev/problems/internal_error"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Service Unavailable */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    bulkChangeTasks: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Retrying with the same key and body within 24 hours returns the first response. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description `me` (the bearer of the token), or your own user id; any other id is a 403 `not_your_tasks`. */
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BulkRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BulkOut"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "invalid_token",
+                     *       "detail": "The access token is invalid or has expired.",
+                     *       "instance": "/api/me/tasks/bulk",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "https://todo-api.dev/problems/invalid_token"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "not_your_tasks",
+                     *       "detail": "You can only reach your own tasks.",
+                     *       "instance": "/api/me/tasks/bulk",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "https://todo-api.dev/problems/not_your_tasks"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "not_found",
+                     *       "detail": "No resource lives at this path.",
+                     *       "instance": "/api/me/tasks/bulk",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 404,
+                     *       "title": "Not Found",
+                     *       "type": "https://todo-api.dev/problems/not_found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "validation_failed",
+                     *       "detail": "The request is not valid; see `errors`.",
+                     *       "errors": [
+                     *         {
+                     *           "code": "title_too_long",
+                     *           "loc": [
+                     *             "body",
+                     *             "title"
+                     *           ],
+                     *           "message": "A title has at most 200 characters."
+                     *         }
+                     *       ],
+                     *       "instance": "/api/me/tasks/bulk",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
+                     *       "type": "https://todo-api.dev/problems/validation_failed"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["BulkProblem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "internal_error",
+                     *       "detail": "An unexpected error occurred; quote the request id when reporting it.",
+                     *       "instance": "/api/me/tasks/bulk",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 500,
+                     *       "title": "Internal Server Error",
+                     *       "type": "https://todo-api.dev/problems/internal_error"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2800,6 +8298,7 @@ export interface operations {
             };
             header?: never;
             path: {
+                /** @description `me` (the bearer of the token), or your own user id; any other id is a 403 `not_your_tasks`. */
                 user_id: string;
             };
             cookie?: never;
@@ -2809,6 +8308,7 @@ export interface operations {
             /** @description Successful Response */
             200: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2818,45 +8318,117 @@ export interface operations {
             /** @description Unauthorized */
             401: {
                 headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "invalid_token",
+                     *       "detail": "The access token is invalid or has expired.",
+                     *       "instance": "/api/me/tasks/complete-all",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "https://todo-api.dev/problems/invalid_token"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Forbidden */
             403: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "not_your_tasks",
+                     *       "detail": "You can only reach your own tasks.",
+                     *       "instance": "/api/me/tasks/complete-all",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "https://todo-api.dev/problems/not_your_tasks"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unprocessable Entity */
             422: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "validation_failed",
+                     *       "detail": "The request is not valid; see `errors`.",
+                     *       "errors": [
+                     *         {
+                     *           "code": "title_too_long",
+                     *           "loc": [
+                     *             "body",
+                     *             "title"
+                     *           ],
+                     *           "message": "A title has at most 200 characters."
+                     *         }
+                     *       ],
+                     *       "instance": "/api/me/tasks/complete-all",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
+                     *       "type": "https://todo-api.dev/problems/validation_failed"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Internal Server Error */
             500: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "internal_error",
+                     *       "detail": "An unexpected error occurred; quote the request id when reporting it.",
+                     *       "instance": "/api/me/tasks/complete-all",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 500,
+                     *       "title": "Internal Server Error",
+                     *       "type": "https://todo-api.dev/problems/internal_error"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Service Unavailable */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2871,6 +8443,7 @@ export interface operations {
             };
             path: {
                 task_id: number;
+                /** @description `me` (the bearer of the token), or your own user id; any other id is a 403 `not_your_tasks`. */
                 user_id: string;
             };
             cookie?: never;
@@ -2880,6 +8453,8 @@ export interface operations {
             /** @description Successful Response */
             200: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2889,6 +8464,8 @@ export interface operations {
             /** @description Not Modified */
             304: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -2896,54 +8473,138 @@ export interface operations {
             /** @description Unauthorized */
             401: {
                 headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "invalid_token",
+                     *       "detail": "The access token is invalid or has expired.",
+                     *       "instance": "/api/me/tasks/42",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "https://todo-api.dev/problems/invalid_token"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Forbidden */
             403: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "not_your_tasks",
+                     *       "detail": "You can only reach your own tasks.",
+                     *       "instance": "/api/me/tasks/42",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "https://todo-api.dev/problems/not_your_tasks"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Not Found */
             404: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "task_not_found",
+                     *       "detail": "Task 42 was not found.",
+                     *       "instance": "/api/me/tasks/42",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 404,
+                     *       "title": "Not Found",
+                     *       "type": "https://todo-api.dev/problems/task_not_found"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unprocessable Entity */
             422: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "validation_failed",
+                     *       "detail": "The request is not valid; see `errors`.",
+                     *       "errors": [
+                     *         {
+                     *           "code": "title_too_long",
+                     *           "loc": [
+                     *             "body",
+                     *             "title"
+                     *           ],
+                     *           "message": "A title has at most 200 characters."
+                     *         }
+                     *       ],
+                     *       "instance": "/api/me/tasks/42",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
+                     *       "type": "https://todo-api.dev/problems/validation_failed"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Internal Server Error */
             500: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "internal_error",
+                     *       "detail": "An unexpected error occurred; quote the request id when reporting it.",
+                     *       "instance": "/api/me/tasks/42",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 500,
+                     *       "title": "Internal Server Error",
+                     *       "type": "https://todo-api.dev/problems/internal_error"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Service Unavailable */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2958,6 +8619,7 @@ export interface operations {
             };
             path: {
                 task_id: number;
+                /** @description `me` (the bearer of the token), or your own user id; any other id is a 403 `not_your_tasks`. */
                 user_id: string;
             };
             cookie?: never;
@@ -2971,6 +8633,8 @@ export interface operations {
             /** @description Successful Response */
             200: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2980,81 +8644,202 @@ export interface operations {
             /** @description Bad Request */
             400: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unauthorized */
             401: {
                 headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "invalid_token",
+                     *       "detail": "The access token is invalid or has expired.",
+                     *       "instance": "/api/me/tasks/42",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "https://todo-api.dev/problems/invalid_token"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Forbidden */
             403: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "not_your_tasks",
+                     *       "detail": "You can only reach your own tasks.",
+                     *       "instance": "/api/me/tasks/42",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "https://todo-api.dev/problems/not_your_tasks"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Not Found */
             404: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "task_not_found",
+                     *       "detail": "Task 42 was not found.",
+                     *       "instance": "/api/me/tasks/42",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 404,
+                     *       "title": "Not Found",
+                     *       "type": "https://todo-api.dev/problems/task_not_found"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Precondition Failed */
             412: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "precondition_failed",
+                     *       "detail": "It has changed since the version you sent (it is at version 4).",
+                     *       "instance": "/api/me/tasks/42",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 412,
+                     *       "title": "Precondition Failed",
+                     *       "type": "https://todo-api.dev/problems/precondition_failed"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Request Entity Too Large */
             413: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unprocessable Entity */
             422: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "validation_failed",
+                     *       "detail": "The request is not valid; see `errors`.",
+                     *       "errors": [
+                     *         {
+                     *           "code": "title_too_long",
+                     *           "loc": [
+                     *             "body",
+                     *             "title"
+                     *           ],
+                     *           "message": "A title has at most 200 characters."
+                     *         }
+                     *       ],
+                     *       "instance": "/api/me/tasks/42",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
+                     *       "type": "https://todo-api.dev/problems/validation_failed"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Internal Server Error */
             500: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "internal_error",
+                     *       "detail": "An unexpected error occurred; quote the request id when reporting it.",
+                     *       "instance": "/api/me/tasks/42",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 500,
+                     *       "title": "Internal Server Error",
+                     *       "type": "https://todo-api.dev/problems/internal_error"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Service Unavailable */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -3069,6 +8854,7 @@ export interface operations {
             };
             path: {
                 task_id: number;
+                /** @description `me` (the bearer of the token), or your own user id; any other id is a 403 `not_your_tasks`. */
                 user_id: string;
             };
             cookie?: never;
@@ -3078,6 +8864,7 @@ export interface operations {
             /** @description Successful Response */
             204: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -3085,63 +8872,159 @@ export interface operations {
             /** @description Unauthorized */
             401: {
                 headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "invalid_token",
+                     *       "detail": "The access token is invalid or has expired.",
+                     *       "instance": "/api/me/tasks/42",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "https://todo-api.dev/problems/invalid_token"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Forbidden */
             403: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "not_your_tasks",
+                     *       "detail": "You can only reach your own tasks.",
+                     *       "instance": "/api/me/tasks/42",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "https://todo-api.dev/problems/not_your_tasks"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Not Found */
             404: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "task_not_found",
+                     *       "detail": "Task 42 was not found.",
+                     *       "instance": "/api/me/tasks/42",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 404,
+                     *       "title": "Not Found",
+                     *       "type": "https://todo-api.dev/problems/task_not_found"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Precondition Failed */
             412: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "precondition_failed",
+                     *       "detail": "It has changed since the version you sent (it is at version 4).",
+                     *       "instance": "/api/me/tasks/42",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 412,
+                     *       "title": "Precondition Failed",
+                     *       "type": "https://todo-api.dev/problems/precondition_failed"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unprocessable Entity */
             422: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "validation_failed",
+                     *       "detail": "The request is not valid; see `errors`.",
+                     *       "errors": [
+                     *         {
+                     *           "code": "title_too_long",
+                     *           "loc": [
+                     *             "body",
+                     *             "title"
+                     *           ],
+                     *           "message": "A title has at most 200 characters."
+                     *         }
+                     *       ],
+                     *       "instance": "/api/me/tasks/42",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
+                     *       "type": "https://todo-api.dev/problems/validation_failed"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Internal Server Error */
             500: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "internal_error",
+                     *       "detail": "An unexpected error occurred; quote the request id when reporting it.",
+                     *       "instance": "/api/me/tasks/42",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 500,
+                     *       "title": "Internal Server Error",
+                     *       "type": "https://todo-api.dev/problems/internal_error"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Service Unavailable */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -3156,6 +9039,7 @@ export interface operations {
             };
             path: {
                 task_id: number;
+                /** @description `me` (the bearer of the token), or your own user id; any other id is a 403 `not_your_tasks`. */
                 user_id: string;
             };
             cookie?: never;
@@ -3169,6 +9053,8 @@ export interface operations {
             /** @description Successful Response */
             200: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3178,81 +9064,202 @@ export interface operations {
             /** @description Bad Request */
             400: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unauthorized */
             401: {
                 headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "invalid_token",
+                     *       "detail": "The access token is invalid or has expired.",
+                     *       "instance": "/api/me/tasks/42",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "https://todo-api.dev/problems/invalid_token"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Forbidden */
             403: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "not_your_tasks",
+                     *       "detail": "You can only reach your own tasks.",
+                     *       "instance": "/api/me/tasks/42",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "https://todo-api.dev/problems/not_your_tasks"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Not Found */
             404: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "task_not_found",
+                     *       "detail": "Task 42 was not found.",
+                     *       "instance": "/api/me/tasks/42",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 404,
+                     *       "title": "Not Found",
+                     *       "type": "https://todo-api.dev/problems/task_not_found"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Precondition Failed */
             412: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "precondition_failed",
+                     *       "detail": "It has changed since the version you sent (it is at version 4).",
+                     *       "instance": "/api/me/tasks/42",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 412,
+                     *       "title": "Precondition Failed",
+                     *       "type": "https://todo-api.dev/problems/precondition_failed"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Request Entity Too Large */
             413: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unprocessable Entity */
             422: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "validation_failed",
+                     *       "detail": "The request is not valid; see `errors`.",
+                     *       "errors": [
+                     *         {
+                     *           "code": "title_too_long",
+                     *           "loc": [
+                     *             "body",
+                     *             "title"
+                     *           ],
+                     *           "message": "A title has at most 200 characters."
+                     *         }
+                     *       ],
+                     *       "instance": "/api/me/tasks/42",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
+                     *       "type": "https://todo-api.dev/problems/validation_failed"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Internal Server Error */
             500: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "internal_error",
+                     *       "detail": "An unexpected error occurred; quote the request id when reporting it.",
+                     *       "instance": "/api/me/tasks/42",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 500,
+                     *       "title": "Internal Server Error",
+                     *       "type": "https://todo-api.dev/problems/internal_error"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Service Unavailable */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -3267,6 +9274,7 @@ export interface operations {
             };
             path: {
                 task_id: number;
+                /** @description `me` (the bearer of the token), or your own user id; any other id is a 403 `not_your_tasks`. */
                 user_id: string;
             };
             cookie?: never;
@@ -3280,6 +9288,8 @@ export interface operations {
             /** @description Successful Response */
             200: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3289,256 +9299,202 @@ export interface operations {
             /** @description Bad Request */
             400: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unauthorized */
             401: {
                 headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "invalid_token",
+                     *       "detail": "The access token is invalid or has expired.",
+                     *       "instance": "/api/me/tasks/42/complete",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "https://todo-api.dev/problems/invalid_token"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Forbidden */
             403: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "not_your_tasks",
+                     *       "detail": "You can only reach your own tasks.",
+                     *       "instance": "/api/me/tasks/42/complete",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "https://todo-api.dev/problems/not_your_tasks"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Not Found */
             404: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "task_not_found",
+                     *       "detail": "Task 42 was not found.",
+                     *       "instance": "/api/me/tasks/42/complete",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 404,
+                     *       "title": "Not Found",
+                     *       "type": "https://todo-api.dev/problems/task_not_found"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Precondition Failed */
             412: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "precondition_failed",
+                     *       "detail": "It has changed since the version you sent (it is at version 4).",
+                     *       "instance": "/api/me/tasks/42/complete",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 412,
+                     *       "title": "Precondition Failed",
+                     *       "type": "https://todo-api.dev/problems/precondition_failed"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Request Entity Too Large */
             413: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unprocessable Entity */
             422: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "validation_failed",
+                     *       "detail": "The request is not valid; see `errors`.",
+                     *       "errors": [
+                     *         {
+                     *           "code": "title_too_long",
+                     *           "loc": [
+                     *             "body",
+                     *             "title"
+                     *           ],
+                     *           "message": "A title has at most 200 characters."
+                     *         }
+                     *       ],
+                     *       "instance": "/api/me/tasks/42/complete",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
+                     *       "type": "https://todo-api.dev/problems/validation_failed"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Internal Server Error */
             500: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "internal_error",
+                     *       "detail": "An unexpected error occurred; quote the request id when reporting it.",
+                     *       "instance": "/api/me/tasks/42/complete",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 500,
+                     *       "title": "Internal Server Error",
+                     *       "type": "https://todo-api.dev/problems/internal_error"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Service Unavailable */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-        };
-    };
-    skipOccurrence: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description The ETag you hold, e.g. `"3"` (or `*`); 412 if it is stale. */
-                "if-match"?: string;
-            };
-            path: {
-                task_id: number;
-                user_id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["TaskOut"];
-                };
-            };
-            /** @description Unauthorized */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Forbidden */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Not Found */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Precondition Failed */
-            412: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Unprocessable Entity */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Internal Server Error */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Service Unavailable */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-        };
-    };
-    restoreTask: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                task_id: number;
-                user_id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["TaskOut"];
-                };
-            };
-            /** @description Unauthorized */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Forbidden */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Not Found */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Conflict */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Unprocessable Entity */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Internal Server Error */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Service Unavailable */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -3553,6 +9509,7 @@ export interface operations {
             };
             path: {
                 task_id: number;
+                /** @description `me` (the bearer of the token), or your own user id; any other id is a 403 `not_your_tasks`. */
                 user_id: string;
             };
             cookie?: never;
@@ -3566,6 +9523,8 @@ export interface operations {
             /** @description Successful Response */
             200: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3575,943 +9534,202 @@ export interface operations {
             /** @description Bad Request */
             400: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unauthorized */
             401: {
                 headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "invalid_token",
+                     *       "detail": "The access token is invalid or has expired.",
+                     *       "instance": "/api/me/tasks/42/move",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "https://todo-api.dev/problems/invalid_token"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Forbidden */
             403: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "not_your_tasks",
+                     *       "detail": "You can only reach your own tasks.",
+                     *       "instance": "/api/me/tasks/42/move",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "https://todo-api.dev/problems/not_your_tasks"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Not Found */
             404: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "task_not_found",
+                     *       "detail": "Task 42 was not found.",
+                     *       "instance": "/api/me/tasks/42/move",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 404,
+                     *       "title": "Not Found",
+                     *       "type": "https://todo-api.dev/problems/task_not_found"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Precondition Failed */
             412: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "precondition_failed",
+                     *       "detail": "It has changed since the version you sent (it is at version 4).",
+                     *       "instance": "/api/me/tasks/42/move",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 412,
+                     *       "title": "Precondition Failed",
+                     *       "type": "https://todo-api.dev/problems/precondition_failed"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Request Entity Too Large */
             413: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unprocessable Entity */
             422: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "validation_failed",
+                     *       "detail": "The request is not valid; see `errors`.",
+                     *       "errors": [
+                     *         {
+                     *           "code": "title_too_long",
+                     *           "loc": [
+                     *             "body",
+                     *             "title"
+                     *           ],
+                     *           "message": "A title has at most 200 characters."
+                     *         }
+                     *       ],
+                     *       "instance": "/api/me/tasks/42/move",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
+                     *       "type": "https://todo-api.dev/problems/validation_failed"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Internal Server Error */
             500: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "internal_error",
+                     *       "detail": "An unexpected error occurred; quote the request id when reporting it.",
+                     *       "instance": "/api/me/tasks/42/move",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 500,
+                     *       "title": "Internal Server Error",
+                     *       "type": "https://todo-api.dev/problems/internal_error"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Service Unavailable */
             503: {
                 headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-        };
-    };
-    bulkChangeTasks: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Retrying with the same key and body within 24 hours returns the first response. */
-                "Idempotency-Key"?: string;
-            };
-            path: {
-                user_id: string;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["BulkRequest"];
-            };
-        };
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["BulkOut"];
-                };
-            };
-            /** @description Bad Request */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Unauthorized */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Forbidden */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Not Found */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Request Entity Too Large */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Unprocessable Entity */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["BulkProblem"];
-                };
-            };
-            /** @description Internal Server Error */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Service Unavailable */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-        };
-    };
-    listLists: {
-        parameters: {
-            query?: {
-                limit?: number;
-                cursor?: string;
-            };
-            header?: never;
-            path: {
-                user_id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ListPageOut"];
-                };
-            };
-            /** @description Bad Request */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Unauthorized */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Forbidden */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Unprocessable Entity */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Internal Server Error */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Service Unavailable */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-        };
-    };
-    createList: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                user_id: string;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["ListCreate"];
-            };
-        };
-        responses: {
-            /** @description Successful Response */
-            201: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ListOut"];
-                };
-            };
-            /** @description Bad Request */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Unauthorized */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Forbidden */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Conflict */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Request Entity Too Large */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Unprocessable Entity */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Internal Server Error */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Service Unavailable */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-        };
-    };
-    getList: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description The ETag you hold; 304 while the resource is still at that version. */
-                "if-none-match"?: string;
-            };
-            path: {
-                list_id: number;
-                user_id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ListOut"];
-                };
-            };
-            /** @description Not Modified */
-            304: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content?: never;
-            };
-            /** @description Unauthorized */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Forbidden */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Not Found */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Unprocessable Entity */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Internal Server Error */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Service Unavailable */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-        };
-    };
-    deleteList: {
-        parameters: {
-            query?: {
-                /** @description Delete its tasks too. */
-                cascade?: boolean;
-            };
-            header?: {
-                /** @description The ETag you hold, e.g. `"3"` (or `*`); 412 if it is stale. */
-                "if-match"?: string;
-            };
-            path: {
-                list_id: number;
-                user_id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            204: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content?: never;
-            };
-            /** @description Unauthorized */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Forbidden */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Not Found */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Conflict */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Precondition Failed */
-            412: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Unprocessable Entity */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Internal Server Error */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Service Unavailable */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-        };
-    };
-    updateList: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description The ETag you hold, e.g. `"3"` (or `*`); 412 if it is stale. */
-                "if-match"?: string;
-            };
-            path: {
-                list_id: number;
-                user_id: string;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["ListUpdate"];
-            };
-        };
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ListOut"];
-                };
-            };
-            /** @description Bad Request */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Unauthorized */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Forbidden */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Not Found */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Conflict */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Precondition Failed */
-            412: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Request Entity Too Large */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Unprocessable Entity */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Internal Server Error */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Service Unavailable */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-        };
-    };
-    moveList: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description The ETag you hold, e.g. `"3"` (or `*`); 412 if it is stale. */
-                "if-match"?: string;
-            };
-            path: {
-                list_id: number;
-                user_id: string;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["ListMove"];
-            };
-        };
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ListOut"];
-                };
-            };
-            /** @description Bad Request */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Unauthorized */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Forbidden */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Not Found */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Precondition Failed */
-            412: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Request Entity Too Large */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Unprocessable Entity */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Internal Server Error */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Service Unavailable */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-        };
-    };
-    restoreList: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                list_id: number;
-                user_id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ListOut"];
-                };
-            };
-            /** @description Unauthorized */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Forbidden */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Not Found */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Conflict */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Unprocessable Entity */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Internal Server Error */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Service Unavailable */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-        };
-    };
-    listReminders: {
-        parameters: {
-            query: {
-                from: string;
-                to: string;
-                limit?: number;
-                cursor?: string;
-            };
-            header?: never;
-            path: {
-                user_id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ReminderPageOut"];
-                };
-            };
-            /** @description Bad Request */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Unauthorized */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Forbidden */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Unprocessable Entity */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Internal Server Error */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Service Unavailable */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -4524,6 +9742,7 @@ export interface operations {
             path: {
                 task_id: number;
                 reminder_id: number;
+                /** @description `me` (the bearer of the token), or your own user id; any other id is a 403 `not_your_tasks`. */
                 user_id: string;
             };
             cookie?: never;
@@ -4537,6 +9756,7 @@ export interface operations {
             /** @description Successful Response */
             200: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4546,407 +9766,192 @@ export interface operations {
             /** @description Bad Request */
             400: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unauthorized */
             401: {
                 headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "invalid_token",
+                     *       "detail": "The access token is invalid or has expired.",
+                     *       "instance": "/api/me/tasks/42/reminders/{reminder_id}/snooze",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "https://todo-api.dev/problems/invalid_token"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Forbidden */
             403: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "not_your_tasks",
+                     *       "detail": "You can only reach your own tasks.",
+                     *       "instance": "/api/me/tasks/42/reminders/{reminder_id}/snooze",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "https://todo-api.dev/problems/not_your_tasks"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Not Found */
             404: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "task_not_found",
+                     *       "detail": "Task 42 was not found.",
+                     *       "instance": "/api/me/tasks/42/reminders/{reminder_id}/snooze",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 404,
+                     *       "title": "Not Found",
+                     *       "type": "https://todo-api.dev/problems/task_not_found"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Request Entity Too Large */
             413: {
                 headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Unprocessable Entity */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Internal Server Error */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Service Unavailable */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-        };
-    };
-    getSummary: {
-        parameters: {
-            query?: {
-                /** @description Your IANA time zone, for what `due_today` means (422 `unknown_time_zone` otherwise). */
-                tz?: string;
-            };
-            header?: never;
-            path: {
-                user_id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["SummaryOut"];
-                };
-            };
-            /** @description Unauthorized */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Forbidden */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Unprocessable Entity */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Internal Server Error */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Service Unavailable */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-        };
-    };
-    listTags: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                user_id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["TagsOut"];
-                };
-            };
-            /** @description Unauthorized */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Forbidden */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Unprocessable Entity */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Internal Server Error */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Service Unavailable */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-        };
-    };
-    listChanges: {
-        parameters: {
-            query?: {
-                /** @description The `sync_token` you hold (`0`: from the start of what is kept). Left out: no events, only a token for now. */
-                since?: string;
-                limit?: number;
-            };
-            header?: never;
-            path: {
-                user_id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ChangesOut"];
-                };
-            };
-            /** @description Unauthorized */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Forbidden */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Gone */
-            410: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Unprocessable Entity */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Internal Server Error */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Service Unavailable */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-        };
-    };
-    streamEvents: {
-        parameters: {
-            query?: {
-                /** @description As `Last-Event-ID`. */
-                last_event_id?: string;
-                /** @description As `Last-Event-ID`: a sync token or a position. */
-                since?: string;
-                /** @description A stream ticket from `POST /api/{user_id}/events/tickets`, for clients that cannot send an Authorization header (EventSource). Never put an access token in a URL. */
-                ticket?: string;
-            };
-            header?: {
-                /** @description Set by EventSource when it reconnects: the last position it received. */
-                "last-event-id"?: string;
-            };
-            path: {
-                user_id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description An endless stream of Server-Sent Events: each change as `id: <position>`, `event: <type>`, `data: <CloudEvent JSON>`; `: keep-alive` comments while idle; `event: end` with the reason when the server ends it (`token_expired`, `session_ended`, `shutdown`, `fell_behind`). */
-            200: {
-                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
                     /**
-                     * @example retry: 2000
-                     *     : position 1042
-                     *
-                     *     id: 1043
-                     *     event: task.created
-                     *     data: {"specversion":"1.0","id":"9b0c5e1e-8a6b-4c1e-9f43-0f6f1f7c2d11","source":"/api/u_123","type":"task.created","subject":"tasks/42","time":"2026-12-04T09:17:57.123456Z","datacontenttype":"application/json","data":{"id":42,"title":"Buy oat milk","...":"..."},"position":1043}
-                     *
-                     *     : keep-alive
-                     *
-                     *     event: end
-                     *     data: {"reason":"token_expired"}
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
                      */
-                    "text/event-stream": string;
-                };
-            };
-            /** @description Unauthorized */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Forbidden */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Gone */
-            410: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unprocessable Entity */
             422: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Too Many Requests */
-            429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
+                    /**
+                     * @example {
+                     *       "code": "validation_failed",
+                     *       "detail": "The request is not valid; see `errors`.",
+                     *       "errors": [
+                     *         {
+                     *           "code": "title_too_long",
+                     *           "loc": [
+                     *             "body",
+                     *             "title"
+                     *           ],
+                     *           "message": "A title has at most 200 characters."
+                     *         }
+                     *       ],
+                     *       "instance": "/api/me/tasks/42/reminders/{reminder_id}/snooze",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
+                     *       "type": "https://todo-api.dev/problems/validation_failed"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Internal Server Error */
             500: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "internal_error",
+                     *       "detail": "An unexpected error occurred; quote the request id when reporting it.",
+                     *       "instance": "/api/me/tasks/42/reminders/{reminder_id}/snooze",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 500,
+                     *       "title": "Internal Server Error",
+                     *       "type": "https://todo-api.dev/problems/internal_error"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Service Unavailable */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
     };
-    createStreamTicket: {
+    restoreTask: {
         parameters: {
             query?: never;
             header?: never;
             path: {
+                task_id: number;
+                /** @description `me` (the bearer of the token), or your own user id; any other id is a 403 `not_your_tasks`. */
                 user_id: string;
             };
             cookie?: never;
@@ -4954,57 +9959,362 @@ export interface operations {
         requestBody?: never;
         responses: {
             /** @description Successful Response */
-            201: {
+            200: {
                 headers: {
-                    "Cache-Control"?: "no-store";
+                    ETag: components["headers"]["ETag"];
+                    Location: components["headers"]["Location"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["StreamTicketOut"];
+                    "application/json": components["schemas"]["TaskOut"];
                 };
             };
             /** @description Unauthorized */
             401: {
                 headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "invalid_token",
+                     *       "detail": "The access token is invalid or has expired.",
+                     *       "instance": "/api/me/tasks/42/restore",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "https://todo-api.dev/problems/invalid_token"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Forbidden */
             403: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "not_your_tasks",
+                     *       "detail": "You can only reach your own tasks.",
+                     *       "instance": "/api/me/tasks/42/restore",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "https://todo-api.dev/problems/not_your_tasks"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "task_not_found",
+                     *       "detail": "Task 42 was not found.",
+                     *       "instance": "/api/me/tasks/42/restore",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 404,
+                     *       "title": "Not Found",
+                     *       "type": "https://todo-api.dev/problems/task_not_found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "conflict",
+                     *       "detail": "The request conflicts with existing data.",
+                     *       "instance": "/api/me/tasks/42/restore",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 409,
+                     *       "title": "Conflict",
+                     *       "type": "https://todo-api.dev/problems/conflict"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unprocessable Entity */
             422: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "validation_failed",
+                     *       "detail": "The request is not valid; see `errors`.",
+                     *       "errors": [
+                     *         {
+                     *           "code": "title_too_long",
+                     *           "loc": [
+                     *             "body",
+                     *             "title"
+                     *           ],
+                     *           "message": "A title has at most 200 characters."
+                     *         }
+                     *       ],
+                     *       "instance": "/api/me/tasks/42/restore",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
+                     *       "type": "https://todo-api.dev/problems/validation_failed"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Internal Server Error */
             500: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "internal_error",
+                     *       "detail": "An unexpected error occurred; quote the request id when reporting it.",
+                     *       "instance": "/api/me/tasks/42/restore",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 500,
+                     *       "title": "Internal Server Error",
+                     *       "type": "https://todo-api.dev/problems/internal_error"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Service Unavailable */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    skipOccurrence: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The ETag you hold, e.g. `"3"` (or `*`); 412 if it is stale. */
+                "if-match"?: string;
+            };
+            path: {
+                task_id: number;
+                /** @description `me` (the bearer of the token), or your own user id; any other id is a 403 `not_your_tasks`. */
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TaskOut"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "invalid_token",
+                     *       "detail": "The access token is invalid or has expired.",
+                     *       "instance": "/api/me/tasks/42/skip",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "https://todo-api.dev/problems/invalid_token"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "not_your_tasks",
+                     *       "detail": "You can only reach your own tasks.",
+                     *       "instance": "/api/me/tasks/42/skip",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "https://todo-api.dev/problems/not_your_tasks"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "task_not_found",
+                     *       "detail": "Task 42 was not found.",
+                     *       "instance": "/api/me/tasks/42/skip",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 404,
+                     *       "title": "Not Found",
+                     *       "type": "https://todo-api.dev/problems/task_not_found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Precondition Failed */
+            412: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "precondition_failed",
+                     *       "detail": "It has changed since the version you sent (it is at version 4).",
+                     *       "instance": "/api/me/tasks/42/skip",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 412,
+                     *       "title": "Precondition Failed",
+                     *       "type": "https://todo-api.dev/problems/precondition_failed"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "validation_failed",
+                     *       "detail": "The request is not valid; see `errors`.",
+                     *       "errors": [
+                     *         {
+                     *           "code": "title_too_long",
+                     *           "loc": [
+                     *             "body",
+                     *             "title"
+                     *           ],
+                     *           "message": "A title has at most 200 characters."
+                     *         }
+                     *       ],
+                     *       "instance": "/api/me/tasks/42/skip",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
+                     *       "type": "https://todo-api.dev/problems/validation_failed"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "internal_error",
+                     *       "detail": "An unexpected error occurred; quote the request id when reporting it.",
+                     *       "instance": "/api/me/tasks/42/skip",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 500,
+                     *       "title": "Internal Server Error",
+                     *       "type": "https://todo-api.dev/problems/internal_error"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -5015,6 +10325,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description `me` (the bearer of the token), or your own user id; any other id is a 403 `not_your_tasks`. */
                 user_id: string;
             };
             cookie?: never;
@@ -5024,6 +10335,7 @@ export interface operations {
             /** @description Successful Response */
             200: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5033,45 +10345,117 @@ export interface operations {
             /** @description Unauthorized */
             401: {
                 headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "invalid_token",
+                     *       "detail": "The access token is invalid or has expired.",
+                     *       "instance": "/api/me/webhooks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "https://todo-api.dev/problems/invalid_token"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Forbidden */
             403: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "not_your_tasks",
+                     *       "detail": "You can only reach your own tasks.",
+                     *       "instance": "/api/me/webhooks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "https://todo-api.dev/problems/not_your_tasks"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unprocessable Entity */
             422: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "validation_failed",
+                     *       "detail": "The request is not valid; see `errors`.",
+                     *       "errors": [
+                     *         {
+                     *           "code": "title_too_long",
+                     *           "loc": [
+                     *             "body",
+                     *             "title"
+                     *           ],
+                     *           "message": "A title has at most 200 characters."
+                     *         }
+                     *       ],
+                     *       "instance": "/api/me/webhooks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
+                     *       "type": "https://todo-api.dev/problems/validation_failed"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Internal Server Error */
             500: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "internal_error",
+                     *       "detail": "An unexpected error occurred; quote the request id when reporting it.",
+                     *       "instance": "/api/me/webhooks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 500,
+                     *       "title": "Internal Server Error",
+                     *       "type": "https://todo-api.dev/problems/internal_error"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Service Unavailable */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -5082,6 +10466,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description `me` (the bearer of the token), or your own user id; any other id is a 403 `not_your_tasks`. */
                 user_id: string;
             };
             cookie?: never;
@@ -5095,6 +10480,8 @@ export interface operations {
             /** @description Successful Response */
             201: {
                 headers: {
+                    Location: components["headers"]["Location"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5104,63 +10491,159 @@ export interface operations {
             /** @description Bad Request */
             400: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unauthorized */
             401: {
                 headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "invalid_token",
+                     *       "detail": "The access token is invalid or has expired.",
+                     *       "instance": "/api/me/webhooks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "https://todo-api.dev/problems/invalid_token"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Forbidden */
             403: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "not_your_tasks",
+                     *       "detail": "You can only reach your own tasks.",
+                     *       "instance": "/api/me/webhooks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "https://todo-api.dev/problems/not_your_tasks"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Request Entity Too Large */
             413: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unprocessable Entity */
             422: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "validation_failed",
+                     *       "detail": "The request is not valid; see `errors`.",
+                     *       "errors": [
+                     *         {
+                     *           "code": "title_too_long",
+                     *           "loc": [
+                     *             "body",
+                     *             "title"
+                     *           ],
+                     *           "message": "A title has at most 200 characters."
+                     *         }
+                     *       ],
+                     *       "instance": "/api/me/webhooks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
+                     *       "type": "https://todo-api.dev/problems/validation_failed"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Internal Server Error */
             500: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "internal_error",
+                     *       "detail": "An unexpected error occurred; quote the request id when reporting it.",
+                     *       "instance": "/api/me/webhooks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 500,
+                     *       "title": "Internal Server Error",
+                     *       "type": "https://todo-api.dev/problems/internal_error"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Service Unavailable */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -5172,6 +10655,7 @@ export interface operations {
             header?: never;
             path: {
                 webhook_id: number;
+                /** @description `me` (the bearer of the token), or your own user id; any other id is a 403 `not_your_tasks`. */
                 user_id: string;
             };
             cookie?: never;
@@ -5181,6 +10665,7 @@ export interface operations {
             /** @description Successful Response */
             204: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -5188,54 +10673,138 @@ export interface operations {
             /** @description Unauthorized */
             401: {
                 headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "invalid_token",
+                     *       "detail": "The access token is invalid or has expired.",
+                     *       "instance": "/api/me/webhooks/3",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "https://todo-api.dev/problems/invalid_token"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Forbidden */
             403: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "not_your_tasks",
+                     *       "detail": "You can only reach your own tasks.",
+                     *       "instance": "/api/me/webhooks/3",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "https://todo-api.dev/problems/not_your_tasks"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Not Found */
             404: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "webhook_not_found",
+                     *       "detail": "Webhook 3 was not found.",
+                     *       "instance": "/api/me/webhooks/3",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 404,
+                     *       "title": "Not Found",
+                     *       "type": "https://todo-api.dev/problems/webhook_not_found"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unprocessable Entity */
             422: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "validation_failed",
+                     *       "detail": "The request is not valid; see `errors`.",
+                     *       "errors": [
+                     *         {
+                     *           "code": "title_too_long",
+                     *           "loc": [
+                     *             "body",
+                     *             "title"
+                     *           ],
+                     *           "message": "A title has at most 200 characters."
+                     *         }
+                     *       ],
+                     *       "instance": "/api/me/webhooks/3",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
+                     *       "type": "https://todo-api.dev/problems/validation_failed"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Internal Server Error */
             500: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "internal_error",
+                     *       "detail": "An unexpected error occurred; quote the request id when reporting it.",
+                     *       "instance": "/api/me/webhooks/3",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 500,
+                     *       "title": "Internal Server Error",
+                     *       "type": "https://todo-api.dev/problems/internal_error"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Service Unavailable */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -5250,6 +10819,7 @@ export interface operations {
             header?: never;
             path: {
                 webhook_id: number;
+                /** @description `me` (the bearer of the token), or your own user id; any other id is a 403 `not_your_tasks`. */
                 user_id: string;
             };
             cookie?: never;
@@ -5259,6 +10829,8 @@ export interface operations {
             /** @description Successful Response */
             200: {
                 headers: {
+                    Link: components["headers"]["Link"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5268,1308 +10840,159 @@ export interface operations {
             /** @description Bad Request */
             400: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "malformed_json",
+                     *       "detail": "The request body is not valid JSON.",
+                     *       "instance": "/api/me/webhooks/3/deliveries",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 400,
+                     *       "title": "Bad Request",
+                     *       "type": "https://todo-api.dev/problems/malformed_json"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unauthorized */
             401: {
                 headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "invalid_token",
+                     *       "detail": "The access token is invalid or has expired.",
+                     *       "instance": "/api/me/webhooks/3/deliveries",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 401,
+                     *       "title": "Unauthorized",
+                     *       "type": "https://todo-api.dev/problems/invalid_token"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Forbidden */
             403: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "not_your_tasks",
+                     *       "detail": "You can only reach your own tasks.",
+                     *       "instance": "/api/me/webhooks/3/deliveries",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 403,
+                     *       "title": "Forbidden",
+                     *       "type": "https://todo-api.dev/problems/not_your_tasks"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Not Found */
             404: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "webhook_not_found",
+                     *       "detail": "Webhook 3 was not found.",
+                     *       "instance": "/api/me/webhooks/3/deliveries",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 404,
+                     *       "title": "Not Found",
+                     *       "type": "https://todo-api.dev/problems/webhook_not_found"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unprocessable Entity */
             422: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "validation_failed",
+                     *       "detail": "The request is not valid; see `errors`.",
+                     *       "errors": [
+                     *         {
+                     *           "code": "title_too_long",
+                     *           "loc": [
+                     *             "body",
+                     *             "title"
+                     *           ],
+                     *           "message": "A title has at most 200 characters."
+                     *         }
+                     *       ],
+                     *       "instance": "/api/me/webhooks/3/deliveries",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 422,
+                     *       "title": "Unprocessable Entity",
+                     *       "type": "https://todo-api.dev/problems/validation_failed"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Internal Server Error */
             500: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "internal_error",
+                     *       "detail": "An unexpected error occurred; quote the request id when reporting it.",
+                     *       "instance": "/api/me/webhooks/3/deliveries",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 500,
+                     *       "title": "Internal Server Error",
+                     *       "type": "https://todo-api.dev/problems/internal_error"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Service Unavailable */
             503: {
                 headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-        };
-    };
-    chat: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                user_id: string;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["ChatRequest"];
-            };
-        };
-        responses: {
-            /** @description The turn's answer. With `Accept: text/event-stream`, a stream instead: `event: tool_call` per call as it completes (data: a tool call), then `event: done` (data: the same body as the JSON answer); `event: error` (data: `{code, detail}`) if the turn fails after the stream began. */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ChatResponse"];
-                    "text/event-stream": string;
-                };
-            };
-            /** @description Bad Request */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Unauthorized */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Forbidden */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Not Found */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Request Entity Too Large */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Unprocessable Entity */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Internal Server Error */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Service Unavailable */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-        };
-    };
-    listConversations: {
-        parameters: {
-            query?: {
-                limit?: number;
-                cursor?: string;
-            };
-            header?: never;
-            path: {
-                user_id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ConversationPageOut"];
-                };
-            };
-            /** @description Bad Request */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Unauthorized */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Forbidden */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Unprocessable Entity */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Internal Server Error */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Service Unavailable */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-        };
-    };
-    listConversationMessages: {
-        parameters: {
-            query?: {
-                limit?: number;
-                cursor?: string;
-            };
-            header?: never;
-            path: {
-                conversation_id: number;
-                user_id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["MessagePageOut"];
-                };
-            };
-            /** @description Bad Request */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Unauthorized */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Forbidden */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Not Found */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Unprocessable Entity */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Internal Server Error */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Service Unavailable */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-        };
-    };
-    deleteConversation: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                conversation_id: number;
-                user_id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            204: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content?: never;
-            };
-            /** @description Unauthorized */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Forbidden */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Not Found */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Unprocessable Entity */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Internal Server Error */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Service Unavailable */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-        };
-    };
-    signUp: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["SignUpRequest"];
-            };
-        };
-        responses: {
-            /** @description Successful Response */
-            201: {
-                headers: {
-                    /** @description Tokens are never cached (RFC 6749 5.1). */
-                    "Cache-Control": "no-store";
-                    /** @description Tokens are never cached (RFC 6749 5.1). */
-                    Pragma: "no-cache";
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["SessionOut"];
-                };
-            };
-            /** @description Bad Request */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Conflict */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Request Entity Too Large */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Unprocessable Entity */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Too Many Requests */
-            429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Internal Server Error */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Service Unavailable */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-        };
-    };
-    logIn: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["LogInRequest"];
-            };
-        };
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    /** @description Tokens are never cached (RFC 6749 5.1). */
-                    "Cache-Control": "no-store";
-                    /** @description Tokens are never cached (RFC 6749 5.1). */
-                    Pragma: "no-cache";
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["SessionOut"];
-                };
-            };
-            /** @description Bad Request */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Unauthorized */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Request Entity Too Large */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Unprocessable Entity */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Too Many Requests */
-            429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Internal Server Error */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Service Unavailable */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-        };
-    };
-    issueToken: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/x-www-form-urlencoded": components["schemas"]["TokenForm"];
-            };
-        };
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    /** @description Tokens are never cached (RFC 6749 5.1). */
-                    "Cache-Control": "no-store";
-                    /** @description Tokens are never cached (RFC 6749 5.1). */
-                    Pragma: "no-cache";
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["TokenOut"];
-                };
-            };
-            /** @description Unauthorized */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Request Entity Too Large */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Unprocessable Entity */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Too Many Requests */
-            429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Internal Server Error */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Service Unavailable */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-        };
-    };
-    refreshSession: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: {
-            content: {
-                "application/json": components["schemas"]["RefreshRequest"] | null;
-            };
-        };
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    /** @description Tokens are never cached (RFC 6749 5.1). */
-                    "Cache-Control": "no-store";
-                    /** @description Tokens are never cached (RFC 6749 5.1). */
-                    Pragma: "no-cache";
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["SessionOut"];
-                };
-            };
-            /** @description Bad Request */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Unauthorized */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Request Entity Too Large */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Unprocessable Entity */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Internal Server Error */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Service Unavailable */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-        };
-    };
-    logOut: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: {
-            content: {
-                "application/json": components["schemas"]["RefreshRequest"] | null;
-            };
-        };
-        responses: {
-            /** @description Successful Response */
-            204: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content?: never;
-            };
-            /** @description Bad Request */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Request Entity Too Large */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Unprocessable Entity */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Internal Server Error */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Service Unavailable */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-        };
-    };
-    getCurrentUser: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["UserOut"];
-                };
-            };
-            /** @description Unauthorized */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Internal Server Error */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Service Unavailable */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-        };
-    };
-    deleteCurrentUser: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["DeleteAccountRequest"];
-            };
-        };
-        responses: {
-            /** @description Successful Response */
-            204: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content?: never;
-            };
-            /** @description Bad Request */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Unauthorized */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Forbidden */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Conflict */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Request Entity Too Large */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Unprocessable Entity */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Too Many Requests */
-            429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Internal Server Error */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Service Unavailable */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-        };
-    };
-    updateCurrentUser: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["ProfileUpdate"];
-            };
-        };
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["UserOut"];
-                };
-            };
-            /** @description Bad Request */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Unauthorized */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Request Entity Too Large */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Unprocessable Entity */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Internal Server Error */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Service Unavailable */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-        };
-    };
-    changePassword: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["ChangePasswordRequest"];
-            };
-        };
-        responses: {
-            /** @description Successful Response */
-            204: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content?: never;
-            };
-            /** @description Bad Request */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Unauthorized */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Forbidden */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Conflict */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Request Entity Too Large */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Unprocessable Entity */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Too Many Requests */
-            429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Internal Server Error */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Service Unavailable */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-        };
-    };
-    exportCurrentUser: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["AccountExportOut"];
-                };
-            };
-            /** @description Unauthorized */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Internal Server Error */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Service Unavailable */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-        };
-    };
-    listSessions: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["SessionListOut"];
-                };
-            };
-            /** @description Unauthorized */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Internal Server Error */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Service Unavailable */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-        };
-    };
-    endSession: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                session_id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            204: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content?: never;
-            };
-            /** @description Unauthorized */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Not Found */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Unprocessable Entity */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Internal Server Error */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Service Unavailable */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/api/me/tasks",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -6587,6 +11010,7 @@ export interface operations {
             /** @description Successful Response */
             200: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6596,9 +11020,21 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "internal_error",
+                     *       "detail": "An unexpected error occurred; quote the request id when reporting it.",
+                     *       "instance": "/healthz",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 500,
+                     *       "title": "Internal Server Error",
+                     *       "type": "https://todo-api.dev/problems/internal_error"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -6616,6 +11052,7 @@ export interface operations {
             /** @description Successful Response */
             200: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6625,18 +11062,43 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "internal_error",
+                     *       "detail": "An unexpected error occurred; quote the request id when reporting it.",
+                     *       "instance": "/readyz",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 500,
+                     *       "title": "Internal Server Error",
+                     *       "type": "https://todo-api.dev/problems/internal_error"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Service Unavailable */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "code": "service_unavailable",
+                     *       "detail": "The database is unavailable; try again shortly.",
+                     *       "instance": "/readyz",
+                     *       "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                     *       "status": 503,
+                     *       "title": "Service Unavailable",
+                     *       "type": "https://todo-api.dev/problems/service_unavailable"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };

@@ -19,10 +19,12 @@ from starlette.types import Lifespan
 
 from todo_api.adapters.http.cursors import CursorCodec
 from todo_api.adapters.http.deps import HttpServices
+from todo_api.adapters.http.docs_pages import install_docs_pages
 from todo_api.adapters.http.middleware import RequestContextMiddleware
 from todo_api.adapters.http.problems import complete_error_responses, install_problem_handlers
 from todo_api.adapters.http.proxies import TrustedProxies
 from todo_api.adapters.http.refresh_cookie import RefreshCookie
+from todo_api.adapters.http.response_headers import declare_response_headers
 from todo_api.adapters.http.routers import (
     account,
     auth,
@@ -67,6 +69,8 @@ class HttpOptions:
     """FastAPI's native OpenTelemetry; when on, it looks the providers up on every request."""
     trusted_proxies: Sequence[IPv4Network | IPv6Network] = ()
     """Only requests from these peers may name the client (`X-Forwarded-For`) and scheme."""
+    access_log: bool = True
+    """One line per request at INFO (when LOG_LEVEL lets INFO through)."""
 
 
 def parameters_without_null(openapi: dict[str, Any]) -> dict[str, Any]:
@@ -88,7 +92,7 @@ def create_http_app(use_cases: UseCases, options: HttpOptions, *, lifespan: Life
         title=API_TITLE,
         version=API_VERSION,
         lifespan=lifespan,
-        docs_url="/docs" if options.docs else None,
+        docs_url=None,  # served from bundled files instead (docs_pages.py)
         redoc_url=None,
         openapi_url="/openapi.json" if options.docs else None,
         telemetry={
@@ -118,6 +122,8 @@ def create_http_app(use_cases: UseCases, options: HttpOptions, *, lifespan: Life
     app.include_router(health.router)
     if options.metrics:
         app.include_router(metrics.router)
+    if options.docs:
+        install_docs_pages(app, openapi_url="/openapi.json")
     if options.cors_origins:  # without any, no cross-origin read is allowed: nothing to add
         app.add_middleware(
             CORSMiddleware,
@@ -133,12 +139,13 @@ def create_http_app(use_cases: UseCases, options: HttpOptions, *, lifespan: Life
         max_body_bytes=options.max_body_bytes,
         hsts=options.hsts,
         trusted_proxies=TrustedProxies(options.trusted_proxies),
+        access_log=options.access_log,
     )
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = get_openapi(title=app.title, version=app.version, routes=app.routes, description=app.description)
-            app.openapi_schema = complete_error_responses(parameters_without_null(schema))
+            app.openapi_schema = declare_response_headers(complete_error_responses(parameters_without_null(schema)))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

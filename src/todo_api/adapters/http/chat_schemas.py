@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from pydantic import BeforeValidator, Field
 from pydantic.json_schema import SkipJsonSchema
 
-from todo_api.adapters.http.schemas import Id, Output, StrictInput
+from todo_api.adapters.http.schemas import Id, NotNull, Output, StrictInput
 from todo_api.domain.chat import MAX_MESSAGE_CHARS, ChatMessage, Conversation, ToolCallRecord, TurnResult
 
 
@@ -23,7 +23,7 @@ _SOME_TEXT = r"^[^\x00]*[^\s\x00][^\x00]*$"  # not blank, no NUL (PostgreSQL sto
 
 
 class ChatRequest(StrictInput):
-    conversation_id: ConversationId | SkipJsonSchema[None] = Field(
+    conversation_id: Annotated[ConversationId | SkipJsonSchema[None], NotNull] = Field(
         default=None, description="Continue this conversation; leave out to start one."
     )
     message: str = Field(

@@ -19,23 +19,30 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from todo_api.adapters.http.metrics import observe
 from todo_api.adapters.http.problems import problem_response
 from todo_api.adapters.http.proxies import TrustedProxies
-from todo_api.logging import request_id_bound
+from todo_api.logging import ACCESS_LOGGER, log_access, request_id_bound
 
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{8,128}")
 _DOCS_PATHS = ("/docs", "/redoc")
 _API_CSP = b"default-src 'none'; frame-ancestors 'none'"
 
-log = structlog.get_logger("todo_api.access")
+log = structlog.get_logger(ACCESS_LOGGER)
 
 
 class RequestContextMiddleware:
     def __init__(
-        self, app: ASGIApp, *, max_body_bytes: int, hsts: bool, trusted_proxies: TrustedProxies | None = None
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        hsts: bool,
+        trusted_proxies: TrustedProxies | None = None,
+        access_log: bool = True,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self._proxies = trusted_proxies if trusted_proxies else None
-        self._access_log = logging.getLogger("todo_api.access").isEnabledFor(logging.INFO)  # LOG_LEVEL is fixed
+        # LOG_LEVEL is fixed for the process: whether the line is written is decided once.
+        self._access_log = access_log and logging.getLogger(ACCESS_LOGGER).isEnabledFor(logging.INFO)
         self._headers: list[tuple[bytes, bytes]] = [
             (b"x-content-type-options", b"nosniff"),
             (b"referrer-policy", b"no-referrer"),
@@ -107,13 +114,13 @@ class RequestContextMiddleware:
                 observe(scope["method"], route, status, elapsed)
                 if self._access_log:
                     client = scope.get("client")
-                    log.info(
-                        "request",
-                        method=scope["method"],
-                        path=path,
-                        client=client[0] if client else None,
-                        status=status,
-                        duration_ms=round(elapsed * 1000, 2),
+                    log_access(
+                        scope["method"],
+                        path,
+                        client[0] if client else None,
+                        status,
+                        round(elapsed * 1000, 2),
+                        request_id,
                     )
 
     @property

@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from todo_api.adapters.http.cursors import InvalidCursor
+from todo_api.adapters.http.field_errors import DOMAIN_CODES, FIELD_ERROR_CODES, field_errors
 from todo_api.adapters.http.schemas import BulkResultOut
 from todo_api.domain.errors import (
     AuthenticationFailed,
@@ -49,19 +50,74 @@ STATUS_BY_ERROR: dict[type[DomainError], int] = {
     ServiceUnavailable: 503,
 }
 
+# Every `code` a problem can carry, by status: the enum OpenAPI publishes and the table in
+# docs/api.md (tests/unit/http/test_error_codes.py holds the three, and the codes in src/, equal).
+PROBLEM_CODES: dict[int, tuple[str, ...]] = {
+    400: ("bad_request", "malformed_json", "invalid_cursor"),
+    401: (
+        "authentication_failed",
+        "missing_token",
+        "invalid_token",
+        "session_revoked",
+        "invalid_credentials",
+        "invalid_refresh_token",
+        "refresh_token_reused",
+        "missing_refresh_token",
+        "session_ended",
+        "ticket_used",
+        "ticket_expired",
+        "invalid_ticket",
+    ),
+    403: ("forbidden", "not_your_tasks", "current_password_incorrect"),
+    404: (
+        "not_found",
+        "task_not_found",
+        "list_not_found",
+        "parent_not_found",
+        "webhook_not_found",
+        "reminder_not_found",
+        "conversation_not_found",
+        "session_not_found",
+        "user_not_found",
+    ),
+    405: ("method_not_allowed",),
+    409: (
+        "conflict",
+        "email_taken",
+        "password_not_set",
+        "list_name_taken",
+        "list_not_empty",
+        "inbox_not_deletable",
+        "deleted_with_parent",
+        "deleted_with_list",
+    ),
+    410: ("gone", "sync_token_expired"),
+    412: ("precondition_failed",),
+    413: ("content_too_large",),
+    422: ("validation_failed", "bulk_not_applied", *DOMAIN_CODES),
+    429: ("rate_limited",),
+    500: ("internal_error",),
+    503: (
+        "service_unavailable",
+        "write_conflict",
+        "commit_outcome_unknown",
+        "events_unavailable",
+        "chat_not_configured",
+        "chat_model_unavailable",
+    ),
+}
+ALL_PROBLEM_CODES = tuple(dict.fromkeys(code for codes in PROBLEM_CODES.values() for code in codes))
+
 _CODE_BY_STATUS = {
     400: "bad_request",
     401: "authentication_failed",
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
-    406: "not_acceptable",
     409: "conflict",
     412: "precondition_failed",
     413: "content_too_large",
-    415: "unsupported_media_type",
     422: "validation_failed",
-    428: "precondition_required",
     429: "rate_limited",
     500: "internal_error",
     503: "service_unavailable",
@@ -69,9 +125,12 @@ _CODE_BY_STATUS = {
 
 
 class FieldError(BaseModel):
+    """What is wrong with one field: `loc` is where (`["body", "title"]`, `["query", "sort"]`; empty
+    for the request as a whole), `code` is stable, `message` is written to be shown to a person."""
+
     loc: list[str | int] = Field(examples=[["body", "title"]])
-    message: str = Field(examples=["String should have at least 1 character"])
-    code: str = Field(examples=["string_too_short"])
+    code: str = Field(examples=["title_too_long"], json_schema_extra={"enum": list(FIELD_ERROR_CODES)})
+    message: str = Field(examples=["A title has at most 200 characters."])
 
 
 class Problem(BaseModel):
@@ -84,7 +143,7 @@ class Problem(BaseModel):
     status: int = Field(examples=[404])
     detail: str = Field(examples=["Task 42 was not found."])
     instance: str = Field(examples=["/api/me/tasks/42"])
-    code: str = Field(examples=["not_found"])
+    code: str = Field(examples=["not_found"], json_schema_extra={"enum": list(ALL_PROBLEM_CODES)})
     request_id: str = Field(examples=["9f1c2d3e4b5a69788796a5b4c3d2e1f0"])
     errors: list[FieldError] | None = None
 
@@ -111,7 +170,7 @@ def problem_response(
     extensions: dict[str, Any] | None = None,
 ) -> Response:
     """The envelope; `extensions` adds members of the problem type's own (RFC 9457 §3.2)."""
-    code = code or _CODE_BY_STATUS.get(status, "error")
+    code = code or _CODE_BY_STATUS.get(status) or ("internal_error" if status >= 500 else "bad_request")
     body: dict[str, Any] = {
         "type": _TYPE_BASE + code,
         "title": HTTPStatus(status).phrase,
@@ -153,6 +212,15 @@ def status_of(kind: type[DomainError]) -> int:
     raise UnmappedDomainError(f"{kind.__module__}.{kind.__qualname__} has no HTTP status in STATUS_BY_ERROR")
 
 
+def _domain_field_errors(request: Request, exc: DomainError) -> list[dict[str, Any]] | None:
+    """A refused value is a field error like the schema's, so a form reads every 422 the same way."""
+    if not isinstance(exc, InvalidInput):
+        return None
+    field = exc.field
+    loc: list[str | int] = [] if field is None else ["query" if field in request.query_params else "body", field]
+    return [{"loc": loc, "code": exc.code, "message": exc.message}]
+
+
 async def _on_domain_error(request: Request, exc: DomainError) -> Response:
     status = status_of(type(exc))
     return problem_response(
@@ -162,6 +230,7 @@ async def _on_domain_error(request: Request, exc: DomainError) -> Response:
         instance=request.url.path,
         request_id=request_id_of(request),
         headers=_domain_error_headers(exc, status),
+        errors=_domain_field_errors(request, exc) if status == 422 else None,
     )
 
 
@@ -201,18 +270,6 @@ def _collect_methods(routes: Sequence[Any], path: str, by_template: dict[str, se
             by_template.setdefault(route.path, set()).update(getattr(route, "methods", None) or ())
 
 
-def _field_errors(raw: Sequence[Any]) -> list[dict[str, Any]]:
-    """Pydantic's errors without `input` or `ctx`: a validation error never echoes what was sent."""
-    return [
-        {
-            "loc": list(err.get("loc", ())),
-            "message": str(err.get("msg", "")),
-            "code": str(err.get("type", "")),
-        }
-        for err in raw
-    ]
-
-
 async def _on_validation_error(request: Request, exc: RequestValidationError) -> Response:
     raw = exc.errors()
     if any(err.get("type") == "json_invalid" for err in raw):
@@ -228,7 +285,7 @@ async def _on_validation_error(request: Request, exc: RequestValidationError) ->
         detail="The request is not valid; see `errors`.",
         instance=request.url.path,
         request_id=request_id_of(request),
-        errors=_field_errors(raw),
+        errors=field_errors(raw, path=request.url.path),
     )
 
 
@@ -243,6 +300,57 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: {"model": Problem, "description": HTTPStatus(status).phrase} for status in sorted({*statuses, 500})}
 
 
+# One example per status, so a reader (and a mock server) sees what that status really says.
+_EXAMPLES: dict[int, tuple[str, str]] = {
+    400: ("malformed_json", "The request body is not valid JSON."),
+    401: ("invalid_token", "The access token is invalid or has expired."),
+    403: ("not_your_tasks", "You can only reach your own tasks."),
+    404: ("not_found", "No resource lives at this path."),
+    405: ("method_not_allowed", "Method Not Allowed"),
+    409: ("conflict", "The request conflicts with existing data."),
+    410: ("sync_token_expired", "This sync token is older than the change log keeps; list again."),
+    412: ("precondition_failed", "It has changed since the version you sent (it is at version 4)."),
+    413: ("content_too_large", "The request body exceeds 65536 bytes."),
+    422: ("validation_failed", "The request is not valid; see `errors`."),
+    429: ("rate_limited", "Too many attempts; try again later."),
+    500: ("internal_error", "An unexpected error occurred; quote the request id when reporting it."),
+    503: ("service_unavailable", "The database is unavailable; try again shortly."),
+}
+_NOT_FOUND_BY_PARAMETER = {
+    "{task_id}": ("task_not_found", "Task 42 was not found."),
+    "{list_id}": ("list_not_found", "List 7 was not found."),
+    "{webhook_id}": ("webhook_not_found", "Webhook 3 was not found."),
+    "{conversation_id}": ("conversation_not_found", "Conversation 5 was not found."),
+}
+_EXAMPLE_IDS = {"{user_id}": "me", "{task_id}": "42", "{list_id}": "7", "{webhook_id}": "3", "{conversation_id}": "5"}
+
+
+def problem_example(status: int, path: str) -> dict[str, Any]:
+    """A problem as the server would send it for `status` on `path` (a template)."""
+    code, detail = _EXAMPLES.get(status, (_CODE_BY_STATUS.get(status, "bad_request"), HTTPStatus(status).phrase))
+    if status == 404:
+        code, detail = next(
+            (found for parameter, found in _NOT_FOUND_BY_PARAMETER.items() if parameter in path), (code, detail)
+        )
+    instance = path
+    for parameter, value in _EXAMPLE_IDS.items():
+        instance = instance.replace(parameter, value)
+    example: dict[str, Any] = {
+        "type": _TYPE_BASE + code,
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "instance": instance,
+        "code": code,
+        "request_id": "9f1c2d3e4b5a69788796a5b4c3d2e1f0",
+    }
+    if status == 422:
+        example["errors"] = [
+            {"loc": ["body", "title"], "code": "title_too_long", "message": "A title has at most 200 characters."}
+        ]
+    return example
+
+
 def complete_error_responses(openapi: dict[str, Any]) -> dict[str, Any]:
     """Declare the errors shared mechanisms add to every route, and send them as problem+json.
 
@@ -250,7 +358,7 @@ def complete_error_responses(openapi: dict[str, Any]) -> dict[str, Any]:
     too large (413), the database can be unavailable (503), anything can crash (500).
     """
     problem = {"content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
-    for path_item in openapi.get("paths", {}).values():
+    for path, path_item in openapi.get("paths", {}).items():
         for operation in path_item.values():
             responses = operation.setdefault("responses", {})
             shared: dict[int, bool] = {500: True, 503: operation.get("operationId") != "getLiveness"}
@@ -264,4 +372,6 @@ def complete_error_responses(openapi: dict[str, Any]) -> dict[str, Any]:
                 content = response.get("content", {})
                 if status[:1] in "45" and "application/json" in content:
                     content[PROBLEM_MEDIA_TYPE] = content.pop("application/json")
+                if status[:1] in "45" and PROBLEM_MEDIA_TYPE in content:
+                    content[PROBLEM_MEDIA_TYPE].setdefault("example", problem_example(int(status), path))
     return openapi

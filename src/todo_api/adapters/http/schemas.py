@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic.json_schema import SkipJsonSchema
+from pydantic_core import PydanticCustomError
 
 from todo_api.domain.bulk import MAX_BULK_TASKS, BulkOp, BulkOutcome
 from todo_api.domain.lists import MAX_LIST_NAME_CHARS, PALETTE, TaskList
@@ -186,6 +187,16 @@ MAX_ID = 2**63 - 1
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
+def _refuse_null(value: object) -> object:
+    """For a field that may be left out but is not nullable: the schema says so by leaving `null`
+    out, and a sent `null` is refused as the schema promises (not read as "left out")."""
+    if value is None:
+        raise PydanticCustomError("null_not_allowed", "null is not allowed here")
+    return value
+
+
+NotNull = BeforeValidator(_refuse_null)
+OmittableId = Annotated[Id | SkipJsonSchema[None], NotNull]
 Duration = Annotated[
     str,
     Field(
@@ -276,10 +287,8 @@ class _TaskFields(StrictInput):
 
 
 class TaskCreate(_TaskFields):
-    list_id: Id | SkipJsonSchema[None] = Field(
-        default=None, description="The list it goes to, at the end; your Inbox when left out."
-    )
-    parent_id: Id | SkipJsonSchema[None] = Field(
+    list_id: OmittableId = Field(default=None, description="The list it goes to, at the end; your Inbox when left out.")
+    parent_id: OmittableId = Field(
         default=None, description="Makes it a subtask (in its parent's list), after the parent's others."
     )
 
@@ -414,8 +423,8 @@ class _Placement(StrictInput):
 
     model_config = ConfigDict(json_schema_extra={"not": {"required": ["before_id", "after_id"]}})
 
-    before_id: Id | SkipJsonSchema[None] = Field(default=None, description="Stand just before this sibling.")
-    after_id: Id | SkipJsonSchema[None] = Field(default=None, description="Stand just after this sibling.")
+    before_id: OmittableId = Field(default=None, description="Stand just before this sibling.")
+    after_id: OmittableId = Field(default=None, description="Stand just after this sibling.")
 
     @model_validator(mode="after")
     def _one_neighbour(self) -> Self:
@@ -428,7 +437,7 @@ class TaskMove(_Placement):
     """Where the task goes; what is left out stays as it is. A sibling named by `before_id` or
     `after_id` brings its list and parent; with neither, the task goes to the end."""
 
-    list_id: Id | SkipJsonSchema[None] = Field(
+    list_id: OmittableId = Field(
         default=None, description="Another list: the task goes to its top level, with its subtasks.", examples=[7]
     )
     parent_id: Id | None = Field(
@@ -552,11 +561,11 @@ class BulkUpdate(StrictInput):
 
     op: Literal["update"]
     task_ids: TaskIds
-    priority: PriorityLabel | SkipJsonSchema[None] = None
+    priority: Annotated[PriorityLabel | SkipJsonSchema[None], NotNull] = None
     add_tags: Tags = Field(default_factory=list)
     remove_tags: Tags = Field(default_factory=list)
     due_at: DueAt | None = Field(default=None, description="`null` clears it.", json_schema_extra=_no_default)
-    list_id: Id | SkipJsonSchema[None] = None
+    list_id: OmittableId = None
 
 
 BulkOperationIn = Annotated[BulkStatusChange | BulkMove | BulkUpdate, Field(discriminator="op")]

@@ -84,11 +84,12 @@ class AddressGuard:
         try:
             addresses = await resolve(host, port)
         except OSError:
-            raise InvalidInput(f"The host {host} does not resolve.", code="invalid_webhook_url") from None
+            raise InvalidInput(f"The host {host} does not resolve.", code="invalid_webhook_url", field="url") from None
         if (why := first_refusal(addresses)) is not None:
             raise InvalidInput(
                 f"Webhooks may not target private, loopback, link-local or metadata addresses ({why}).",
                 code="unsafe_webhook_url",
+                field="url",
             )
 
 

@@ -6,17 +6,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.openapi.models import OAuth2 as OAuth2Model
 from fastapi.openapi.models import OAuthFlowPassword, OAuthFlows
 from fastapi.security.base import SecurityBase
 from pydantic import Field
 
 from todo_api.adapters.http.deps import (
-    MAX_USER_ID_CHARS,
     SECURITY_SCHEME,
     TOKEN_URL,
     Authenticated,
+    UserIdPath,
     bearer_token,
     services_of,
 )
@@ -65,7 +65,7 @@ class _StreamCaller(SecurityBase):
     async def __call__(
         self,
         request: Request,
-        user_id: Annotated[str, Path(max_length=MAX_USER_ID_CHARS)],
+        user_id: UserIdPath,
         ticket: Annotated[
             str | None,
             Query(
@@ -152,9 +152,7 @@ _NO_STORE_HEADER: dict[str, Any] = {"Cache-Control": {"schema": {"const": "no-st
     response_model=StreamTicketOut,
     responses={201: {"headers": _NO_STORE_HEADER}, **problem_responses(401, 403, 422)},
 )
-async def create_stream_ticket(
-    caller: Authenticated, response: Response, user_id: Annotated[str, Path(max_length=MAX_USER_ID_CHARS)]
-) -> StreamTicketOut:
+async def create_stream_ticket(caller: Authenticated, response: Response, user_id: UserIdPath) -> StreamTicketOut:
     if user_id not in ("me", caller.principal.user_id):
         raise Forbidden(_NOT_YOURS, code="not_your_tasks")
     issued = caller.use_cases.issue_stream_ticket.execute(caller.principal)
