@@ -51,8 +51,8 @@ pytestmark = pytest.mark.integration
 SEED = 20_251_122
 # Fuzzing examples per operation, on top of the schema's examples and the coverage phase's cases.
 MAX_EXAMPLES_PER_OPERATION = 50
-STATEFUL_SCENARIOS = 50  # per path form, see test_stateful_scenarios_conform
-STATEFUL_MAX_STEPS = 8
+STATEFUL_SCENARIOS = 100  # per path form, see test_stateful_scenarios_conform
+STATEFUL_MAX_STEPS = 10
 MIN_TOTAL_CASES = 1_000
 OWN_PATH_PROBABILITY = 0.9
 MAX_RESPONSE_TIME_S = 30.0
