@@ -92,6 +92,7 @@ async def test_moving_to_another_list_takes_the_subtree(client: httpx.AsyncClien
         ({"list_id": "other_users_list"}, 404, "list_not_found"),
         ({"after_id": "child"}, 422, "cycle"),  # next to its own subtask: under itself
         ({"after_id": "loose", "parent_id": "child"}, 422, "not_a_sibling"),
+        ({"before_id": "loose", "parent_id": "child"}, 422, "not_a_sibling"),
     ],
 )
 async def test_a_move_that_cannot_be_is_refused_and_changes_nothing(
@@ -110,7 +111,10 @@ async def test_a_move_that_cannot_be_is_refused_and_changes_nothing(
         "other_users_list": theirs["list_id"],
     }
     response = await move(client, user, task, **{name: ids[value] for name, value in body.items()})
-    assert_problem(response, status, code)
+    problem = assert_problem(response, status, code)
+    if code == "not_a_sibling":  # the field a form highlights is the one the request sent
+        sent = "after_id" if "after_id" in body else "before_id"
+        assert [error["loc"] for error in problem["errors"]] == [["body", sent]]
     row = await db.fetchrow("SELECT list_id, parent_id, position, version FROM tasks WHERE id = $1", task["id"])
     assert row is not None
     assert dict(row) == {"list_id": task["list_id"], "parent_id": None, "position": task["position"], "version": 1}

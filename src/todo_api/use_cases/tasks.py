@@ -414,9 +414,8 @@ async def _destination(
         if (move.list_id is not None and move.list_id != anchor.list_id) or (
             not isinstance(move.parent_id, Unset) and move.parent_id != anchor.parent_id
         ):
-            raise InvalidInput(
-                "`before_id` / `after_id` must be a task of the destination.", code="not_a_sibling", field="before_id"
-            )
+            named = "before_id" if move.before_id is not None else "after_id"  # the one the request sent
+            raise InvalidInput(f"`{named}` must be a task of the destination.", code="not_a_sibling", field=named)
         return anchor.list_id, anchor.parent_id
     if not isinstance(move.parent_id, Unset) and move.parent_id is not None:
         parent = await uow.tasks.get(user_id, move.parent_id)
