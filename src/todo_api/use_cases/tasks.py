@@ -73,7 +73,9 @@ class CreateTask:
     @retry_transient
     async def _add(self, user_id: str, draft: TaskDraft, now: datetime) -> Task:
         async with self._uow() as uow:
-            task = await _add_task(uow, user_id, draft, now, last=True)
+            # Not `last=True` yet: the INSERT's foreign-key checks run at the end of its statement,
+            # after the counter's lock, and can wait on a list a cascade delete holds (a deadlock).
+            task = await _add_task(uow, user_id, draft, now)
             await uow.commit()
         return task
 
