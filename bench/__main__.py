@@ -56,7 +56,14 @@ def options(argv: Sequence[str]) -> argparse.Namespace:
     add("--log-level", default="INFO", help="the API's LOG_LEVEL (production's INFO; before issue 12: WARNING)")
     add("--access-log", choices=("on", "off"), default="on", help="the API's ACCESS_LOG: its cost is on minus off")
     add("--quick", action="store_true", help="smoke test: 2 s runs, 1 round, 1 s warm-up, a 91,000-task seed")
+    add(
+        "--against",
+        default="",
+        help="compare: a checkout of another commit (`uv sync` done in it) whose API is "
+        "measured too, in the same rounds on the same database: a change's cost, free of run-to-run noise",
+    )
     load = (o := parser.parse_args(argv)).mode == "load"
+    o.against = str(Path(o.against).resolve()) if o.against else ""
     o.workers, o.duration = o.workers or (2 if load else 1), o.duration or (60.0 if load else 10.0)
     o.connections, o.warmup = o.connections or (16 if load else 32), o.warmup or (10.0 if load else 2.0)
     o.users, o.tasks_per_user, o.deep_tasks = (200, 200, DEPTH + 1000) if o.quick else (1000, 1000, 60_000)
@@ -106,18 +113,18 @@ class Server:
                 return
 
 
-def start(name: str, env: dict[str, str], workers: int) -> Server:
-    """The API as deployed (`python -m todo_api`), or the baseline under the same uvicorn settings."""
+def start(name: str, env: dict[str, str], workers: int, checkout: Path = db.ROOT) -> Server:
+    """The API as deployed (`python -m todo_api`) from `checkout`, or the baseline under the same uvicorn settings."""
     with socket.socket() as probe:
         probe.bind((HOST, 0))
         port = int(probe.getsockname()[1])
-    command = [sys.executable, "-m", "todo_api"]
+    command = [sys.executable if checkout == db.ROOT else str(checkout / ".venv" / "bin" / "python"), "-m", "todo_api"]
     if name == "baseline":
         command[2:] = ["uvicorn", "bench.baseline:create_app", "--factory", "--host", HOST, "--port", str(port)]
         command += ["--workers", str(workers), "--no-access-log", "--log-level", "warning"]
     env = {**env, "HOST": HOST, "PORT": str(port), "WEB_CONCURRENCY": str(workers)}
     with (RESULTS / f"{name}.log").open("wb") as log:
-        process = subprocess.Popen(command, cwd=db.ROOT, env=env, stdout=log, stderr=log, start_new_session=True)
+        process = subprocess.Popen(command, cwd=checkout, env=env, stdout=log, stderr=log, start_new_session=True)
     return Server(name, port, process)
 
 
@@ -151,18 +158,19 @@ def summary(runs: Sequence[Run]) -> Run:
 @dataclass
 class Compare:
     """API against baseline, scenario by scenario, in alternating rounds (API, baseline, baseline, API ...)
-    so that drifting noise hits both alike."""
+    so that drifting noise hits both alike; with --against, another checkout's API takes the middle turn."""
 
     o: argparse.Namespace
     fx: Fixtures
     url: str
-    servers: dict[str, Server]  # "api" and "baseline"
+    servers: dict[str, Server]  # "api", "baseline" and, with --against, "against"
     monitor: asyncpg.Connection  # counts the connections each server opens (a warm pool opens none)
     wrk: str | None
     scratch: Path
 
     def turns(self) -> list[str]:
-        return [side for n in range(self.o.rounds) for side in (("api", "baseline"), ("baseline", "api"))[n % 2]]
+        sides = list(self.servers)
+        return [side for n in range(self.o.rounds) for side in (sides, sides[::-1])[n % 2]]
 
     async def closed(self, scenario: Scenario, side: str, duration_s: float, connections: int = 0) -> Run:
         conns, port = connections or scenario.connections or self.o.connections, self.servers[side].port
@@ -182,8 +190,8 @@ class Compare:
         for side in self.servers:
             await self.undo(scenario, side)
             await self.closed(scenario, side, self.o.warmup)
-        runs: dict[str, list[Run]] = {"api": [], "baseline": []}
-        opened, written = {"api": 0, "baseline": 0}, {"api": 0, "baseline": 0}
+        runs: dict[str, list[Run]] = {side: [] for side in self.servers}
+        opened, written = dict.fromkeys(self.servers, 0), dict.fromkeys(self.servers, 0)
         for side in self.turns():
             await self.undo(scenario, side)
             before, versions = await db.sessions(self.monitor), await db.task_versions(self.monitor, scenario.writes)
@@ -198,8 +206,9 @@ class Compare:
             result[side] |= {"task_writes": written[side], "runs": runs[side]}
         api, base = result["api"], result["baseline"]
         result["ratio"] = api["rps"] / base["rps"] if base["rps"] else 0.0
+        against = f"   against's ratio {result['against']['rps'] / base['rps']:.2f}" if "against" in result else ""
         say(f"  {scenario.title:<26} API {api['rps']:8.1f} req/s   baseline {base['rps']:8.1f} req/s   "
-            f"ratio {result['ratio']:.2f}   errors {api['errors']:.0f}/{base['errors']:.0f}")  # fmt: skip
+            f"ratio {result['ratio']:.2f}   errors {api['errors']:.0f}/{base['errors']:.0f}{against}")  # fmt: skip
         return result
 
     async def paced(self, rate: float) -> dict[str, Any]:
@@ -225,7 +234,14 @@ class Compare:
         notes = []
         for scenario in scenarios:
             message = scenario.requests(self.fx)[0].data
-            (a_status, a_body), (b_status, b_body) = [await fetch(s.port, message) for s in self.servers.values()]
+            (a_status, a_body), (b_status, b_body) = [
+                await fetch(self.servers[s].port, message) for s in ("api", "baseline")
+            ]
+            if (
+                "against" in self.servers
+                and (status := (await fetch(self.servers["against"].port, message))[0]) != a_status
+            ):
+                raise RuntimeError(f"{scenario.title}: API {a_status}, against {status}")
             if not (200 <= a_status < 300 and a_status == b_status):
                 raise RuntimeError(
                     f"{scenario.title}: API {a_status} {a_body[:300]!r}, baseline {b_status} {b_body[:300]!r}"
@@ -243,7 +259,7 @@ class Compare:
             if number and chosen[number - 1].writes:
                 await db.settle(self.url)
             report["scenarios"].append(await self.scenario(scenario))
-        if not self.o.only:
+        if not self.o.only and not self.o.against:
             rate = max(1, round(report["scenarios"][0]["api"]["rps"] / 2))
             say(f"the list at a fixed {rate} req/s (half the API's maximum), alone and with 2 logins in flight")
             await db.settle(self.url)
@@ -354,6 +370,11 @@ def print_compare(r: dict[str, Any], o: argparse.Namespace) -> None:
               f"requests in flight when a run ends count too): {', '.join(each)}")  # fmt: skip
     for note in r["parity_notes"]:
         print(f"note: {note}")
+    if o.against:
+        print(f"\nThe API against {o.against}'s, each against the baseline of the same rounds:\n")
+        table(["scenario", "ratio", "against's ratio", "API / against"],
+              [[s["title"], f"{s['ratio']:.2f}", f"{s['against']['rps'] / s['baseline']['rps']:.2f}",
+                f"{s['api']['rps'] / s['against']['rps']:.2f}"] for s in r["scenarios"]])  # fmt: skip
 
 
 def print_load(r: dict[str, Any], o: argparse.Namespace) -> None:
@@ -404,6 +425,8 @@ async def main(o: argparse.Namespace) -> int:
         url = db.dsn(server_url, db.NAME)
         fx, env = await fixtures(url, SECRET_KEY, o.users), environment(url, o, cost)
         servers = {name: start(name, env, o.workers) for name in ["api", "baseline"][: 2 if compare else 1]}
+        if compare and o.against:
+            servers["against"] = start("against", env, o.workers, Path(o.against))
         try:
             for server in servers.values():
                 await server.ready(o.workers)
