@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -14,7 +14,7 @@ from tests.unit.fakes import (
     FakeTokenVerifier,
     FakeUnitOfWorkFactory,
 )
-from todo_api.domain.errors import AuthenticationFailed, Conflict, Forbidden, NotFound
+from todo_api.domain.errors import AuthenticationFailed, Conflict, Forbidden, NotFound, ServiceUnavailable
 from todo_api.domain.tasks import TaskDraft
 from todo_api.domain.users import PasswordPolicy, Principal
 from todo_api.use_cases.account import DeleteAccount, EndSession, ExportAccount, ListSessions, UpdateProfile
@@ -126,6 +126,42 @@ async def test_ending_a_session_refuses_its_access_tokens_here_at_once_and_elsew
     assert [view.session.id for view in await ListSessions(uow, clock).execute(me)] == [me.session_id]
 
 
+async def test_a_process_that_has_not_read_the_ended_sessions_yet_reads_them_before_it_accepts_a_token(
+    uow: FakeUnitOfWorkFactory, hasher: FakePasswordHasher, sessions: SessionIssuer, clock: FakeClock
+) -> None:
+    me = await sign_up(uow, hasher, sessions, "laptop")
+    phone, _ = await log_in(uow, hasher, sessions, "phone")
+    assert phone.session_id is not None
+    await EndSession(uow, clock, RevokedSessionCache(FakeRevokedSessions(uow.store), clock, horizon=HORIZON)).execute(
+        me, phone.session_id
+    )
+    token = f"access:{phone.user_id}:{phone.session_id}"
+    fresh_replica = RevokedSessionCache(FakeRevokedSessions(uow.store), clock, horizon=HORIZON)  # never refreshed
+
+    with pytest.raises(AuthenticationFailed) as refused:
+        await Authenticate(FakeTokenVerifier({token: phone}), uow, clock, fresh_replica).execute(token)
+
+    assert refused.value.code == "session_revoked"
+    assert fresh_replica.loaded_at == clock.now()
+
+
+async def test_while_the_ended_sessions_cannot_be_read_no_token_is_accepted(
+    uow: FakeUnitOfWorkFactory, hasher: FakePasswordHasher, sessions: SessionIssuer, clock: FakeClock
+) -> None:
+    class Unreachable:
+        async def revoked_since(self, since: datetime) -> list[str]:
+            raise ServiceUnavailable("The database does not answer.")
+
+    me = await sign_up(uow, hasher, sessions, "laptop")
+    token = f"access:{me.user_id}:{me.session_id}"
+    cache = RevokedSessionCache(Unreachable(), clock, horizon=HORIZON)
+    authenticate = Authenticate(FakeTokenVerifier({token: me}), uow, clock, cache)
+
+    with pytest.raises(ServiceUnavailable):
+        await authenticate.execute(token)
+    assert cache.loaded_at is None  # the next request tries again
+
+
 async def test_an_ended_session_is_forgotten_once_no_token_of_it_can_be_valid(
     uow: FakeUnitOfWorkFactory,
     hasher: FakePasswordHasher,
@@ -133,18 +169,17 @@ async def test_an_ended_session_is_forgotten_once_no_token_of_it_can_be_valid(
     clock: FakeClock,
     revocations: RevokedSessionCache,
 ) -> None:
-    me, refresh_token = await log_in(uow, hasher, sessions, "x") if False else (None, None)
     me = await sign_up(uow, hasher, sessions, "laptop")
     _, refresh_token = await log_in(uow, hasher, sessions, "phone")
     await LogOut(uow, clock, revocations).execute(refresh_token=refresh_token)
     await revocations.run_once()
     ended = next(iter(uow.store.revoked_sessions))
-    assert revocations.is_revoked(ended)
+    assert await revocations.is_revoked(ended)
     clock.advance(HORIZON.total_seconds() + 1)
     await revocations.run_once()
-    assert not revocations.is_revoked(ended)
+    assert not await revocations.is_revoked(ended)
     assert me.session_id is not None
-    assert not revocations.is_revoked(me.session_id)
+    assert not await revocations.is_revoked(me.session_id)
 
 
 async def test_a_session_that_is_not_yours_is_not_found_and_not_ended(
@@ -159,7 +194,7 @@ async def test_a_session_that_is_not_yours_is_not_found_and_not_ended(
     with pytest.raises(NotFound):
         await EndSession(uow, clock, revocations).execute(Principal("someone-else", session_id="s"), me.session_id)
     assert uow.store.revoked_sessions == {}
-    assert not revocations.is_revoked(me.session_id)
+    assert not await revocations.is_revoked(me.session_id)
 
 
 async def test_the_name_can_be_changed_and_cleared(
@@ -192,8 +227,8 @@ async def test_deleting_the_account_needs_the_password_then_removes_everything_a
     assert (uow.store.tasks, uow.store.lists, uow.store.sessions, uow.store.refresh_tokens) == ({}, {}, {}, {})
     assert me.session_id is not None
     assert phone.session_id is not None
-    assert revocations.is_revoked(me.session_id)
-    assert revocations.is_revoked(phone.session_id)
+    assert await revocations.is_revoked(me.session_id)
+    assert await revocations.is_revoked(phone.session_id)
     assert set(uow.store.revoked_sessions) == {me.session_id, phone.session_id}
 
 

@@ -340,8 +340,8 @@ class Authenticate:
         if not token:
             raise AuthenticationFailed("This route needs a bearer token.", code="missing_token")
         principal = await self._verifier.verify(token)
-        # In memory (revocations.py): the hot path costs no query for it.
-        if principal.session_id is not None and self._revocations.is_revoked(principal.session_id):
+        # In memory once loaded (revocations.py): the hot path costs no query for it.
+        if principal.session_id is not None and await self._revocations.is_revoked(principal.session_id):
             raise AuthenticationFailed("This session has ended; log in again.", code="session_revoked")
         if principal.external and principal.user_id not in self._known_external:
             now = self._clock.now()

@@ -45,7 +45,7 @@ from todo_api.use_cases.lists import CreateList, DeleteList, GetList, ListLists,
 from todo_api.use_cases.overview import ClearCompleted, CompleteAll, GetSummary, ListTags
 from todo_api.use_cases.reminders import ListReminders, SnoozeReminder
 from todo_api.use_cases.restore import ListDeletedTasks, RestoreList, RestoreTask
-from todo_api.use_cases.revocations import NoRevokedSessions, RevokedSessionCache
+from todo_api.use_cases.revocations import RevokedSessionCache
 from todo_api.use_cases.streams import (
     FollowChanges,
     IssueStreamTicket,
@@ -136,6 +136,8 @@ class Ports:
     limits: ThrottleLimits
     refresh_lifetime: timedelta
     webhook_guard: TargetGuard
+    revoked_sessions: RevokedSessions
+    """Where every replica reads the sessions ended lately (revocations.py)."""
     recurrences: RecurrenceRules
     webhook_allow_http: bool = False
     change_signals: ChangeSignals | None = None
@@ -148,8 +150,6 @@ class Ports:
     """The assistant's model; without it, chat answers 503 `chat_not_configured`."""
     agent_tools: AgentTools | None = None
     chat: ChatOptions = field(default_factory=ChatOptions)
-    revoked_sessions: RevokedSessions = field(default_factory=NoRevokedSessions)
-    """Where every replica reads the sessions ended lately (revocations.py)."""
 
 
 def build_use_cases(ports: Ports) -> UseCases:

@@ -4,13 +4,16 @@ An access token lives for minutes and carries its session's id (`sid`). Ending a
 a detected refresh-token reuse, a password change, deleting the session or the account) records
 the id in the database; every process reads the ids ended within the last access-token lifetime
 into memory every `refresh_s` (a worker loop's `run_once`), and the process that ended a session
-knows at once. So checking a request's token is a set lookup: a replica refuses an ended session's
+knows at once. Until its first read has succeeded, a process reads before it authenticates
+anyone: a replica fresh from start-up (or started while the database was away) must not accept
+a session another one ended. So checking a request's token is a set lookup: a replica refuses an ended session's
 tokens at most `refresh_s` after the commit, and an id older than any token it could be in is
 forgotten.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
@@ -25,8 +28,13 @@ class RevokedSessionCache:
         self._ids: frozenset[str] = frozenset()
         self._local: dict[str, datetime] = {}
         self.loaded_at: datetime | None = None
+        self._first_load = asyncio.Lock()
 
-    def is_revoked(self, session_id: str) -> bool:
+    async def is_revoked(self, session_id: str) -> bool:
+        if self.loaded_at is None:  # once per process, or until the database answers
+            async with self._first_load:
+                if self.loaded_at is None:
+                    await self.run_once()
         return session_id in self._ids or session_id in self._local
 
     def note(self, session_ids: Iterable[str], at: datetime) -> None:
@@ -44,10 +52,3 @@ class RevokedSessionCache:
         self._ids = ids
         self.loaded_at = now
         return 0
-
-
-class NoRevokedSessions:
-    """The `RevokedSessions` of an app without a database of ended sessions (tests of other things)."""
-
-    async def revoked_since(self, since: datetime) -> list[str]:
-        return []
