@@ -500,6 +500,37 @@ async def test_retention_forgets_sessions_ended_before_the_window(database_url: 
     assert [row["session_id"] for row in await db.fetch("SELECT session_id FROM revoked_sessions")] == ["recent"]
 
 
+async def test_retention_deletes_sessions_and_refresh_tokens_expired_before_the_window(
+    database_url: str, db: asyncpg.Connection
+) -> None:
+    async with api(database_url) as client:
+        user = await sign_up(client)  # a live session and its refresh token
+    await db.execute(
+        "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at) VALUES "
+        "('expired-long-ago', $1, now() - interval '70 days', now() - interval '70 days', now() - interval '31 days'),"
+        "('expired-lately', $1, now() - interval '40 days', now() - interval '40 days', now() - interval '29 days')",
+        user.id,
+    )
+    await db.execute(
+        "INSERT INTO refresh_tokens (token_hash, family_id, user_id, created_at, expires_at) VALUES "
+        "('old-hash', 'expired-long-ago', $1, now() - interval '70 days', now() - interval '31 days'),"
+        "('recent-hash', 'expired-lately', $1, now() - interval '40 days', now() - interval '29 days')",
+        user.id,
+    )
+    async with workers(database_url, change_retention_days=30) as built:
+        await job(built, "retention").run_once()
+
+    sessions = {row["id"] for row in await db.fetch("SELECT id FROM sessions WHERE user_id = $1", user.id)}
+    hashes = {
+        row["token_hash"] for row in await db.fetch("SELECT token_hash FROM refresh_tokens WHERE user_id = $1", user.id)
+    }
+    assert "expired-long-ago" not in sessions
+    assert "old-hash" not in hashes
+    assert "expired-lately" in sessions
+    assert "recent-hash" in hashes
+    assert len(sessions) == len(hashes) == 2  # and the live login's
+
+
 async def test_a_webhook_behind_the_horizon_skips_ahead_rather_than_stalling(
     database_url: str, db: asyncpg.Connection, worker_log: WorkerLog
 ) -> None:

@@ -508,3 +508,6 @@ class RetentionStore(Protocol):
     async def prune_deliveries(self, older_than_days: int, batch: int) -> int: ...
     async def prune_ended_sessions(self, older_than_days: int, batch: int) -> int:
         """Forget sessions ended before the window (no access token of theirs can still be valid)."""
+
+    async def prune_expired_sessions(self, older_than_days: int, batch: int) -> int:
+        """Delete a batch of sessions and refresh tokens that expired before the window."""

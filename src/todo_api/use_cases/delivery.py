@@ -152,7 +152,8 @@ class RetentionOptions:
 
 class PruneExpired:
     """Retention: events (raising `pruned_through`, so older sync tokens answer 410), deleted tasks
-    and lists past restoring, old delivery log rows and the record of sessions ended long ago."""
+    and lists past restoring, old delivery log rows, the record of sessions ended long ago, and
+    sessions and refresh tokens that expired long ago."""
 
     name = "retention"
 
@@ -162,7 +163,8 @@ class PruneExpired:
     async def run_once(self) -> int:
         removed = 0
         store = self._store
-        for prune in (store.prune_events, store.prune_trash, store.prune_deliveries, store.prune_ended_sessions):
+        prunes = (store.prune_events, store.prune_trash, store.prune_deliveries, store.prune_ended_sessions)
+        for prune in (*prunes, store.prune_expired_sessions):
             for _ in range(self._options.max_batches):
                 count = await prune(self._options.days, self._options.batch)
                 removed += count

@@ -20,7 +20,9 @@ from todo_api.adapters.sql.tables import (
     deleted_lists,
     deleted_tasks,
     events,
+    refresh_tokens,
     revoked_sessions,
+    sessions,
     webhook_deliveries,
 )
 
@@ -55,9 +57,11 @@ _raised = (
 _PRUNE_EVENTS = Statement(select(func.count()).select_from(_gone).add_cte(_raised))
 
 
-def _prune_older(table: Table, at: Any) -> Statement:
-    batch = select(table.c.id).where(at < _cutoff).order_by(at).limit(bindparam("batch")).scalar_subquery()
-    gone = delete(table).where(table.c.id.in_(batch)).returning(table.c.id).cte("gone")
+def _prune_older(table: Table, at: Any, key: Any = None) -> Statement:
+    """A batch of `table`'s rows whose `at` is older than the window, oldest first, by `key` (its id)."""
+    key = table.c.id if key is None else key
+    batch = select(key).where(at < _cutoff).order_by(at).limit(bindparam("batch")).scalar_subquery()
+    gone = delete(table).where(key.in_(batch)).returning(key).cte("gone")
     return Statement(select(func.count()).select_from(gone))
 
 
@@ -66,20 +70,11 @@ _PRUNE_LISTS = _prune_older(deleted_lists, deleted_lists.c.deleted_at)
 _PRUNE_DELIVERIES = _prune_older(webhook_deliveries, webhook_deliveries.c.at)
 # An ended session matters while one of its access tokens could be valid (a day at most, the
 # window at least a day): past the window no process reads it again.
-_ended_batch = (
-    select(revoked_sessions.c.session_id)
-    .where(revoked_sessions.c.revoked_at < _cutoff)
-    .order_by(revoked_sessions.c.revoked_at)
-    .limit(bindparam("batch"))
-    .scalar_subquery()
-)
-_ended_gone = (
-    delete(revoked_sessions)
-    .where(revoked_sessions.c.session_id.in_(_ended_batch))
-    .returning(revoked_sessions.c.session_id)
-    .cte("gone")
-)
-_PRUNE_ENDED_SESSIONS = Statement(select(func.count()).select_from(_ended_gone))
+_PRUNE_ENDED_SESSIONS = _prune_older(revoked_sessions, revoked_sessions.c.revoked_at, revoked_sessions.c.session_id)
+# A session or refresh token past its expiry refreshes nothing and is listed nowhere: without
+# this, every login and every refresh would leave a row for good.
+_PRUNE_EXPIRED_SESSIONS = _prune_older(sessions, sessions.c.expires_at)
+_PRUNE_EXPIRED_TOKENS = _prune_older(refresh_tokens, refresh_tokens.c.expires_at, refresh_tokens.c.token_hash)
 
 
 class SqlRetentionStore:
@@ -106,3 +101,7 @@ class SqlRetentionStore:
 
     async def prune_ended_sessions(self, older_than_days: int, batch: int) -> int:
         return await self._prune(_PRUNE_ENDED_SESSIONS, older_than_days, batch)
+
+    async def prune_expired_sessions(self, older_than_days: int, batch: int) -> int:
+        removed = await self._prune(_PRUNE_EXPIRED_SESSIONS, older_than_days, batch)
+        return removed + await self._prune(_PRUNE_EXPIRED_TOKENS, older_than_days, batch)

@@ -58,6 +58,7 @@ refresh_tokens = Table(
     Column("revoked_at", DateTime(timezone=True), nullable=True),
     Index(None, "family_id"),
     Index(None, "user_id"),
+    Index(None, "expires_at"),  # retention, oldest first
 )
 
 # One row per login (a refresh-token family): what `GET /api/auth/sessions` lists. Ending a session
@@ -72,6 +73,7 @@ sessions = Table(
     Column("last_used_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Index(None, "user_id"),
+    Index(None, "expires_at"),  # retention, oldest first
 )
 
 # Sessions ended (logout, reuse, password change, account deletion): every replica reads the recent
