@@ -24,12 +24,13 @@ from prometheus_client import multiprocess
 from pydantic import ValidationError
 from uvicorn.supervisors import Multiprocess
 
+from todo_api.adapters.sql.change_notifications import ChangeAnnouncer
 from todo_api.adapters.sql.embedded import embedded_postgres
 from todo_api.adapters.sql.engine import ConnectionPool
 from todo_api.config import Settings
 from todo_api.domain.errors import AuthenticationFailed
 from todo_api.logging import configure_logging
-from todo_api.main import openapi_json, pool_options, serve_mcp_stdio
+from todo_api.main import openapi_json, pool_options, serve_mcp_stdio, wakeup_mode
 from todo_api.workers import build_workers
 
 STARTUP_FAILURE = 3
@@ -67,12 +68,16 @@ async def run_workers(settings: Settings, url: str) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     pool = ConnectionPool(pool_options(settings, url))
-    workers = build_workers(settings, pool)
+    # Reminders fired here wake the API replicas' streams: NOTIFY unless they poll.
+    announcer = ChangeAnnouncer(pool)
+    listening = wakeup_mode(settings, pool) == "listen"
+    workers = build_workers(settings, pool, announcer.announce if listening else lambda _: None)
     workers.start()
     try:
         await stop.wait()
     finally:
         await workers.stop()
+        await announcer.close()
         await pool.close()
 
 

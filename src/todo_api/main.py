@@ -91,21 +91,25 @@ def mount_mcp(app: FastAPI, mcp: McpHttp) -> None:
     app.add_route(METADATA_PATH + MCP_PATH, mcp.metadata, methods=["GET"], include_in_schema=False)
 
 
-def change_signals(settings: Settings, url: str, pool: ConnectionPool) -> ListeningSignals | PollingSignals:
+def wakeup_mode(settings: Settings, pool: ConnectionPool) -> str:
     """EVENTS_WAKEUP: `auto` listens unless the pool goes through a transaction-mode pooler with no
     EVENTS_LISTEN_URL to listen on directly; then it polls (config.py, docs/events.md)."""
+    if settings.events_wakeup != "auto":
+        return settings.events_wakeup
+    return "listen" if settings.events_listen_url or not pool.pooler else "poll"
+
+
+def change_signals(settings: Settings, url: str, pool: ConnectionPool) -> ListeningSignals | PollingSignals:
     listen_url = settings.events_listen_url.get_secret_value() if settings.events_listen_url else None
-    mode = settings.events_wakeup
-    if mode == "auto":
-        mode = "listen" if listen_url or not pool.pooler else "poll"
-    if mode == "poll":
+    if wakeup_mode(settings, pool) == "poll":
         return PollingSignals(pool, settings.events_poll_interval_s)
     if pool.pooler and not listen_url:
         raise RuntimeError(
             "EVENTS_WAKEUP=listen behind a transaction-mode pooler needs EVENTS_LISTEN_URL (a direct URL)"
         )
     return ListeningSignals(
-        ListenerOptions(url=listen_url or url, channel=NOTIFY_CHANNEL, connect_timeout_s=settings.db_connect_timeout_s)
+        ListenerOptions(url=listen_url or url, channel=NOTIFY_CHANNEL, connect_timeout_s=settings.db_connect_timeout_s),
+        pool,
     )
 
 
@@ -157,7 +161,7 @@ def _use_cases(
     )
     return build_use_cases(
         Ports(
-            uow=SqlUnitsOfWork(pool, event_data),
+            uow=SqlUnitsOfWork(pool, event_data, signals.announce),
             clock=SystemClock(),
             hasher=hasher,
             access_tokens=own_tokens,
@@ -241,7 +245,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
             [Loop(use_cases.session_revocations, settings.session_revocation_refresh_s)], grace_s=1, announce=False
         )
         revocations.start()
-        workers = build_workers(settings, pool) if settings.run_workers else None
+        workers = build_workers(settings, pool, signals.announce) if settings.run_workers else None
         if workers is not None:
             workers.start()
         async with mcp.running() if mcp is not None else contextlib.nullcontext():

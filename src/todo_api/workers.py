@@ -23,7 +23,7 @@ from todo_api.adapters.outbound.webhooks import StandardWebhookSender, guarded_c
 from todo_api.adapters.sql.delivery_queues import SqlPublisherQueue, SqlWebhookQueue
 from todo_api.adapters.sql.engine import ConnectionPool
 from todo_api.adapters.sql.retention import SqlRetentionStore
-from todo_api.adapters.sql.unit_of_work import SqlUnitsOfWork
+from todo_api.adapters.sql.unit_of_work import Announce, SqlUnitsOfWork
 from todo_api.config import Settings
 from todo_api.domain.webhooks import DAY_OF_RETRIES, RetryPolicy
 from todo_api.use_cases.delivery import DeliverEvents, DeliveryOptions, PruneExpired, RetentionOptions
@@ -100,7 +100,8 @@ class SystemClock:
         return datetime.now(UTC)
 
 
-def build_workers(settings: Settings, pool: ConnectionPool) -> Workers:
+def build_workers(settings: Settings, pool: ConnectionPool, announce: Announce) -> Workers:
+    """`announce`: what tells the streams of the fired reminders' owners (unit_of_work.py)."""
     options = DeliveryOptions(
         lease_s=settings.worker_lease_s,
         send_timeout_s=settings.webhook_timeout_s,
@@ -135,5 +136,5 @@ def build_workers(settings: Settings, pool: ConnectionPool) -> Workers:
         closers.append(publisher.close)
     retention = PruneExpired(SqlRetentionStore(pool), RetentionOptions(days=settings.change_retention_days))
     loops.append(Loop(retention, RETENTION_INTERVAL_S))
-    loops.append(Loop(FireReminders(SqlUnitsOfWork(pool, event_data), SystemClock()), REMINDER_INTERVAL_S))
+    loops.append(Loop(FireReminders(SqlUnitsOfWork(pool, event_data, announce), SystemClock()), REMINDER_INTERVAL_S))
     return Workers(loops, grace_s=settings.webhook_timeout_s + 5, closers=closers)

@@ -28,7 +28,8 @@ from tests.integration.live_server import LiveServer, free_port, live_server, se
 from tests.integration.pgbouncer_support import MISSING_REASON, PgBouncer, pgbouncer, pgbouncer_binary
 from tests.integration.sse_support import open_stream, served
 from tests.integration.tasks_support import create_task, sign_up
-from todo_api.adapters.sql.change_notifications import ListeningSignals, PollingSignals
+from todo_api.adapters.sql.change_notifications import ChangeAnnouncer, ListeningSignals, PollingSignals
+from todo_api.adapters.sql.engine import ConnectionPool, PoolOptions
 from todo_api.main import create_app
 
 EVENTS = "/api/me/events"
@@ -93,7 +94,13 @@ async def test_the_listener_reconnects_and_streams_lose_nothing_meanwhile(
     database_url: str, db: asyncpg.Connection
 ) -> None:
     app = create_app(make_settings(events_wakeup="listen"), database_url=database_url)
-    async with served(app) as base_url, httpx.AsyncClient(base_url=base_url, timeout=10) as http:
+    writer = create_app(make_settings(events_wakeup="listen"), database_url=database_url)  # another replica
+    async with (
+        served(app) as base_url,
+        served(writer) as writer_url,
+        httpx.AsyncClient(base_url=base_url, timeout=10) as http,
+        httpx.AsyncClient(base_url=writer_url, timeout=10) as elsewhere,
+    ):
         signals = app.state.services.use_cases.follow_changes._signals
         assert isinstance(signals, ListeningSignals)
         await asyncio.wait_for(signals.listener.connected.wait(), 5)
@@ -106,14 +113,46 @@ async def test_the_listener_reconnects_and_streams_lose_nothing_meanwhile(
                 LISTENER_APP,
             )
             assert killed >= 1
-            # Committed while nobody listens: its notification is lost; the re-read on reconnect finds it.
-            await create_task(http, user, title="while the listener was down")
-            frame = await stream.next_event(timeout_s=10)
+            # Committed on the other replica while nobody here listens: its notification may be lost;
+            # the re-read on reconnect finds it.
+            await create_task(elsewhere, user, title="while the listener was down")
+            frame = await stream.next_event(timeout_s=5)
             assert frame.json()["data"]["title"] == "while the listener was down"
             assert signals.listener.connections > before
 
-            await create_task(http, user, title="after")
+            await create_task(elsewhere, user, title="after")
             assert (await stream.next_event(timeout_s=2)).json()["data"]["title"] == "after"
+
+
+async def test_announcements_are_notified_after_the_commit_merged_into_batches(
+    database_url: str, db: asyncpg.Connection
+) -> None:
+    """Writes do not NOTIFY in their own transaction (PostgreSQL serialises the commits of those
+    that do): each process sends what its units announced in a transaction of its own, and what is
+    announced while a batch is on its way goes in the next one, one position per person."""
+    heard: list[str] = []
+    listener = await asyncpg.connect(database_url)
+    await listener.add_listener("todo_changes", lambda *args: heard.append(args[3]))
+    pool = ConnectionPool(PoolOptions(url=database_url, size=2))
+    announcer = ChangeAnnouncer(pool)
+    try:
+        announcer.announce({"ada": 1})
+        announcer.announce({"bob": 2, "ada": 3})  # before the first batch left: merged into it
+        await asyncio.sleep(0)  # the batch is on its way
+        announcer.announce({"ada": 4})
+        announcer.announce({"ada": 2})  # an older position of someone already pending changes nothing
+        await announcer.close()
+        for _ in range(50):
+            if len(heard) >= 3:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await listener.close()
+        await pool.close()
+
+    assert announcer.batches == 2
+    assert sorted(heard[:2]) == ["ada:3", "bob:2"]
+    assert heard[2:] == ["ada:4"]
 
 
 @pytest.fixture(scope="module")

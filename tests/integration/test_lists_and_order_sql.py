@@ -131,6 +131,34 @@ async def test_a_cascade_delete_racing_creates_into_the_list_leaves_no_orphan(
         )
 
 
+async def test_a_create_takes_the_lists_lock_before_the_feeds_so_a_delete_holding_the_list_is_not_deadlocked(
+    units: SqlUnitsOfWork, db: asyncpg.Connection, database_url: str
+) -> None:
+    """A cascade delete locks the list, then the person's feed counter; a create writes its row
+    and its event in one statement, whose foreign-key checks run last. Unless that statement takes
+    the list's lock before the counter's, each would wait for the other."""
+    work = await CreateList(units, SystemClock()).execute(ADA, "Doomed")
+    deleting = await asyncpg.connect(database_url)
+    try:
+        transaction = deleting.transaction()
+        await transaction.start()
+        await deleting.execute("SELECT 1 FROM lists WHERE id = $1 FOR UPDATE", work.id)
+        creating = asyncio.ensure_future(add(units, "Late", list_id=work.id))
+        await asyncio.sleep(0.5)  # the create reached the list's lock, and waits there
+        assert not creating.done()
+        await deleting.execute("SET LOCAL lock_timeout = '300ms'")  # under deadlock_timeout: no wait at all
+        await deleting.execute("UPDATE change_feeds SET position = position WHERE user_id = $1", ADA)
+        await deleting.execute("DELETE FROM lists WHERE id = $1", work.id)
+        await transaction.commit()
+        with pytest.raises(NotFound) as refused:
+            await creating
+    finally:
+        await deleting.close()
+    assert refused.value.code == "list_not_found"
+    assert await db.fetchval("SELECT count(*) FROM tasks WHERE title = 'Late'") == 0
+    assert await db.fetchval("SELECT count(*) FROM events WHERE payload->'data'->>'title' = 'Late'") == 0
+
+
 async def test_concurrent_creations_at_the_cap_make_exactly_one_list_and_distinct_keys(
     units: SqlUnitsOfWork, db: asyncpg.Connection
 ) -> None:

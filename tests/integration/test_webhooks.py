@@ -47,7 +47,7 @@ async def workers(database_url: str, **overrides: object) -> AsyncIterator[Worke
     """The workers a replica would run, built from settings, never started: tests call their passes."""
     settings = make_settings(**{**FAST, **overrides})
     pool = ConnectionPool(pool_options(settings, database_url))
-    built = build_workers(settings, pool)
+    built = build_workers(settings, pool, lambda _: None)
     try:
         yield built
     finally:

@@ -73,9 +73,7 @@ class CreateTask:
     @retry_transient
     async def _add(self, user_id: str, draft: TaskDraft, now: datetime) -> Task:
         async with self._uow() as uow:
-            # Not `last=True` yet: the INSERT's foreign-key checks run at the end of its statement,
-            # after the counter's lock, and can wait on a list a cascade delete holds (a deadlock).
-            task = await _add_task(uow, user_id, draft, now)
+            task = await _add_task(uow, user_id, draft, now, last=True)
             await uow.commit()
         return task
 

@@ -1,15 +1,20 @@
 """Waking live streams when a person's feed grows, on any replica: the `ChangeSignals` port.
 
-Every committed write that records events runs `pg_notify('todo_changes', '<user id>:<position>')`
-in its transaction (change_log.py). Two ways to hear of it, chosen by EVENTS_WAKEUP:
+A unit of work that wrote events announces each person's last position once it has committed
+(unit_of_work.py): the streams of this process wake at once. Other replicas hear of it in one of
+two ways, chosen by EVENTS_WAKEUP:
 
-- `listen` (default unless the pool goes through a transaction-mode pooler): one direct connection
-  per process LISTENs (engine/listener.py) and wakes the streams of the person notified. When the
-  connection drops it reconnects with backoff, then wakes every stream: each re-reads from its
-  last position, so nothing notified meanwhile is lost.
+- `listen` (default unless the pool goes through a transaction-mode pooler): the `ChangeAnnouncer`
+  sends `pg_notify('todo_changes', '<user id>:<position>')` in a short transaction of its own,
+  batching what was announced while the previous batch was being sent, and one direct connection
+  per process LISTENs (engine/listener.py) and wakes the streams of the person notified. Not in
+  the write's own transaction: PostgreSQL serialises the commits of notifying transactions
+  cluster-wide (change_log.py). When the connection drops it reconnects with backoff, then wakes
+  every stream: each re-reads from its last position, so nothing notified meanwhile is lost. A
+  hint never sent (the process died between its COMMIT and the batch) is made up by a slow poll.
 - `poll` (default behind PgBouncer in transaction mode, where LISTEN cannot work): one query per
   interval for all people with open streams in this process reads `change_feeds.position` and
-  wakes those whose position moved.
+  wakes those whose position moved. Nothing is notified.
 
 Either way the stream reads the events from the table (the truth); a wake-up only says "look".
 """
@@ -18,12 +23,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Mapping
 from typing import Final
 
 import structlog
-from sqlalchemy import String, any_, bindparam, select
+from sqlalchemy import String, Text, any_, bindparam, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
 
+from todo_api.adapters.sql.change_log import NOTIFY_CHANNEL
 from todo_api.adapters.sql.engine import ChannelListener, Connection, ConnectionPool, ListenerOptions, Statement
 from todo_api.adapters.sql.tables import change_feeds
 from todo_api.domain.errors import DomainError
@@ -35,6 +42,10 @@ _POSITIONS: Final = Statement(
         change_feeds.c.user_id == any_(bindparam("owners", type_=ARRAY(String)))
     )
 )
+_payloads = func.unnest(bindparam("payloads", type_=ARRAY(Text))).table_valued("payload").render_derived()
+_NOTIFY: Final = Statement(select(func.pg_notify(NOTIFY_CHANNEL, _payloads.c.payload)).select_from(_payloads))
+RECONCILE_S: Final = 10.0
+"""How often a listening process also polls, for hints another process never sent."""
 
 
 class _Signal:
@@ -102,15 +113,82 @@ class ChangeSignalHub:
         self.wake_all()
 
 
-class ListeningSignals:
-    """`ChangeSignals` over LISTEN on one direct connection (see the module's docstring)."""
+class ChangeAnnouncer:
+    """NOTIFYs other processes of committed writes, one short transaction per batch: what is
+    announced while a batch is being sent goes in the next, so an idle process notifies at once
+    and a busy one takes the cluster-wide NOTIFY lock once for many writes. A batch the database
+    refused is merged back and retried with backoff."""
 
-    def __init__(self, options: ListenerOptions) -> None:
+    def __init__(self, pool: ConnectionPool, local: ChangeSignalHub | None = None) -> None:
+        self._pool, self._local = pool, local
+        self._pending: dict[str, int] = {}
+        self._sending: asyncio.Task[None] | None = None
+        self._closed = False
+        self.batches = 0
+
+    def announce(self, positions: Mapping[str, int]) -> None:
+        if self._local is not None:
+            for user_id in positions:
+                self._local.wake(user_id)
+        if self._closed:  # shutting down: the other processes' slow polls will see these
+            return
+        self._merge(positions)
+        if self._sending is None:
+            self._sending = asyncio.get_running_loop().create_task(self._send(), name="change-announcer")
+
+    def _merge(self, positions: Mapping[str, int]) -> None:
+        pending = self._pending
+        for user_id, position in positions.items():
+            if pending.get(user_id, 0) < position:
+                pending[user_id] = position
+
+    async def _send(self) -> None:
+        failures = 0
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, {}
+                try:
+                    async with Connection(self._pool) as connection:
+                        await _NOTIFY.execute(connection, payloads=[f"{u}:{p}" for u, p in batch.items()])
+                        await connection.commit()
+                except DomainError as error:  # the database is away: keep them for the next try
+                    self._merge(batch)
+                    failures += 1
+                    if failures == 1:
+                        log.warning("announce_failed", code=error.code, people=len(batch))
+                    await asyncio.sleep(min(5.0, 0.05 * 2**failures))
+                    continue
+                failures = 0
+                self.batches += 1
+        finally:
+            self._sending = None
+
+    async def close(self, timeout_s: float = 5.0) -> None:
+        """Send what is pending (for at most `timeout_s`), then stop."""
+        self._closed = True
+        if (task := self._sending) is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(task), timeout_s)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+class ListeningSignals:
+    """`ChangeSignals` over LISTEN on one direct connection, NOTIFY after the commit, and a slow
+    poll for what was never notified (see the module's docstring)."""
+
+    def __init__(self, options: ListenerOptions, pool: ConnectionPool, reconcile_s: float = RECONCILE_S) -> None:
         self.hub = ChangeSignalHub()
         self.listener = ChannelListener(options, self._notified, self.hub.wake_all)
+        self.announcer = ChangeAnnouncer(pool, self.hub)
+        self._reconcile = PollingSignals(pool, reconcile_s, self.hub)
 
     def subscribe(self, user_id: str) -> _Signal:
         return self.hub.subscribe(user_id)
+
+    def announce(self, positions: Mapping[str, int]) -> None:
+        self.announcer.announce(positions)
 
     def _notified(self, payload: str) -> None:
         user_id, _, _position = payload.rpartition(":")
@@ -118,12 +196,15 @@ class ListeningSignals:
 
     async def start(self) -> None:
         self.listener.start()
+        await self._reconcile.start()
 
     def begin_shutdown(self) -> None:
         self.hub.close()
 
     async def close(self) -> None:
         self.hub.close()
+        await self.announcer.close()
+        await self._reconcile.close()
         await self.listener.close()
 
 
@@ -131,8 +212,8 @@ class PollingSignals:
     """`ChangeSignals` by polling `change_feeds` once per interval for every person with a stream
     open in this process: one indexed query (primary key lookups) whatever the number of streams."""
 
-    def __init__(self, pool: ConnectionPool, interval_s: float) -> None:
-        self.hub = ChangeSignalHub()
+    def __init__(self, pool: ConnectionPool, interval_s: float, hub: ChangeSignalHub | None = None) -> None:
+        self.hub = hub or ChangeSignalHub()
         self._pool, self._interval_s = pool, interval_s
         self._seen: dict[str, int] = {}
         self._task: asyncio.Task[None] | None = None
@@ -140,6 +221,11 @@ class PollingSignals:
 
     def subscribe(self, user_id: str) -> _Signal:
         return self.hub.subscribe(user_id)
+
+    def announce(self, positions: Mapping[str, int]) -> None:
+        """This process's own writes: its streams wake at once; the others' find them by polling."""
+        for user_id in positions:
+            self.hub.wake(user_id)
 
     async def poll_once(self) -> None:
         """Wake the people whose feed moved since the last poll (and those seen for the first

@@ -14,11 +14,13 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    BindParameter,
     Boolean,
     ColumnElement,
     DateTime,
     Integer,
     SmallInteger,
+    Table,
     Text,
     all_,
     any_,
@@ -29,17 +31,19 @@ from sqlalchemy import (
     false,
     func,
     literal,
+    or_,
     select,
     true,
     tuple_,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, distinct_on, insert
+from sqlalchemy.sql.selectable import Exists
 
-from todo_api.adapters.sql.change_log import SqlChangeLog, with_events
+from todo_api.adapters.sql.change_log import FEED_POSITION, SqlChangeLog, with_events
 from todo_api.adapters.sql.engine import Connection, Row, Statement
 from todo_api.adapters.sql.order_keys import set_positions
-from todo_api.adapters.sql.tables import deleted_tasks, lists, tasks
+from todo_api.adapters.sql.tables import deleted_tasks, lists, tasks, users
 from todo_api.adapters.sql.task_listing import (
     count_query,
     filter_conditions,
@@ -48,6 +52,7 @@ from todo_api.adapters.sql.task_listing import (
     page_query,
 )
 from todo_api.domain.changes import task_change
+from todo_api.domain.errors import NotFound
 from todo_api.domain.overview import Counts, Day, TagCount, TaskSummary
 from todo_api.domain.recurrence import Recurrence, Reminder, format_duration, parse_duration
 from todo_api.domain.tasks import DeletedTask, Position, Priority, Task, TaskDraft, TaskFilter, TaskQuery
@@ -184,7 +189,34 @@ _add = insert(tasks).values(
     {name: bindparam(name) for name in ("user_id", *_WRITABLE, "completed_at", "created_at", "updated_at", *_PLACE)}
 )
 _ADD = Statement(_add.returning(tasks))
-_ADD_RECORDED = with_events(_add)
+
+
+def _key_share(table: Table, key: ColumnElement[Any], value: BindParameter[Any], *owned: ColumnElement[bool]) -> Exists:
+    """The row exists, and stays (no delete, no key change) until the commit."""
+    return select(key).where(key == value, *owned).with_for_update(read=True, key_share=True).exists()
+
+
+_adding = {
+    name: bindparam(name, type_=tasks.c[name].type)
+    for name in ("user_id", *_WRITABLE, "completed_at", "created_at", "updated_at", *_PLACE)
+}
+_owner_of = bindparam("user_id", type_=users.c.id.type)
+# The one-statement create (`with_events`) takes the row locks its foreign keys need before the
+# counter's: the person, the list, the parent. The INSERT's own checks then find them held; and a
+# list or parent deleted since the use case read it inserts nothing (NotFound), as a check would.
+_ADD_RECORDED = with_events(
+    insert(tasks).from_select(
+        list(_adding),
+        select(*_adding.values()).where(
+            _key_share(users, users.c.id, _owner_of),
+            _key_share(lists, lists.c.id, _adding["list_id"], lists.c.user_id == _owner_of),
+            or_(
+                _adding["parent_id"].is_(None),
+                _key_share(tasks, tasks.c.id, _adding["parent_id"], tasks.c.user_id == _owner_of),
+            ),
+        ),
+    )
+)
 _LINKS = ("series_id", "previous_id")
 _ADD_SUCCESSOR = Statement(
     insert(tasks)
@@ -572,7 +604,10 @@ class SqlTaskRepository:
         )
         events = self._changes.take(user_id, task_change(None, _stored(unsaved)), creating=True)
         row = await _ADD_RECORDED.fetchrow(self._db, **_added(user_id, draft, at, list_id, position), **events)
-        assert row is not None  # noqa: S101 - INSERT ... RETURNING returns the row
+        if row is None:
+            self._changes.give_back()
+            raise NotFound("The task's list or parent is gone.", code="list_not_found")
+        self._changes.wrote(user_id, row[FEED_POSITION])
         return task_of(row)
 
     async def get(self, user_id: str, task_id: int, *, for_update: bool = False) -> Task | None:
@@ -591,6 +626,7 @@ class SqlTaskRepository:
         if row is None:
             self._changes.give_back()
             return None
+        self._changes.wrote(task.user_id, row[FEED_POSITION])
         return task_of(row)
 
     async def trash(self, user_id: str, root_ids: Sequence[int], at: datetime) -> list[int]:
