@@ -176,3 +176,8 @@ def test_next_occurrences_agree_with_dateutils_own_expansion(rule: str, zone: st
     ]
     ours = following(recurrence, len(expected) + 1)
     assert ours[: len(expected)] == expected
+
+
+def test_an_occurrence_past_the_last_instant_of_the_calendar_ends_the_series() -> None:
+    late = series("FREQ=YEARLY", "America/New_York", datetime(9999, 1, 1, 3, tzinfo=UTC))  # Dec 31 22:00 local
+    assert RULES.next_after(late, datetime(9999, 1, 1, 3, tzinfo=UTC)) is None

@@ -9,7 +9,7 @@ from datetime import datetime
 from todo_api.domain.changes import task_change, task_deleted
 from todo_api.domain.ordering import key_between
 from todo_api.domain.ports import RecurrenceRules, UnitOfWork
-from todo_api.domain.recurrence import Recurrence, invalid_recurrence
+from todo_api.domain.recurrence import Recurrence, in_series_years, invalid_recurrence
 from todo_api.domain.tasks import Task
 
 
@@ -24,12 +24,13 @@ def bound(rules: RecurrenceRules | None, recurrence: Recurrence, due_at: datetim
 
 async def next_occurrence(uow: UnitOfWork, rules: RecurrenceRules | None, done: Task, now: datetime) -> Task | None:
     """The series' next task after `done` (just completed), at the end of its siblings; None when
-    the rule has ended or a next one exists already (the unique `previous_id` decides)."""
+    the rule has ended (or would go on past `SERIES_YEARS`) or a next one exists already (the unique
+    `previous_id` decides)."""
     recurrence = done.recurrence
-    if recurrence is None or done.due_at is None or rules is None:
-        return None
+    if recurrence is None or done.due_at is None or rules is None or not in_series_years(done.due_at):
+        return None  # out of the years: a row stored before they were checked
     due = rules.next_after(recurrence, done.due_at if recurrence.from_ == "due" else now)
-    if due is None:
+    if due is None or not in_series_years(due):
         return None
     last = await uow.tasks.last_position(done.user_id, done.list_id, done.parent_id)
     successor = replace(

@@ -14,7 +14,7 @@ from todo_api.domain.changes import Change, task_change, task_deleted
 from todo_api.domain.errors import InvalidInput, NotFound, PreconditionFailed
 from todo_api.domain.ordering import OrderKeyError, key_between, key_with_room, keys_between
 from todo_api.domain.ports import Clock, IdempotentOutcome, RecurrenceRules, UnitOfWork, UnitOfWorkFactory
-from todo_api.domain.recurrence import invalid_recurrence
+from todo_api.domain.recurrence import check_series, in_series_years, invalid_recurrence
 from todo_api.domain.tasks import (
     MAX_DEPTH,
     UNSET,
@@ -307,8 +307,9 @@ class SkipOccurrence:
                 raise InvalidInput(f"Task {task_id} does not recur: there is nothing to skip to.", code="not_recurring")
             if task.completed:
                 raise InvalidInput(f"Task {task_id} is completed: reopen it to skip.", code="task_completed")
+            check_series(task.due_at, task.recurrence, task.reminders)  # a row stored before the years were checked
             due = self._rules.next_after(task.recurrence, task.due_at)
-            if due is None:
+            if due is None or not in_series_years(due):
                 raise InvalidInput(f"Task {task_id} is its series' last occurrence.", code="series_ended")
             now = self._clock.now()
             changed = replace(task, due_at=due, updated_at=now)

@@ -191,7 +191,11 @@ class RruleRecurrences:
         for seen, occurrence in enumerate(expansion.xafter(since, inc=True)):
             if seen >= _SEARCH_LIMIT:
                 return
-            yield occurrence.astimezone(UTC)
+            try:
+                moment = occurrence.astimezone(UTC)
+            except OverflowError:  # past 9999-12-31 in UTC: the calendar ends the series
+                return
+            yield moment
 
 
 def _expand(recurrence: Recurrence) -> rrule:
