@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.unit.fakes import Change, FakeClock, FakeStore, FakeUnitOfWorkFactory, IdempotencyRecord
+from todo_api.adapters.calendar.rrule import RruleRecurrences
 from todo_api.domain.errors import InvalidInput, NotFound, PreconditionFailed, TransientConflict
 from todo_api.domain.ports import IdempotentOutcome
 from todo_api.domain.tasks import (
@@ -33,6 +34,8 @@ from todo_api.use_cases.tasks import (
     SetTaskCompletion,
     UpdateTask,
 )
+
+RULES = RruleRecurrences()
 
 ADA = "a" * 32
 BOB = "b" * 32
@@ -64,7 +67,7 @@ def store(uow: FakeUnitOfWorkFactory) -> FakeStore:
 
 @pytest.fixture
 def create(uow: FakeUnitOfWorkFactory, clock: FakeClock) -> CreateTask:
-    return CreateTask(uow, clock)
+    return CreateTask(uow, clock, RULES)
 
 
 @pytest.fixture
@@ -79,12 +82,12 @@ def get(uow: FakeUnitOfWorkFactory) -> GetTask:
 
 @pytest.fixture
 def update(uow: FakeUnitOfWorkFactory, clock: FakeClock) -> UpdateTask:
-    return UpdateTask(uow, clock)
+    return UpdateTask(uow, clock, RULES)
 
 
 @pytest.fixture
 def complete(uow: FakeUnitOfWorkFactory, clock: FakeClock) -> SetTaskCompletion:
-    return SetTaskCompletion(uow, clock)
+    return SetTaskCompletion(uow, clock, RULES)
 
 
 @pytest.fixture
@@ -141,7 +144,7 @@ def aborted(store: FakeStore) -> None:
 async def served_elsewhere(clock: FakeClock, draft: TaskDraft, *, task_id: int) -> Change:
     """The same request, served by another worker that claimed `KEY` first: its task and its record."""
     elsewhere = FakeUnitOfWorkFactory(clock=clock)
-    created = await CreateTask(elsewhere, clock).execute(ADA, draft, KEY)
+    created = await CreateTask(elsewhere, clock, RULES).execute(ADA, draft, KEY)
     record = elsewhere.store.idempotency_keys[(ADA, KEY)]
     task = replace(created.task, id=task_id)
     record = IdempotencyRecord(IdempotentOutcome(record.outcome.request_hash, task), record.created_at)
@@ -788,7 +791,7 @@ async def test_a_create_without_a_placement_hashes_as_before_lists_existed(
     uow: FakeUnitOfWorkFactory, clock: FakeClock
 ) -> None:
     """A retry with the same key across the deploy that added lists must still match its first answer."""
-    await CreateTask(uow, clock).execute(ADA, TaskDraft("Buy oat milk", tags=("shop",)), KEY)
+    await CreateTask(uow, clock, RULES).execute(ADA, TaskDraft("Buy oat milk", tags=("shop",)), KEY)
     before_lists = {
         "title": "Buy oat milk", "description": None, "priority": "none", "tags": ["shop"], "due_at": None,
         "completed": False,

@@ -37,7 +37,7 @@ class BulkChangeTasks:
     24 hours answers the same results and changes nothing. A change that was not applied (atomic,
     with a failure) wrote nothing, so its key stays free for the corrected request."""
 
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, rules: RecurrenceRules | None = None) -> None:
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, rules: RecurrenceRules) -> None:
         self._uow, self._clock, self._rules = uow, clock, rules
 
     async def execute(
@@ -127,7 +127,7 @@ class _Plan:
     `task_not_found`, `[complete P, reopen C]` leaves C open. The rest of each subtree is written
     by set-based statements that skip the named tasks (`keep`)."""
 
-    def __init__(self, tasks: dict[int, Task], tree: dict[int, int], rules: RecurrenceRules | None = None) -> None:
+    def __init__(self, tasks: dict[int, Task], tree: dict[int, int], rules: RecurrenceRules) -> None:
         self._rules = rules
         self.before = tasks
         self.now = dict(tasks)

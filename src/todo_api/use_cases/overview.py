@@ -39,7 +39,7 @@ class CompleteAll:
     """Every open task the filter matches, with the open tasks under each (as completing one task
     completes its subtasks), each a new version and a `task.completed` event."""
 
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, rules: RecurrenceRules | None = None) -> None:
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, rules: RecurrenceRules) -> None:
         self._uow, self._clock, self._rules = uow, clock, rules
 
     @retry_transient

@@ -9,25 +9,21 @@ from datetime import datetime
 from todo_api.domain.changes import task_change, task_deleted
 from todo_api.domain.ordering import key_between
 from todo_api.domain.ports import RecurrenceRules, UnitOfWork
-from todo_api.domain.recurrence import Recurrence, in_series_years, invalid_recurrence
+from todo_api.domain.recurrence import Recurrence, in_series_years
 from todo_api.domain.tasks import Task
 
 
-def bound(rules: RecurrenceRules | None, recurrence: Recurrence, due_at: datetime | None) -> Recurrence:
+def bound(rules: RecurrenceRules, recurrence: Recurrence, due_at: datetime) -> Recurrence:
     """A rule as a client sent it, normalised and starting at the task's due date."""
-    if rules is None:
-        raise invalid_recurrence("Recurring tasks are not available here.")
-    if due_at is None:
-        raise invalid_recurrence("A recurring task needs `due_at` (its first occurrence).")
     return replace(recurrence, rule=rules.normalised(recurrence.rule, recurrence.timezone), start=due_at)
 
 
-async def next_occurrence(uow: UnitOfWork, rules: RecurrenceRules | None, done: Task, now: datetime) -> Task | None:
+async def next_occurrence(uow: UnitOfWork, rules: RecurrenceRules, done: Task, now: datetime) -> Task | None:
     """The series' next task after `done` (just completed), at the end of its siblings; None when
     the rule has ended (or would go on past `SERIES_YEARS`) or a next one exists already (the unique
     `previous_id` decides)."""
     recurrence = done.recurrence
-    if recurrence is None or done.due_at is None or rules is None or not in_series_years(done.due_at):
+    if recurrence is None or done.due_at is None or not in_series_years(done.due_at):
         return None  # out of the years: a row stored before they were checked
     due = rules.next_after(recurrence, done.due_at if recurrence.from_ == "due" else now)
     if due is None or not in_series_years(due):

@@ -14,7 +14,7 @@ from todo_api.domain.changes import Change, task_change, task_deleted
 from todo_api.domain.errors import InvalidInput, NotFound, PreconditionFailed
 from todo_api.domain.ordering import OrderKeyError, key_between, key_with_room, keys_between
 from todo_api.domain.ports import Clock, IdempotentOutcome, RecurrenceRules, UnitOfWork, UnitOfWorkFactory
-from todo_api.domain.recurrence import check_series, in_series_years, invalid_recurrence
+from todo_api.domain.recurrence import check_series, in_series_years
 from todo_api.domain.tasks import (
     MAX_DEPTH,
     UNSET,
@@ -54,12 +54,13 @@ class CreateTask:
     """With an idempotency key, a retry of the same request within 24 hours returns the first
     outcome; the same key with a different request is refused."""
 
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, rules: RecurrenceRules | None = None) -> None:
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, rules: RecurrenceRules) -> None:
         self._uow, self._clock, self._rules = uow, clock, rules
 
     async def execute(self, user_id: str, draft: TaskDraft, idempotency_key: str | None = None) -> Created:
         now = self._clock.now()
         if draft.recurrence is not None:
+            assert draft.due_at is not None  # noqa: S101 - a recurring draft has one, checked on construction
             draft = replace(draft, recurrence=bound(self._rules, draft.recurrence, draft.due_at))
         if idempotency_key is None:
             return Created(await self._add(user_id, draft, now))
@@ -194,7 +195,7 @@ class GetTask:
 class UpdateTask:
     """PUT (every field, via `TaskChanges.replacing_with`), PATCH and the completion toggle."""
 
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, rules: RecurrenceRules | None = None) -> None:
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, rules: RecurrenceRules) -> None:
         self._uow, self._clock, self._rules = uow, clock, rules
 
     @retry_transient
@@ -207,7 +208,7 @@ class UpdateTask:
 class SetTaskCompletion:
     """`completed` given: set it; not given: toggle what is stored now (not what the client saw)."""
 
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, rules: RecurrenceRules | None = None) -> None:
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, rules: RecurrenceRules) -> None:
         self._uow, self._clock, self._rules = uow, clock, rules
 
     @retry_transient
@@ -223,7 +224,7 @@ class SetTaskCompletion:
 async def _write(
     uow_factory: UnitOfWorkFactory,
     clock: Clock,
-    rules: RecurrenceRules | None,
+    rules: RecurrenceRules,
     user_id: str,
     task_id: int,
     make_changes: Callable[[Task], TaskChanges],
@@ -270,22 +271,22 @@ async def _write(
         return saved
 
 
-def bound_changes(rules: RecurrenceRules | None, before: Task, changed: Task) -> Task:
+def bound_changes(rules: RecurrenceRules, before: Task, changed: Task) -> Task:
     """A rule just sent is normalised and starts at the due date; a series whose due date the
     person moved starts over there (its time of day follows it)."""
     recurrence = changed.recurrence
     if recurrence is None or changed == before:
         return changed
+    due_at = changed.due_at
+    assert due_at is not None  # noqa: S101 - a recurring task has one, checked by `applied_to`
     if recurrence.start is None:
-        sent = bound(rules, recurrence, changed.due_at)
+        sent = bound(rules, recurrence, due_at)
         if before.recurrence is None or replace(before.recurrence, start=None) != replace(sent, start=None):
             return replace(changed, recurrence=sent)
         recurrence = before.recurrence  # the rule it has, resent (a PUT sends every field)
         changed = replace(changed, recurrence=recurrence)
-    if changed.due_at != before.due_at and changed.due_at is not None:
-        if rules is None:
-            raise invalid_recurrence("Recurring tasks are not available here.")
-        return replace(changed, recurrence=rules.rebased(recurrence, changed.due_at, before.due_at))
+    if due_at != before.due_at:
+        return replace(changed, recurrence=rules.rebased(recurrence, due_at, before.due_at))
     return changed
 
 
