@@ -347,3 +347,54 @@ async def test_skipping_past_the_years_a_series_keeps_is_a_422_and_changes_nothi
     task = await create_task(client, user, due_at=LAST_SERIES_DAY, recurrence={"rule": "FREQ=DAILY", "timezone": "UTC"})
     assert_problem(await client.post(task_url(task["id"]) + "/skip", headers=user.headers), 422, "series_ended")
     assert (await client.get(task_url(task["id"]), headers=user.headers)).json() == task
+
+
+# --- a recurring subtask completed with its parent: the same on every path -------------------------
+
+
+async def complete_parent(client: httpx.AsyncClient, user: User, path: str, parent_id: int) -> None:
+    if path == "complete":
+        url, body = task_url(parent_id) + "/complete", {"completed": True}
+        response = await client.patch(url, json=body, headers=user.headers)
+    elif path == "bulk":
+        body = {"operations": [{"op": "complete", "task_ids": [parent_id]}]}
+        response = await client.post(tasks_url() + "/bulk", json=body, headers=user.headers)
+    else:
+        response = await client.post(tasks_url() + "/complete-all", headers=user.headers)
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize("path", ["complete", "bulk", "complete-all"])
+async def test_a_recurring_subtask_completed_with_its_parent_rolls_over_and_disarms_on_every_path(
+    client: httpx.AsyncClient, user: User, path: str
+) -> None:
+    parent = await create_task(client, user, title="Weekly review")
+    subtask = await create_task(
+        client,
+        user,
+        title="Water the plants",
+        parent_id=parent["id"],
+        due_at=z(FUTURE),
+        recurrence={"rule": "FREQ=DAILY", "timezone": "UTC"},
+        reminders=[{"before": "PT15M"}],
+    )
+    since = await feed_position(client, user)
+
+    await complete_parent(client, user, path, parent["id"])
+
+    (successor,) = await tasks_of(client, user, status="pending")
+    assert (successor["previous_id"], successor["parent_id"], successor["due_at"]) == (
+        subtask["id"],
+        parent["id"],
+        z(FUTURE + timedelta(days=1)),
+    )
+    assert (await client.get(task_url(subtask["id"]), headers=user.headers)).json()["completed"] is True
+    assert [item["task_id"] for item in await reminders_of(client, user)] == [successor["id"]]  # the old one disarmed
+    events = await events_since(client, user, since)
+    assert sorted((event["type"], event["subject"]) for event in events) == sorted(
+        [
+            ("task.completed", f"tasks/{parent['id']}"),
+            ("task.completed", f"tasks/{subtask['id']}"),
+            ("task.created", f"tasks/{successor['id']}"),
+        ]
+    )

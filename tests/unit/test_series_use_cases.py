@@ -208,3 +208,18 @@ async def test_skipping_past_the_years_a_series_keeps_to_is_refused_as_its_end(
         await SkipOccurrence(uow, clock, RULES).execute(ADA, task.id)
     assert refused.value.code == "series_ended"
     assert store.tasks[task.id] == task
+
+
+async def test_a_recurring_subtask_completed_with_its_parent_gets_its_next_occurrence_and_is_disarmed(
+    uow: FakeUnitOfWorkFactory, clock: FakeClock, store: FakeStore
+) -> None:
+    parent = (await CreateTask(uow, clock, RULES).execute(ADA, TaskDraft("Weekly review"))).task
+    subtask = await series(uow, clock, parent_id=parent.id, reminders=(Reminder(before=timedelta(minutes=15)),))
+
+    await SetTaskCompletion(uow, clock, RULES).execute(ADA, parent.id, True)
+
+    (successor,) = [task for task in store.tasks.values() if task.id not in (parent.id, subtask.id)]
+    assert (successor.previous_id, successor.parent_id, successor.completed) == (subtask.id, parent.id, False)
+    assert store.reminders[subtask.id] == []
+    assert [armed.task_id for armed in store.reminders[successor.id]] == [successor.id]
+    assert kinds(store)[-3:] == ["task.completed", "task.created", "task.completed"]  # the parent's write last

@@ -22,7 +22,7 @@ from todo_api.domain.tasks import MAX_DEPTH, UNSET, Task, TaskChanges, Unset, no
 from todo_api.use_cases.idempotency import IDEMPOTENCY_WINDOW, check_same_request, committed_outcome, fingerprint
 from todo_api.use_cases.lists import take_turn
 from todo_api.use_cases.retries import retry_transient
-from todo_api.use_cases.series import needs_rearming, next_occurrence, remove_successor
+from todo_api.use_cases.series import after_completing, needs_rearming, next_occurrence, remove_successor
 from todo_api.use_cases.tasks import bound_changes
 
 
@@ -222,7 +222,7 @@ class _Plan:
         completed = self.completed_roots - self.deleted
         if completed:
             below = await uow.tasks.complete_descendants(user_id, sorted(completed), now, keep=keep)
-            uow.changes.record(user_id, [Change("task.completed", task) for task in below])
+            await after_completing(uow, self._rules, below, now)
         for list_id in sorted(set(self.moved_roots.values())):
             roots = sorted(task_id for task_id, to in self.moved_roots.items() if to == list_id)
             below = await uow.tasks.move_descendants_to(user_id, roots, list_id, now, keep=keep)

@@ -7,12 +7,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from todo_api.domain.changes import Change, task_deleted
+from todo_api.domain.changes import task_deleted
 from todo_api.domain.overview import Completed, TagCount, TaskSummary, today_in
 from todo_api.domain.ports import Clock, RecurrenceRules, UnitOfWorkFactory
 from todo_api.domain.tasks import TaskFilter
 from todo_api.use_cases.retries import retry_transient
-from todo_api.use_cases.series import next_occurrence
+from todo_api.use_cases.series import after_completing
 
 
 class GetSummary:
@@ -47,11 +47,7 @@ class CompleteAll:
         async with self._uow() as uow:
             now = self._clock.now()
             done = await uow.tasks.complete_matching(user_id, replace(task_filter, status="pending"), now)
-            uow.changes.record(user_id, [Change("task.completed", task) for task in done])
-            await uow.reminders.arm([task for task in done if task.reminders], now)  # disarmed
-            for task in done:  # each completed occurrence of a series gets its next one, as /complete does
-                if task.recurrence is not None:
-                    await next_occurrence(uow, self._rules, task, now)
+            await after_completing(uow, self._rules, done, now)
             await uow.commit()
         return Completed(len(done), tuple(task.id for task in done))
 

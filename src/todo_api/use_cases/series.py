@@ -3,10 +3,11 @@ the next occurrence on completion, removing it on reopening, and keeping reminde
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 
-from todo_api.domain.changes import task_change, task_deleted
+from todo_api.domain.changes import Change, task_change, task_deleted
 from todo_api.domain.ordering import key_between
 from todo_api.domain.ports import RecurrenceRules, UnitOfWork
 from todo_api.domain.recurrence import Recurrence, in_series_years
@@ -49,6 +50,20 @@ async def next_occurrence(uow: UnitOfWork, rules: RecurrenceRules, done: Task, n
     if added.reminders:
         await uow.reminders.arm([added], now)
     return added
+
+
+async def after_completing(uow: UnitOfWork, rules: RecurrenceRules, done: Sequence[Task], now: datetime) -> None:
+    """What completing does beyond writing the rows, for tasks completed on the way (a parent's
+    subtasks on `/complete` and `/bulk`, every match of `complete-all`): each is a `task.completed`
+    event, its reminders are disarmed and an occurrence of a series gets its next one, whichever
+    path completed it. Call it before the unit's last write: that write takes the feed's lock."""
+    if not done:
+        return
+    uow.changes.record(done[0].user_id, [Change("task.completed", task) for task in done])
+    await uow.reminders.arm([task for task in done if task.reminders], now)  # completed: disarmed
+    for task in done:
+        if task.recurrence is not None:
+            await next_occurrence(uow, rules, task, now)
 
 
 async def remove_successor(uow: UnitOfWork, reopened: Task, now: datetime) -> None:

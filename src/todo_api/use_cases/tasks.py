@@ -30,7 +30,7 @@ from todo_api.domain.tasks import (
 from todo_api.use_cases.idempotency import IDEMPOTENCY_WINDOW, check_same_request, committed_outcome, fingerprint
 from todo_api.use_cases.lists import inbox_id, list_not_found, take_turn
 from todo_api.use_cases.retries import retry_transient
-from todo_api.use_cases.series import bound, next_occurrence, rearm_if_needed, remove_successor
+from todo_api.use_cases.series import after_completing, bound, next_occurrence, rearm_if_needed, remove_successor
 
 
 def _not_found(task_id: int) -> NotFound:
@@ -249,7 +249,7 @@ async def _write(
         completing = changed.completed and not task.completed
         if completing:  # first, so the task's own write is the last
             below = await uow.tasks.complete_descendants(user_id, [task_id], now)
-            uow.changes.record(user_id, [Change("task.completed", done) for done in below])
+            await after_completing(uow, rules, below, now)
         await rearm_if_needed(uow, task, changed, now)
         reopening = task.completed and not changed.completed
         if (completing and changed.recurrence is not None) or (reopening and task.recurrence is not None):
