@@ -25,6 +25,7 @@ from todo_api.domain.tasks import (
     sort_value,
 )
 from todo_api.use_cases.idempotency import IDEMPOTENCY_WINDOW, fingerprint
+from todo_api.use_cases.overview import CompleteAll
 from todo_api.use_cases.tasks import (
     Created,
     CreateTask,
@@ -797,3 +798,34 @@ async def test_a_create_without_a_placement_hashes_as_before_lists_existed(
         "completed": False,
     }  # fmt: skip
     assert uow.store.idempotency_keys[(ADA, KEY)].outcome.request_hash == fingerprint(before_lists)
+
+
+# --- complete-all is capped like /bulk --------------------------------------------------------------
+
+
+async def test_complete_all_over_its_cap_is_too_many_tasks_and_completes_nothing(
+    uow: FakeUnitOfWorkFactory, clock: FakeClock, store: FakeStore, create: CreateTask
+) -> None:
+    for title in ("One", "Two", "Three"):
+        await create.execute(ADA, TaskDraft(title))
+    with pytest.raises(InvalidInput) as refused:
+        await CompleteAll(uow, clock, RULES, max_tasks=2).execute(ADA, TaskFilter())
+    assert refused.value.code == "too_many_tasks"
+    assert not any(task.completed for task in store.tasks.values())
+
+
+async def test_complete_all_counts_the_subtasks_under_the_matches_toward_its_cap(
+    uow: FakeUnitOfWorkFactory, clock: FakeClock, store: FakeStore, create: CreateTask
+) -> None:
+    parent = (await create.execute(ADA, TaskDraft("Move house", tags=("home",)))).task
+    for title in ("Boxes", "Van"):
+        await create.execute(ADA, TaskDraft(title, parent_id=parent.id))
+    events_before = len(store.events.get(ADA, []))
+    with pytest.raises(InvalidInput) as refused:
+        await CompleteAll(uow, clock, RULES, max_tasks=2).execute(ADA, TaskFilter(tags=("home",)))
+    assert refused.value.code == "too_many_tasks"
+    assert not any(task.completed for task in store.tasks.values())
+    assert len(store.events.get(ADA, [])) == events_before
+
+    done = await CompleteAll(uow, clock, RULES, max_tasks=3).execute(ADA, TaskFilter(tags=("home",)))
+    assert done.count == 3

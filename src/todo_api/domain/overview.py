@@ -14,6 +14,9 @@ from todo_api.domain.errors import InvalidInput
 from todo_api.domain.tasks import Priority
 
 MAX_TIME_ZONE_CHARS = 64
+MAX_COMPLETE_ALL_TASKS = 1_000
+"""What one `complete-all` completes at most, the subtasks under the matches included: one request
+holds a pooled connection and the row locks of all of them until it commits."""
 
 
 @dataclass(frozen=True, slots=True)
