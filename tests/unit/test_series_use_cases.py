@@ -3,12 +3,13 @@ calendar adapter: the next occurrence on completion, reopening, skipping, re-arm
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
 from tests.unit.fakes import FakeClock, FakeStore, FakeUnitOfWorkFactory
 from todo_api.adapters.calendar.rrule import RruleRecurrences
+from todo_api.adapters.http.schemas import event_data
 from todo_api.domain.errors import InvalidInput
 from todo_api.domain.recurrence import Recurrence, Reminder
 from todo_api.domain.tasks import Task, TaskChanges, TaskDraft
@@ -223,3 +224,11 @@ async def test_a_recurring_subtask_completed_with_its_parent_gets_its_next_occur
     assert store.reminders[subtask.id] == []
     assert [armed.task_id for armed in store.reminders[successor.id]] == [successor.id]
     assert kinds(store)[-3:] == ["task.completed", "task.created", "task.completed"]  # the parent's write last
+
+
+async def test_a_reminder_at_an_offset_is_shown_in_utc_in_the_feeds_data_as_in_a_row(
+    uow: FakeUnitOfWorkFactory, clock: FakeClock
+) -> None:
+    at = datetime(2027, 5, 1, 19, tzinfo=timezone(timedelta(hours=2)))
+    task = (await CreateTask(uow, clock, RULES).execute(ADA, TaskDraft("Call", reminders=(Reminder(at=at),)))).task
+    assert event_data(task)["reminders"] == [{"at": "2027-05-01T17:00:00Z"}]

@@ -125,6 +125,19 @@ def format_duration(duration: timedelta) -> str:
     return "PT0S" if text == "P" else text
 
 
+def format_instant(moment: datetime) -> str:
+    """An instant in UTC with `Z`, as the API, the stored reminders and the feed spell it."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def reminder_fields(reminder: Reminder) -> dict[str, str]:
+    """A reminder as a task's row keeps it and the API shows it: `{"before": "PT15M"}` or `{"at": "...Z"}`."""
+    if reminder.before is not None:
+        return {"before": format_duration(reminder.before)}
+    assert reminder.at is not None  # noqa: S101 - one of the two, checked on construction
+    return {"at": format_instant(reminder.at)}
+
+
 @dataclass(frozen=True, slots=True)
 class ScheduledReminder:
     """One armed reminder of a task: where `GET /reminders` and the scheduler find it."""

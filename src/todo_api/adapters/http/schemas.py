@@ -20,8 +20,8 @@ from todo_api.domain.recurrence import (
     RecurrenceFrom,
     Reminder,
     ScheduledReminder,
-    format_duration,
     parse_duration,
+    reminder_fields,
 )
 from todo_api.domain.tasks import MAX_DESCRIPTION_CHARS, MAX_TAG_CHARS, MAX_TAGS, MAX_TITLE_CHARS, PriorityName, Task
 from todo_api.domain.users import MAX_EMAIL_CHARS, MAX_NAME_CHARS, MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS, User
@@ -371,12 +371,7 @@ class TaskOut(Output):
             "recurrence": None
             if task.recurrence is None
             else {"rule": task.recurrence.rule, "timezone": task.recurrence.timezone, "from": task.recurrence.from_},
-            "reminders": [
-                {"before": format_duration(item.before)}
-                if item.before is not None
-                else {"at": item.at.isoformat().replace("+00:00", "Z")}  # type: ignore[union-attr]
-                for item in task.reminders
-            ],
+            "reminders": [reminder_fields(item) for item in task.reminders],
             "series_id": task.series_id or (task.id if task.recurrence is not None else None),
             "previous_id": task.previous_id,
         }
