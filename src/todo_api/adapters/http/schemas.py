@@ -24,6 +24,7 @@ from todo_api.domain.recurrence import (
     reminder_fields,
 )
 from todo_api.domain.tasks import MAX_DESCRIPTION_CHARS, MAX_TAG_CHARS, MAX_TAGS, MAX_TITLE_CHARS, PriorityName, Task
+from todo_api.domain.time_zones import MAX_TIME_ZONE_CHARS
 from todo_api.domain.users import MAX_EMAIL_CHARS, MAX_NAME_CHARS, MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS, User
 
 # The schema states the domain's rules where JSON Schema can, so a generated client (and a
@@ -235,7 +236,7 @@ class RecurrenceIn(StrictInput):
     )
 
     rule: str = Field(min_length=1, max_length=MAX_RULE_CHARS, pattern=NO_NUL, examples=["FREQ=WEEKLY;BYDAY=MO"])
-    timezone: str = Field(min_length=1, max_length=64, pattern=NO_NUL, examples=["Europe/Berlin"])
+    timezone: str = Field(min_length=1, max_length=MAX_TIME_ZONE_CHARS, pattern=NO_NUL, examples=["Europe/Berlin"])
     from_: RecurrenceFrom = Field(
         default="due",
         alias="from",
