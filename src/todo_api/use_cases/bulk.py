@@ -22,8 +22,13 @@ from todo_api.domain.tasks import MAX_DEPTH, UNSET, Task, TaskChanges, Unset, no
 from todo_api.use_cases.idempotency import IDEMPOTENCY_WINDOW, check_same_request, committed_outcome, fingerprint
 from todo_api.use_cases.lists import take_turn
 from todo_api.use_cases.retries import retry_transient
-from todo_api.use_cases.series import after_completing, needs_rearming, next_occurrence, remove_successor
-from todo_api.use_cases.tasks import bound_changes
+from todo_api.use_cases.series import (
+    after_completing,
+    needs_rearming,
+    next_occurrence,
+    remove_successor,
+    with_series_bound,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,7 +191,7 @@ class _Plan:
             case "update" | "move":
                 tags = UNSET if not (operation.add_tags or operation.remove_tags) else _retagged(task, operation)
                 changes = TaskChanges(priority=operation.priority, tags=tags, due_at=operation.due_at)
-        changed = bound_changes(self._rules, task, changes.applied_to(task, now))
+        changed = with_series_bound(self._rules, task, changes.applied_to(task, now))
         if changed.completed and not task.completed:
             self.completed_roots.add(task.id)
             for below in self._named_under(task.id):

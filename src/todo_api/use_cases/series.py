@@ -14,9 +14,28 @@ from todo_api.domain.recurrence import Recurrence, in_series_years
 from todo_api.domain.tasks import Task
 
 
-def bound(rules: RecurrenceRules, recurrence: Recurrence, due_at: datetime) -> Recurrence:
+def bound_to_due_date(rules: RecurrenceRules, recurrence: Recurrence, due_at: datetime) -> Recurrence:
     """A rule as a client sent it, normalised and starting at the task's due date."""
     return replace(recurrence, rule=rules.normalised(recurrence.rule, recurrence.timezone), start=due_at)
+
+
+def with_series_bound(rules: RecurrenceRules, before: Task, changed: Task) -> Task:
+    """A rule just sent is normalised and starts at the due date; a series whose due date the
+    person moved starts over there (its time of day follows it)."""
+    recurrence = changed.recurrence
+    if recurrence is None or changed == before:
+        return changed
+    due_at = changed.due_at
+    assert due_at is not None  # noqa: S101 - a recurring task has one, checked by `applied_to`
+    if recurrence.start is None:
+        sent = bound_to_due_date(rules, recurrence, due_at)
+        if before.recurrence is None or replace(before.recurrence, start=None) != replace(sent, start=None):
+            return replace(changed, recurrence=sent)
+        recurrence = before.recurrence  # the rule it has, resent (a PUT sends every field)
+        changed = replace(changed, recurrence=recurrence)
+    if due_at != before.due_at:
+        return replace(changed, recurrence=rules.rebased(recurrence, due_at, before.due_at))
+    return changed
 
 
 async def next_occurrence(uow: UnitOfWork, rules: RecurrenceRules, done: Task, now: datetime) -> Task | None:

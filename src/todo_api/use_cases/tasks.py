@@ -30,7 +30,14 @@ from todo_api.domain.tasks import (
 from todo_api.use_cases.idempotency import IDEMPOTENCY_WINDOW, check_same_request, committed_outcome, fingerprint
 from todo_api.use_cases.lists import inbox_id, list_not_found, take_turn
 from todo_api.use_cases.retries import retry_transient
-from todo_api.use_cases.series import after_completing, bound, next_occurrence, rearm_if_needed, remove_successor
+from todo_api.use_cases.series import (
+    after_completing,
+    bound_to_due_date,
+    next_occurrence,
+    rearm_if_needed,
+    remove_successor,
+    with_series_bound,
+)
 
 
 def _not_found(task_id: int) -> NotFound:
@@ -61,7 +68,7 @@ class CreateTask:
         now = self._clock.now()
         if draft.recurrence is not None:
             assert draft.due_at is not None  # noqa: S101 - a recurring draft has one, checked on construction
-            draft = replace(draft, recurrence=bound(self._rules, draft.recurrence, draft.due_at))
+            draft = replace(draft, recurrence=bound_to_due_date(self._rules, draft.recurrence, draft.due_at))
         if idempotency_key is None:
             return Created(await self._add(user_id, draft, now))
         request_hash = _fingerprint(draft)
@@ -243,7 +250,7 @@ async def _write(
         if if_match is not None and task.version not in if_match:
             raise _stale(task)
         now = clock.now()
-        changed = bound_changes(rules, task, make_changes(task).applied_to(task, now))
+        changed = with_series_bound(rules, task, make_changes(task).applied_to(task, now))
         if changed == task:
             return task
         completing = changed.completed and not task.completed
@@ -269,25 +276,6 @@ async def _write(
             raise _stale(task)
         await uow.commit()
         return saved
-
-
-def bound_changes(rules: RecurrenceRules, before: Task, changed: Task) -> Task:
-    """A rule just sent is normalised and starts at the due date; a series whose due date the
-    person moved starts over there (its time of day follows it)."""
-    recurrence = changed.recurrence
-    if recurrence is None or changed == before:
-        return changed
-    due_at = changed.due_at
-    assert due_at is not None  # noqa: S101 - a recurring task has one, checked by `applied_to`
-    if recurrence.start is None:
-        sent = bound(rules, recurrence, due_at)
-        if before.recurrence is None or replace(before.recurrence, start=None) != replace(sent, start=None):
-            return replace(changed, recurrence=sent)
-        recurrence = before.recurrence  # the rule it has, resent (a PUT sends every field)
-        changed = replace(changed, recurrence=recurrence)
-    if due_at != before.due_at:
-        return replace(changed, recurrence=rules.rebased(recurrence, due_at, before.due_at))
-    return changed
 
 
 class SkipOccurrence:
