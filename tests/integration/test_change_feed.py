@@ -14,6 +14,7 @@ import pytest
 
 from tests.integration.conftest import make_settings
 from tests.integration.tasks_support import User, assert_problem, create_task, sign_up, task_url, tasks_url
+from todo_api.adapters.calendar.rrule import RruleRecurrences
 from todo_api.adapters.http.schemas import event_data
 from todo_api.adapters.sql.engine import ConnectionPool
 from todo_api.adapters.sql.unit_of_work import SqlUnitsOfWork
@@ -22,6 +23,8 @@ from todo_api.domain.tasks import TaskDraft
 from todo_api.main import SystemClock, pool_options
 from todo_api.use_cases.changes import changes_after
 from todo_api.use_cases.tasks import CreateTask
+
+RULES = RruleRecurrences()
 
 
 @pytest.fixture
@@ -264,7 +267,7 @@ async def test_concurrent_writers_and_readers_every_reader_sees_every_event_once
     """The sequence-gap race of outboxes: writers hold their transaction open for a random while
     after their events are numbered. Were numbers handed out without the person's lock (a
     sequence), a reader could see position N+1 committed before N and move past N for good."""
-    create = CreateTask(units, SystemClock())
+    create = CreateTask(units, SystemClock(), RULES)
     start = await token_now(client, user)
     writing = True
 

@@ -12,6 +12,7 @@ import asyncpg
 import pytest
 
 from tests.integration.conftest import make_settings
+from todo_api.adapters.calendar.rrule import RruleRecurrences
 from todo_api.adapters.http.schemas import event_data
 from todo_api.adapters.sql.engine import ConnectionPool, Statement
 from todo_api.adapters.sql.unit_of_work import SqlUnitsOfWork
@@ -24,6 +25,8 @@ from todo_api.main import SystemClock, pool_options
 from todo_api.use_cases.bulk import BulkChangeTasks
 from todo_api.use_cases.lists import CreateList, DeleteList, GetList, MoveList, UpdateList
 from todo_api.use_cases.tasks import CreateTask, ListTasks, Move, MoveTask, SetTaskCompletion
+
+RULES = RruleRecurrences()
 
 ADA, BOB = "ada", "bob"
 ROUNDS = 30  # of a race: enough that one which can go wrong did, in every run before the fix
@@ -40,7 +43,7 @@ async def units(database_url: str, db: asyncpg.Connection) -> AsyncIterator[SqlU
 
 async def add(units: SqlUnitsOfWork, title: str, **place: int) -> Task:
     draft = TaskDraft(title, list_id=place.get("list_id"), parent_id=place.get("parent_id"))
-    return (await CreateTask(units, SystemClock()).execute(ADA, draft)).task
+    return (await CreateTask(units, SystemClock(), RULES).execute(ADA, draft)).task
 
 
 def pairs(rows: list[asyncpg.Record]) -> dict[Any, Any]:
@@ -80,7 +83,7 @@ async def test_counts_come_with_the_list(units: SqlUnitsOfWork) -> None:
     work = await CreateList(units, SystemClock()).execute(ADA, "Work")
     await add(units, "Open", list_id=work.id)
     done = await add(units, "Done", list_id=work.id)
-    await SetTaskCompletion(units, SystemClock()).execute(ADA, done.id, True)
+    await SetTaskCompletion(units, SystemClock(), RULES).execute(ADA, done.id, True)
     counted = await GetList(units).execute(ADA, work.id)
     assert (counted.open_count, counted.total_count) == (1, 2)
 
@@ -317,7 +320,7 @@ async def test_subtasks_complete_with_their_parent_and_move_lists_with_it(
     grandchild = await add(units, "Sources", parent_id=child.id)
     await MoveTask(units, SystemClock()).execute(ADA, parent.id, Move(list_id=home.id))
     assert [row["list_id"] for row in await db.fetch("SELECT DISTINCT list_id FROM tasks")] == [home.id]
-    await SetTaskCompletion(units, SystemClock()).execute(ADA, parent.id, True)
+    await SetTaskCompletion(units, SystemClock(), RULES).execute(ADA, parent.id, True)
     rows: dict[int, bool] = pairs(await db.fetch("SELECT id, completed FROM tasks"))
     assert rows == {parent.id: True, child.id: True, grandchild.id: True}
     with pytest.raises(InvalidInput) as refused:
@@ -330,7 +333,7 @@ async def test_twenty_concurrent_bulk_completes_of_overlapping_sets_lose_no_upda
 ) -> None:
     tasks = [await add(units, f"T{number}") for number in range(30)]
     ids = [task.id for task in tasks]
-    bulk = BulkChangeTasks(units, SystemClock())
+    bulk = BulkChangeTasks(units, SystemClock(), RULES)
     sets = [tuple(ids[start : start + 10]) for start in range(20)]
     outcomes = await asyncio.gather(
         *(
@@ -365,7 +368,7 @@ async def test_a_bulk_reaching_into_a_named_subtree_leaves_what_single_calls_wou
         BulkOperation("move", (p.id,), list_id=work.id),  # C and G follow P
         BulkOperation("update", (c.id,), priority=Priority.HIGH),
     ]
-    outcome = await BulkChangeTasks(units, SystemClock()).execute(ADA, operations)
+    outcome = await BulkChangeTasks(units, SystemClock(), RULES).execute(ADA, operations)
     assert [result.code for result in outcome.outcome.results] == ["ok"] * 4
     rows = {
         row["title"]: row for row in await db.fetch("SELECT title, completed, list_id, priority, version FROM tasks")
@@ -392,7 +395,7 @@ async def test_a_bulk_of_a_hundred_is_a_handful_of_statements(
             return await _original(self, connection, **values)
 
         monkeypatch.setattr(Statement, name, counted)
-    outcome = await BulkChangeTasks(units, SystemClock()).execute(
+    outcome = await BulkChangeTasks(units, SystemClock(), RULES).execute(
         ADA, [BulkOperation("complete", tuple(t.id for t in tasks))]
     )
     assert outcome.outcome.applied

@@ -216,3 +216,21 @@ async def test_another_persons_tasks_are_neither_counted_nor_changed(client: htt
     assert cleared.json()["count"] == 0
     assert (await summary(client, user))["all"] == zero()
     assert (await summary(client, other))["all"] == zero(open=1, completed=1)
+
+
+async def test_complete_all_over_a_thousand_tasks_is_too_many_tasks_and_completes_none(
+    client: httpx.AsyncClient, user: User, db: asyncpg.Connection
+) -> None:
+    task = await create_task(client, user, title="Chore")
+    await db.execute(  # 1,000 copies: quicker than as many requests
+        "INSERT INTO tasks (user_id, list_id, position, title)"
+        " SELECT user_id, list_id, position, title || g FROM tasks, generate_series(1, 1000) g WHERE id = $1",
+        task["id"],
+    )
+
+    response = await client.post(f"{tasks_url()}/complete-all", headers=user.headers)
+
+    assert_problem(response, 422, "too_many_tasks")
+    assert await db.fetchval("SELECT count(*) FROM tasks WHERE completed") == 0
+    narrowed = await client.post(f"{tasks_url()}/complete-all", params={"tag": "none"}, headers=user.headers)
+    assert narrowed.json()["count"] == 0

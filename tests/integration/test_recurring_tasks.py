@@ -278,3 +278,123 @@ async def test_complete_all_creates_each_series_next_occurrence_and_disarms(
     (successor,) = await tasks_of(client, user, status="pending")
     assert (successor["previous_id"], successor["recurrence"]) == (task["id"], task["recurrence"])
     assert [item["task_id"] for item in await reminders_of(client, user)] == [successor["id"]]
+
+
+# --- the ends of the calendar: a 422 naming the field, nothing written, never a 500 ----------------
+
+YEAR_ONE = "0001-01-01T00:00:00Z"
+LAST_SERIES_DAY = "9998-12-31T12:00:00Z"
+
+
+def field_of(problem: dict[str, Any]) -> list[str | int]:
+    (error,) = problem["errors"]
+    loc: list[str | int] = error["loc"]
+    return loc
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "loc"),
+    [
+        ({"due_at": YEAR_ONE, "reminders": [{"before": "P1D"}]}, "invalid_reminder", ["body", "reminders"]),
+        ({"reminders": [{"at": "9999-12-31T23:00:00-05:00"}]}, "invalid_reminder", ["body", "reminders"]),
+        ({"due_at": YEAR_ONE, "recurrence": WEEKDAYS}, "invalid_recurrence", ["body", "due_at"]),
+        ({"due_at": "9999-06-01T09:00:00Z", "recurrence": WEEKDAYS}, "invalid_recurrence", ["body", "due_at"]),
+    ],
+)
+async def test_creating_at_the_ends_of_the_calendar_is_a_422_naming_the_field_and_stores_nothing(
+    client: httpx.AsyncClient, user: User, db: asyncpg.Connection, body: dict[str, Any], code: str, loc: list[str]
+) -> None:
+    response = await client.post(tasks_url(), json={"title": "Edge", **body}, headers=user.headers)
+    assert field_of(assert_problem(response, 422, code)) == loc
+    assert await db.fetchval("SELECT count(*) FROM tasks") == 0
+    assert await db.fetchval("SELECT count(*) FROM reminders") == 0
+
+
+async def test_moving_a_series_or_its_reminders_to_year_one_is_a_422_and_changes_nothing(
+    client: httpx.AsyncClient, user: User
+) -> None:
+    task = await create_task(client, user, due_at=z(FUTURE), recurrence=WEEKDAYS, reminders=[{"before": "P1D"}])
+    url = task_url(task["id"])
+
+    patched = await client.patch(url, json={"due_at": YEAR_ONE}, headers=user.headers)
+    assert field_of(assert_problem(patched, 422, "invalid_recurrence")) == ["body", "due_at"]
+    put = {"title": "Edge", "due_at": YEAR_ONE, "reminders": [{"before": "P1D"}]}  # no recurrence: the reminder
+    assert field_of(assert_problem(await client.put(url, json=put, headers=user.headers), 422)) == [
+        "body",
+        "reminders",
+    ]
+
+    assert (await client.get(url, headers=user.headers)).json() == task
+    assert [item["task_id"] for item in await reminders_of(client, user)] == [task["id"]]
+
+
+async def test_completing_the_last_occurrence_the_calendar_keeps_ends_the_series(
+    client: httpx.AsyncClient, user: User
+) -> None:
+    yearly = {"rule": "FREQ=YEARLY", "timezone": "America/New_York"}
+    task = await create_task(client, user, due_at=LAST_SERIES_DAY, recurrence=yearly)
+
+    response = await client.patch(task_url(task["id"]) + "/complete", json={"completed": True}, headers=user.headers)
+
+    assert response.status_code == 200, response.text
+    assert response.json()["completed"] is True
+    assert [item["id"] for item in await tasks_of(client, user)] == [task["id"]]  # no occurrence in year 9999
+
+
+async def test_skipping_past_the_years_a_series_keeps_is_a_422_and_changes_nothing(
+    client: httpx.AsyncClient, user: User
+) -> None:
+    task = await create_task(client, user, due_at=LAST_SERIES_DAY, recurrence={"rule": "FREQ=DAILY", "timezone": "UTC"})
+    assert_problem(await client.post(task_url(task["id"]) + "/skip", headers=user.headers), 422, "series_ended")
+    assert (await client.get(task_url(task["id"]), headers=user.headers)).json() == task
+
+
+# --- a recurring subtask completed with its parent: the same on every path -------------------------
+
+
+async def complete_parent(client: httpx.AsyncClient, user: User, path: str, parent_id: int) -> None:
+    if path == "complete":
+        url, body = task_url(parent_id) + "/complete", {"completed": True}
+        response = await client.patch(url, json=body, headers=user.headers)
+    elif path == "bulk":
+        body = {"operations": [{"op": "complete", "task_ids": [parent_id]}]}
+        response = await client.post(tasks_url() + "/bulk", json=body, headers=user.headers)
+    else:
+        response = await client.post(tasks_url() + "/complete-all", headers=user.headers)
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize("path", ["complete", "bulk", "complete-all"])
+async def test_a_recurring_subtask_completed_with_its_parent_rolls_over_and_disarms_on_every_path(
+    client: httpx.AsyncClient, user: User, path: str
+) -> None:
+    parent = await create_task(client, user, title="Weekly review")
+    subtask = await create_task(
+        client,
+        user,
+        title="Water the plants",
+        parent_id=parent["id"],
+        due_at=z(FUTURE),
+        recurrence={"rule": "FREQ=DAILY", "timezone": "UTC"},
+        reminders=[{"before": "PT15M"}],
+    )
+    since = await feed_position(client, user)
+
+    await complete_parent(client, user, path, parent["id"])
+
+    (successor,) = await tasks_of(client, user, status="pending")
+    assert (successor["previous_id"], successor["parent_id"], successor["due_at"]) == (
+        subtask["id"],
+        parent["id"],
+        z(FUTURE + timedelta(days=1)),
+    )
+    assert (await client.get(task_url(subtask["id"]), headers=user.headers)).json()["completed"] is True
+    assert [item["task_id"] for item in await reminders_of(client, user)] == [successor["id"]]  # the old one disarmed
+    events = await events_since(client, user, since)
+    assert sorted((event["type"], event["subject"]) for event in events) == sorted(
+        [
+            ("task.completed", f"tasks/{parent['id']}"),
+            ("task.completed", f"tasks/{subtask['id']}"),
+            ("task.created", f"tasks/{successor['id']}"),
+        ]
+    )

@@ -14,6 +14,7 @@ from tests.unit.fakes import (
     FakeTokenVerifier,
     FakeUnitOfWorkFactory,
 )
+from todo_api.adapters.calendar.rrule import RruleRecurrences
 from todo_api.domain.errors import AuthenticationFailed, Conflict, Forbidden, NotFound, ServiceUnavailable
 from todo_api.domain.tasks import TaskDraft
 from todo_api.domain.users import PasswordPolicy, Principal
@@ -30,6 +31,8 @@ from todo_api.use_cases.auth import (
 )
 from todo_api.use_cases.revocations import RevokedSessionCache
 from todo_api.use_cases.tasks import CreateTask
+
+RULES = RruleRecurrences()
 
 PASSWORD = "correct horse battery staple"
 LIMITS = ThrottleLimits()
@@ -214,7 +217,7 @@ async def test_deleting_the_account_needs_the_password_then_removes_everything_a
 ) -> None:
     me = await sign_up(uow, hasher, sessions, "laptop")
     phone, _ = await log_in(uow, hasher, sessions, "phone")
-    await CreateTask(uow, clock).execute(me.user_id, TaskDraft(title="Mine"))
+    await CreateTask(uow, clock, RULES).execute(me.user_id, TaskDraft(title="Mine"))
     delete = DeleteAccount(uow, hasher, clock, LIMITS, revocations)
 
     with pytest.raises(Forbidden):
@@ -245,7 +248,7 @@ async def test_the_export_holds_the_user_lists_tasks_trash_and_sessions(
     uow: FakeUnitOfWorkFactory, hasher: FakePasswordHasher, sessions: SessionIssuer, clock: FakeClock
 ) -> None:
     me = await sign_up(uow, hasher, sessions, "laptop")
-    create = CreateTask(uow, clock)
+    create = CreateTask(uow, clock, RULES)
     created = [(await create.execute(me.user_id, TaskDraft(title=f"Task {n}"))).task for n in range(250)]
 
     export = await ExportAccount(uow, clock).execute(me)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.unit.fakes import FakeClock, FakeStore, FakeUnitOfWorkFactory
+from todo_api.adapters.calendar.rrule import RruleRecurrences
 from todo_api.domain.changes import Change, Deleted, coalesced, task_change
 from todo_api.domain.errors import Conflict, Gone, InvalidInput, NotFound, PreconditionFailed
 from todo_api.domain.tasks import MAX_DEPTH, TaskChanges, TaskDraft
@@ -12,6 +13,8 @@ from todo_api.use_cases.changes import ReadChanges
 from todo_api.use_cases.lists import CreateList, DeleteList
 from todo_api.use_cases.restore import ListDeletedTasks, RestoreList, RestoreTask
 from todo_api.use_cases.tasks import CreateTask, DeleteTask, Move, MoveTask, SetTaskCompletion, UpdateTask
+
+RULES = RruleRecurrences()
 
 ADA = "a" * 32
 
@@ -36,7 +39,7 @@ def feed(store: FakeStore) -> list[tuple[str, str]]:
 
 
 async def add(uow: FakeUnitOfWorkFactory, title: str, **place: int) -> int:
-    return (await CreateTask(uow, uow.clock).execute(ADA, TaskDraft(title, **place))).task.id  # type: ignore[arg-type]
+    return (await CreateTask(uow, uow.clock, RULES).execute(ADA, TaskDraft(title, **place))).task.id  # type: ignore[arg-type]
 
 
 async def test_writes_record_their_events_and_a_refused_write_records_none(
@@ -47,8 +50,8 @@ async def test_writes_record_their_events_and_a_refused_write_records_none(
     inbox = feed(store)[0]
     assert inbox[0] == "list.created"  # the Inbox, made on first need
     with pytest.raises(PreconditionFailed):
-        await UpdateTask(uow, uow.clock).execute(ADA, parent, TaskChanges(title="x"), if_match=frozenset({7}))
-    await SetTaskCompletion(uow, uow.clock).execute(ADA, parent, True)
+        await UpdateTask(uow, uow.clock, RULES).execute(ADA, parent, TaskChanges(title="x"), if_match=frozenset({7}))
+    await SetTaskCompletion(uow, uow.clock, RULES).execute(ADA, parent, True)
     await DeleteTask(uow, uow.clock).execute(ADA, parent)
     assert feed(store)[1:] == [
         ("task.created", f"tasks/{parent}"),

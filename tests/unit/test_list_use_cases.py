@@ -8,6 +8,7 @@ import pytest
 
 from tests.ordering_support import crowded_after
 from tests.unit.fakes import FakeClock, FakeStore, FakeUnitOfWorkFactory
+from todo_api.adapters.calendar.rrule import RruleRecurrences
 from todo_api.domain.bulk import BulkOperation
 from todo_api.domain.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
 from todo_api.domain.lists import MAX_LISTS_PER_USER, TaskList
@@ -24,6 +25,8 @@ from todo_api.use_cases.tasks import (
     SetTaskCompletion,
     UpdateTask,
 )
+
+RULES = RruleRecurrences()
 
 ADA = "a" * 32
 BOB = "b" * 32
@@ -51,7 +54,7 @@ def create_list(uow: FakeUnitOfWorkFactory, clock: FakeClock) -> CreateList:
 
 @pytest.fixture
 def create_task(uow: FakeUnitOfWorkFactory, clock: FakeClock) -> CreateTask:
-    return CreateTask(uow, clock)
+    return CreateTask(uow, clock, RULES)
 
 
 async def add(create_task: CreateTask, title: str, *, list_id: int | None = None, parent_id: int | None = None) -> Task:
@@ -292,7 +295,7 @@ async def test_nesting_stops_at_the_maximum_depth(create_task: CreateTask, store
 
 
 async def test_a_parent_of_another_user_is_not_found(create_task: CreateTask, uow: FakeUnitOfWorkFactory) -> None:
-    theirs = (await CreateTask(uow, FakeClock()).execute(BOB, TaskDraft("Theirs"))).task
+    theirs = (await CreateTask(uow, FakeClock(), RULES).execute(BOB, TaskDraft("Theirs"))).task
     with pytest.raises(NotFound) as refused:
         await add(create_task, "Mine", parent_id=theirs.id)
     assert refused.value.code == "parent_not_found"
@@ -396,7 +399,7 @@ async def test_a_foreign_sibling_parent_or_list_is_not_found(
     create_list: CreateList, create_task: CreateTask, move: MoveTask, uow: FakeUnitOfWorkFactory
 ) -> None:
     mine = await add(create_task, "Mine")
-    theirs = (await CreateTask(uow, FakeClock()).execute(BOB, TaskDraft("Theirs"))).task
+    theirs = (await CreateTask(uow, FakeClock(), RULES).execute(BOB, TaskDraft("Theirs"))).task
     their_list = await create_list.execute(BOB, "Theirs")
     for move_it, code in [
         (Move(after_id=theirs.id), "task_not_found"),
@@ -450,7 +453,7 @@ async def test_completing_a_parent_completes_its_open_subtasks_each_as_a_new_ver
     child = await add(create_task, "Outline", parent_id=parent.id)
     grandchild = await add(create_task, "Sources", parent_id=child.id)
     done = (await create_task.execute(ADA, TaskDraft("Done already", parent_id=parent.id, completed=True))).task
-    await SetTaskCompletion(uow, clock).execute(ADA, parent.id, True)
+    await SetTaskCompletion(uow, clock, RULES).execute(ADA, parent.id, True)
     assert all(store.tasks[t.id].completed for t in (parent, child, grandchild))
     assert (store.tasks[child.id].version, store.tasks[grandchild.id].version) == (2, 2)
     assert store.tasks[done.id] == done
@@ -461,8 +464,8 @@ async def test_reopening_a_parent_leaves_its_subtasks_as_they_are(
 ) -> None:
     parent = await add(create_task, "Report")
     child = await add(create_task, "Outline", parent_id=parent.id)
-    await SetTaskCompletion(uow, clock).execute(ADA, parent.id, True)
-    await SetTaskCompletion(uow, clock).execute(ADA, parent.id, False)
+    await SetTaskCompletion(uow, clock, RULES).execute(ADA, parent.id, True)
+    await SetTaskCompletion(uow, clock, RULES).execute(ADA, parent.id, False)
     assert not store.tasks[parent.id].completed
     assert store.tasks[child.id].completed
 
@@ -483,7 +486,7 @@ async def test_deleting_a_parent_deletes_its_subtree(
 
 @pytest.fixture
 def bulk(uow: FakeUnitOfWorkFactory, clock: FakeClock) -> BulkChangeTasks:
-    return BulkChangeTasks(uow, clock)
+    return BulkChangeTasks(uow, clock, RULES)
 
 
 async def test_a_bulk_complete_completes_each_task_with_its_own_new_version(
@@ -500,7 +503,7 @@ async def test_an_atomic_bulk_with_one_failure_writes_nothing_and_says_which_fai
     create_task: CreateTask, bulk: BulkChangeTasks, store: FakeStore, uow: FakeUnitOfWorkFactory
 ) -> None:
     mine = await add(create_task, "Mine")
-    theirs = (await CreateTask(uow, FakeClock()).execute(BOB, TaskDraft("Theirs"))).task
+    theirs = (await CreateTask(uow, FakeClock(), RULES).execute(BOB, TaskDraft("Theirs"))).task
     before = dict(store.tasks)
     outcome = await bulk.execute(ADA, [BulkOperation("complete", (mine.id, theirs.id))])
     assert not outcome.outcome.applied
@@ -594,7 +597,7 @@ async def test_a_bulk_answers_and_leaves_what_the_single_task_calls_one_after_an
         return BulkOperation(op, (task_id,))  # type: ignore[arg-type]
 
     operations = [operation(op, bulked[name]) for op, name in script]
-    outcome = await BulkChangeTasks(uow, clock).execute(ADA, operations, atomic=False)  # a failure is expected
+    outcome = await BulkChangeTasks(uow, clock, RULES).execute(ADA, operations, atomic=False)  # a failure is expected
     assert [result.code for result in outcome.outcome.results] == codes
     single_codes = []
     for op, name in script:
@@ -603,11 +606,11 @@ async def test_a_bulk_answers_and_leaves_what_the_single_task_calls_one_after_an
             if op == "delete":
                 await DeleteTask(uow, uow.clock).execute(ADA, task_id)
             elif op in ("complete", "reopen"):
-                await SetTaskCompletion(uow, clock).execute(ADA, task_id, op == "complete")
+                await SetTaskCompletion(uow, clock, RULES).execute(ADA, task_id, op == "complete")
             elif op == "move":
                 await MoveTask(uow, clock).execute(ADA, task_id, Move(list_id=work.id, parent_id=None))
             else:
-                await UpdateTask(uow, clock).execute(ADA, task_id, TaskChanges(priority=Priority.HIGH))
+                await UpdateTask(uow, clock, RULES).execute(ADA, task_id, TaskChanges(priority=Priority.HIGH))
         except NotFound as error:
             single_codes.append(error.code)
         else:

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from todo_api.adapters.calendar.rrule import RruleRecurrences
 from todo_api.domain.errors import InvalidInput
+from todo_api.domain.overview import today_in
 from todo_api.domain.recurrence import Recurrence, parse_duration
 
 RULES = RruleRecurrences()
@@ -176,3 +177,18 @@ def test_next_occurrences_agree_with_dateutils_own_expansion(rule: str, zone: st
     ]
     ours = following(recurrence, len(expected) + 1)
     assert ours[: len(expected)] == expected
+
+
+def test_an_occurrence_past_the_last_instant_of_the_calendar_ends_the_series() -> None:
+    late = series("FREQ=YEARLY", "America/New_York", datetime(9999, 1, 1, 3, tzinfo=UTC))  # Dec 31 22:00 local
+    assert RULES.next_after(late, datetime(9999, 1, 1, 3, tzinfo=UTC)) is None
+
+
+@pytest.mark.parametrize("name", ["", "Mars/Base", "../../etc/passwd", "/etc/localtime", "Europe/" + "x" * 60])
+def test_a_rule_and_a_day_refuse_the_same_time_zones_each_in_its_own_code(name: str) -> None:
+    with pytest.raises(InvalidInput) as unknown_day:
+        today_in(name, datetime(2027, 1, 1, tzinfo=UTC))
+    with pytest.raises(InvalidInput) as unknown_rule:
+        RULES.normalised("FREQ=DAILY", name)
+    assert (unknown_day.value.code, unknown_rule.value.code) == ("unknown_time_zone", "invalid_recurrence")
+    assert unknown_rule.value.message == unknown_day.value.message

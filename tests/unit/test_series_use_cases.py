@@ -3,12 +3,13 @@ calendar adapter: the next occurrence on completion, reopening, skipping, re-arm
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
 from tests.unit.fakes import FakeClock, FakeStore, FakeUnitOfWorkFactory
 from todo_api.adapters.calendar.rrule import RruleRecurrences
+from todo_api.adapters.http.schemas import event_data
 from todo_api.domain.errors import InvalidInput
 from todo_api.domain.recurrence import Recurrence, Reminder
 from todo_api.domain.tasks import Task, TaskChanges, TaskDraft
@@ -157,3 +158,77 @@ async def test_resending_the_same_rule_keeps_the_series_as_it_is(uow: FakeUnitOf
         ADA, task.id, TaskChanges(title="Renamed", recurrence=Recurrence("freq=daily;count=3", "UTC"))
     )
     assert same.recurrence == task.recurrence
+
+
+# --- the ends of the calendar: a 422 naming the field, never an overflow --------------------------
+
+YEAR_ONE = datetime(1, 1, 1, tzinfo=UTC)
+LAST_SERIES_DAY = datetime(9998, 12, 31, 12, tzinfo=UTC)
+
+
+def test_a_reminder_before_a_due_date_at_the_start_of_the_calendar_is_refused_naming_reminders() -> None:
+    with pytest.raises(InvalidInput) as refused:
+        TaskDraft("Ancient", due_at=YEAR_ONE, reminders=(Reminder(before=timedelta(days=1)),))
+    assert (refused.value.code, refused.value.field) == ("invalid_reminder", "reminders")
+
+
+@pytest.mark.parametrize("due_at", [YEAR_ONE, datetime(9999, 6, 1, tzinfo=UTC)])
+def test_a_recurring_task_at_either_end_of_the_calendar_is_refused_naming_due_at(due_at: datetime) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        TaskDraft("Edge", due_at=due_at, recurrence=WEEKDAYS)
+    assert (refused.value.code, refused.value.field) == ("invalid_recurrence", "due_at")
+
+
+async def test_moving_a_series_to_the_start_of_the_calendar_is_refused_and_changes_nothing(
+    uow: FakeUnitOfWorkFactory, clock: FakeClock, store: FakeStore
+) -> None:
+    task = await series(uow, clock)
+    with pytest.raises(InvalidInput) as refused:
+        await UpdateTask(uow, clock, RULES).execute(ADA, task.id, TaskChanges(due_at=YEAR_ONE))
+    assert refused.value.field == "due_at"
+    assert store.tasks[task.id] == task
+
+
+async def test_completing_the_last_occurrence_the_calendar_holds_ends_the_series(
+    uow: FakeUnitOfWorkFactory, clock: FakeClock, store: FakeStore
+) -> None:
+    yearly = Recurrence("FREQ=YEARLY", "America/New_York")  # next: 9999-12-31 07:00 local, then nothing
+    task = await series(uow, clock, due_at=LAST_SERIES_DAY, recurrence=yearly)
+
+    done = await SetTaskCompletion(uow, clock, RULES).execute(ADA, task.id, True)
+
+    assert done.completed
+    assert list(store.tasks) == [task.id]  # no successor past the years a series keeps to
+
+
+async def test_skipping_past_the_years_a_series_keeps_to_is_refused_as_its_end(
+    uow: FakeUnitOfWorkFactory, clock: FakeClock, store: FakeStore
+) -> None:
+    task = await series(uow, clock, due_at=LAST_SERIES_DAY, recurrence=Recurrence("FREQ=DAILY", "UTC"))
+    with pytest.raises(InvalidInput) as refused:
+        await SkipOccurrence(uow, clock, RULES).execute(ADA, task.id)
+    assert refused.value.code == "series_ended"
+    assert store.tasks[task.id] == task
+
+
+async def test_a_recurring_subtask_completed_with_its_parent_gets_its_next_occurrence_and_is_disarmed(
+    uow: FakeUnitOfWorkFactory, clock: FakeClock, store: FakeStore
+) -> None:
+    parent = (await CreateTask(uow, clock, RULES).execute(ADA, TaskDraft("Weekly review"))).task
+    subtask = await series(uow, clock, parent_id=parent.id, reminders=(Reminder(before=timedelta(minutes=15)),))
+
+    await SetTaskCompletion(uow, clock, RULES).execute(ADA, parent.id, True)
+
+    (successor,) = [task for task in store.tasks.values() if task.id not in (parent.id, subtask.id)]
+    assert (successor.previous_id, successor.parent_id, successor.completed) == (subtask.id, parent.id, False)
+    assert store.reminders[subtask.id] == []
+    assert [armed.task_id for armed in store.reminders[successor.id]] == [successor.id]
+    assert kinds(store)[-3:] == ["task.completed", "task.created", "task.completed"]  # the parent's write last
+
+
+async def test_a_reminder_at_an_offset_is_shown_in_utc_in_the_feeds_data_as_in_a_row(
+    uow: FakeUnitOfWorkFactory, clock: FakeClock
+) -> None:
+    at = datetime(2027, 5, 1, 19, tzinfo=timezone(timedelta(hours=2)))
+    task = (await CreateTask(uow, clock, RULES).execute(ADA, TaskDraft("Call", reminders=(Reminder(at=at),)))).task
+    assert event_data(task)["reminders"] == [{"at": "2027-05-01T17:00:00Z"}]

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.unit.fakes import Change, FakeClock, FakeStore, FakeUnitOfWorkFactory, IdempotencyRecord
+from todo_api.adapters.calendar.rrule import RruleRecurrences
 from todo_api.domain.errors import InvalidInput, NotFound, PreconditionFailed, TransientConflict
 from todo_api.domain.ports import IdempotentOutcome
 from todo_api.domain.tasks import (
@@ -24,6 +25,7 @@ from todo_api.domain.tasks import (
     sort_value,
 )
 from todo_api.use_cases.idempotency import IDEMPOTENCY_WINDOW, fingerprint
+from todo_api.use_cases.overview import CompleteAll
 from todo_api.use_cases.tasks import (
     Created,
     CreateTask,
@@ -33,6 +35,8 @@ from todo_api.use_cases.tasks import (
     SetTaskCompletion,
     UpdateTask,
 )
+
+RULES = RruleRecurrences()
 
 ADA = "a" * 32
 BOB = "b" * 32
@@ -64,7 +68,7 @@ def store(uow: FakeUnitOfWorkFactory) -> FakeStore:
 
 @pytest.fixture
 def create(uow: FakeUnitOfWorkFactory, clock: FakeClock) -> CreateTask:
-    return CreateTask(uow, clock)
+    return CreateTask(uow, clock, RULES)
 
 
 @pytest.fixture
@@ -79,12 +83,12 @@ def get(uow: FakeUnitOfWorkFactory) -> GetTask:
 
 @pytest.fixture
 def update(uow: FakeUnitOfWorkFactory, clock: FakeClock) -> UpdateTask:
-    return UpdateTask(uow, clock)
+    return UpdateTask(uow, clock, RULES)
 
 
 @pytest.fixture
 def complete(uow: FakeUnitOfWorkFactory, clock: FakeClock) -> SetTaskCompletion:
-    return SetTaskCompletion(uow, clock)
+    return SetTaskCompletion(uow, clock, RULES)
 
 
 @pytest.fixture
@@ -141,7 +145,7 @@ def aborted(store: FakeStore) -> None:
 async def served_elsewhere(clock: FakeClock, draft: TaskDraft, *, task_id: int) -> Change:
     """The same request, served by another worker that claimed `KEY` first: its task and its record."""
     elsewhere = FakeUnitOfWorkFactory(clock=clock)
-    created = await CreateTask(elsewhere, clock).execute(ADA, draft, KEY)
+    created = await CreateTask(elsewhere, clock, RULES).execute(ADA, draft, KEY)
     record = elsewhere.store.idempotency_keys[(ADA, KEY)]
     task = replace(created.task, id=task_id)
     record = IdempotencyRecord(IdempotentOutcome(record.outcome.request_hash, task), record.created_at)
@@ -788,9 +792,40 @@ async def test_a_create_without_a_placement_hashes_as_before_lists_existed(
     uow: FakeUnitOfWorkFactory, clock: FakeClock
 ) -> None:
     """A retry with the same key across the deploy that added lists must still match its first answer."""
-    await CreateTask(uow, clock).execute(ADA, TaskDraft("Buy oat milk", tags=("shop",)), KEY)
+    await CreateTask(uow, clock, RULES).execute(ADA, TaskDraft("Buy oat milk", tags=("shop",)), KEY)
     before_lists = {
         "title": "Buy oat milk", "description": None, "priority": "none", "tags": ["shop"], "due_at": None,
         "completed": False,
     }  # fmt: skip
     assert uow.store.idempotency_keys[(ADA, KEY)].outcome.request_hash == fingerprint(before_lists)
+
+
+# --- complete-all is capped like /bulk --------------------------------------------------------------
+
+
+async def test_complete_all_over_its_cap_is_too_many_tasks_and_completes_nothing(
+    uow: FakeUnitOfWorkFactory, clock: FakeClock, store: FakeStore, create: CreateTask
+) -> None:
+    for title in ("One", "Two", "Three"):
+        await create.execute(ADA, TaskDraft(title))
+    with pytest.raises(InvalidInput) as refused:
+        await CompleteAll(uow, clock, RULES, max_tasks=2).execute(ADA, TaskFilter())
+    assert refused.value.code == "too_many_tasks"
+    assert not any(task.completed for task in store.tasks.values())
+
+
+async def test_complete_all_counts_the_subtasks_under_the_matches_toward_its_cap(
+    uow: FakeUnitOfWorkFactory, clock: FakeClock, store: FakeStore, create: CreateTask
+) -> None:
+    parent = (await create.execute(ADA, TaskDraft("Move house", tags=("home",)))).task
+    for title in ("Boxes", "Van"):
+        await create.execute(ADA, TaskDraft(title, parent_id=parent.id))
+    events_before = len(store.events.get(ADA, []))
+    with pytest.raises(InvalidInput) as refused:
+        await CompleteAll(uow, clock, RULES, max_tasks=2).execute(ADA, TaskFilter(tags=("home",)))
+    assert refused.value.code == "too_many_tasks"
+    assert not any(task.completed for task in store.tasks.values())
+    assert len(store.events.get(ADA, [])) == events_before
+
+    done = await CompleteAll(uow, clock, RULES, max_tasks=3).execute(ADA, TaskFilter(tags=("home",)))
+    assert done.count == 3

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from todo_api.domain.errors import InvalidInput
 from todo_api.domain.tasks import Priority
+from todo_api.domain.time_zones import zone_named
 
-MAX_TIME_ZONE_CHARS = 64
+MAX_COMPLETE_ALL_TASKS = 1_000
+"""What one `complete-all` completes at most, the subtasks under the matches included: one request
+holds a pooled connection and the row locks of all of them until it commits."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,22 +64,8 @@ class Completed:
 
 def today_in(time_zone: str, now: datetime) -> Day:
     """The day `now` falls on in `time_zone` (an IANA name such as `Europe/Paris`, or `UTC`)."""
-    zone = _zone(time_zone)
+    zone = zone_named(time_zone)
     local = now.astimezone(zone).date()
     start = datetime.combine(local, time(), tzinfo=zone)
     end = datetime.combine(local + timedelta(days=1), time(), tzinfo=zone)
     return Day(time_zone, start, end)
-
-
-def _zone(name: str) -> ZoneInfo:
-    unknown = InvalidInput(
-        f"{name[:MAX_TIME_ZONE_CHARS]!r} is not a known time zone; send an IANA name such as Europe/Paris.",
-        code="unknown_time_zone",
-    )
-    # ZoneInfo reads a file named after the key: refuse anything that is not a plain zone name first.
-    if not name or len(name) > MAX_TIME_ZONE_CHARS or name.startswith(("/", ".")) or ".." in name or "\\" in name:
-        raise unknown
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        raise unknown from None

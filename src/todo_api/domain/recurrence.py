@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Final, Literal
 
 from todo_api.domain.errors import InvalidInput
@@ -13,6 +13,9 @@ from todo_api.domain.errors import InvalidInput
 MAX_REMINDERS: Final = 5
 MAX_REMINDER_OFFSET: Final = timedelta(days=366)
 MAX_RULE_CHARS: Final = 500
+SERIES_YEARS: Final = range(2, 9999)
+"""The years a series' occurrences fall in: a year of room on either side of the calendar, so a
+rule's expansion (which looks a day back), a time zone's offset and a next occurrence stay in it."""
 
 RecurrenceFrom = Literal["due", "completion"]
 
@@ -56,14 +59,39 @@ class Reminder:
         return None if due_at is None else due_at - self.before
 
 
+def in_series_years(due_at: datetime) -> bool:
+    try:
+        return due_at.astimezone(UTC).year in SERIES_YEARS
+    except OverflowError:  # past 9999-12-31 in UTC
+        return False
+
+
 def check_series(due_at: datetime | None, recurrence: Recurrence | None, reminders: tuple[Reminder, ...]) -> None:
-    """What recurrence and reminders ask of the task that carries them."""
+    """What recurrence and reminders ask of the task that carries them. Dates near the ends of the
+    calendar are refused here, before anything is written: the arithmetic on them would overflow."""
     if recurrence is not None and due_at is None:
         raise invalid_recurrence("A recurring task needs `due_at` (its first occurrence).")
+    if recurrence is not None and due_at is not None and not in_series_years(due_at):
+        raise InvalidInput(
+            f"A recurring task is due in the years {SERIES_YEARS.start} to {SERIES_YEARS.stop - 1}.",
+            code="invalid_recurrence",
+            field="due_at",
+        )
     if len(reminders) > MAX_REMINDERS:
         raise InvalidInput(f"A task has at most {MAX_REMINDERS} reminders.", code="too_many_reminders")
     if due_at is None and any(reminder.before is not None for reminder in reminders):
         raise InvalidInput("A reminder `before` the due date needs `due_at`.", code="invalid_reminder")
+    for reminder in reminders:
+        try:
+            fire_at = reminder.fire_at(due_at)
+            if fire_at is not None:
+                fire_at.astimezone(UTC)
+        except OverflowError:
+            raise InvalidInput(
+                "A reminder falls outside the years 1 to 9999 (in UTC): move `due_at`, `at` or shorten `before`.",
+                code="invalid_reminder",
+                field="reminders",
+            ) from None
 
 
 _DURATION = re.compile(
@@ -95,6 +123,19 @@ def format_duration(duration: timedelta) -> str:
     time = "".join(f"{value}{unit}" for value, unit in ((hours, "H"), (minutes, "M"), (seconds, "S")) if value)
     text = "P" + (f"{days}D" if days else "") + (f"T{time}" if time else "")
     return "PT0S" if text == "P" else text
+
+
+def format_instant(moment: datetime) -> str:
+    """An instant in UTC with `Z`, as the API, the stored reminders and the feed spell it."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def reminder_fields(reminder: Reminder) -> dict[str, str]:
+    """A reminder as a task's row keeps it and the API shows it: `{"before": "PT15M"}` or `{"at": "...Z"}`."""
+    if reminder.before is not None:
+        return {"before": format_duration(reminder.before)}
+    assert reminder.at is not None  # noqa: S101 - one of the two, checked on construction
+    return {"at": format_instant(reminder.at)}
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,8 +22,13 @@ from todo_api.domain.tasks import MAX_DEPTH, UNSET, Task, TaskChanges, Unset, no
 from todo_api.use_cases.idempotency import IDEMPOTENCY_WINDOW, check_same_request, committed_outcome, fingerprint
 from todo_api.use_cases.lists import take_turn
 from todo_api.use_cases.retries import retry_transient
-from todo_api.use_cases.series import needs_rearming, next_occurrence, remove_successor
-from todo_api.use_cases.tasks import bound_changes
+from todo_api.use_cases.series import (
+    after_completing,
+    needs_rearming,
+    next_occurrence,
+    remove_successor,
+    with_series_bound,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +42,7 @@ class BulkChangeTasks:
     24 hours answers the same results and changes nothing. A change that was not applied (atomic,
     with a failure) wrote nothing, so its key stays free for the corrected request."""
 
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, rules: RecurrenceRules | None = None) -> None:
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, rules: RecurrenceRules) -> None:
         self._uow, self._clock, self._rules = uow, clock, rules
 
     async def execute(
@@ -127,7 +132,7 @@ class _Plan:
     `task_not_found`, `[complete P, reopen C]` leaves C open. The rest of each subtree is written
     by set-based statements that skip the named tasks (`keep`)."""
 
-    def __init__(self, tasks: dict[int, Task], tree: dict[int, int], rules: RecurrenceRules | None = None) -> None:
+    def __init__(self, tasks: dict[int, Task], tree: dict[int, int], rules: RecurrenceRules) -> None:
         self._rules = rules
         self.before = tasks
         self.now = dict(tasks)
@@ -186,7 +191,7 @@ class _Plan:
             case "update" | "move":
                 tags = UNSET if not (operation.add_tags or operation.remove_tags) else _retagged(task, operation)
                 changes = TaskChanges(priority=operation.priority, tags=tags, due_at=operation.due_at)
-        changed = bound_changes(self._rules, task, changes.applied_to(task, now))
+        changed = with_series_bound(self._rules, task, changes.applied_to(task, now))
         if changed.completed and not task.completed:
             self.completed_roots.add(task.id)
             for below in self._named_under(task.id):
@@ -222,7 +227,7 @@ class _Plan:
         completed = self.completed_roots - self.deleted
         if completed:
             below = await uow.tasks.complete_descendants(user_id, sorted(completed), now, keep=keep)
-            uow.changes.record(user_id, [Change("task.completed", task) for task in below])
+            await after_completing(uow, self._rules, below, now)
         for list_id in sorted(set(self.moved_roots.values())):
             roots = sorted(task_id for task_id, to in self.moved_roots.items() if to == list_id)
             below = await uow.tasks.move_descendants_to(user_id, roots, list_id, now, keep=keep)

@@ -14,7 +14,7 @@ from todo_api.domain.changes import Change, task_change, task_deleted
 from todo_api.domain.errors import InvalidInput, NotFound, PreconditionFailed
 from todo_api.domain.ordering import OrderKeyError, key_between, key_with_room, keys_between
 from todo_api.domain.ports import Clock, IdempotentOutcome, RecurrenceRules, UnitOfWork, UnitOfWorkFactory
-from todo_api.domain.recurrence import invalid_recurrence
+from todo_api.domain.recurrence import check_series, in_series_years
 from todo_api.domain.tasks import (
     MAX_DEPTH,
     UNSET,
@@ -30,7 +30,14 @@ from todo_api.domain.tasks import (
 from todo_api.use_cases.idempotency import IDEMPOTENCY_WINDOW, check_same_request, committed_outcome, fingerprint
 from todo_api.use_cases.lists import inbox_id, list_not_found, take_turn
 from todo_api.use_cases.retries import retry_transient
-from todo_api.use_cases.series import bound, next_occurrence, rearm_if_needed, remove_successor
+from todo_api.use_cases.series import (
+    after_completing,
+    bound_to_due_date,
+    next_occurrence,
+    rearm_if_needed,
+    remove_successor,
+    with_series_bound,
+)
 
 
 def _not_found(task_id: int) -> NotFound:
@@ -54,13 +61,14 @@ class CreateTask:
     """With an idempotency key, a retry of the same request within 24 hours returns the first
     outcome; the same key with a different request is refused."""
 
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, rules: RecurrenceRules | None = None) -> None:
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, rules: RecurrenceRules) -> None:
         self._uow, self._clock, self._rules = uow, clock, rules
 
     async def execute(self, user_id: str, draft: TaskDraft, idempotency_key: str | None = None) -> Created:
         now = self._clock.now()
         if draft.recurrence is not None:
-            draft = replace(draft, recurrence=bound(self._rules, draft.recurrence, draft.due_at))
+            assert draft.due_at is not None  # noqa: S101 - a recurring draft has one, checked on construction
+            draft = replace(draft, recurrence=bound_to_due_date(self._rules, draft.recurrence, draft.due_at))
         if idempotency_key is None:
             return Created(await self._add(user_id, draft, now))
         request_hash = _fingerprint(draft)
@@ -192,7 +200,7 @@ class GetTask:
 class UpdateTask:
     """PUT (every field, via `TaskChanges.replacing_with`), PATCH and the completion toggle."""
 
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, rules: RecurrenceRules | None = None) -> None:
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, rules: RecurrenceRules) -> None:
         self._uow, self._clock, self._rules = uow, clock, rules
 
     @retry_transient
@@ -205,7 +213,7 @@ class UpdateTask:
 class SetTaskCompletion:
     """`completed` given: set it; not given: toggle what is stored now (not what the client saw)."""
 
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, rules: RecurrenceRules | None = None) -> None:
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, rules: RecurrenceRules) -> None:
         self._uow, self._clock, self._rules = uow, clock, rules
 
     @retry_transient
@@ -221,7 +229,7 @@ class SetTaskCompletion:
 async def _write(
     uow_factory: UnitOfWorkFactory,
     clock: Clock,
-    rules: RecurrenceRules | None,
+    rules: RecurrenceRules,
     user_id: str,
     task_id: int,
     make_changes: Callable[[Task], TaskChanges],
@@ -240,13 +248,13 @@ async def _write(
         if if_match is not None and task.version not in if_match:
             raise _stale(task)
         now = clock.now()
-        changed = bound_changes(rules, task, make_changes(task).applied_to(task, now))
+        changed = with_series_bound(rules, task, make_changes(task).applied_to(task, now))
         if changed == task:
             return task
         completing = changed.completed and not task.completed
         if completing:  # first, so the task's own write is the last
             below = await uow.tasks.complete_descendants(user_id, [task_id], now)
-            uow.changes.record(user_id, [Change("task.completed", done) for done in below])
+            await after_completing(uow, rules, below, now)
         await rearm_if_needed(uow, task, changed, now)
         reopening = task.completed and not changed.completed
         if (completing and changed.recurrence is not None) or (reopening and task.recurrence is not None):
@@ -268,25 +276,6 @@ async def _write(
         return saved
 
 
-def bound_changes(rules: RecurrenceRules | None, before: Task, changed: Task) -> Task:
-    """A rule just sent is normalised and starts at the due date; a series whose due date the
-    person moved starts over there (its time of day follows it)."""
-    recurrence = changed.recurrence
-    if recurrence is None or changed == before:
-        return changed
-    if recurrence.start is None:
-        sent = bound(rules, recurrence, changed.due_at)
-        if before.recurrence is None or replace(before.recurrence, start=None) != replace(sent, start=None):
-            return replace(changed, recurrence=sent)
-        recurrence = before.recurrence  # the rule it has, resent (a PUT sends every field)
-        changed = replace(changed, recurrence=recurrence)
-    if changed.due_at != before.due_at and changed.due_at is not None:
-        if rules is None:
-            raise invalid_recurrence("Recurring tasks are not available here.")
-        return replace(changed, recurrence=rules.rebased(recurrence, changed.due_at, before.due_at))
-    return changed
-
-
 class SkipOccurrence:
     """Move a recurring task to its next occurrence without completing it."""
 
@@ -305,8 +294,9 @@ class SkipOccurrence:
                 raise InvalidInput(f"Task {task_id} does not recur: there is nothing to skip to.", code="not_recurring")
             if task.completed:
                 raise InvalidInput(f"Task {task_id} is completed: reopen it to skip.", code="task_completed")
+            check_series(task.due_at, task.recurrence, task.reminders)  # a row stored before the years were checked
             due = self._rules.next_after(task.recurrence, task.due_at)
-            if due is None:
+            if due is None or not in_series_years(due):
                 raise InvalidInput(f"Task {task_id} is its series' last occurrence.", code="series_ended")
             now = self._clock.now()
             changed = replace(task, due_at=due, updated_at=now)

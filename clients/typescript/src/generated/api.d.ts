@@ -524,7 +524,7 @@ export interface paths {
         put?: never;
         /**
          * Complete every open task (the filters narrow it), with their subtasks
-         * @description One statement; each task completed is a new version and a `task.completed` event. Completing a task completes its open subtasks too, as completing one task does.
+         * @description One statement; each task completed is a new version and a `task.completed` event. Completing a task completes its open subtasks too, as completing one task does. At most 1000 tasks (subtasks included) at once: more is 422 `too_many_tasks` and nothing is completed.
          */
         post: operations["completeAllTasks"];
         delete?: never;

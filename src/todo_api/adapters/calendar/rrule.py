@@ -14,11 +14,13 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 from typing import Final
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from dateutil.rrule import rrule, rrulestr
 
+from todo_api.domain.errors import InvalidInput
 from todo_api.domain.recurrence import MAX_RULE_CHARS, Recurrence, invalid_recurrence
+from todo_api.domain.time_zones import zone_named
 
 FREQUENCIES: Final = ("DAILY", "WEEKLY", "MONTHLY", "YEARLY")
 WEEKDAYS: Final = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
@@ -26,17 +28,15 @@ _ORDER: Final = ("FREQ", "INTERVAL", "BYMONTH", "BYMONTHDAY", "BYDAY", "BYSETPOS
 _BYDAY = re.compile(r"([+-]?)(\d{1,2})?(MO|TU|WE|TH|FR|SA|SU)", re.ASCII)
 _INTEGER = re.compile(r"[+-]?\d{1,4}", re.ASCII)
 _UNTIL = re.compile(r"(\d{8})(?:T(\d{6})(Z?))?", re.ASCII)
-_MAX_ZONE_CHARS = 64
 _SEARCH_LIMIT = 10_000  # candidates looked at for one next occurrence: a guard, never reached by a valid rule
 
 
 def zone_of(name: str) -> ZoneInfo:
-    if not name or len(name) > _MAX_ZONE_CHARS:
-        raise invalid_recurrence(f"Unknown time zone {name!r}: send an IANA name such as Europe/Berlin.")
+    """The rule's zone; an unknown one is the rule's fault, so `invalid_recurrence` naming it."""
     try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        raise invalid_recurrence(f"Unknown time zone {name!r}: send an IANA name such as Europe/Berlin.") from None
+        return zone_named(name)
+    except InvalidInput as unknown:
+        raise invalid_recurrence(unknown.message) from None
 
 
 def _numbers(name: str, value: str, low: int, high: int, *, negative: bool) -> str:
@@ -191,7 +191,11 @@ class RruleRecurrences:
         for seen, occurrence in enumerate(expansion.xafter(since, inc=True)):
             if seen >= _SEARCH_LIMIT:
                 return
-            yield occurrence.astimezone(UTC)
+            try:
+                moment = occurrence.astimezone(UTC)
+            except OverflowError:  # past 9999-12-31 in UTC: the calendar ends the series
+                return
+            yield moment
 
 
 def _expand(recurrence: Recurrence) -> rrule:

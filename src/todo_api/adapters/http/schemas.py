@@ -20,10 +20,11 @@ from todo_api.domain.recurrence import (
     RecurrenceFrom,
     Reminder,
     ScheduledReminder,
-    format_duration,
     parse_duration,
+    reminder_fields,
 )
 from todo_api.domain.tasks import MAX_DESCRIPTION_CHARS, MAX_TAG_CHARS, MAX_TAGS, MAX_TITLE_CHARS, PriorityName, Task
+from todo_api.domain.time_zones import MAX_TIME_ZONE_CHARS
 from todo_api.domain.users import MAX_EMAIL_CHARS, MAX_NAME_CHARS, MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS, User
 
 # The schema states the domain's rules where JSON Schema can, so a generated client (and a
@@ -235,7 +236,7 @@ class RecurrenceIn(StrictInput):
     )
 
     rule: str = Field(min_length=1, max_length=MAX_RULE_CHARS, pattern=NO_NUL, examples=["FREQ=WEEKLY;BYDAY=MO"])
-    timezone: str = Field(min_length=1, max_length=64, pattern=NO_NUL, examples=["Europe/Berlin"])
+    timezone: str = Field(min_length=1, max_length=MAX_TIME_ZONE_CHARS, pattern=NO_NUL, examples=["Europe/Berlin"])
     from_: RecurrenceFrom = Field(
         default="due",
         alias="from",
@@ -371,12 +372,7 @@ class TaskOut(Output):
             "recurrence": None
             if task.recurrence is None
             else {"rule": task.recurrence.rule, "timezone": task.recurrence.timezone, "from": task.recurrence.from_},
-            "reminders": [
-                {"before": format_duration(item.before)}
-                if item.before is not None
-                else {"at": item.at.isoformat().replace("+00:00", "Z")}  # type: ignore[union-attr]
-                for item in task.reminders
-            ],
+            "reminders": [reminder_fields(item) for item in task.reminders],
             "series_id": task.series_id or (task.id if task.recurrence is not None else None),
             "previous_id": task.previous_id,
         }

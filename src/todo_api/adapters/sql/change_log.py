@@ -45,6 +45,7 @@ from todo_api.adapters.sql.engine import Connection, Statement
 from todo_api.adapters.sql.tables import change_feeds, events, tasks
 from todo_api.domain.changes import Change, Deleted, FeedEvent, ReminderDue, coalesced
 from todo_api.domain.lists import TaskList
+from todo_api.domain.recurrence import format_instant
 from todo_api.domain.tasks import Task
 
 NOTIFY_CHANNEL: Final = "todo_changes"
@@ -170,9 +171,9 @@ def cloud_event(user_id: str, change: Change, data_of: DataOf, at: datetime) -> 
     subject = change.subject
     data: dict[str, Any]
     if isinstance(subject, Deleted):
-        data = {"id": subject.id, "deleted_at": _z(subject.deleted_at)}
+        data = {"id": subject.id, "deleted_at": format_instant(subject.deleted_at)}
     elif isinstance(subject, ReminderDue):
-        reminder = {"id": subject.reminder_id, "index": subject.index, "fire_at": _z(subject.fire_at)}
+        reminder = {"id": subject.reminder_id, "index": subject.index, "fire_at": format_instant(subject.fire_at)}
         data = data_of(subject.task) | {"reminder": reminder}
     else:
         data = data_of(subject)
@@ -182,14 +183,10 @@ def cloud_event(user_id: str, change: Change, data_of: DataOf, at: datetime) -> 
         "source": f"/api/{user_id}",
         "type": change.type,
         "subject": f"{change.aggregate_type}s/{subject.id}",
-        "time": at.isoformat().replace("+00:00", "Z"),
+        "time": format_instant(at),
         "datacontenttype": "application/json",
         "data": data,
     }
-
-
-def _z(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 class SqlChangeLog:

@@ -54,7 +54,7 @@ from todo_api.adapters.sql.task_listing import (
 from todo_api.domain.changes import task_change
 from todo_api.domain.errors import NotFound
 from todo_api.domain.overview import Counts, Day, TagCount, TaskSummary
-from todo_api.domain.recurrence import Recurrence, Reminder, format_duration, parse_duration
+from todo_api.domain.recurrence import Recurrence, Reminder, parse_duration, reminder_fields
 from todo_api.domain.tasks import DeletedTask, Position, Priority, Task, TaskDraft, TaskFilter, TaskQuery
 
 _SERIES = ("recurrence_rule", "recurrence_timezone", "recurrence_from", "recurrence_start", "reminders")
@@ -62,13 +62,7 @@ _WRITABLE = ("title", "description", "completed", "priority", "tags", "due_at", 
 
 
 def reminders_json(reminders: tuple[Reminder, ...]) -> list[dict[str, str]]:
-    """The task's reminders as its row keeps them (and the API shows them)."""
-    return [
-        {"before": format_duration(reminder.before)}
-        if reminder.before is not None
-        else {"at": reminder.at.astimezone(UTC).isoformat().replace("+00:00", "Z")}  # type: ignore[union-attr]
-        for reminder in reminders
-    ]
+    return [reminder_fields(reminder) for reminder in reminders]
 
 
 def _reminders_of(stored: list[dict[str, str]]) -> tuple[Reminder, ...]:
@@ -315,26 +309,26 @@ _OWNED_MANY = (tasks.c.id == any_(_ids), tasks.c.user_id == bindparam("owner"))
 _GET_MANY_FOR_UPDATE = Statement(select(tasks).where(*_OWNED_MANY).order_by(tasks.c.id).with_for_update())
 _batch = select(
     *(
-        func.unnest(bindparam(f"{name}s", type_=ARRAY(kind))).label(name)
-        for name, kind in (
-            ("id", BigInteger()),
-            ("expected_version", Integer()),
-            ("title", Text()),
-            ("description", Text()),
-            ("completed", Boolean()),
-            ("completed_at", DateTime(timezone=True)),
-            ("priority", SmallInteger()),
-            ("tags", Text()),  # each a JSON array: asyncpg would read a list of lists as a 2-D array
-            ("due_at", DateTime(timezone=True)),
-            ("updated_at", DateTime(timezone=True)),
-            ("list_id", BigInteger()),
-            ("parent_id", BigInteger()),
-            ("position", Text()),
-            ("recurrence_rule", Text()),
-            ("recurrence_timezone", Text()),
-            ("recurrence_from", Text()),
-            ("recurrence_start", DateTime(timezone=True)),
-            ("reminders", Text()),  # JSON text, as tags
+        func.unnest(bindparam(bind, type_=ARRAY(kind))).label(name)
+        for name, bind, kind in (
+            ("id", "ids", BigInteger()),
+            ("expected_version", "expected_versions", Integer()),
+            ("title", "titles", Text()),
+            ("description", "descriptions", Text()),
+            ("completed", "completeds", Boolean()),
+            ("completed_at", "completed_ats", DateTime(timezone=True)),
+            ("priority", "priorities", SmallInteger()),
+            ("tags", "tags_json", Text()),  # each a JSON array: asyncpg would read a list of lists as a 2-D array
+            ("due_at", "due_ats", DateTime(timezone=True)),
+            ("updated_at", "updated_ats", DateTime(timezone=True)),
+            ("list_id", "list_ids", BigInteger()),
+            ("parent_id", "parent_ids", BigInteger()),
+            ("position", "positions", Text()),
+            ("recurrence_rule", "recurrence_rules", Text()),
+            ("recurrence_timezone", "recurrence_timezones", Text()),
+            ("recurrence_from", "recurrence_froms", Text()),
+            ("recurrence_start", "recurrence_starts", DateTime(timezone=True)),
+            ("reminders", "reminders_json", Text()),  # JSON text, as tags
         )
     )
 ).subquery("batch")
@@ -693,8 +687,8 @@ class SqlTaskRepository:
             "descriptions": [task.description for task in changed],
             "completeds": [task.completed for task in changed],
             "completed_ats": [task.completed_at for task in changed],
-            "prioritys": [int(task.priority) for task in changed],
-            "tagss": [json.dumps(task.tags) for task in changed],
+            "priorities": [int(task.priority) for task in changed],
+            "tags_json": [json.dumps(task.tags) for task in changed],
             "due_ats": [task.due_at for task in changed],
             "updated_ats": [task.updated_at for task in changed],
             "list_ids": [task.list_id for task in changed],
@@ -704,7 +698,7 @@ class SqlTaskRepository:
             "recurrence_timezones": [task.recurrence and task.recurrence.timezone for task in changed],
             "recurrence_froms": [task.recurrence and task.recurrence.from_ for task in changed],
             "recurrence_starts": [task.recurrence and task.recurrence.start for task in changed],
-            "reminderss": [json.dumps(reminders_json(task.reminders)) for task in changed],
+            "reminders_json": [json.dumps(reminders_json(task.reminders)) for task in changed],
         }
         return [task_of(row) for row in await _SAVE_MANY.fetch(self._db, owner=changed[0].user_id, **columns)]
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from todo_api.adapters.http.deps import TaskOwner
 from todo_api.adapters.http.overview_schemas import SummaryOut, TagsOut
 from todo_api.adapters.http.problems import problem_responses
-from todo_api.domain.overview import MAX_TIME_ZONE_CHARS
+from todo_api.domain.time_zones import MAX_TIME_ZONE_CHARS
 
 router = APIRouter(prefix="/api/{user_id}", tags=["tasks"])
 

@@ -37,6 +37,7 @@ from todo_api.adapters.http.schemas import (
 )
 from todo_api.domain.bulk import MAX_BULK_TASKS, BulkOperation
 from todo_api.domain.errors import InvalidInput
+from todo_api.domain.overview import MAX_COMPLETE_ALL_TASKS
 from todo_api.domain.tasks import (
     MAX_SEARCH_CHARS,
     MAX_TAGS,
@@ -249,7 +250,9 @@ async def clear_completed(
     operation_id="completeAllTasks",
     summary="Complete every open task (the filters narrow it), with their subtasks",
     description="One statement; each task completed is a new version and a `task.completed` event. "
-    "Completing a task completes its open subtasks too, as completing one task does.",
+    "Completing a task completes its open subtasks too, as completing one task does. At most "
+    f"{MAX_COMPLETE_ALL_TASKS} tasks (subtasks included) at once: more is 422 `too_many_tasks` and "
+    "nothing is completed.",
     responses=problem_responses(401, 403, 422),
 )
 async def complete_all(
