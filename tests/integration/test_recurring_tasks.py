@@ -354,11 +354,11 @@ async def test_skipping_past_the_years_a_series_keeps_is_a_422_and_changes_nothi
 
 async def complete_parent(client: httpx.AsyncClient, user: User, path: str, parent_id: int) -> None:
     if path == "complete":
-        url, body = task_url(parent_id) + "/complete", {"completed": True}
-        response = await client.patch(url, json=body, headers=user.headers)
+        url = task_url(parent_id) + "/complete"
+        response = await client.patch(url, json={"completed": True}, headers=user.headers)
     elif path == "bulk":
-        body = {"operations": [{"op": "complete", "task_ids": [parent_id]}]}
-        response = await client.post(tasks_url() + "/bulk", json=body, headers=user.headers)
+        bulk = {"operations": [{"op": "complete", "task_ids": [parent_id]}]}
+        response = await client.post(tasks_url() + "/bulk", json=bulk, headers=user.headers)
     else:
         response = await client.post(tasks_url() + "/complete-all", headers=user.headers)
     assert response.status_code == 200, response.text
