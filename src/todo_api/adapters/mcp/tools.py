@@ -135,9 +135,11 @@ def _field_errors(error: ValidationError) -> list[dict[str, Any]]:
 
 
 class TodoMcpServer(MCPServer[Any]):
-    """Turns every failure into a tool result with the REST API's `code`: a domain error keeps its
-    own, arguments that fail the input schema are `validation_failed` (REST's 422), an unknown tool
-    is `unknown_tool`. Only a crash stays a generic `internal_error`."""
+    """Turns every anticipated failure into a tool result with the REST API's `code`: a domain error
+    keeps its own, arguments that fail the input schema are `validation_failed` (REST's 422), an
+    unknown tool is `unknown_tool`. A crash is raised on: the SDK logs it with its traceback and tells
+    an MCP client only `Error executing tool <name>`; the chat loop's `McpAgentTools` makes it
+    `internal_error`."""
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None) -> Any:
         if self._tool_manager.get_tool(name) is None:
