@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import orjson
+import structlog
 from fastapi import APIRouter, Path, Query, Request, Response, status
 from starlette.responses import StreamingResponse
 
@@ -28,6 +29,7 @@ from todo_api.use_cases.chat import ToolCalled, Turn, TurnEnded
 
 ConversationId = Annotated[int, Path(ge=1, le=MAX_ID)]
 _CONVERSATIONS, _MESSAGES = "conversations", "messages"
+log = structlog.get_logger("todo_api.chat")
 
 router = APIRouter(prefix="/api/{user_id}", tags=["chat"])
 
@@ -66,7 +68,14 @@ async def _frames(turn: Turn) -> AsyncIterator[bytes]:
             elif isinstance(event, TurnEnded):
                 yield b"event: done\ndata: %s\n\n" % ChatResponse.of(event.result).model_dump_json().encode()
     except DomainError as error:  # the status is sent already: the error travels as an event
-        yield b"event: error\ndata: %s\n\n" % orjson.dumps({"code": error.code, "detail": error.message})
+        yield _error_frame(error.code, error.message)
+    except Exception:  # a crash too: a client waiting for `done` must learn the turn failed
+        log.exception("chat_stream_failed")
+        yield _error_frame("internal_error", "An unexpected error occurred; quote the request id when reporting it.")
+
+
+def _error_frame(code: str, detail: str) -> bytes:
+    return b"event: error\ndata: %s\n\n" % orjson.dumps({"code": code, "detail": detail})
 
 
 @router.get(
