@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Sequence
 
 import pytest
 
-from tests.unit.chat_fakes import FakeAgentTools, ScriptedChatModel
+from tests.unit.chat_fakes import FakeAgentTools, HangingTools, ScriptedChatModel
 from tests.unit.fakes import FakeUnitOfWorkFactory
 from todo_api.domain.chat import ChatMessage, ModelReply, ToolCall, ToolDefinition
 from todo_api.domain.errors import InvalidInput, NotFound, ServiceUnavailable
-from todo_api.use_cases.chat import ChatOptions, ChatTurn, ListMessages
+from todo_api.use_cases.chat import ChatOptions, ChatTurn, ListMessages, ToolCalled
 
 ADA, BOB = "ada", "bob"
 
@@ -98,3 +99,52 @@ async def test_history_starts_at_a_user_message_and_another_person_cannot_contin
         await second.start(BOB, first.conversation_id, "mine now")
     with pytest.raises(NotFound):
         await ListMessages(uow).execute(BOB, first.conversation_id, 10)
+
+
+async def test_a_stream_closed_after_a_tool_call_still_stores_what_was_done() -> None:
+    uow = FakeUnitOfWorkFactory()
+    model = ScriptedChatModel([echo("c1"), echo("c2")], final="never sent")
+    events = (await turn(model, uow).start(ADA, None, "echo twice")).events()
+
+    first = await anext(events)
+    await events.aclose()  # the client went away after the first frame
+
+    assert isinstance(first, ToolCalled)
+    assert stored(uow)[:3] == [("user", "echo twice"), ("assistant", None), ("tool", '{"x": 1}')]
+    [(role, notice)] = stored(uow)[3:]
+    assert role == "assistant"
+    assert "interrupted" in str(notice)
+    assert "1 tool call(s) ran" in str(notice)
+
+
+async def test_a_turn_cancelled_during_a_tool_call_stores_that_call_as_cut_off() -> None:
+    uow = FakeUnitOfWorkFactory()
+    tools = HangingTools(hang_at=2)
+    model = ScriptedChatModel([ModelReply(None, (ToolCall("c1", "echo", "{}"), ToolCall("c2", "echo", "{}")))])
+    chat = ChatTurn(uow, uow.clock, model, tools, ChatOptions())
+    running = asyncio.create_task((await chat.start(ADA, None, "echo")).finish())
+    await tools.hanging.wait()
+
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+
+    messages = [m for _, m in sorted(uow.store.chat.messages.values(), key=lambda e: e[1].id)]
+    assert [(m.role, m.tool_call_id, m.is_error) for m in messages] == [
+        ("user", None, False),
+        ("assistant", None, False),
+        ("tool", "c1", False),
+        ("tool", "c2", True),
+        ("assistant", None, False),
+    ]
+    assert json.loads(messages[3].content or "")["code"] == "interrupted"
+
+
+async def test_a_failure_after_a_tool_ran_stores_what_was_done_and_is_raised() -> None:
+    uow = FakeUnitOfWorkFactory()
+    model = ScriptedChatModel([echo("c1"), RuntimeError("a bug in the model adapter")])
+
+    with pytest.raises(RuntimeError):
+        await (await turn(model, uow).start(ADA, None, "echo")).finish()
+
+    assert [role for role, _ in stored(uow)] == ["user", "assistant", "tool", "assistant"]

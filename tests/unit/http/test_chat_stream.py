@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 
 import httpx
 
-from tests.unit.chat_fakes import ScriptedChatModel
+from tests.unit.chat_fakes import HangingTools, ScriptedChatModel
 from tests.unit.http.backend import FakeBackend
-from tests.unit.http.conftest import ADA_TOKEN, bearer
+from tests.unit.http.conftest import ADA, ADA_TOKEN, bearer
+from todo_api.adapters.http.app import HttpOptions, create_http_app
+from todo_api.domain.chat import ModelReply, ToolCall
+from todo_api.use_cases.chat import ChatTurn
 
 STREAM = {**bearer(ADA_TOKEN), "Accept": "text/event-stream"}
 
@@ -32,3 +37,49 @@ async def test_a_crash_midway_ends_the_stream_with_an_internal_error_event(
     assert name == "error"
     assert data["code"] == "internal_error"
     assert "a bug" not in str(data["detail"])
+
+
+async def test_a_client_gone_mid_stream_leaves_what_the_turn_did_stored(backend: FakeBackend) -> None:
+    tools = HangingTools(hang_at=2)
+    model = ScriptedChatModel(
+        [ModelReply(None, (ToolCall("c1", "echo", "{}"),)), ModelReply(None, (ToolCall("c2", "echo", "{}"),))]
+    )
+    chat = ChatTurn(backend.uow, backend.clock, model, tools)
+    app = create_http_app(dataclasses.replace(backend.use_cases, chat=chat), HttpOptions(cursor_key="k" * 40))
+    body = json.dumps({"message": "echo twice"}).encode()
+    requested = False
+
+    async def receive() -> dict[str, object]:
+        nonlocal requested
+        if not requested:
+            requested = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await tools.hanging.wait()  # the tab is closed while the second call runs
+        return {"type": "http.disconnect"}
+
+    async def send(message: object) -> None:
+        pass
+
+    headers = [(b"host", b"test"), (b"content-type", b"application/json"), (b"content-length", b"%d" % len(body)),
+               (b"authorization", f"Bearer {ADA_TOKEN}".encode()), (b"accept", b"text/event-stream")]  # fmt: skip
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": "/api/me/chat", "raw_path": b"/api/me/chat", "query_string": b"", "root_path": "",
+             "headers": headers, "client": ("203.0.113.7", 50_000), "server": ("test", 80)}  # fmt: skip
+
+    await asyncio.wait_for(app(scope, receive, send), 5)
+    for _ in range(100):  # the record is written in a task of its own, which may finish after the response
+        if backend.store.chat.messages:
+            break
+        await asyncio.sleep(0.01)
+
+    stored = [m for _, m in sorted(backend.store.chat.messages.values(), key=lambda e: e[1].id)]
+    assert [(m.role, m.tool_call_id, m.is_error) for m in stored] == [
+        ("user", None, False),
+        ("assistant", None, False),
+        ("tool", "c1", False),
+        ("assistant", None, False),
+        ("tool", "c2", True),
+        ("assistant", None, False),
+    ]
+    [conversation] = backend.store.chat.conversations.values()
+    assert conversation.user_id == ADA

@@ -4,6 +4,7 @@ tasks through the MCP tools (docs/api.md#chat). 503 `chat_not_configured` when n
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Annotated, Any
 
 import orjson
@@ -62,11 +63,12 @@ async def chat(body: ChatRequest, caller: TaskOwner, request: Request) -> Any:
 
 async def _frames(turn: Turn) -> AsyncIterator[bytes]:
     try:
-        async for event in turn.events():
-            if isinstance(event, ToolCalled):
-                yield b"event: tool_call\ndata: %s\n\n" % ToolCallOut.of(event.call).model_dump_json().encode()
-            elif isinstance(event, TurnEnded):
-                yield b"event: done\ndata: %s\n\n" % ChatResponse.of(event.result).model_dump_json().encode()
+        async with aclosing(turn.events()) as events:  # closed with the stream: the turn stores what it did
+            async for event in events:
+                if isinstance(event, ToolCalled):
+                    yield b"event: tool_call\ndata: %s\n\n" % ToolCallOut.of(event.call).model_dump_json().encode()
+                elif isinstance(event, TurnEnded):
+                    yield b"event: done\ndata: %s\n\n" % ChatResponse.of(event.result).model_dump_json().encode()
     except DomainError as error:  # the status is sent already: the error travels as an event
         yield _error_frame(error.code, error.message)
     except Exception:  # a crash too: a client waiting for `done` must learn the turn failed
