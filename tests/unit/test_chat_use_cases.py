@@ -9,10 +9,10 @@ from collections.abc import Sequence
 import pytest
 
 from tests.unit.chat_fakes import FakeAgentTools, HangingTools, ScriptedChatModel
-from tests.unit.fakes import FakeUnitOfWorkFactory
-from todo_api.domain.chat import ChatMessage, ModelReply, ToolCall, ToolDefinition
+from tests.unit.fakes import FakeClock, FakeUnitOfWorkFactory
+from todo_api.domain.chat import ChatMessage, ModelReply, ToolCall, ToolDefinition, ToolOutcome
 from todo_api.domain.errors import InvalidInput, NotFound, ServiceUnavailable
-from todo_api.use_cases.chat import ChatOptions, ChatTurn, ListMessages, ToolCalled
+from todo_api.use_cases.chat import ChatOptions, ChatTurn, DeleteConversation, ListMessages, ToolCalled
 
 ADA, BOB = "ada", "bob"
 
@@ -148,3 +148,77 @@ async def test_a_failure_after_a_tool_ran_stores_what_was_done_and_is_raised() -
         await (await turn(model, uow).start(ADA, None, "echo")).finish()
 
     assert [role for role, _ in stored(uow)] == ["user", "assistant", "tool", "assistant"]
+
+
+async def test_a_tool_call_that_hangs_is_cut_off_at_the_time_cap_and_stored() -> None:
+    uow = FakeUnitOfWorkFactory()
+    tools = HangingTools(hang_at=1)
+    chat = ChatTurn(uow, uow.clock, ScriptedChatModel([echo("c1")]), tools, ChatOptions(turn_timeout_s=0.05))
+
+    result = await asyncio.wait_for((await chat.start(ADA, None, "echo")).finish(), 5)
+
+    assert result.stopped == "time_limit"
+    [cut_off] = result.tool_calls
+    assert cut_off.is_error
+    assert json.loads(cut_off.result)["code"] == "interrupted"
+    assert [role for role, _ in stored(uow)] == ["user", "assistant", "tool", "assistant"]
+
+
+class SlowTools(FakeAgentTools):
+    """`echo`, each call taking `seconds` on the clock."""
+
+    def __init__(self, clock: FakeClock, seconds: float) -> None:
+        super().__init__()
+        self.clock, self.seconds = clock, seconds
+
+    async def call(self, user_id: str, name: str, arguments: str) -> ToolOutcome:
+        self.clock.advance(self.seconds)
+        return await super().call(user_id, name, arguments)
+
+
+async def test_time_spent_in_tools_counts_toward_the_cap_on_the_clock() -> None:
+    uow = FakeUnitOfWorkFactory()
+    model = ScriptedChatModel([ModelReply(None, (ToolCall("c1", "echo", "{}"), ToolCall("c2", "echo", "{}")))])
+    chat = ChatTurn(uow, uow.clock, model, SlowTools(uow.clock, 61), ChatOptions(turn_timeout_s=60))
+
+    result = await (await chat.start(ADA, None, "echo twice")).finish()
+
+    assert result.stopped == "time_limit"
+    assert "longer than 60 seconds" in result.response
+    assert len(model.prompts) == 1  # the model is not asked again once the time is spent
+    messages = [m for _, m in sorted(uow.store.chat.messages.values(), key=lambda e: e[1].id)]
+    assert [(m.role, m.tool_call_id, m.is_error) for m in messages] == [
+        ("user", None, False),
+        ("assistant", None, False),
+        ("tool", "c1", False),
+        ("tool", "c2", True),
+        ("assistant", None, False),
+    ]
+    assert json.loads(messages[3].content or "")["code"] == "not_run"
+
+
+class DeletingTools(FakeAgentTools):
+    """`echo`, and meanwhile the person deletes the conversation (in another tab)."""
+
+    def __init__(self, uow: FakeUnitOfWorkFactory, conversation_id: int) -> None:
+        super().__init__()
+        self.uow, self.conversation_id = uow, conversation_id
+
+    async def call(self, user_id: str, name: str, arguments: str) -> ToolOutcome:
+        await DeleteConversation(self.uow).execute(user_id, self.conversation_id)
+        return await super().call(user_id, name, arguments)
+
+
+async def test_a_conversation_deleted_during_the_turn_gets_the_turn_in_a_new_one() -> None:
+    uow = FakeUnitOfWorkFactory()
+    first = await (await turn(ScriptedChatModel(final="Hi."), uow).start(ADA, None, "hello")).finish()
+    tools = DeletingTools(uow, first.conversation_id)
+    chat = ChatTurn(uow, uow.clock, ScriptedChatModel([echo("c1")], final="Echoed."), tools, ChatOptions())
+
+    result = await (await chat.start(ADA, first.conversation_id, "echo")).finish()
+
+    assert result.response == "Echoed."
+    assert result.conversation_id != first.conversation_id
+    assert list(uow.store.chat.conversations) == [result.conversation_id]
+    page = await ListMessages(uow).execute(ADA, result.conversation_id, 10)
+    assert [m.role for m in page.messages] == ["user", "assistant", "tool", "assistant"]

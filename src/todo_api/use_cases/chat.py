@@ -1,28 +1,30 @@
 """Chat: one turn of a conversation with the assistant, and the conversations themselves.
 
-A turn sends the conversation so far and the person's message to the model, offering the MCP
-tools; each tool call the model makes runs through the same use cases as REST and MCP (its writes
-commit as they happen, and land in the change feed like any other). The loop is capped in model
-calls (`max_steps`) and in time (`turn_timeout_s`). Nothing about the turn is stored until it
-ends, then all of it in one transaction: the person's message, each assistant message with its
-tool calls followed by their results, and the final answer. A capped turn (step or time limit, or
-a model that failed after tools had already run) stores the same, its completed call/result pairs
-and a final assistant message saying it stopped, so the stored history is always one the model
-can continue from and says what was done. A turn abandoned midway after a tool ran (the streaming
-client went away, or a crash) is stored too, in a task of its own that the request's cancellation
-does not reach: a call it cut off is marked so, and a final message says it was interrupted. A
-model failure before any tool ran stores nothing and answers 503. No conversation is held in
-memory: any replica continues any conversation.
+A turn sends the conversation so far and the person's message to the model, offering the MCP tools;
+each tool call the model makes runs through the same use cases as REST and MCP (its writes commit
+as they happen, and land in the change feed like any other). The loop is capped in model calls
+(`max_steps`) and in time (`turn_timeout_s`, on the `Clock`, over model and tool calls alike: a
+call it cuts off is answered `interrupted`). Nothing about the turn is stored until it ends, then
+all of it in one transaction: the person's message, each assistant message with its tool calls
+followed by their results, and the final answer. A capped turn (step or time limit, or a model that
+failed after tools had already run) stores the same, its completed call/result pairs and a final
+assistant message saying it stopped, so the stored history is always one the model can continue
+from and says what was done; a conversation deleted meanwhile is not a 404 for a turn that may have
+changed things, the turn goes into a new conversation. A turn abandoned midway after a tool ran
+(the streaming client went away, or a crash) is stored too, in a task of its own that the request's
+cancellation does not reach: a call it cut off is marked so, and a final message says it was
+interrupted. A model failure before any tool ran stores nothing and answers 503. No conversation is
+held in memory: any replica continues any conversation.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import AsyncGenerator, Coroutine, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from todo_api.domain.chat import (
@@ -30,6 +32,7 @@ from todo_api.domain.chat import (
     Conversation,
     StopReason,
     ToolCallRecord,
+    ToolOutcome,
     TurnResult,
     normalise_message,
     title_of,
@@ -113,12 +116,12 @@ class Turn:
         records: list[ToolCallRecord] = []
         answer: str | None = None
         stopped: StopReason | None = None
-        deadline = time.monotonic() + options.turn_timeout_s
+        deadline = chat.clock.now() + timedelta(seconds=options.turn_timeout_s)
         running: str | None = None
         ended = False
         try:
             for _ in range(options.max_steps):
-                remaining = deadline - time.monotonic()
+                remaining = (deadline - chat.clock.now()).total_seconds()
                 try:
                     if remaining <= 0:
                         raise TimeoutError
@@ -137,8 +140,16 @@ class Turn:
                     break
                 written.append(ChatMessage("assistant", reply.content, tool_calls=reply.tool_calls))
                 for call in reply.tool_calls:
+                    remaining = (deadline - chat.clock.now()).total_seconds()
+                    if remaining <= 0:
+                        stopped = "time_limit"  # this call and the rest are answered `not_run` below
+                        break
                     running = call.id
-                    outcome = await chat.tools.call(self._user_id, call.name, call.arguments)
+                    try:
+                        async with asyncio.timeout(remaining):  # a tool may wait on row locks
+                            outcome = await chat.tools.call(self._user_id, call.name, call.arguments)
+                    except TimeoutError:
+                        outcome, stopped = ToolOutcome(_CUT_OFF, is_error=True), "time_limit"
                     running = None
                     written.append(
                         ChatMessage("tool", outcome.content, tool_call_id=call.id, is_error=outcome.is_error)
@@ -146,6 +157,11 @@ class Turn:
                     record = ToolCallRecord(call.name, call.arguments, outcome.content, outcome.is_error)
                     records.append(record)
                     yield ToolCalled(record)
+                    if stopped:
+                        break
+                if stopped:
+                    written.extend(_unanswered(written, running))
+                    break
             else:
                 stopped = "step_limit"
             if answer is None:
@@ -241,7 +257,8 @@ class ChatTurn:
             if conversation is None:
                 conversation = await uow.conversations.add(user_id, title_of(message), now)
             elif await uow.conversations.get(user_id, conversation.id, for_update=True) is None:
-                raise _not_found(conversation.id)  # deleted during the turn
+                # Deleted during the turn, whose tools may have changed things: recorded in a new one.
+                conversation = await uow.conversations.add(user_id, title_of(message), now)
             await uow.conversations.append(user_id, conversation.id, written, now)
             await uow.commit()
         return conversation.id
