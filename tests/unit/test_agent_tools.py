@@ -52,3 +52,17 @@ async def test_a_crashing_tool_is_an_internal_error_the_turn_records() -> None:
         ("tool", True),
         ("assistant", False),
     ]
+
+
+async def test_list_lists_answers_every_list_a_person_has() -> None:
+    backend = FakeBackend()
+    for n in range(150):
+        await backend.use_cases.create_list.execute(ADA, f"List {n:03}")
+
+    outcome = await agent_tools(backend.use_cases).call(ADA, "list_lists", '{"user_id": "me"}')
+
+    assert not outcome.is_error
+    lists = json.loads(outcome.content)
+    assert len(lists) == 151  # the Inbox and the 150
+    assert lists[0]["is_inbox"]
+    assert lists[-1]["name"] == "List 149"

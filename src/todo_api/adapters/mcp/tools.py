@@ -21,7 +21,7 @@ from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import AwareDatetime, BaseModel, Field, ValidationError
 
 from todo_api.domain.errors import DomainError, Forbidden
-from todo_api.domain.lists import MAX_LIST_NAME_CHARS
+from todo_api.domain.lists import MAX_LIST_NAME_CHARS, MAX_LISTS_PER_USER
 from todo_api.domain.tasks import (
     MAX_DESCRIPTION_CHARS,
     MAX_PAGE_SIZE,
@@ -294,7 +294,7 @@ def build_mcp_server(use_cases: UseCases, caller: Caller) -> TodoMcpServer:
     @server.tool(annotations=read_only)
     async def list_lists(ctx: Context, user_id: UserId) -> list[ListResult]:
         """The person's lists in their order (the Inbox first), with open and total task counts."""
-        page = await use_cases.list_lists.execute(await owner(ctx, user_id), 100)
+        page = await use_cases.list_lists.execute(await owner(ctx, user_id), MAX_LISTS_PER_USER)  # all, in one page
         return [
             ListResult(
                 list_id=found.id,
