@@ -21,7 +21,7 @@ from todo_api.adapters.http.chat_schemas import (
 )
 from todo_api.adapters.http.deps import TaskOwner
 from todo_api.adapters.http.event_stream import HEADERS, MEDIA_TYPE
-from todo_api.adapters.http.paging import Cursor, next_link
+from todo_api.adapters.http.paging import Cursor, RowPaging
 from todo_api.adapters.http.problems import problem_responses
 from todo_api.adapters.http.schemas import MAX_ID
 from todo_api.domain.chat import MAX_CONVERSATIONS_PAGE, MAX_MESSAGES_PAGE
@@ -93,13 +93,9 @@ async def list_conversations(
     limit: Annotated[int, Query(ge=1, le=MAX_CONVERSATIONS_PAGE)] = 20,
     cursor: Cursor = None,
 ) -> ConversationPageOut:
-    cursors = caller.services.cursors
-    before = cursors.decode_row(cursor, _CONVERSATIONS) if cursor else None
-    page = await caller.use_cases.list_conversations.execute(caller.user_id, limit, before)
-    next_cursor = cursors.encode_row(_CONVERSATIONS, page.next_before) if page.next_before is not None else None
-    if next_cursor:
-        response.headers["Link"] = next_link(request, next_cursor)
-    return ConversationPageOut.of(page.conversations, next_cursor=next_cursor, limit=limit)
+    paging = RowPaging(caller.services.cursors, _CONVERSATIONS, request, response)
+    page = await caller.use_cases.list_conversations.execute(caller.user_id, limit, paging.position(cursor))
+    return ConversationPageOut.of(page.conversations, next_cursor=paging.next_cursor(page.next_before), limit=limit)
 
 
 @router.get(
@@ -117,13 +113,9 @@ async def list_messages(
     limit: Annotated[int, Query(ge=1, le=MAX_MESSAGES_PAGE)] = 50,
     cursor: Cursor = None,
 ) -> MessagePageOut:
-    cursors = caller.services.cursors
-    after = cursors.decode_row(cursor, _MESSAGES) if cursor else None
-    page = await caller.use_cases.list_messages.execute(caller.user_id, conversation_id, limit, after)
-    next_cursor = cursors.encode_row(_MESSAGES, page.next_after) if page.next_after is not None else None
-    if next_cursor:
-        response.headers["Link"] = next_link(request, next_cursor)
-    return MessagePageOut.of(page.messages, next_cursor=next_cursor, limit=limit)
+    paging = RowPaging(caller.services.cursors, _MESSAGES, request, response)
+    page = await caller.use_cases.list_messages.execute(caller.user_id, conversation_id, limit, paging.position(cursor))
+    return MessagePageOut.of(page.messages, next_cursor=paging.next_cursor(page.next_after), limit=limit)
 
 
 @router.delete(

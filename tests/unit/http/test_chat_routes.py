@@ -1,4 +1,5 @@
-"""The chat turn streamed as server-sent events: once the 200 is sent, a failure is an `event: error`."""
+"""The chat routes over fakes: the streamed turn (once the 200 is sent, a failure is an `event: error`;
+a client gone mid-stream leaves the turn stored) and the conversation pages."""
 
 from __future__ import annotations
 
@@ -83,3 +84,31 @@ async def test_a_client_gone_mid_stream_leaves_what_the_turn_did_stored(backend:
     ]
     [conversation] = backend.store.chat.conversations.values()
     assert conversation.user_id == ADA
+
+
+async def test_conversations_and_their_messages_page_by_cursor_and_link(
+    client: httpx.AsyncClient, backend: FakeBackend
+) -> None:
+    for n in range(3):
+        await (await backend.use_cases.chat.start(ADA, None, f"hello {n}")).finish()
+    auth = bearer(ADA_TOKEN)
+
+    first = await client.get("/api/me/conversations", params={"limit": 2}, headers=auth)
+    cursor = first.json()["meta"]["next_cursor"]
+    assert [c["title"] for c in first.json()["data"]] == ["hello 2", "hello 1"]
+    assert first.headers["link"] == f'</api/me/conversations?limit=2&cursor={cursor}>; rel="next"'
+    rest = await client.get("/api/me/conversations", params={"limit": 2, "cursor": cursor}, headers=auth)
+    assert [c["title"] for c in rest.json()["data"]] == ["hello 0"]
+    assert rest.json()["meta"]["next_cursor"] is None
+    assert "link" not in rest.headers
+
+    conversation = rest.json()["data"][0]["id"]
+    url = f"/api/me/conversations/{conversation}/messages"
+    messages = await client.get(url, params={"limit": 1}, headers=auth)
+    after = messages.json()["meta"]["next_cursor"]
+    assert [m["content"] for m in messages.json()["data"]] == ["hello 0"]
+    second = await client.get(url, params={"limit": 1, "cursor": after}, headers=auth)
+    assert [m["role"] for m in second.json()["data"]] == ["assistant"]
+    foreign = await client.get(url, params={"cursor": cursor}, headers=auth)  # a conversations cursor
+    assert foreign.status_code == 400
+    assert foreign.json()["code"] == "invalid_cursor"
