@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -109,3 +110,19 @@ class FakeAgentTools:
         if name != "echo":
             return ToolOutcome('{"code": "unknown_tool"}', is_error=True)
         return ToolOutcome(arguments)
+
+
+class HangingTools(FakeAgentTools):
+    """`echo`, except that the call numbered `hang_at` (from 1) never returns."""
+
+    def __init__(self, hang_at: int) -> None:
+        super().__init__()
+        self.hang_at = hang_at
+        self.hanging = asyncio.Event()
+
+    async def call(self, user_id: str, name: str, arguments: str) -> ToolOutcome:
+        outcome = await super().call(user_id, name, arguments)
+        if len(self.calls) == self.hang_at:
+            self.hanging.set()
+            await asyncio.Event().wait()
+        return outcome

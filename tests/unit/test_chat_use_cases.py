@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Sequence
 
 import pytest
 
-from tests.unit.chat_fakes import FakeAgentTools, ScriptedChatModel
-from tests.unit.fakes import FakeUnitOfWorkFactory
-from todo_api.domain.chat import ChatMessage, ModelReply, ToolCall, ToolDefinition
+from tests.unit.chat_fakes import FakeAgentTools, HangingTools, ScriptedChatModel
+from tests.unit.fakes import FakeClock, FakeUnitOfWorkFactory
+from todo_api.domain.chat import ChatMessage, ModelReply, ToolCall, ToolDefinition, ToolOutcome
 from todo_api.domain.errors import InvalidInput, NotFound, ServiceUnavailable
-from todo_api.use_cases.chat import ChatOptions, ChatTurn, ListMessages
+from todo_api.use_cases.chat import ChatOptions, ChatTurn, DeleteConversation, ListMessages, ToolCalled
 
 ADA, BOB = "ada", "bob"
 
@@ -98,3 +99,126 @@ async def test_history_starts_at_a_user_message_and_another_person_cannot_contin
         await second.start(BOB, first.conversation_id, "mine now")
     with pytest.raises(NotFound):
         await ListMessages(uow).execute(BOB, first.conversation_id, 10)
+
+
+async def test_a_stream_closed_after_a_tool_call_still_stores_what_was_done() -> None:
+    uow = FakeUnitOfWorkFactory()
+    model = ScriptedChatModel([echo("c1"), echo("c2")], final="never sent")
+    events = (await turn(model, uow).start(ADA, None, "echo twice")).events()
+
+    first = await anext(events)
+    await events.aclose()  # the client went away after the first frame
+
+    assert isinstance(first, ToolCalled)
+    assert stored(uow)[:3] == [("user", "echo twice"), ("assistant", None), ("tool", '{"x": 1}')]
+    [(role, notice)] = stored(uow)[3:]
+    assert role == "assistant"
+    assert "interrupted" in str(notice)
+    assert "1 tool call(s) ran" in str(notice)
+
+
+async def test_a_turn_cancelled_during_a_tool_call_stores_that_call_as_cut_off() -> None:
+    uow = FakeUnitOfWorkFactory()
+    tools = HangingTools(hang_at=2)
+    model = ScriptedChatModel([ModelReply(None, (ToolCall("c1", "echo", "{}"), ToolCall("c2", "echo", "{}")))])
+    chat = ChatTurn(uow, uow.clock, model, tools, ChatOptions())
+    running = asyncio.create_task((await chat.start(ADA, None, "echo")).finish())
+    await tools.hanging.wait()
+
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+
+    messages = [m for _, m in sorted(uow.store.chat.messages.values(), key=lambda e: e[1].id)]
+    assert [(m.role, m.tool_call_id, m.is_error) for m in messages] == [
+        ("user", None, False),
+        ("assistant", None, False),
+        ("tool", "c1", False),
+        ("tool", "c2", True),
+        ("assistant", None, False),
+    ]
+    assert json.loads(messages[3].content or "")["code"] == "interrupted"
+
+
+async def test_a_failure_after_a_tool_ran_stores_what_was_done_and_is_raised() -> None:
+    uow = FakeUnitOfWorkFactory()
+    model = ScriptedChatModel([echo("c1"), RuntimeError("a bug in the model adapter")])
+
+    with pytest.raises(RuntimeError):
+        await (await turn(model, uow).start(ADA, None, "echo")).finish()
+
+    assert [role for role, _ in stored(uow)] == ["user", "assistant", "tool", "assistant"]
+
+
+async def test_a_tool_call_that_hangs_is_cut_off_at_the_time_cap_and_stored() -> None:
+    uow = FakeUnitOfWorkFactory()
+    tools = HangingTools(hang_at=1)
+    chat = ChatTurn(uow, uow.clock, ScriptedChatModel([echo("c1")]), tools, ChatOptions(turn_timeout_s=0.05))
+
+    result = await asyncio.wait_for((await chat.start(ADA, None, "echo")).finish(), 5)
+
+    assert result.stopped == "time_limit"
+    [cut_off] = result.tool_calls
+    assert cut_off.is_error
+    assert json.loads(cut_off.result)["code"] == "interrupted"
+    assert [role for role, _ in stored(uow)] == ["user", "assistant", "tool", "assistant"]
+
+
+class SlowTools(FakeAgentTools):
+    """`echo`, each call taking `seconds` on the clock."""
+
+    def __init__(self, clock: FakeClock, seconds: float) -> None:
+        super().__init__()
+        self.clock, self.seconds = clock, seconds
+
+    async def call(self, user_id: str, name: str, arguments: str) -> ToolOutcome:
+        self.clock.advance(self.seconds)
+        return await super().call(user_id, name, arguments)
+
+
+async def test_time_spent_in_tools_counts_toward_the_cap_on_the_clock() -> None:
+    uow = FakeUnitOfWorkFactory()
+    model = ScriptedChatModel([ModelReply(None, (ToolCall("c1", "echo", "{}"), ToolCall("c2", "echo", "{}")))])
+    chat = ChatTurn(uow, uow.clock, model, SlowTools(uow.clock, 61), ChatOptions(turn_timeout_s=60))
+
+    result = await (await chat.start(ADA, None, "echo twice")).finish()
+
+    assert result.stopped == "time_limit"
+    assert "longer than 60 seconds" in result.response
+    assert len(model.prompts) == 1  # the model is not asked again once the time is spent
+    messages = [m for _, m in sorted(uow.store.chat.messages.values(), key=lambda e: e[1].id)]
+    assert [(m.role, m.tool_call_id, m.is_error) for m in messages] == [
+        ("user", None, False),
+        ("assistant", None, False),
+        ("tool", "c1", False),
+        ("tool", "c2", True),
+        ("assistant", None, False),
+    ]
+    assert json.loads(messages[3].content or "")["code"] == "not_run"
+
+
+class DeletingTools(FakeAgentTools):
+    """`echo`, and meanwhile the person deletes the conversation (in another tab)."""
+
+    def __init__(self, uow: FakeUnitOfWorkFactory, conversation_id: int) -> None:
+        super().__init__()
+        self.uow, self.conversation_id = uow, conversation_id
+
+    async def call(self, user_id: str, name: str, arguments: str) -> ToolOutcome:
+        await DeleteConversation(self.uow).execute(user_id, self.conversation_id)
+        return await super().call(user_id, name, arguments)
+
+
+async def test_a_conversation_deleted_during_the_turn_gets_the_turn_in_a_new_one() -> None:
+    uow = FakeUnitOfWorkFactory()
+    first = await (await turn(ScriptedChatModel(final="Hi."), uow).start(ADA, None, "hello")).finish()
+    tools = DeletingTools(uow, first.conversation_id)
+    chat = ChatTurn(uow, uow.clock, ScriptedChatModel([echo("c1")], final="Echoed."), tools, ChatOptions())
+
+    result = await (await chat.start(ADA, first.conversation_id, "echo")).finish()
+
+    assert result.response == "Echoed."
+    assert result.conversation_id != first.conversation_id
+    assert list(uow.store.chat.conversations) == [result.conversation_id]
+    page = await ListMessages(uow).execute(ADA, result.conversation_id, 10)
+    assert [m.role for m in page.messages] == ["user", "assistant", "tool", "assistant"]

@@ -454,7 +454,7 @@ class AgentTools(Protocol):
 
     async def definitions(self) -> Sequence[ToolDefinition]: ...
     async def call(self, user_id: str, name: str, arguments: str) -> ToolOutcome:
-        """Run one call; an unknown tool or malformed arguments is an error outcome, never an exception."""
+        """Run one call; an unknown tool, malformed arguments or a crash is an error outcome, never an exception."""
 
 
 class TargetGuard(Protocol):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
+import structlog
 from mcp.server.mcpserver import Context
 from mcp_types import CallToolResult, TextContent
 
@@ -13,6 +14,8 @@ from todo_api.adapters.mcp.tools import TodoMcpServer, acting_for, tool_error
 from todo_api.domain.chat import ToolDefinition, ToolOutcome
 from todo_api.domain.errors import AuthenticationFailed
 from todo_api.domain.users import Principal
+
+log = structlog.get_logger("todo_api.chat")
 
 
 class McpAgentTools:
@@ -49,6 +52,9 @@ class McpAgentTools:
         reset = acting_for.set(Principal(user_id=user_id))
         try:
             result = await self.server.call_tool(name, parsed)
+        except Exception:  # the port's promise: a crash is an error outcome the turn records, never an exception
+            log.exception("agent_tool_crashed", tool=name)
+            return _outcome(tool_error("internal_error", "The tool failed; nothing more is known."))
         finally:
             acting_for.reset(reset)
         if not isinstance(result, CallToolResult):  # a multi-round result: not something our tools answer

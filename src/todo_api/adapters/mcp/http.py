@@ -96,7 +96,9 @@ class McpHttp:
         await self.server.session_manager.handle_request(scope, receive, send)
 
     async def metadata(self, request: Request) -> Response:
-        """RFC 9728 protected-resource metadata for `/mcp`."""
+        """RFC 9728 protected-resource metadata for `/mcp`. Built from the `Host` header when there is
+        no `PUBLIC_URL`, so then never cached: a shared cache would serve one forged host to everyone."""
+        cache = "public, max-age=3600" if self._options.public_url else "no-store"
         return JSONResponse(
             {
                 "resource": self._base_url(request) + MCP_PATH,
@@ -105,7 +107,7 @@ class McpHttp:
                 "resource_name": "todo-api MCP server",
                 "resource_documentation": self._base_url(request) + "/docs",
             },
-            headers={"Cache-Control": "public, max-age=3600"},
+            headers={"Cache-Control": cache},
         )
 
     def metadata_url(self, request: Request) -> str:

@@ -21,7 +21,7 @@ from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import AwareDatetime, BaseModel, Field, ValidationError
 
 from todo_api.domain.errors import DomainError, Forbidden
-from todo_api.domain.lists import MAX_LIST_NAME_CHARS
+from todo_api.domain.lists import MAX_LIST_NAME_CHARS, MAX_LISTS_PER_USER
 from todo_api.domain.tasks import (
     MAX_DESCRIPTION_CHARS,
     MAX_PAGE_SIZE,
@@ -135,9 +135,11 @@ def _field_errors(error: ValidationError) -> list[dict[str, Any]]:
 
 
 class TodoMcpServer(MCPServer[Any]):
-    """Turns every failure into a tool result with the REST API's `code`: a domain error keeps its
-    own, arguments that fail the input schema are `validation_failed` (REST's 422), an unknown tool
-    is `unknown_tool`. Only a crash stays a generic `internal_error`."""
+    """Turns every anticipated failure into a tool result with the REST API's `code`: a domain error
+    keeps its own, arguments that fail the input schema are `validation_failed` (REST's 422), an
+    unknown tool is `unknown_tool`. A crash is raised on: the SDK logs it with its traceback and tells
+    an MCP client only `Error executing tool <name>`; the chat loop's `McpAgentTools` makes it
+    `internal_error`."""
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None) -> Any:
         if self._tool_manager.get_tool(name) is None:
@@ -292,7 +294,7 @@ def build_mcp_server(use_cases: UseCases, caller: Caller) -> TodoMcpServer:
     @server.tool(annotations=read_only)
     async def list_lists(ctx: Context, user_id: UserId) -> list[ListResult]:
         """The person's lists in their order (the Inbox first), with open and total task counts."""
-        page = await use_cases.list_lists.execute(await owner(ctx, user_id), 100)
+        page = await use_cases.list_lists.execute(await owner(ctx, user_id), MAX_LISTS_PER_USER)  # all, in one page
         return [
             ListResult(
                 list_id=found.id,

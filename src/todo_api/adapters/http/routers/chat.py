@@ -4,9 +4,11 @@ tasks through the MCP tools (docs/api.md#chat). 503 `chat_not_configured` when n
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Annotated, Any
 
 import orjson
+import structlog
 from fastapi import APIRouter, Path, Query, Request, Response, status
 from starlette.responses import StreamingResponse
 
@@ -19,7 +21,7 @@ from todo_api.adapters.http.chat_schemas import (
 )
 from todo_api.adapters.http.deps import TaskOwner
 from todo_api.adapters.http.event_stream import HEADERS, MEDIA_TYPE
-from todo_api.adapters.http.paging import Cursor, next_link
+from todo_api.adapters.http.paging import Cursor, RowPaging
 from todo_api.adapters.http.problems import problem_responses
 from todo_api.adapters.http.schemas import MAX_ID
 from todo_api.domain.chat import MAX_CONVERSATIONS_PAGE, MAX_MESSAGES_PAGE
@@ -28,6 +30,7 @@ from todo_api.use_cases.chat import ToolCalled, Turn, TurnEnded
 
 ConversationId = Annotated[int, Path(ge=1, le=MAX_ID)]
 _CONVERSATIONS, _MESSAGES = "conversations", "messages"
+log = structlog.get_logger("todo_api.chat")
 
 router = APIRouter(prefix="/api/{user_id}", tags=["chat"])
 
@@ -60,13 +63,21 @@ async def chat(body: ChatRequest, caller: TaskOwner, request: Request) -> Any:
 
 async def _frames(turn: Turn) -> AsyncIterator[bytes]:
     try:
-        async for event in turn.events():
-            if isinstance(event, ToolCalled):
-                yield b"event: tool_call\ndata: %s\n\n" % ToolCallOut.of(event.call).model_dump_json().encode()
-            elif isinstance(event, TurnEnded):
-                yield b"event: done\ndata: %s\n\n" % ChatResponse.of(event.result).model_dump_json().encode()
+        async with aclosing(turn.events()) as events:  # closed with the stream: the turn stores what it did
+            async for event in events:
+                if isinstance(event, ToolCalled):
+                    yield b"event: tool_call\ndata: %s\n\n" % ToolCallOut.of(event.call).model_dump_json().encode()
+                elif isinstance(event, TurnEnded):
+                    yield b"event: done\ndata: %s\n\n" % ChatResponse.of(event.result).model_dump_json().encode()
     except DomainError as error:  # the status is sent already: the error travels as an event
-        yield b"event: error\ndata: %s\n\n" % orjson.dumps({"code": error.code, "detail": error.message})
+        yield _error_frame(error.code, error.message)
+    except Exception:  # a crash too: a client waiting for `done` must learn the turn failed
+        log.exception("chat_stream_failed")
+        yield _error_frame("internal_error", "An unexpected error occurred; quote the request id when reporting it.")
+
+
+def _error_frame(code: str, detail: str) -> bytes:
+    return b"event: error\ndata: %s\n\n" % orjson.dumps({"code": code, "detail": detail})
 
 
 @router.get(
@@ -82,13 +93,9 @@ async def list_conversations(
     limit: Annotated[int, Query(ge=1, le=MAX_CONVERSATIONS_PAGE)] = 20,
     cursor: Cursor = None,
 ) -> ConversationPageOut:
-    cursors = caller.services.cursors
-    before = cursors.decode_row(cursor, _CONVERSATIONS) if cursor else None
-    page = await caller.use_cases.list_conversations.execute(caller.user_id, limit, before)
-    next_cursor = cursors.encode_row(_CONVERSATIONS, page.next_before) if page.next_before is not None else None
-    if next_cursor:
-        response.headers["Link"] = next_link(request, next_cursor)
-    return ConversationPageOut.of(page.conversations, next_cursor=next_cursor, limit=limit)
+    paging = RowPaging(caller.services.cursors, _CONVERSATIONS, request, response)
+    page = await caller.use_cases.list_conversations.execute(caller.user_id, limit, paging.position(cursor))
+    return ConversationPageOut.of(page.conversations, next_cursor=paging.next_cursor(page.next_before), limit=limit)
 
 
 @router.get(
@@ -106,13 +113,9 @@ async def list_messages(
     limit: Annotated[int, Query(ge=1, le=MAX_MESSAGES_PAGE)] = 50,
     cursor: Cursor = None,
 ) -> MessagePageOut:
-    cursors = caller.services.cursors
-    after = cursors.decode_row(cursor, _MESSAGES) if cursor else None
-    page = await caller.use_cases.list_messages.execute(caller.user_id, conversation_id, limit, after)
-    next_cursor = cursors.encode_row(_MESSAGES, page.next_after) if page.next_after is not None else None
-    if next_cursor:
-        response.headers["Link"] = next_link(request, next_cursor)
-    return MessagePageOut.of(page.messages, next_cursor=next_cursor, limit=limit)
+    paging = RowPaging(caller.services.cursors, _MESSAGES, request, response)
+    page = await caller.use_cases.list_messages.execute(caller.user_id, conversation_id, limit, paging.position(cursor))
+    return MessagePageOut.of(page.messages, next_cursor=paging.next_cursor(page.next_after), limit=limit)
 
 
 @router.delete(

@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request, Response, status
 
 from todo_api.adapters.http.deps import TaskOwner
-from todo_api.adapters.http.paging import Cursor, next_link
+from todo_api.adapters.http.paging import Cursor, RowPaging
 from todo_api.adapters.http.problems import problem_responses
 from todo_api.adapters.http.schemas import MAX_ID
 from todo_api.adapters.http.webhook_schemas import (
@@ -88,10 +88,6 @@ async def list_deliveries(
     limit: Annotated[int, Query(ge=1, le=MAX_DELIVERIES_PAGE)] = 50,
     cursor: Cursor = None,
 ) -> DeliveryPageOut:
-    cursors = caller.services.cursors
-    before = cursors.decode_row(cursor, _DELIVERIES) if cursor else None
-    page = await caller.use_cases.list_deliveries.execute(caller.user_id, webhook_id, limit, before)
-    next_cursor = cursors.encode_row(_DELIVERIES, page.next_before) if page.next_before is not None else None
-    if next_cursor:
-        response.headers["Link"] = next_link(request, next_cursor)
-    return DeliveryPageOut.of(page.deliveries, next_cursor=next_cursor, limit=limit)
+    paging = RowPaging(caller.services.cursors, _DELIVERIES, request, response)
+    page = await caller.use_cases.list_deliveries.execute(caller.user_id, webhook_id, limit, paging.position(cursor))
+    return DeliveryPageOut.of(page.deliveries, next_cursor=paging.next_cursor(page.next_before), limit=limit)
