@@ -128,8 +128,8 @@ async def test_announcements_are_notified_after_the_commit_merged_into_batches(
     database_url: str, db: asyncpg.Connection
 ) -> None:
     """Writes do not NOTIFY in their own transaction (PostgreSQL serialises the commits of those
-    that do): each process sends what its units announced in a transaction of its own, and what is
-    announced while a batch is on its way goes in the next one, one position per person."""
+    that do): each process sends what its units announced in a statement of its own, what is
+    announced within a batch's gathering going in it, one position per person."""
     heard: list[str] = []
     listener = await asyncpg.connect(database_url)
     await listener.add_listener("todo_changes", lambda *args: heard.append(args[3]))
@@ -137,11 +137,14 @@ async def test_announcements_are_notified_after_the_commit_merged_into_batches(
     announcer = ChangeAnnouncer(pool)
     try:
         announcer.announce({"ada": 1})
-        announcer.announce({"bob": 2, "ada": 3})  # before the first batch left: merged into it
-        await asyncio.sleep(0)  # the batch is on its way
+        announcer.announce({"bob": 2, "ada": 3})  # within the first one's gathering: the same batch
+        for _ in range(100):
+            if announcer.batches:
+                break
+            await asyncio.sleep(0.01)
         announcer.announce({"ada": 4})
         announcer.announce({"ada": 2})  # an older position of someone already pending changes nothing
-        await announcer.close()
+        await announcer.close()  # sends what is pending
         for _ in range(50):
             if len(heard) >= 3:
                 break
