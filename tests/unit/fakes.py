@@ -402,25 +402,7 @@ class FakeTaskRepository:
 
     async def add(self, user_id: str, draft: TaskDraft, at: datetime, *, list_id: int, position: str) -> Task:
         self._store.last_task_id += 1
-        task = Task(
-            id=self._store.last_task_id,
-            user_id=user_id,
-            title=draft.title,
-            description=draft.description,
-            completed=draft.completed,
-            completed_at=at if draft.completed else None,
-            priority=draft.priority,
-            tags=draft.tags,
-            due_at=draft.due_at,
-            created_at=at,
-            updated_at=at,
-            version=1,
-            list_id=list_id,
-            parent_id=draft.parent_id,
-            position=position,
-            recurrence=draft.recurrence,
-            reminders=draft.reminders,
-        )
+        task = draft.created(self._store.last_task_id, user_id, at, list_id=list_id, position=position)
         self._store.tasks[task.id] = task
         return task
 

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import logging
 import re
-from collections.abc import Iterator
 
 import pytest
 import structlog
 
-from todo_api.logging import REDACTED, configure_logging, log_access, redact
+from todo_api.logging import REDACTED, log_access, redact
 
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjMifQ.c2lnbmF0dXJlLWJ5dGVz"
 BCRYPT = "$2b$12$" + "a" * 53
@@ -46,26 +44,6 @@ def test_passwords_inside_urls_are_masked() -> None:
 
 
 # --- the access line: preformatted, same shape, still redacted ------------------------------------
-
-
-class _Lines(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(self.format(record))
-
-
-@pytest.fixture
-def json_lines() -> Iterator[list[str]]:
-    configure_logging(json_logs=True, level="INFO")
-    root = logging.getLogger()
-    handler = _Lines()
-    handler.setFormatter(root.handlers[0].formatter)
-    root.addHandler(handler)
-    yield handler.lines
-    root.removeHandler(handler)
 
 
 def test_an_access_line_is_one_json_object_with_the_request_fields(json_lines: list[str]) -> None:

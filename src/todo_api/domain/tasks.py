@@ -113,6 +113,28 @@ class TaskDraft:
         check_due_at(self.due_at)
         check_series(self.due_at, self.recurrence, self.reminders)
 
+    def created(self, task_id: int, user_id: str, at: datetime, *, list_id: int, position: str) -> Task:
+        """The task this draft becomes once stored at `at`, as version 1."""
+        return Task(
+            id=task_id,
+            user_id=user_id,
+            title=self.title,
+            description=self.description,
+            completed=self.completed,
+            completed_at=at if self.completed else None,
+            priority=self.priority,
+            tags=self.tags,
+            due_at=self.due_at,
+            created_at=at,
+            updated_at=at,
+            version=1,
+            list_id=list_id,
+            parent_id=self.parent_id,
+            position=position,
+            recurrence=self.recurrence,
+            reminders=self.reminders,
+        )
+
 
 class Unset(enum.Enum):
     UNSET = "unset"

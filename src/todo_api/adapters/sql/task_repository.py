@@ -577,25 +577,7 @@ class SqlTaskRepository:
     ) -> Task:
         """One round trip for the row and the feed: the event is built from the row as it will
         be stored, and the statement gives it the id the database draws."""
-        unsaved = Task(
-            id=0,
-            user_id=user_id,
-            title=draft.title,
-            description=draft.description,
-            completed=draft.completed,
-            completed_at=at if draft.completed else None,
-            priority=draft.priority,
-            tags=draft.tags,
-            due_at=draft.due_at,
-            created_at=at,
-            updated_at=at,
-            version=1,
-            list_id=list_id,
-            parent_id=draft.parent_id,
-            position=position,
-            recurrence=draft.recurrence,
-            reminders=draft.reminders,
-        )
+        unsaved = draft.created(0, user_id, at, list_id=list_id, position=position)  # its id comes with the row
         events = self._changes.take(user_id, task_change(None, _stored(unsaved)), creating=True)
         row = await _ADD_RECORDED.fetchrow(self._db, **_added(user_id, draft, at, list_id, position), **events)
         if row is None:
