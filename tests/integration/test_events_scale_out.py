@@ -29,7 +29,8 @@ from tests.integration.pgbouncer_support import MISSING_REASON, PgBouncer, pgbou
 from tests.integration.sse_support import open_stream, served
 from tests.integration.tasks_support import create_task, sign_up
 from todo_api.adapters.sql.change_notifications import ChangeAnnouncer, ListeningSignals, PollingSignals
-from todo_api.adapters.sql.engine import ConnectionPool, PoolOptions
+from todo_api.adapters.sql.engine import ConnectionPool, ListenerOptions, PoolOptions
+from todo_api.domain.ports import ChangeSignal
 from todo_api.main import create_app
 
 EVENTS = "/api/me/events"
@@ -222,3 +223,33 @@ async def test_sigterm_ends_open_streams_at_once(database_url: str) -> None:
             assert took < 5, f"shutdown took {took:.1f} s with a stream open:\n{server.log_text()}"
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+async def woken_within(signal: ChangeSignal, seconds: float) -> bool:
+    try:
+        await asyncio.wait_for(signal.wait(), seconds)
+    except TimeoutError:
+        return False
+    return True
+
+
+async def test_a_process_wakes_its_own_streams_once_and_another_processs_notification_still_wakes_them(
+    database_url: str, db: asyncpg.Connection
+) -> None:
+    pool = ConnectionPool(PoolOptions(url=database_url, size=2))
+    signals = ListeningSignals(ListenerOptions(url=database_url, channel="todo_changes"), pool)
+    await signals.start()
+    try:
+        await asyncio.wait_for(signals.listener.connected.wait(), 5)
+        stream = signals.subscribe("ada")
+
+        signals.announce({"ada": 5})  # this process's own commit: woken at once, not again by its echo
+        assert await woken_within(stream, 0.1)
+        assert not await woken_within(stream, 0.5)
+        assert signals.announcer.batches == 1
+
+        await db.execute("SELECT pg_notify('todo_changes', 'ada:6')")  # another replica's commit
+        assert await woken_within(stream, 2)
+    finally:
+        await signals.close()
+        await pool.close()

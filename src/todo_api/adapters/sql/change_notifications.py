@@ -107,6 +107,11 @@ class ChangeSignalHub:
     def users(self) -> list[str]:
         return list(self._by_user)
 
+    @property
+    def watched(self) -> Mapping[str, object]:
+        """The people with a stream open here."""
+        return self._by_user
+
     def streams(self) -> int:
         return sum(len(signals) for signals in self._by_user.values())
 
@@ -184,19 +189,33 @@ class ListeningSignals:
 
     def __init__(self, options: ListenerOptions, pool: ConnectionPool, reconcile_s: float = RECONCILE_S) -> None:
         self.hub = ChangeSignalHub()
-        self.listener = ChannelListener(options, self._notified, self.hub.wake_all)
+        self.listener = ChannelListener(options, self._notified, self._reconnected)
         self.announcer = ChangeAnnouncer(pool, self.hub)
         self._reconcile = PollingSignals(pool, reconcile_s, self.hub)
+        self._own: dict[str, int] = {}
+        """Positions this process announced, woken already: their NOTIFY's echo wakes nobody again."""
 
     def subscribe(self, user_id: str) -> _Signal:
         return self.hub.subscribe(user_id)
 
     def announce(self, positions: Mapping[str, int]) -> None:
+        for user_id, position in positions.items():
+            if user_id in self.hub.watched:
+                self._own[user_id] = max(position, self._own.get(user_id, 0))
         self.announcer.announce(positions)
 
     def _notified(self, payload: str) -> None:
-        user_id, _, _position = payload.rpartition(":")
+        user_id, _, position = payload.rpartition(":")
+        own = self._own.get(user_id)
+        if own is not None and position.isdigit() and int(position) <= own:
+            if int(position) == own:
+                del self._own[user_id]
+            return
         self.hub.wake(user_id)
+
+    def _reconnected(self) -> None:
+        self._own.clear()
+        self.hub.wake_all()
 
     async def start(self) -> None:
         self.listener.start()
