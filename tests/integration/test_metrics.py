@@ -283,6 +283,10 @@ def start_two_workers(database_url: str, root: Path) -> Iterator[Workers]:
         DATABASE_URL=database_url,
         PORT=str(free_port()),
         WEB_CONCURRENCY="2",  # and no PROMETHEUS_MULTIPROC_DIR: __main__ must provide one
+        # Two of these servers run at once (the module's and the kill test's), beside the suite's
+        # other apps, on a test server with 100 connections: 40 concurrent requests must queue
+        # for 5 connections a worker, not open 20 each.
+        DB_POOL_SIZE="5",
         BCRYPT_COST="4",
         LOG_FORMAT="json",
         THROTTLE_SIGNUP_PER_ADDRESS="100000",
