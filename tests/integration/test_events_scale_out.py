@@ -14,9 +14,11 @@ import asyncio
 import os
 import shutil
 import signal
+import subprocess
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -24,7 +26,7 @@ import httpx
 import pytest
 
 from tests.integration.conftest import TEST_SECRET, make_settings
-from tests.integration.live_server import LiveServer, free_port, live_server, server_env
+from tests.integration.live_server import PYTHON, LiveServer, free_port, live_server, server_env
 from tests.integration.pgbouncer_support import MISSING_REASON, PgBouncer, pgbouncer, pgbouncer_binary
 from tests.integration.sse_support import open_stream, served
 from tests.integration.tasks_support import create_task, sign_up
@@ -253,3 +255,33 @@ async def test_a_process_wakes_its_own_streams_once_and_another_processs_notific
     finally:
         await signals.close()
         await pool.close()
+
+
+async def test_a_reminder_fired_by_the_worker_command_reaches_a_stream_held_by_the_api(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The `worker` process has no streams of its own: it NOTIFYs what it fired, and the API's
+    stream hears of it long before the listening process's 10 s reconciling poll could."""
+    app = create_app(make_settings(events_wakeup="listen", run_workers=False), database_url=database_url)
+    async with served(app) as base_url, httpx.AsyncClient(base_url=base_url, timeout=10) as http:
+        user = await sign_up(http)
+        async with open_stream(http, EVENTS, headers=user.headers) as stream:
+            due = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
+            created = await create_task(http, user, title="Call the dentist", reminders=[{"at": due}])
+            assert (await stream.next_event(timeout_s=5)).event == "task.created"
+            with (tmp_path / "worker.log").open("wb") as log:
+                worker = subprocess.Popen(  # noqa: ASYNC220 - the second process, started once
+                    [PYTHON, "-m", "todo_api", "worker"],
+                    env=server_settings(database_url, EVENTS_WAKEUP="listen"),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            try:
+                frame = await stream.next_event(timeout_s=6)
+            finally:
+                worker.send_signal(signal.SIGTERM)
+                await asyncio.to_thread(worker.wait, 20)
+    assert frame.event == "task.reminder_due"
+    assert frame.json()["data"]["id"] == created["id"]
+    fired_at = datetime.fromisoformat(frame.json()["data"]["reminder"]["fire_at"])
+    assert fired_at <= datetime.now(UTC)
