@@ -11,7 +11,7 @@ from sqlalchemy import DateTime, Interval, String, any_, bindparam, case, delete
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 
 from todo_api.adapters.sql.engine import Connection, ConnectionPool, Row, Statement
-from todo_api.adapters.sql.tables import rate_limits, refresh_tokens, revoked_sessions, sessions, users
+from todo_api.adapters.sql.tables import events, rate_limits, refresh_tokens, revoked_sessions, sessions, users
 from todo_api.domain.errors import Conflict
 from todo_api.domain.sessions import RefreshToken, Session
 from todo_api.domain.users import User
@@ -62,9 +62,12 @@ _SET_NAME = Statement(
     .values(name=bindparam("name"), updated_at=bindparam("updated_at"))
     .returning(users)
 )
-# Every table holding a person's rows references `users` with ON DELETE CASCADE (tables.py): one
-# statement removes them all, in the caller's transaction.
+# Every table holding a person's rows references `users` with ON DELETE CASCADE (tables.py), but
+# the outbox: its events go in a second statement, whose snapshot includes any write that held the
+# person's feed counter while the first waited for it. After the first, no event can be written
+# for the person: a new counter row would reference the deleted `users` row.
 _DELETE_USER = Statement(delete(users).where(users.c.id == bindparam("user_id")).returning(users.c.id))
+_DELETE_EVENTS = Statement(delete(events).where(events.c.user_id == bindparam("user_id")))
 
 
 class SqlUserRepository:
@@ -107,7 +110,10 @@ class SqlUserRepository:
         return _user(row) if row else None
 
     async def delete(self, user_id: str) -> bool:
-        return await _DELETE_USER.fetchval(self._db, user_id=user_id) is not None
+        if await _DELETE_USER.fetchval(self._db, user_id=user_id) is None:
+            return False
+        await _DELETE_EVENTS.execute(self._db, user_id=user_id)
+        return True
 
 
 _TOKEN_COLUMNS = ("token_hash", "family_id", "user_id", "created_at", "expires_at")

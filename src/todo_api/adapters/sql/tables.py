@@ -225,7 +225,11 @@ change_feeds = Table(
 events = Table(
     "events",
     metadata,
-    Column("user_id", String(64), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    # No foreign key: its check is a trigger running a query after every write's statement, the
+    # largest part of what the outbox cost a toggle (docs/performance.md). Events are only written
+    # under the person's `change_feeds` row, which does reference `users`; deleting an account
+    # deletes its events after the person (`SqlUserRepository.delete`), and retention the rest.
+    Column("user_id", String(64), nullable=False),
     Column("position", BigInteger, nullable=False),
     # The CloudEvent's id: random, so unique by construction; an index on it would cost every
     # write a random page and serve no query (consumers de-duplicate by it, we never look it up).
