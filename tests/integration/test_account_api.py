@@ -15,7 +15,7 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.integration.conftest import TEST_SECRET
+from tests.integration.conftest import TEST_SECRET, asyncpg_dsn
 from tests.integration.live_server import LiveServer, free_port, live_server, server_env
 from tests.integration.tasks_support import PASSWORD, assert_problem, create_task, sign_up, task_url
 from todo_api.adapters.sql.tables import metadata
@@ -134,7 +134,6 @@ async def test_deleting_the_account_needs_the_password_and_removes_every_row_of_
     client: httpx.AsyncClient, db: asyncpg.Connection
 ) -> None:
     user = await sign_up(client, "ada@example.com")
-    task = await create_task(client, user, title="Mine", idempotency_key=None) if False else None
     task = await create_task(client, user, title="Mine")
     assert (await client.delete(task_url(task["id"]), headers=user.headers)).status_code == 204
     await create_task(client, user, title="Live")
@@ -168,6 +167,45 @@ async def test_deleting_the_account_needs_the_password_and_removes_every_row_of_
     assert_problem(await client.get("/api/me/tasks", headers=user.headers), 401, "session_revoked")
     login = await client.post("/api/auth/login", json={"email": "ada@example.com", "password": PASSWORD})
     assert_problem(login, 401, "invalid_credentials")
+
+
+async def test_an_event_committed_while_the_account_is_being_deleted_is_deleted_with_it(
+    client: httpx.AsyncClient, db: asyncpg.Connection, database_url: str
+) -> None:
+    """Events have no foreign key to `users` (tables.py): the deletion removes them itself, after
+    the person, so an event written under the feed counter the deletion waits for goes too."""
+    user = await sign_up(client)
+    await create_task(client, user)
+    writer = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        async with writer.transaction():
+            # What any write does last: bump the person's counter, append under its lock.
+            position = await writer.fetchval(
+                "UPDATE change_feeds SET position = position + 1 WHERE user_id = $1 RETURNING position", user.id
+            )
+            await writer.execute(
+                "INSERT INTO events (user_id, position, id, aggregate_type, aggregate_id, type, payload, created_at) "
+                "VALUES ($1, $2, gen_random_uuid(), 'task', '1', 'task.updated', '{}', now())",
+                user.id,
+                position,
+            )
+            deleting = asyncio.create_task(
+                client.request("DELETE", "/api/auth/me", json={"password": PASSWORD}, headers=user.headers)
+            )
+            waits = "SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype = 'transactionid'"
+            for _ in range(500):  # until the deletion waits for the counter's row
+                if await db.fetchval(waits):
+                    break
+                await asyncio.sleep(0.01)
+            else:
+                raise AssertionError("the deletion never waited for the writer's counter")
+        deleted = await deleting
+    finally:
+        await writer.close()
+
+    assert deleted.status_code == 204, deleted.text
+    assert await db.fetchval("SELECT count(*) FROM events WHERE user_id = $1", user.id) == 0
+    assert await rows_naming(db, user.id) == {}
 
 
 @pytest.fixture(scope="module")
