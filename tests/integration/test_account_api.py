@@ -15,7 +15,8 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.integration.conftest import TEST_SECRET, asyncpg_dsn
+from tests.integration.conftest import TEST_SECRET
+from tests.integration.database import asyncpg_dsn
 from tests.integration.live_server import LiveServer, free_port, live_server, server_env
 from tests.integration.tasks_support import PASSWORD, assert_problem, create_task, sign_up, task_url
 from todo_api.adapters.sql.tables import metadata
