@@ -161,6 +161,39 @@ async def test_announcements_are_notified_after_the_commit_merged_into_batches(
     assert heard[2:] == ["ada:4"]
 
 
+async def test_a_busy_process_sends_at_most_one_batch_per_spacing(database_url: str) -> None:
+    """After a quiet spell an announcement leaves at once; the next waits out the spacing, and
+    what is announced meanwhile goes with it."""
+    heard: list[str] = []
+    listener = await asyncpg.connect(database_url)
+    await listener.add_listener("todo_changes", lambda *args: heard.append(args[3]))
+    pool = ConnectionPool(PoolOptions(url=database_url, size=2))
+    announcer = ChangeAnnouncer(pool, spacing_s=1.0)
+    try:
+        announcer.announce({"ada": 1})
+        for _ in range(100):
+            if heard:
+                break
+            await asyncio.sleep(0.01)
+        assert heard == ["ada:1"]  # the first did not wait
+
+        announcer.announce({"bob": 1})
+        announcer.announce({"ada": 2})
+        await asyncio.sleep(0.3)
+        assert announcer.batches == 1  # well within the spacing: still held
+        for _ in range(300):
+            if len(heard) >= 3:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        await announcer.close()
+        await listener.close()
+        await pool.close()
+
+    assert announcer.batches == 2
+    assert sorted(heard[1:]) == ["ada:2", "bob:1"]
+
+
 @pytest.fixture(scope="module")
 def bouncer(database_url: str) -> Iterator[PgBouncer]:
     if pgbouncer_binary() is None:

@@ -6,7 +6,7 @@ two ways, chosen by EVENTS_WAKEUP:
 
 - `listen` (default unless the pool goes through a transaction-mode pooler): the `ChangeAnnouncer`
   sends `pg_notify('todo_changes', '<user id>:<position>')` in a short transaction of its own,
-  batching what was announced while the previous batch was being sent, and one direct connection
+  at most one batch per 100 ms (`SPACING_S`), and one direct connection
   per process LISTENs (engine/listener.py) and wakes the streams of the person notified. Not in
   the write's own transaction: PostgreSQL serialises the commits of notifying transactions
   cluster-wide (change_log.py). When the connection drops it reconnects with backoff, then wakes
@@ -46,9 +46,11 @@ _payloads = func.unnest(bindparam("payloads", type_=ARRAY(Text))).table_valued("
 _NOTIFY: Final = Statement(select(func.pg_notify(NOTIFY_CHANNEL, _payloads.c.payload)).select_from(_payloads))
 RECONCILE_S: Final = 10.0
 """How often a listening process also polls, for hints another process never sent."""
-GATHER_S: Final = 0.01
-"""How long announcements gather before a batch leaves: under load one NOTIFY carries many writes
-(sent back to back, a batch would carry about one), at the cost of 10 ms on another replica."""
+SPACING_S: Final = 0.1
+"""At most one batch per process this often. After a quiet spell an announcement leaves at once;
+under load one NOTIFY carries the writes of 100 ms, since each is a transaction PostgreSQL commits
+and flushes (sent every 10 ms, they cost a create 3-5% of its throughput), at the cost of up to
+100 ms on another replica."""
 
 
 class _Signal:
@@ -122,13 +124,16 @@ class ChangeSignalHub:
 
 
 class ChangeAnnouncer:
-    """NOTIFYs other processes of committed writes, one statement per batch: what is announced
-    within `gather_s` of the first, or while a batch is being sent, goes in one, so a busy process
+    """NOTIFYs other processes of committed writes, one statement per batch and at most one batch
+    per `spacing_s`: what is announced until the next may leave goes in one, so a busy process
     takes the cluster-wide NOTIFY lock once for many writes. A batch the database refused is merged
     back and retried with backoff."""
 
-    def __init__(self, pool: ConnectionPool, local: ChangeSignalHub | None = None, gather_s: float = GATHER_S) -> None:
-        self._pool, self._local, self._gather_s = pool, local, gather_s
+    def __init__(
+        self, pool: ConnectionPool, local: ChangeSignalHub | None = None, spacing_s: float = SPACING_S
+    ) -> None:
+        self._pool, self._local, self._spacing_s = pool, local, spacing_s
+        self._next_at = 0.0  # the event loop's clock: when the next batch may leave
         self._pending: dict[str, int] = {}
         self._sending: asyncio.Task[None] | None = None
         self._closed = False
@@ -151,11 +156,13 @@ class ChangeAnnouncer:
                 pending[user_id] = position
 
     async def _send(self) -> None:
-        failures = 0
+        loop, failures = asyncio.get_running_loop(), 0
         try:
             while self._pending:
-                await asyncio.sleep(self._gather_s)
+                if (wait := self._next_at - loop.time()) > 0:
+                    await asyncio.sleep(wait)
                 batch, self._pending = self._pending, {}
+                self._next_at = loop.time() + self._spacing_s
                 try:
                     # Read-only in the engine's sense: autocommit, so one round trip (NOTIFY writes no row).
                     async with Connection(self._pool, read_only=True) as connection:
