@@ -96,7 +96,8 @@ async def test_an_unknown_time_zone_is_a_422(client: httpx.AsyncClient, user: Us
 
 async def test_an_unknown_iana_name_is_unknown_time_zone(client: httpx.AsyncClient, user: User) -> None:
     response = await client.get("/api/me/summary", params={"tz": "Mars/Olympus_Mons"}, headers=user.headers)
-    assert_problem(response, 422, "unknown_time_zone")
+    problem = assert_problem(response, 422, "unknown_time_zone")
+    assert [error["loc"] for error in problem["errors"]] == [["query", "tz"]]
 
 
 async def test_tags_come_by_name_with_their_open_and_total_counts(client: httpx.AsyncClient, user: User) -> None:

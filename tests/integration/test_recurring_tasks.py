@@ -54,26 +54,65 @@ async def test_a_rule_is_echoed_normalised_and_the_series_is_named(client: httpx
     assert (await client.get(task_url(task["id"]), headers=user.headers)).json()["recurrence"] == task["recurrence"]
 
 
+RULE, ZONE = ["body", "recurrence", "rule"], ["body", "recurrence", "timezone"]
+
+
 @pytest.mark.parametrize(
-    ("body", "code", "names"),
+    ("body", "code", "names", "loc"),
     [
-        ({"recurrence": WEEKDAYS}, "invalid_recurrence", "due_at"),
-        ({"due_at": "2027-01-01T09:00:00Z", "recurrence": {**WEEKDAYS, "rule": "FREQ=HOURLY"}}, None, "FREQ"),
-        ({"due_at": "2027-01-01T09:00:00Z", "recurrence": {**WEEKDAYS, "rule": "FREQ=DAILY;BYHOUR=9"}}, None, "BYHOUR"),
-        ({"due_at": "2027-01-01T09:00:00Z", "recurrence": {**WEEKDAYS, "timezone": "Mars/Base"}}, None, "Mars/Base"),
-        ({"reminders": [{"before": "PT15M"}]}, "invalid_reminder", "due_at"),
-        ({"due_at": "2027-01-01T09:00:00Z", "reminders": [{"before": "PT1M"}] * 6}, None, None),
+        ({"recurrence": WEEKDAYS}, "invalid_recurrence", "due_at", ["body", "due_at"]),
+        ({"due_at": "2027-01-01T09:00:00Z", "recurrence": {**WEEKDAYS, "rule": "FREQ=HOURLY"}}, None, "FREQ", RULE),
+        (
+            {"due_at": "2027-01-01T09:00:00Z", "recurrence": {**WEEKDAYS, "rule": "FREQ=DAILY;BYHOUR=9"}},
+            None,
+            "BYHOUR",
+            RULE,
+        ),
+        (
+            {"due_at": "2027-01-01T09:00:00Z", "recurrence": {**WEEKDAYS, "timezone": "Mars/Base"}},
+            None,
+            "Mars/Base",
+            ZONE,
+        ),
+        ({"reminders": [{"before": "PT15M"}]}, "invalid_reminder", "due_at", ["body", "due_at"]),
+        (
+            {"due_at": "2027-01-01T09:00:00Z", "reminders": [{"before": "PT1M"}] * 6},
+            None,
+            None,
+            ["body", "reminders"],
+        ),
     ],
 )
-async def test_a_bad_rule_or_reminder_is_a_422_naming_what_is_wrong(
-    client: httpx.AsyncClient, user: User, body: dict[str, Any], code: str | None, names: str | None
+async def test_a_bad_rule_or_reminder_is_a_422_naming_what_is_wrong_and_where(
+    client: httpx.AsyncClient,
+    user: User,
+    body: dict[str, Any],
+    code: str | None,
+    names: str | None,
+    loc: list[str],
 ) -> None:
+    """The field error's `loc` points at the input at fault, as the schema's own errors do, so a
+    form shows the message beside the rule, the time zone or the due date."""
     response = await client.post(tasks_url(), json={"title": "x", **body}, headers=user.headers)
     problem = assert_problem(response, 422, code)
     if names is not None:
         assert names in problem["detail"]
     if code is None and names is not None:
         assert problem["code"] == "invalid_recurrence"
+    assert field_of(problem) == loc
+
+
+async def test_editing_a_series_to_a_bad_rule_or_zone_is_a_422_at_that_field(
+    client: httpx.AsyncClient, user: User
+) -> None:
+    task = await create_task(client, user, due_at="2027-01-01T09:00:00Z", recurrence=WEEKDAYS)
+    for recurrence, loc in (
+        ({**WEEKDAYS, "rule": "FREQ=SECONDLY"}, RULE),
+        ({**WEEKDAYS, "timezone": "Mars/Base"}, ZONE),
+    ):
+        response = await client.patch(task_url(task["id"]), json={"recurrence": recurrence}, headers=user.headers)
+        assert field_of(assert_problem(response, 422, "invalid_recurrence")) == loc
+    assert (await client.get(task_url(task["id"]), headers=user.headers)).json() == task
 
 
 async def test_twenty_concurrent_completions_create_exactly_one_next_occurrence(

@@ -16,7 +16,8 @@ class DomainError(Exception):
 
 
 class InvalidInput(DomainError):
-    """Refused input; `field` names the one at fault (as the request names it), when there is one."""
+    """Refused input; `field` names the one at fault as the request names it (dotted when nested:
+    `recurrence.timezone`), when there is one, so a form can show the message beside it."""
 
     code = "invalid_input"
 

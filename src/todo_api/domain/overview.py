@@ -64,7 +64,7 @@ class Completed:
 
 def today_in(time_zone: str, now: datetime) -> Day:
     """The day `now` falls on in `time_zone` (an IANA name such as `Europe/Paris`, or `UTC`)."""
-    zone = zone_named(time_zone)
+    zone = zone_named(time_zone, field="tz")
     local = now.astimezone(zone).date()
     start = datetime.combine(local, time(), tzinfo=zone)
     end = datetime.combine(local + timedelta(days=1), time(), tzinfo=zone)

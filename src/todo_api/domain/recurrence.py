@@ -20,8 +20,8 @@ rule's expansion (which looks a day back), a time zone's offset and a next occur
 RecurrenceFrom = Literal["due", "completion"]
 
 
-def invalid_recurrence(detail: str) -> InvalidInput:
-    return InvalidInput(detail, code="invalid_recurrence")
+def invalid_recurrence(detail: str, *, field: str = "recurrence.rule") -> InvalidInput:
+    return InvalidInput(detail, code="invalid_recurrence", field=field)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +70,7 @@ def check_series(due_at: datetime | None, recurrence: Recurrence | None, reminde
     """What recurrence and reminders ask of the task that carries them. Dates near the ends of the
     calendar are refused here, before anything is written: the arithmetic on them would overflow."""
     if recurrence is not None and due_at is None:
-        raise invalid_recurrence("A recurring task needs `due_at` (its first occurrence).")
+        raise invalid_recurrence("A recurring task needs `due_at` (its first occurrence).", field="due_at")
     if recurrence is not None and due_at is not None and not in_series_years(due_at):
         raise InvalidInput(
             f"A recurring task is due in the years {SERIES_YEARS.start} to {SERIES_YEARS.stop - 1}.",
@@ -78,9 +78,11 @@ def check_series(due_at: datetime | None, recurrence: Recurrence | None, reminde
             field="due_at",
         )
     if len(reminders) > MAX_REMINDERS:
-        raise InvalidInput(f"A task has at most {MAX_REMINDERS} reminders.", code="too_many_reminders")
+        raise InvalidInput(
+            f"A task has at most {MAX_REMINDERS} reminders.", code="too_many_reminders", field="reminders"
+        )
     if due_at is None and any(reminder.before is not None for reminder in reminders):
-        raise InvalidInput("A reminder `before` the due date needs `due_at`.", code="invalid_reminder")
+        raise InvalidInput("A reminder `before` the due date needs `due_at`.", code="invalid_reminder", field="due_at")
     for reminder in reminders:
         try:
             fire_at = reminder.fire_at(due_at)

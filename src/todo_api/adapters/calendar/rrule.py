@@ -36,7 +36,7 @@ def zone_of(name: str) -> ZoneInfo:
     try:
         return zone_named(name)
     except InvalidInput as unknown:
-        raise invalid_recurrence(unknown.message) from None
+        raise invalid_recurrence(unknown.message, field="recurrence.timezone") from None
 
 
 def _numbers(name: str, value: str, low: int, high: int, *, negative: bool) -> str:

@@ -216,8 +216,10 @@ def _domain_field_errors(request: Request, exc: DomainError) -> list[dict[str, A
     """A refused value is a field error like the schema's, so a form reads every 422 the same way."""
     if not isinstance(exc, InvalidInput):
         return None
-    field = exc.field
-    loc: list[str | int] = [] if field is None else ["query" if field in request.query_params else "body", field]
+    loc: list[str | int] = []
+    if exc.field is not None:
+        names = exc.field.split(".")
+        loc = ["query" if names[0] in request.query_params else "body", *names]
     return [{"loc": loc, "code": exc.code, "message": exc.message}]
 
 
