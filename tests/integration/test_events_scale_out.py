@@ -17,7 +17,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -127,12 +127,20 @@ async def test_the_listener_reconnects_and_streams_lose_nothing_meanwhile(
             assert (await stream.next_event(timeout_s=2)).json()["data"]["title"] == "after"
 
 
+async def _until(done: Callable[[], bool], timeout_s: float) -> None:
+    """Poll `done` every 10 ms, for at most `timeout_s` (the assertions after it say what was missed)."""
+    for _ in range(int(timeout_s / 0.01)):
+        if done():
+            return
+        await asyncio.sleep(0.01)
+
+
 async def test_announcements_are_notified_after_the_commit_merged_into_batches(
     database_url: str, db: asyncpg.Connection
 ) -> None:
     """Writes do not NOTIFY in their own transaction (PostgreSQL serialises the commits of those
     that do): each process sends what its units announced in a statement of its own, what is
-    announced within a batch's gathering going in it, one position per person."""
+    announced before a batch leaves going in it, one position per person."""
     heard: list[str] = []
     listener = await asyncpg.connect(database_url)
     await listener.add_listener("todo_changes", lambda *args: heard.append(args[3]))
@@ -140,18 +148,12 @@ async def test_announcements_are_notified_after_the_commit_merged_into_batches(
     announcer = ChangeAnnouncer(pool)
     try:
         announcer.announce({"ada": 1})
-        announcer.announce({"bob": 2, "ada": 3})  # within the first one's gathering: the same batch
-        for _ in range(100):
-            if announcer.batches:
-                break
-            await asyncio.sleep(0.01)
+        announcer.announce({"bob": 2, "ada": 3})  # before the sender has run: the same batch
+        await _until(lambda: announcer.batches > 0, timeout_s=1)
         announcer.announce({"ada": 4})
         announcer.announce({"ada": 2})  # an older position of someone already pending changes nothing
         await announcer.close()  # sends what is pending
-        for _ in range(50):
-            if len(heard) >= 3:
-                break
-            await asyncio.sleep(0.05)
+        await _until(lambda: len(heard) >= 3, timeout_s=2.5)
     finally:
         await listener.close()
         await pool.close()
@@ -171,20 +173,14 @@ async def test_a_busy_process_sends_at_most_one_batch_per_spacing(database_url: 
     announcer = ChangeAnnouncer(pool, spacing_s=1.0)
     try:
         announcer.announce({"ada": 1})
-        for _ in range(100):
-            if heard:
-                break
-            await asyncio.sleep(0.01)
+        await _until(lambda: bool(heard), timeout_s=1)
         assert heard == ["ada:1"]  # the first did not wait
 
         announcer.announce({"bob": 1})
         announcer.announce({"ada": 2})
         await asyncio.sleep(0.3)
         assert announcer.batches == 1  # well within the spacing: still held
-        for _ in range(300):
-            if len(heard) >= 3:
-                break
-            await asyncio.sleep(0.01)
+        await _until(lambda: len(heard) >= 3, timeout_s=3)
     finally:
         await announcer.close()
         await listener.close()
