@@ -30,6 +30,7 @@ from tests.integration.live_server import PYTHON, LiveServer, free_port, live_se
 from tests.integration.pgbouncer_support import MISSING_REASON, PgBouncer, pgbouncer, pgbouncer_binary
 from tests.integration.sse_support import open_stream, served
 from tests.integration.tasks_support import create_task, sign_up
+from todo_api.adapters.sql import change_notifications
 from todo_api.adapters.sql.change_notifications import ChangeAnnouncer, ListeningSignals, PollingSignals
 from todo_api.adapters.sql.engine import ConnectionPool, ListenerOptions, PoolOptions
 from todo_api.domain.ports import ChangeSignal
@@ -188,6 +189,47 @@ async def test_a_busy_process_sends_at_most_one_batch_per_spacing(database_url: 
 
     assert announcer.batches == 2
     assert sorted(heard[1:]) == ["ada:2", "bob:1"]
+
+
+class _Unsendable:
+    """Stands in for the NOTIFY statement: fails as a statement the server cannot run would."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def execute(self, connection: object, **values: object) -> None:
+        self.calls += 1
+        raise asyncpg.exceptions.InvalidSQLStatementNameError('prepared statement "x" does not exist')
+
+
+async def test_a_batch_that_fails_with_an_unexpected_error_is_kept_and_never_ends_the_sender_or_shutdown(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not only "the database is away": any failure of a batch (behind a misconfigured pooler, a
+    prepared statement that vanished) is logged, the batch is retried, and closing never raises."""
+    heard: list[str] = []
+    listener = await asyncpg.connect(database_url)
+    await listener.add_listener("todo_changes", lambda *args: heard.append(args[3]))
+    pool = ConnectionPool(PoolOptions(url=database_url, size=2))
+    announcer = ChangeAnnouncer(pool, spacing_s=0.01)
+    real, unsendable = change_notifications._NOTIFY, _Unsendable()
+    try:
+        monkeypatch.setattr(change_notifications, "_NOTIFY", unsendable)
+        announcer.announce({"ada": 1})
+        await _until(lambda: unsendable.calls > 0, timeout_s=1)
+        monkeypatch.setattr(change_notifications, "_NOTIFY", real)
+        await _until(lambda: bool(heard), timeout_s=3)
+        assert heard == ["ada:1"]  # the failed batch was kept and sent on the next try
+
+        monkeypatch.setattr(change_notifications, "_NOTIFY", unsendable)
+        announcer.announce({"bob": 1})
+        await announcer.close(timeout_s=0.3)  # still failing at shutdown: it gives up, quietly
+    finally:
+        await listener.close()
+        await pool.close()
+
+    assert unsendable.calls >= 2
+    assert announcer.batches == 1
 
 
 @pytest.fixture(scope="module")

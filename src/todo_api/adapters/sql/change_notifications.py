@@ -167,11 +167,13 @@ class ChangeAnnouncer:
                     # Read-only in the engine's sense: autocommit, so one round trip (NOTIFY writes no row).
                     async with Connection(self._pool, read_only=True) as connection:
                         await _NOTIFY.execute(connection, payloads=[f"{u}:{p}" for u, p in batch.items()])
-                except DomainError as error:  # the database is away: keep them for the next try
+                except Exception as error:  # keep them for the next try; the streams' slow poll covers the rest
                     self._merge(batch)
                     failures += 1
-                    if failures == 1:
+                    if failures == 1 and isinstance(error, DomainError):  # the database is away
                         log.warning("announce_failed", code=error.code, people=len(batch))
+                    elif failures == 1:  # a bug, or a server this statement cannot run on: never the sender's end
+                        log.exception("announce_failed", people=len(batch))
                     await asyncio.sleep(min(5.0, 0.05 * 2**failures))
                     continue
                 failures = 0
