@@ -143,10 +143,8 @@ async def test_the_bouncer_multiplexes_many_clients_onto_its_few_server_connecti
     try:
 
         async def backend_pids(connection: asyncpg.Connection) -> set[int]:
-            # Enough transactions per client that the bouncer hands at least one client a server
-            # connection another client used (with 5 it happened not to, once in a CI run).
             seen = set()
-            for _ in range(25):
+            for _ in range(10):
                 async with connection.transaction():
                     seen.add(await connection.fetchval("SELECT pg_backend_pid()"))
                     await asyncio.sleep(0.005)
@@ -154,12 +152,23 @@ async def test_the_bouncer_multiplexes_many_clients_onto_its_few_server_connecti
             return seen
 
         per_client = await asyncio.gather(*(backend_pids(connection) for connection in connections))
+
+        # One client's transactions move between server connections (what breaks named statements),
+        # shown without leaving it to scheduling: PgBouncer hands out the server connection released
+        # last (LIFO), so a second client takes the one the first just used, and holds it.
+        mover, holder = connections[0], connections[1]
+        async with mover.transaction():
+            first = await mover.fetchval("SELECT pg_backend_pid()")
+        async with holder.transaction():
+            held = await holder.fetchval("SELECT pg_backend_pid()")
+            async with mover.transaction():
+                second = await mover.fetchval("SELECT pg_backend_pid()")
     finally:
         await asyncio.gather(*(connection.close() for connection in connections))
     every_backend = set().union(*per_client)
     assert len(every_backend) <= BOUNCER_POOL_SIZE, every_backend
-    # Transactions of one client moved between server connections: what breaks named statements.
-    assert any(len(pids) > 1 for pids in per_client), per_client
+    assert held == first, "PgBouncer no longer reuses server connections last-in first-out"
+    assert second != first
 
 
 # Pooler mode: the whole API works ----------------------------------------------------------------
