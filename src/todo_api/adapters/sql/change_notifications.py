@@ -126,8 +126,8 @@ class ChangeSignalHub:
 class ChangeAnnouncer:
     """NOTIFYs other processes of committed writes, one statement per batch and at most one batch
     per `spacing_s`: what is announced until the next may leave goes in one, so a busy process
-    takes the cluster-wide NOTIFY lock once for many writes. A batch the database refused is merged
-    back and retried with backoff."""
+    takes the cluster-wide NOTIFY lock once for many writes. A batch that failed, for whatever
+    reason, is merged back and retried with backoff."""
 
     def __init__(
         self, pool: ConnectionPool, local: ChangeSignalHub | None = None, spacing_s: float = SPACING_S
