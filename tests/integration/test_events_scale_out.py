@@ -136,41 +136,45 @@ async def _until(done: Callable[[], bool], timeout_s: float) -> None:
         await asyncio.sleep(0.01)
 
 
-async def test_announcements_are_notified_after_the_commit_merged_into_batches(
-    database_url: str, db: asyncpg.Connection
-) -> None:
-    """Writes do not NOTIFY in their own transaction (PostgreSQL serialises the commits of those
-    that do): each process sends what its units announced in a statement of its own, what is
-    announced before a batch leaves going in it, one position per person."""
+@pytest.fixture
+async def channel(database_url: str) -> AsyncIterator[tuple[list[str], ConnectionPool]]:
+    """What a listener on the channel hears, and a pool to announce through."""
     heard: list[str] = []
     listener = await asyncpg.connect(database_url)
     await listener.add_listener("todo_changes", lambda *args: heard.append(args[3]))
     pool = ConnectionPool(PoolOptions(url=database_url, size=2))
-    announcer = ChangeAnnouncer(pool)
     try:
-        announcer.announce({"ada": 1})
-        announcer.announce({"bob": 2, "ada": 3})  # before the sender has run: the same batch
-        await _until(lambda: announcer.batches > 0, timeout_s=1)
-        announcer.announce({"ada": 4})
-        announcer.announce({"ada": 2})  # an older position of someone already pending changes nothing
-        await announcer.close()  # sends what is pending
-        await _until(lambda: len(heard) >= 3, timeout_s=2.5)
+        yield heard, pool
     finally:
         await listener.close()
         await pool.close()
+
+
+async def test_announcements_are_notified_after_the_commit_merged_into_batches(
+    channel: tuple[list[str], ConnectionPool],
+) -> None:
+    """Writes do not NOTIFY in their own transaction (PostgreSQL serialises the commits of those
+    that do): each process sends what its units announced in a statement of its own, what is
+    announced before a batch leaves going in it, one position per person."""
+    heard, pool = channel
+    announcer = ChangeAnnouncer(pool)
+    announcer.announce({"ada": 1})
+    announcer.announce({"bob": 2, "ada": 3})  # before the sender has run: the same batch
+    await _until(lambda: announcer.batches > 0, timeout_s=1)
+    announcer.announce({"ada": 4})
+    announcer.announce({"ada": 2})  # an older position of someone already pending changes nothing
+    await announcer.close()  # sends what is pending
+    await _until(lambda: len(heard) >= 3, timeout_s=2.5)
 
     assert announcer.batches == 2
     assert sorted(heard[:2]) == ["ada:3", "bob:2"]
     assert heard[2:] == ["ada:4"]
 
 
-async def test_a_busy_process_sends_at_most_one_batch_per_spacing(database_url: str) -> None:
+async def test_a_busy_process_sends_at_most_one_batch_per_spacing(channel: tuple[list[str], ConnectionPool]) -> None:
     """After a quiet spell an announcement leaves at once; the next waits out the spacing, and
     what is announced meanwhile goes with it."""
-    heard: list[str] = []
-    listener = await asyncpg.connect(database_url)
-    await listener.add_listener("todo_changes", lambda *args: heard.append(args[3]))
-    pool = ConnectionPool(PoolOptions(url=database_url, size=2))
+    heard, pool = channel
     announcer = ChangeAnnouncer(pool, spacing_s=1.0)
     try:
         announcer.announce({"ada": 1})
@@ -184,8 +188,6 @@ async def test_a_busy_process_sends_at_most_one_batch_per_spacing(database_url: 
         await _until(lambda: len(heard) >= 3, timeout_s=3)
     finally:
         await announcer.close()
-        await listener.close()
-        await pool.close()
 
     assert announcer.batches == 2
     assert sorted(heard[1:]) == ["ada:2", "bob:1"]
@@ -203,30 +205,23 @@ class _Unsendable:
 
 
 async def test_a_batch_that_fails_with_an_unexpected_error_is_kept_and_never_ends_the_sender_or_shutdown(
-    database_url: str, monkeypatch: pytest.MonkeyPatch
+    channel: tuple[list[str], ConnectionPool], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Not only "the database is away": any failure of a batch (behind a misconfigured pooler, a
     prepared statement that vanished) is logged, the batch is retried, and closing never raises."""
-    heard: list[str] = []
-    listener = await asyncpg.connect(database_url)
-    await listener.add_listener("todo_changes", lambda *args: heard.append(args[3]))
-    pool = ConnectionPool(PoolOptions(url=database_url, size=2))
+    heard, pool = channel
     announcer = ChangeAnnouncer(pool, spacing_s=0.01)
     real, unsendable = change_notifications._NOTIFY, _Unsendable()
-    try:
-        monkeypatch.setattr(change_notifications, "_NOTIFY", unsendable)
-        announcer.announce({"ada": 1})
-        await _until(lambda: unsendable.calls > 0, timeout_s=1)
-        monkeypatch.setattr(change_notifications, "_NOTIFY", real)
-        await _until(lambda: bool(heard), timeout_s=3)
-        assert heard == ["ada:1"]  # the failed batch was kept and sent on the next try
+    monkeypatch.setattr(change_notifications, "_NOTIFY", unsendable)
+    announcer.announce({"ada": 1})
+    await _until(lambda: unsendable.calls > 0, timeout_s=1)
+    monkeypatch.setattr(change_notifications, "_NOTIFY", real)
+    await _until(lambda: bool(heard), timeout_s=3)
+    assert heard == ["ada:1"]  # the failed batch was kept and sent on the next try
 
-        monkeypatch.setattr(change_notifications, "_NOTIFY", unsendable)
-        announcer.announce({"bob": 1})
-        await announcer.close(timeout_s=0.3)  # still failing at shutdown: it gives up, quietly
-    finally:
-        await listener.close()
-        await pool.close()
+    monkeypatch.setattr(change_notifications, "_NOTIFY", unsendable)
+    announcer.announce({"bob": 1})
+    await announcer.close(timeout_s=0.3)  # still failing at shutdown: it gives up, quietly
 
     assert unsendable.calls >= 2
     assert announcer.batches == 1

@@ -5,9 +5,9 @@ A unit of work that wrote events announces each person's last position once it h
 two ways, chosen by EVENTS_WAKEUP:
 
 - `listen` (default unless the pool goes through a transaction-mode pooler): the `ChangeAnnouncer`
-  sends `pg_notify('todo_changes', '<user id>:<position>')` in a short transaction of its own,
-  at most one batch per 100 ms (`SPACING_S`), and one direct connection
-  per process LISTENs (engine/listener.py) and wakes the streams of the person notified. Not in
+  sends `pg_notify('todo_changes', '<user id>:<position>')` in a short transaction of its own, at
+  most one batch per 100 ms (`SPACING_S`), and one direct connection per process LISTENs
+  (engine/listener.py) and wakes the streams of the person notified. Not in
   the write's own transaction: PostgreSQL serialises the commits of notifying transactions
   cluster-wide (change_log.py). When the connection drops it reconnects with backoff, then wakes
   every stream: each re-reads from its last position, so nothing notified meanwhile is lost. A
