@@ -8,6 +8,7 @@ is, or an outage leaks out as a 500.
 from __future__ import annotations
 
 import asyncio
+from typing import cast
 
 import asyncpg
 import pytest
@@ -28,7 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
-from todo_api.adapters.sql.engine import Statement
+from todo_api.adapters.sql.engine import Connection, ConnectionPool, Statement
 from todo_api.adapters.sql.engine.errors import leaves_connection_usable as _leaves_connection_usable
 from todo_api.adapters.sql.engine.errors import translate
 from todo_api.adapters.sql.tables import idempotency_keys, tasks
@@ -199,3 +200,146 @@ def _unavailable_after_lost_commit() -> BaseException:
 )
 def test_the_connection_is_discarded_when_the_failure_may_have_broken_it(error: BaseException) -> None:
     assert not _leaves_connection_usable(error)
+
+
+# --- Where a unit's transaction begins: at the first statement that needs one ---------------------
+
+
+class _Transaction:
+    def __init__(self, sent: list[str], readonly: bool) -> None:
+        self._sent, self._readonly = sent, readonly
+
+    async def start(self) -> None:
+        self._sent.append("BEGIN READ ONLY" if self._readonly else "BEGIN")
+
+    async def commit(self) -> None:
+        self._sent.append("COMMIT")
+
+    async def rollback(self) -> None:
+        self._sent.append("ROLLBACK")
+
+
+class _Driver:
+    """What asyncpg would be sent, in order; every statement answers with nothing."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    def transaction(self, *, readonly: bool) -> _Transaction:
+        return _Transaction(self.sent, readonly)
+
+    async def fetchrow(self, sql: str, *arguments: object) -> None:
+        self.sent.append(sql)
+
+    async def execute(self, sql: str, *arguments: object) -> None:
+        self.sent.append(sql)
+
+
+class _Pool:
+    retry_after_s = 2
+
+    def __init__(self, *, pooler: bool = False) -> None:
+        self.pooler = pooler
+        self.driver = _Driver()
+
+    async def acquire(self) -> _Driver:
+        return self.driver
+
+    def release(self, driver: _Driver, *, discard: bool = False) -> None:
+        pass
+
+
+READ = Statement(text("SELECT 'read'"), plain_read=True)
+WRITE = Statement(text("UPDATE 'write'"))
+LAST = Statement(text("INSERT 'last'"), last_write=True)
+
+
+def _unit(pool: _Pool, *, read_only: bool = False) -> Connection:
+    return Connection(cast(ConnectionPool, pool), read_only=read_only)
+
+
+async def test_plain_reads_then_the_last_write_are_sent_alone_with_no_begin_or_commit() -> None:
+    pool = _Pool()
+    async with _unit(pool) as unit:
+        await READ.fetchrow(unit)
+        await LAST.fetchrow(unit)
+        await unit.commit()
+    assert pool.driver.sent == ["SELECT 'read'", "INSERT 'last'"]
+
+
+async def test_a_write_before_the_last_sends_the_begin_first_and_the_last_write_runs_inside() -> None:
+    pool = _Pool()
+    async with _unit(pool) as unit:
+        await READ.fetchrow(unit)
+        await WRITE.execute(unit)
+        await READ.fetchrow(unit)
+        await LAST.fetchrow(unit)
+        await unit.commit()
+    assert pool.driver.sent == ["SELECT 'read'", "BEGIN", "UPDATE 'write'", "SELECT 'read'", "INSERT 'last'", "COMMIT"]
+
+
+async def test_a_unit_that_only_read_ends_with_nothing_to_roll_back() -> None:
+    pool = _Pool()
+
+    async def read_then_refuse() -> None:
+        async with _unit(pool) as unit:
+            await READ.fetchrow(unit)
+            raise NotFound("no such list")
+
+    with pytest.raises(NotFound):
+        await read_then_refuse()
+    assert pool.driver.sent == ["SELECT 'read'"]
+
+
+async def test_after_a_last_write_that_ran_alone_only_plain_reads_may_follow() -> None:
+    """It has committed: a write after it could not be undone with it, nor can a rollback."""
+    pool = _Pool()
+    async with _unit(pool) as unit:
+        await LAST.fetchrow(unit)
+        await READ.fetchrow(unit)
+        with pytest.raises(RuntimeError, match="only plain reads may follow"):
+            await WRITE.execute(unit)
+        with pytest.raises(RuntimeError, match="only plain reads may follow"):
+            await LAST.fetchrow(unit)
+        with pytest.raises(RuntimeError, match="cannot be rolled back"):
+            await unit.rollback()
+    assert pool.driver.sent == ["INSERT 'last'", "SELECT 'read'"]
+
+
+async def test_behind_a_transaction_mode_pooler_every_unit_begins_on_entering() -> None:
+    """There a statement alone could be prepared on one server connection and run on another."""
+    pool = _Pool(pooler=True)
+    async with _unit(pool) as unit:
+        await READ.fetchrow(unit)
+        await LAST.fetchrow(unit)
+        await unit.commit()
+    async with _unit(pool, read_only=True) as unit:
+        await READ.fetchrow(unit)
+    assert pool.driver.sent == [
+        *("BEGIN", "SELECT 'read'", "INSERT 'last'", "COMMIT"),
+        *("BEGIN READ ONLY", "SELECT 'read'", "ROLLBACK"),
+    ]
+
+
+async def test_a_read_only_unit_never_begins_whatever_its_statements_say() -> None:
+    pool = _Pool()
+    async with _unit(pool, read_only=True) as unit:
+        await WRITE.execute(unit)  # the server refuses nothing here; a read-only unit's port has no writes
+        await LAST.fetchrow(unit)
+    assert pool.driver.sent == ["UPDATE 'write'", "INSERT 'last'"]
+
+
+@pytest.mark.parametrize(("statement", "code"), [(LAST, "commit_outcome_unknown"), (WRITE, "service_unavailable")])
+async def test_a_connection_lost_during_a_write_that_commits_as_it_runs_leaves_its_outcome_unknown(
+    statement: Statement, code: str
+) -> None:
+    pool = _Pool()
+
+    async def lost(sql: str, *arguments: object) -> None:
+        raise asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation")
+
+    pool.driver.fetchrow = lost  # type: ignore[method-assign]
+    with pytest.raises(ServiceUnavailable) as raised:
+        async with _unit(pool) as unit:
+            await statement.fetchrow(unit)
+    assert raised.value.code == code

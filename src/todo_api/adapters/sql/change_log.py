@@ -107,6 +107,9 @@ def with_events(write: Insert | Update) -> Statement:
     checks run at the end of the statement, after it, so an INSERT first locks what it refers to
     (`SqlTaskRepository.add_and_record`), or a cascade delete holding that row and waiting for the
     counter would deadlock with it.
+
+    Nothing is written after it (`last_write`): in a unit that wrote nothing before it (a create
+    after its plain reads), it is its own transaction, with no BEGIN or COMMIT round trip.
     """
     written = write.returning(tasks).cte("written")
     feed = (
@@ -151,7 +154,8 @@ def with_events(write: Insert | Update) -> Statement:
     return Statement(
         select(written, feed.c.position.label(FEED_POSITION))
         .select_from(written.join(feed, literal_column("true")))
-        .add_cte(appended.cte("appended"))
+        .add_cte(appended.cte("appended")),
+        last_write=True,
     )
 
 

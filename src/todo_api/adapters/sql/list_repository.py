@@ -78,12 +78,15 @@ _last_top_level = (
     .limit(1)
     .scalar_subquery()
 )
+# A create's first statement: a plain read, so it runs before the BEGIN and the create's write can
+# be its own transaction (engine/connection.py).
 _APPEND_TO_INBOX = Statement(
     select(lists.c.id, _last_top_level.label("last_position")).where(
         lists.c.user_id == bindparam("owner"), lists.c.is_inbox
-    )
+    ),
+    plain_read=True,
 )
-_APPEND_TO_LIST = Statement(select(lists.c.id, _last_top_level.label("last_position")).where(*_OWNED))
+_APPEND_TO_LIST = Statement(select(lists.c.id, _last_top_level.label("last_position")).where(*_OWNED), plain_read=True)
 _COUNT = Statement(select(func.count()).select_from(lists).where(lists.c.user_id == bindparam("owner")))
 _LAST_POSITION = Statement(
     select(lists.c.position)

@@ -12,17 +12,18 @@ from todo_api.domain.errors import Conflict, DomainError, InvalidInput, NotFound
 _UNAVAILABLE_CLASSES = ("08", "53", "57P")  # connection, insufficient resources, shutdown
 
 
-def translate(error: BaseException, *, retry_after_s: int = 2) -> DomainError | None:
+def translate(error: BaseException, *, retry_after_s: int = 2, committing: bool = False) -> DomainError | None:
     """The domain error for a database failure, or None when it is a bug that should stay a 500.
 
     `retry_after_s` is what an unavailable database tells clients (DB_RETRY_AFTER_S). A unique
     violation is a plain `Conflict`: a repository whose conflict is an expected outcome (a taken
     e-mail) writes `ON CONFLICT DO NOTHING` and raises its own, more precise error, which also
-    keeps the transaction usable.
+    keeps the transaction usable. `committing`: the failed call was a COMMIT, or a write that
+    commits as it runs; when the connection went, whether the server applied it is unknowable.
     """
     if isinstance(error, DomainError):
         return None
-    unavailable = ServiceUnavailable("The database is unavailable; try again shortly.", retry_after_s=retry_after_s)
+    unavailable = _lost_while_committing(retry_after_s) if committing else _unavailable(retry_after_s)
     if isinstance(error, OSError | asyncio.TimeoutError | ConnectionError):
         return unavailable
     if isinstance(error, asyncpg.InterfaceError) and isinstance(error, ValueError):
@@ -50,6 +51,20 @@ def translate(error: BaseException, *, retry_after_s: int = 2) -> DomainError | 
     if state.startswith(_UNAVAILABLE_CLASSES):
         return unavailable
     return None
+
+
+def _unavailable(retry_after_s: int) -> ServiceUnavailable:
+    return ServiceUnavailable("The database is unavailable; try again shortly.", retry_after_s=retry_after_s)
+
+
+def _lost_while_committing(retry_after_s: int) -> ServiceUnavailable:
+    # Say so, rather than imply nothing was saved.
+    return ServiceUnavailable(
+        "The database went away while saving: the change may or may not have been stored. "
+        "Retry with the same Idempotency-Key to find out.",
+        retry_after_s=retry_after_s,
+        code="commit_outcome_unknown",
+    )
 
 
 def leaves_connection_usable(error: BaseException | None) -> bool:

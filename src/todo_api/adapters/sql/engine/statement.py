@@ -33,6 +33,7 @@ from sqlalchemy.sql.expression import ClauseElement
 from sqlalchemy.types import ARRAY, JSON, TypeDecorator, TypeEngine
 
 from todo_api.adapters.sql.engine.errors import translate
+from todo_api.domain.errors import DomainError
 
 if TYPE_CHECKING:
     from todo_api.adapters.sql.engine.connection import Connection
@@ -52,11 +53,18 @@ class Statement:
     Values are passed by the `bindparam` names the statement was built with; literals that Core
     bound by itself (the `1` of `version + 1`) keep their compiled values. A failure of the call
     leaves as a domain error (errors.py), except a bug, which stays what it is.
+
+    What it needs of a unit's transaction (connection.py): by default, to run inside it.
+    `plain_read`: a SELECT that takes no lock and calls nothing that does, so it may run before
+    the BEGIN. `last_write`: the unit writes nothing after it, so when nothing before it needed
+    the transaction it may run, and commit, on its own.
     """
 
-    __slots__ = ("_defaults", "_names", "_processors", "sql")
+    __slots__ = ("_defaults", "_names", "_processors", "last_write", "plain_read", "sql")
 
-    def __init__(self, statement: ClauseElement) -> None:
+    def __init__(self, statement: ClauseElement, *, plain_read: bool = False, last_write: bool = False) -> None:
+        self.plain_read = plain_read
+        self.last_write = last_write
         compiled = cast(SQLCompiler, statement.compile(dialect=_DIALECT))
         _refuse_what_cannot_run(statement, compiled)
         self.sql: str = compiled.string
@@ -88,35 +96,47 @@ class Statement:
 
     async def fetch(self, connection: Connection, **values: Any) -> Sequence[Row]:
         try:
+            if connection.deferred and not self.plain_read:
+                await connection.begin_for(last_write=self.last_write)
             return await connection.driver.fetch(self.sql, *self.arguments(values))
         except Exception as error:
-            if (domain_error := translate(error, retry_after_s=connection.retry_after_s)) is None:
+            if (domain_error := self._translated(error, connection)) is None:
                 raise
             raise domain_error from error
 
     async def fetchrow(self, connection: Connection, **values: Any) -> Row | None:
         try:
+            if connection.deferred and not self.plain_read:
+                await connection.begin_for(last_write=self.last_write)
             return await connection.driver.fetchrow(self.sql, *self.arguments(values))
         except Exception as error:
-            if (domain_error := translate(error, retry_after_s=connection.retry_after_s)) is None:
+            if (domain_error := self._translated(error, connection)) is None:
                 raise
             raise domain_error from error
 
     async def fetchval(self, connection: Connection, **values: Any) -> Any:
         try:
+            if connection.deferred and not self.plain_read:
+                await connection.begin_for(last_write=self.last_write)
             return await connection.driver.fetchval(self.sql, *self.arguments(values))
         except Exception as error:
-            if (domain_error := translate(error, retry_after_s=connection.retry_after_s)) is None:
+            if (domain_error := self._translated(error, connection)) is None:
                 raise
             raise domain_error from error
 
     async def execute(self, connection: Connection, **values: Any) -> None:
         try:
+            if connection.deferred and not self.plain_read:
+                await connection.begin_for(last_write=self.last_write)
             await connection.driver.execute(self.sql, *self.arguments(values))
         except Exception as error:
-            if (domain_error := translate(error, retry_after_s=connection.retry_after_s)) is None:
+            if (domain_error := self._translated(error, connection)) is None:
                 raise
             raise domain_error from error
+
+    def _translated(self, error: Exception, connection: Connection) -> DomainError | None:
+        committing = self.last_write and connection.wrote_alone
+        return translate(error, retry_after_s=connection.retry_after_s, committing=committing)
 
 
 def _refuse_what_cannot_run(statement: ClauseElement, compiled: SQLCompiler) -> None:
