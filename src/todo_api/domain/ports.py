@@ -110,7 +110,9 @@ class TaskRepository(Protocol):
         self, user_id: str, draft: TaskDraft, at: datetime, *, list_id: int, position: str
     ) -> Task:
         """`add`, recording its `task.created` on the unit's change log, for a unit's last write:
-        the feed may be written with the row (one round trip fewer), so nothing is recorded after it."""
+        the feed may be written with the row (one round trip fewer), so nothing is recorded after it,
+        and in a unit that wrote nothing before it the write may commit as it runs: nothing may be
+        written after it, nor rolled back."""
 
     async def save(self, task: Task, *, expected_version: int) -> Task | None:
         """Write `task` if its stored version is still `expected_version`; None when it is not (or gone)."""
