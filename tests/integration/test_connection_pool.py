@@ -16,7 +16,7 @@ from sqlalchemy import bindparam, func, insert
 
 from tests.integration.conftest import make_settings
 from todo_api.adapters.http.schemas import event_data
-from todo_api.adapters.sql.engine import ConnectionPool, PoolTimeout, Statement
+from todo_api.adapters.sql.engine import Connection, ConnectionPool, PoolTimeout, Statement
 from todo_api.adapters.sql.engine import pool as engine_pool
 from todo_api.adapters.sql.tables import users
 from todo_api.adapters.sql.unit_of_work import SqlUnitOfWork
@@ -296,3 +296,28 @@ async def test_a_request_waiting_when_the_pool_closes_opens_nothing(database_url
         assert held_pid not in await ours()
     finally:
         await pool.close()
+
+
+AWKWARD = {
+    "quote": 'say "hi"',
+    "backslash": "C:\\tasks\\{a,b}",
+    "braces": "{not, an, array}",
+    "unicode": "café ✓ 日本",
+    "nested": {"list": [1, 2.5, None, True], "empty": {}},
+}
+
+
+async def test_jsonb_travels_as_the_values_given_alone_and_in_arrays(pool: ConnectionPool) -> None:
+    """JSONB goes in the binary format: what the server stores and what comes back is the value,
+    whatever it holds (quotes, backslashes and braces are what a text-format array must escape)."""
+    values = [AWKWARD, {"in": [AWKWARD]}, "a plain string", 42, None]  # a list would be a dimension
+    async with Connection(pool, read_only=True) as connection:
+        one = await connection.driver.fetchrow("SELECT $1::jsonb AS value, ($1::jsonb)::text AS stored", AWKWARD)
+        many = await connection.driver.fetch(
+            "SELECT value, value::text AS stored FROM unnest($1::jsonb[]) WITH ORDINALITY AS v(value, n) ORDER BY n",
+            values,
+        )
+    assert one["value"] == AWKWARD
+    assert one["stored"].startswith('{"quote": "say \\"hi\\""')
+    assert [row["value"] for row in many] == values
+    assert [row["stored"] for row in many][2:] == ['"a plain string"', "42", None]  # None: SQL's NULL
