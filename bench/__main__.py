@@ -428,27 +428,29 @@ async def main(o: argparse.Namespace) -> int:
         say("!! NOT USING wrk (apt-get install wrk): the Python generator needs far more CPU per request, so its "
             "maxima are LOWER than wrk's. Compare ratios only.")  # fmt: skip
     report: dict[str, Any] = {"started_at": datetime.now(UTC).isoformat(timespec="seconds"), "options": vars(o)}
-    with db.server() as (server_url, source), tempfile.TemporaryDirectory(prefix="todo-bench-") as scratch:
-        say(f"PostgreSQL: {source}; preparing {db.NAME}")
-        seeded = await db.prepare(server_url, o.users, o.tasks_per_user, o.deep_tasks, o.reuse_data, PEPPER, cost)
-        say(seeded)
-        url = db.dsn(server_url, db.NAME)
-        fx, env = await fixtures(url, SECRET_KEY, o.users), environment(url, o, cost)
-        servers = {name: start(name, env, o.workers) for name in ["api", "baseline"][: 2 if compare else 1]}
-        if compare and o.against:
-            servers["against"] = start("against", env, o.workers, Path(o.against))
-        try:
-            for server in servers.values():
-                await server.ready(o.workers)
-            async with db.connect(url) as monitor:
-                if compare:
-                    report |= await Compare(o, fx, url, servers, monitor, executable, Path(scratch)).run()
-                else:
-                    mode = {"load": load, "timing": timing, "mcp": mcp}[o.mode]
-                    report |= await mode(o, fx, servers["api"])
-        finally:
-            for server in servers.values():
-                server.stop()
+    with tempfile.TemporaryDirectory(prefix="todo-bench-") as scratch:
+        async with db.server() as (server_url, source):
+            report["server_settings"] = await db.settings(server_url)
+            say(f"PostgreSQL: {source} ({db.described(report['server_settings'])}); preparing {db.NAME}")
+            seeded = await db.prepare(server_url, o.users, o.tasks_per_user, o.deep_tasks, o.reuse_data, PEPPER, cost)
+            say(seeded)
+            url = db.dsn(server_url, db.NAME)
+            fx, env = await fixtures(url, SECRET_KEY, o.users), environment(url, o, cost)
+            servers = {name: start(name, env, o.workers) for name in ["api", "baseline"][: 2 if compare else 1]}
+            if compare and o.against:
+                servers["against"] = start("against", env, o.workers, Path(o.against))
+            try:
+                for server in servers.values():
+                    await server.ready(o.workers)
+                async with db.connect(url) as monitor:
+                    if compare:
+                        report |= await Compare(o, fx, url, servers, monitor, executable, Path(scratch)).run()
+                    else:
+                        mode = {"load": load, "timing": timing, "mcp": mcp}[o.mode]
+                        report |= await mode(o, fx, servers["api"])
+            finally:
+                for server in servers.values():
+                    server.stop()
     report |= {"database": source, "seed": seeded, "load_generator": executable or "the Python generator",
                "load_average": [load_start, os.getloadavg()[0]], "api_log": log_summary()}  # fmt: skip
     runs = {"compare": f"{o.rounds} round(s) of {o.duration:.0f} s", "load": f"{o.duration:.0f} s", "timing": "logins",
@@ -456,7 +458,8 @@ async def main(o: argparse.Namespace) -> int:
     print(f"\ntodo-api bench {o.mode}, {report['started_at']}: {o.workers} worker(s) per server, the API at "
           f"LOG_LEVEL={o.log_level}, access log {o.access_log}; {report['load_generator']}, {runs[o.mode]}; "
           f"{os.cpu_count()} CPUs shared by everything, load average {load_start:.1f} at the start, "
-          f"{report['load_average'][1]:.1f} at the end; {seeded}\n")  # fmt: skip
+          f"{report['load_average'][1]:.1f} at the end; {seeded}; PostgreSQL: "
+          f"{db.described(report['server_settings'])}\n")  # fmt: skip
     {"compare": print_compare, "load": print_load, "timing": print_timing, "mcp": print_mcp}[o.mode](report, o)
     print("API log (bench-results/api.log): " + ", ".join(f"{n:,} {what}" for what, n in report["api_log"].items()))
     path = RESULTS / ("latest.json" if compare else f"{o.mode}.json")

@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -131,16 +131,57 @@ async def connect(url: str) -> AsyncIterator[asyncpg.Connection]:
         await connection.close()
 
 
-@contextlib.contextmanager
-def server() -> Iterator[tuple[str, str]]:
-    """(server URL, where it came from): DATABASE_URL, else the embedded server in .data/bench."""
+@contextlib.asynccontextmanager
+async def server() -> AsyncIterator[tuple[str, str]]:
+    """(server URL, where it came from): DATABASE_URL as it is, else the embedded server in
+    .data/bench, sized for the write scenarios (SERVER_SETTINGS)."""
     if url := os.environ.get("DATABASE_URL"):
         yield url, "DATABASE_URL"
         return
     from todo_api.adapters.sql.embedded import embedded_postgres
 
-    with embedded_postgres(ROOT / ".data" / "bench") as url:
-        yield url, "embedded PostgreSQL (.data/bench)"
+    data_dir, source = ROOT / ".data" / "bench", "embedded PostgreSQL (.data/bench)"
+    with embedded_postgres(data_dir) as url:
+        if not await _sized_for_writes(url):
+            yield url, source
+            return
+    with embedded_postgres(data_dir) as url:  # started again: shared_buffers is read at start only
+        yield url, source
+
+
+SERVER_SETTINGS = {"shared_buffers": "1GB", "max_wal_size": "4GB"}
+"""The embedded bench server's settings beyond initdb's defaults, which are sized to start on any
+machine (128 MB of shared buffers, a checkpoint every 1 GB of WAL): under the write scenarios that
+server checkpointed every 4-6 s ("checkpoints are occurring too frequently", logged 1,321 times in
+one session) and its backends wrote dirty buffers out themselves, 4 MB a bulk change. A write's
+figure then measured how soon its WAL brought on the next checkpoint and its full-page images more
+than the write itself (docs/performance.md). A server in production is sized for its load; a
+DATABASE_URL server is used as it is, and the report says how it is set."""
+
+
+async def _sized_for_writes(url: str) -> bool:
+    """Apply SERVER_SETTINGS (ALTER SYSTEM, kept in the data directory); True when the server must
+    start again for them to take effect."""
+    async with connect(dsn(url)) as admin:
+        for name, value in SERVER_SETTINGS.items():
+            if not await admin.fetchval("SELECT pg_size_bytes(current_setting($1)) = pg_size_bytes($2)", name, value):
+                await admin.execute(f"ALTER SYSTEM SET {name} = '{value}'")  # names and values are ours
+        await admin.execute("SELECT pg_reload_conf()")
+        return bool(await admin.fetchval("SELECT bool_or(pending_restart) FROM pg_settings"))
+
+
+async def settings(url: str) -> dict[str, str]:
+    """How the server is set where it bears on the write scenarios, for the report."""
+    async with connect(dsn(url)) as connection:
+        rows = await connection.fetch(
+            "SELECT name, current_setting(name) AS value FROM pg_settings WHERE name = ANY($1::text[]) ORDER BY name",
+            [*SERVER_SETTINGS, "synchronous_commit", "fsync", "full_page_writes"],
+        )
+    return {row["name"]: row["value"] for row in rows}
+
+
+def described(settings: dict[str, str]) -> str:
+    return ", ".join(f"{name} {value}" for name, value in settings.items())
 
 
 async def _migrate(url: str) -> None:

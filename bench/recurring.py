@@ -72,7 +72,7 @@ def spread(values: list[float]) -> str:
 
 
 async def main(o: argparse.Namespace) -> int:
-    with db.server() as (server_url, source):
+    async with db.server() as (server_url, source):
         print(f"PostgreSQL: {source}")
         async with db.connect(db.dsn(server_url)) as admin:
             await admin.execute(f'DROP DATABASE IF EXISTS "{NAME}" WITH (FORCE)')

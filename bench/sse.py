@@ -87,7 +87,7 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 async def main(o: argparse.Namespace) -> int:
-    with db.server() as (server_url, source):
+    async with db.server() as (server_url, source):
         print(f"PostgreSQL: {source}")
         async with db.connect(db.dsn(server_url)) as admin:
             await admin.execute(f'DROP DATABASE IF EXISTS "{NAME}" WITH (FORCE)')
