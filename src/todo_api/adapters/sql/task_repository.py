@@ -5,13 +5,13 @@ Every statement filters by owner: another user's task is indistinguishable from 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     BigInteger,
     BindParameter,
@@ -662,6 +662,7 @@ class SqlTaskRepository:
     async def save_many(self, changed: Sequence[Task], expected_versions: dict[int, int]) -> Sequence[Task]:
         if not changed:
             return []
+        recurrences = [task.recurrence for task in changed]
         columns = {
             "ids": [task.id for task in changed],
             "expected_versions": [expected_versions[task.id] for task in changed],
@@ -670,17 +671,17 @@ class SqlTaskRepository:
             "completeds": [task.completed for task in changed],
             "completed_ats": [task.completed_at for task in changed],
             "priorities": [int(task.priority) for task in changed],
-            "tags_json": [json.dumps(task.tags) for task in changed],
+            "tags_json": [orjson.dumps(task.tags).decode() for task in changed],
             "due_ats": [task.due_at for task in changed],
             "updated_ats": [task.updated_at for task in changed],
             "list_ids": [task.list_id for task in changed],
             "parent_ids": [task.parent_id for task in changed],
             "positions": [task.position for task in changed],
-            "recurrence_rules": [task.recurrence and task.recurrence.rule for task in changed],
-            "recurrence_timezones": [task.recurrence and task.recurrence.timezone for task in changed],
-            "recurrence_froms": [task.recurrence and task.recurrence.from_ for task in changed],
-            "recurrence_starts": [task.recurrence and task.recurrence.start for task in changed],
-            "reminders_json": [json.dumps(reminders_json(task.reminders)) for task in changed],
+            "recurrence_rules": [recurrence and recurrence.rule for recurrence in recurrences],
+            "recurrence_timezones": [recurrence and recurrence.timezone for recurrence in recurrences],
+            "recurrence_froms": [recurrence and recurrence.from_ for recurrence in recurrences],
+            "recurrence_starts": [recurrence and recurrence.start for recurrence in recurrences],
+            "reminders_json": [orjson.dumps(reminders_json(task.reminders)).decode() for task in changed],
         }
         return [task_of(row) for row in await _SAVE_MANY.fetch(self._db, owner=changed[0].user_id, **columns)]
 
