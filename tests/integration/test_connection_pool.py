@@ -317,6 +317,7 @@ async def test_jsonb_travels_as_the_values_given_alone_and_in_arrays(pool: Conne
             "SELECT value, value::text AS stored FROM unnest($1::jsonb[]) WITH ORDINALITY AS v(value, n) ORDER BY n",
             values,
         )
+    assert one is not None
     assert one["value"] == AWKWARD
     assert one["stored"].startswith('{"quote": "say \\"hi\\""')
     assert [row["value"] for row in many] == values
