@@ -171,22 +171,48 @@ class TaskChanges:
         )
 
     def applied_to(self, task: Task, now: datetime) -> Task:
-        changed = replace(
-            task,
-            title=task.title if isinstance(self.title, Unset) else normalise_title(self.title),
-            description=(
-                task.description if isinstance(self.description, Unset) else normalise_description(self.description)
-            ),
-            priority=task.priority if isinstance(self.priority, Unset) else self.priority,
-            tags=task.tags if isinstance(self.tags, Unset) else normalise_tags(self.tags),
-            due_at=task.due_at if isinstance(self.due_at, Unset) else check_due_at(self.due_at),
-            recurrence=task.recurrence if isinstance(self.recurrence, Unset) else self.recurrence,
-            reminders=task.reminders if isinstance(self.reminders, Unset) else self.reminders,
+        """The task with the changes made, checked; itself when they change nothing. One copy at
+        most: a bulk change applies this to every task of its batch."""
+        title = task.title if isinstance(self.title, Unset) else normalise_title(self.title)
+        description = (
+            task.description if isinstance(self.description, Unset) else normalise_description(self.description)
         )
-        check_series(changed.due_at, changed.recurrence, changed.reminders)
-        if not isinstance(self.completed, Unset):
-            changed = changed.completed_as(self.completed, now)
-        return changed if changed == task else replace(changed, updated_at=now)
+        priority = task.priority if isinstance(self.priority, Unset) else self.priority
+        tags = task.tags if isinstance(self.tags, Unset) else normalise_tags(self.tags)
+        due_at = task.due_at if isinstance(self.due_at, Unset) else check_due_at(self.due_at)
+        recurrence = task.recurrence if isinstance(self.recurrence, Unset) else self.recurrence
+        reminders = task.reminders if isinstance(self.reminders, Unset) else self.reminders
+        check_series(due_at, recurrence, reminders)
+        completed, completed_at = task.completed, task.completed_at
+        if not isinstance(self.completed, Unset) and self.completed != completed:
+            # Completion keeps its first timestamp (`Task.completed_as`); reopening clears it.
+            completed, completed_at = self.completed, now if self.completed else None
+        values = (title, description, priority, tags, due_at, recurrence, reminders, completed, completed_at)
+        if values == (
+            task.title,
+            task.description,
+            task.priority,
+            task.tags,
+            task.due_at,
+            task.recurrence,
+            task.reminders,
+            task.completed,
+            task.completed_at,
+        ):
+            return task
+        return replace(
+            task,
+            title=title,
+            description=description,
+            priority=priority,
+            tags=tags,
+            due_at=due_at,
+            recurrence=recurrence,
+            reminders=reminders,
+            completed=completed,
+            completed_at=completed_at,
+            updated_at=now,
+        )
 
 
 def normalise_title(raw: str) -> str:
