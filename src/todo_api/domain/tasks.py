@@ -74,10 +74,16 @@ class Task:
     """The occurrence whose completion created this one."""
 
     def completed_as(self, completed: bool, now: datetime) -> Task:
-        """Completion keeps its first timestamp; reopening clears it."""
         if completed == self.completed:
             return self
-        return replace(self, completed=completed, completed_at=now if completed else None)
+        return replace(self, completed=completed, completed_at=self.completion(completed, now)[1])
+
+    def completion(self, completed: bool, now: datetime) -> tuple[bool, datetime | None]:
+        """`completed` and `completed_at` once marked so: completion keeps its first timestamp;
+        reopening clears it."""
+        if completed == self.completed:
+            return self.completed, self.completed_at
+        return completed, now if completed else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,10 +189,11 @@ class TaskChanges:
         recurrence = task.recurrence if isinstance(self.recurrence, Unset) else self.recurrence
         reminders = task.reminders if isinstance(self.reminders, Unset) else self.reminders
         check_series(due_at, recurrence, reminders)
-        completed, completed_at = task.completed, task.completed_at
-        if not isinstance(self.completed, Unset) and self.completed != completed:
-            # Completion keeps its first timestamp (`Task.completed_as`); reopening clears it.
-            completed, completed_at = self.completed, now if self.completed else None
+        completed, completed_at = (
+            (task.completed, task.completed_at)
+            if isinstance(self.completed, Unset)
+            else task.completion(self.completed, now)
+        )
         values = (title, description, priority, tags, due_at, recurrence, reminders, completed, completed_at)
         if values == (
             task.title,
