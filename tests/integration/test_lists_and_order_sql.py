@@ -407,6 +407,36 @@ async def test_a_bulk_of_a_hundred_is_a_handful_of_statements(
     }
 
 
+async def test_a_bulk_writes_back_only_the_columns_it_changed_and_every_change_lands(
+    units: SqlUnitsOfWork, db: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    work = await CreateList(units, SystemClock()).execute(ADA, "Work")
+    a, b = await add(units, "A"), await add(units, "B")
+    writes: list[str] = []
+    original = Statement.fetch
+
+    async def counted(self: Statement, connection: Any, **values: Any) -> Any:
+        writes.extend([self.sql] if self.sql.startswith("UPDATE tasks SET") else [])
+        return await original(self, connection, **values)
+
+    monkeypatch.setattr(Statement, "fetch", counted)
+    bulk = BulkChangeTasks(units, SystemClock(), RULES)
+    assert (await bulk.execute(ADA, [BulkOperation("complete", (a.id, b.id))])).outcome.applied
+    assert writes[0].startswith("UPDATE tasks SET completed=batch.completed, completed_at=batch.completed_at, ")
+    assert "title" not in writes[0].partition("RETURNING")[0]  # nor tags, list, order or series
+    # Each task changes something else: every column either of them changed is written for both.
+    operations = [BulkOperation("update", (a.id,), priority=Priority.HIGH, add_tags=("x",)),
+                  BulkOperation("move", (b.id,), list_id=work.id)]  # fmt: skip
+    assert (await bulk.execute(ADA, operations)).outcome.applied
+    rows = {row["title"]: row for row in await db.fetch("SELECT * FROM tasks WHERE id = ANY($1)", [a.id, b.id])}
+    assert (rows["A"]["priority"], rows["A"]["tags"], rows["A"]["list_id"]) == (3, ["x"], a.list_id)
+    assert (rows["B"]["priority"], rows["B"]["tags"], rows["B"]["list_id"]) == (0, [], work.id)
+    assert (rows["A"]["completed"], rows["B"]["completed"]) == (True, True)
+    assert rows["A"]["completed_at"] is not None
+    assert (rows["A"]["version"], rows["B"]["version"]) == (3, 3)
+    assert rows["B"]["position"] is not None
+
+
 async def test_a_list_pages_in_the_persons_order_through_the_repository(units: SqlUnitsOfWork) -> None:
     work = await CreateList(units, SystemClock()).execute(ADA, "Work")
     made = [await add(units, f"T{number}", list_id=work.id) for number in range(7)]

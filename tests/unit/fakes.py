@@ -651,11 +651,11 @@ class FakeTaskRepository:
         self._before_locked_read()
         return {task.id: task for task_id in sorted(task_ids) if (task := await self.get(user_id, task_id))}
 
-    async def save_many(self, changed: Sequence[Task], expected_versions: dict[int, int]) -> Sequence[Task]:
+    async def save_many(self, changed: Sequence[Task], before: Mapping[int, Task]) -> Sequence[Task]:
         saved = []
         for task in changed:
             stored = await self.get(task.user_id, task.id)
-            if stored is not None and stored.version == expected_versions[task.id]:
+            if stored is not None and stored.version == before[task.id].version:
                 self._store.tasks[task.id] = replace(task, created_at=stored.created_at, version=stored.version + 1)
                 saved.append(self._store.tasks[task.id])
         return saved

@@ -5,7 +5,7 @@ Repositories are read-only properties of the unit of work, so one transaction sp
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -172,8 +172,9 @@ class TaskRepository(Protocol):
     async def get_many(self, user_id: str, task_ids: Sequence[int]) -> dict[int, Task]:
         """The user's tasks among `task_ids`, locked in id order (so overlapping bulk changes queue)."""
 
-    async def save_many(self, changed: Sequence[Task], expected_versions: dict[int, int]) -> Sequence[Task]:
-        """Write many tasks in one statement, each only over its expected version; those written."""
+    async def save_many(self, changed: Sequence[Task], before: Mapping[int, Task]) -> Sequence[Task]:
+        """Write many tasks in one statement, each only over the version it had `before` (read in
+        this unit, by id); those written. Only what some task changed needs writing."""
 
     async def sibling_ids(self, user_id: str, list_id: int, parent_id: int | None) -> Sequence[int]:
         """A group's tasks in the person's order: what a rebalance walks."""

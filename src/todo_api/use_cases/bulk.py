@@ -229,7 +229,7 @@ class _Plan:
             task for task_id, task in self.now.items() if task_id not in self.deleted and task != self.before[task_id]
         ]
         if changed:
-            saved = await uow.tasks.save_many(changed, {task.id: self.before[task.id].version for task in changed})
+            saved = await uow.tasks.save_many(changed, self.before)
             uow.changes.record(user_id, [task_change(self.before[task.id], task) for task in saved])
             await uow.reminders.arm([task for task in saved if needs_rearming(self.before[task.id], task)], now)
             for task in saved:
