@@ -5,6 +5,7 @@ concurrency, and the statements behind them."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -407,35 +408,53 @@ async def test_a_bulk_of_a_hundred_is_a_handful_of_statements(
     }
 
 
-async def test_a_bulk_writes_back_only_the_columns_it_changed_and_every_change_lands(
+def task_updates(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The SQL of every statement that updates tasks from now on (a CTE may come first)."""
+    sent: list[str] = []
+    for name in ("fetch", "fetchrow", "fetchval", "execute"):
+        original = getattr(Statement, name)
+
+        async def counted(self: Statement, connection: Any, _original: Any = original, **values: Any) -> Any:
+            sent.extend([self.sql] if "UPDATE tasks SET" in self.sql else [])
+            return await _original(self, connection, **values)
+
+        monkeypatch.setattr(Statement, name, counted)
+    return sent
+
+
+async def test_a_bulk_status_change_of_tasks_without_subtasks_writes_only_the_status(
+    units: SqlUnitsOfWork, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b = await add(units, "A"), await add(units, "B")
+    updates = task_updates(monkeypatch)
+    assert (
+        await BulkChangeTasks(units, SystemClock(), RULES).execute(ADA, [BulkOperation("complete", (a.id, b.id))])
+    ).outcome.applied
+    assert len(updates) == 1, updates  # neither has a subtask: no statement completes anything below them
+    assert re.findall(r"(\w+)=", updates[0].partition(" FROM ")[0]) == [
+        "completed",
+        "completed_at",
+        "updated_at",
+        "version",
+    ]
+
+
+async def test_a_batch_whose_tasks_change_different_fields_lands_every_change(
     units: SqlUnitsOfWork, db: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     work = await CreateList(units, SystemClock()).execute(ADA, "Work")
     a, b = await add(units, "A"), await add(units, "B")
-    writes: list[str] = []
-    original = Statement.fetch
-
-    async def counted(self: Statement, connection: Any, **values: Any) -> Any:
-        writes.extend([self.sql] if self.sql.startswith("UPDATE tasks SET") else [])
-        return await original(self, connection, **values)
-
-    monkeypatch.setattr(Statement, "fetch", counted)
-    bulk = BulkChangeTasks(units, SystemClock(), RULES)
-    assert (await bulk.execute(ADA, [BulkOperation("complete", (a.id, b.id))])).outcome.applied
-    assert len(writes) == 1, writes  # neither has a subtask: no statement looks for them
-    assert writes[0].startswith("UPDATE tasks SET completed=batch.completed, completed_at=batch.completed_at, ")
-    assert "title" not in writes[0].partition("RETURNING")[0]  # nor tags, list, order or series
-    # Each task changes something else: every column either of them changed is written for both.
+    updates = task_updates(monkeypatch)
     operations = [BulkOperation("update", (a.id,), priority=Priority.HIGH, add_tags=("x",)),
                   BulkOperation("move", (b.id,), list_id=work.id)]  # fmt: skip
-    assert (await bulk.execute(ADA, operations)).outcome.applied
+    assert (await BulkChangeTasks(units, SystemClock(), RULES).execute(ADA, operations)).outcome.applied
+    assert len(updates) == 1, updates  # B has no subtask: no statement moves anything below it
     rows = {row["title"]: row for row in await db.fetch("SELECT * FROM tasks WHERE id = ANY($1)", [a.id, b.id])}
     assert (rows["A"]["priority"], rows["A"]["tags"], rows["A"]["list_id"]) == (3, ["x"], a.list_id)
     assert (rows["B"]["priority"], rows["B"]["tags"], rows["B"]["list_id"]) == (0, [], work.id)
-    assert (rows["A"]["completed"], rows["B"]["completed"]) == (True, True)
-    assert rows["A"]["completed_at"] is not None
-    assert (rows["A"]["version"], rows["B"]["version"]) == (3, 3)
-    assert rows["B"]["position"] is not None
+    assert (rows["A"]["version"], rows["B"]["version"]) == (2, 2)
+    assert rows["B"]["parent_id"] is None
+    assert await order_of(db, work.id) == ["B"]
 
 
 async def test_a_list_pages_in_the_persons_order_through_the_repository(units: SqlUnitsOfWork) -> None:

@@ -213,6 +213,27 @@ async def test_bulk_completion_creates_the_next_occurrence(client: httpx.AsyncCl
     assert [(item["due_at"], item["previous_id"]) for item in pending] == [("2027-02-01T09:00:00Z", task["id"])]
 
 
+SERIES_SQL = (
+    "SELECT due_at, recurrence_rule, recurrence_timezone, recurrence_from, recurrence_start FROM tasks WHERE id = $1"
+)
+
+
+async def test_a_bulk_due_date_change_moves_the_series_as_a_single_edit_does(
+    client: httpx.AsyncClient, user: User, db: asyncpg.Connection
+) -> None:
+    bulked, edited = [await create_task(client, user, due_at="2027-01-29T09:00:00Z", recurrence=WEEKDAYS) for _ in "ab"]
+    started = await db.fetchval("SELECT recurrence_start FROM tasks WHERE id = $1", bulked["id"])
+    later = {"due_at": "2027-02-03T15:30:00Z"}
+    operations = [{"op": "update", "task_ids": [bulked["id"]], **later}]
+    response = await client.post(tasks_url() + "/bulk", json={"operations": operations}, headers=user.headers)
+    assert response.status_code == 200, response.text
+    assert (await client.patch(task_url(edited["id"]), json=later, headers=user.headers)).status_code == 200
+    moved = await db.fetchrow(SERIES_SQL, bulked["id"])
+    assert moved == await db.fetchrow(SERIES_SQL, edited["id"])
+    assert moved is not None
+    assert moved["recurrence_start"] != started  # the series starts over at the new due date
+
+
 async def reminders_of(client: httpx.AsyncClient, user: User, **params: Any) -> list[dict[str, Any]]:
     window = {"from": z(FUTURE - timedelta(days=10)), "to": z(FUTURE + timedelta(days=10)), **params}
     response = await client.get("/api/me/reminders", params=window, headers=user.headers)

@@ -170,7 +170,8 @@ class TaskRepository(Protocol):
         `keep`, which the caller writes itself)."""
 
     async def get_many(self, user_id: str, task_ids: Sequence[int]) -> dict[int, Task]:
-        """The user's tasks among `task_ids`, locked in id order (so overlapping bulk changes queue)."""
+        """The user's tasks among `task_ids`, locked in id order (so overlapping bulk changes queue)
+        and so that no task can be put under them until the unit ends (bulk.py relies on it)."""
 
     async def save_many(self, changed: Sequence[Task], before: Mapping[int, Task]) -> Sequence[Task]:
         """Write many tasks in one statement, each only over the version it had `before` (read in

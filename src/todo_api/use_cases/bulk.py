@@ -137,7 +137,8 @@ class _Plan:
         self.before = tasks
         self.now = dict(tasks)
         self._tree = tree  # every task under a named one -> its parent, as stored
-        # Read under the named tasks' locks, which keep any new task from being put under them.
+        # The tasks with a subtask. Read after `get_many` locked the named ones: an insert or a
+        # move under a task takes a KEY SHARE lock on it (the foreign key), which waits for ours.
         self._parents = set(tree.values())
         self.deleted: set[int] = set()
         self.completed_roots: set[int] = set()
@@ -241,14 +242,13 @@ class _Plan:
                 elif before.completed and not task.completed and before.recurrence is not None:
                     await remove_successor(uow, task, now)
         keep = sorted(self.now.keys() - self.deleted)
-        completed = self.completed_roots - self.deleted
-        if not self._parents.isdisjoint(completed):  # none has a subtask: nothing below to complete
-            below = await uow.tasks.complete_descendants(user_id, sorted(completed), now, keep=keep)
+        # Only a task with a subtask has anything below it to complete or to move.
+        if completed := sorted(self._parents & (self.completed_roots - self.deleted)):
+            below = await uow.tasks.complete_descendants(user_id, completed, now, keep=keep)
             await after_completing(uow, self._rules, below, now)
-        for list_id in sorted(set(self.moved_roots.values())):
-            roots = sorted(task_id for task_id, to in self.moved_roots.items() if to == list_id)
-            if self._parents.isdisjoint(roots):
-                continue
+        moved = {task_id: to for task_id, to in self.moved_roots.items() if task_id in self._parents}
+        for list_id in sorted(set(moved.values())):
+            roots = sorted(task_id for task_id, to in moved.items() if to == list_id)
             below = await uow.tasks.move_descendants_to(user_id, roots, list_id, now, keep=keep)
             uow.changes.record(user_id, [Change("task.moved", task) for task in below])
         if self.deleted:

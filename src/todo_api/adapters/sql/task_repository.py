@@ -313,14 +313,19 @@ _GET_MANY_FOR_UPDATE = Statement(select(tasks).where(*_OWNED_MANY).order_by(task
 
 @dataclass(frozen=True, slots=True)
 class _BatchColumn:
-    """A column a bulk write may set: the `Task` field it holds, the type of its array's elements,
-    its value for a task, and how the column reads it from the batch (by default as it comes)."""
+    """A column a bulk write may set: the `Task` field it holds (and its name, where the two
+    differ), the type of its array's elements, its value for a task, and how the column reads it
+    from the batch (by default as it comes)."""
 
     field: str
-    name: str
     kind: TypeEngine[Any]
     value: Callable[[Task], Any]
     read: Callable[[Subquery], ColumnElement[Any]] | None = None
+    named: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.named or self.field
 
 
 def _tags_read(batch: Subquery) -> ColumnElement[Any]:
@@ -336,25 +341,22 @@ def _recurrence_part(task: Task, part: str) -> Any:
 
 # Tags and reminders travel as JSON text: asyncpg would read a list of lists as a 2-D array.
 _BATCH_COLUMNS = (
-    _BatchColumn("title", "title", Text(), attrgetter("title")),
-    _BatchColumn("description", "description", Text(), attrgetter("description")),
-    _BatchColumn("completed", "completed", Boolean(), attrgetter("completed")),
-    _BatchColumn("completed_at", "completed_at", DateTime(timezone=True), attrgetter("completed_at")),
-    _BatchColumn("priority", "priority", SmallInteger(), lambda task: int(task.priority)),
-    _BatchColumn("tags", "tags", Text(), lambda task: orjson.dumps(task.tags).decode(), _tags_read),
-    _BatchColumn("due_at", "due_at", DateTime(timezone=True), attrgetter("due_at")),
-    _BatchColumn("updated_at", "updated_at", DateTime(timezone=True), attrgetter("updated_at")),
-    _BatchColumn("list_id", "list_id", BigInteger(), attrgetter("list_id")),
-    _BatchColumn("parent_id", "parent_id", BigInteger(), attrgetter("parent_id")),
-    _BatchColumn(
-        "position", "position", Text(), attrgetter("position"), lambda b: cast(b.c.position, tasks.c.position.type)
-    ),
+    _BatchColumn("title", Text(), attrgetter("title")),
+    _BatchColumn("description", Text(), attrgetter("description")),
+    _BatchColumn("completed", Boolean(), attrgetter("completed")),
+    _BatchColumn("completed_at", DateTime(timezone=True), attrgetter("completed_at")),
+    _BatchColumn("priority", SmallInteger(), lambda task: int(task.priority)),
+    _BatchColumn("tags", Text(), lambda task: orjson.dumps(task.tags).decode(), _tags_read),
+    _BatchColumn("due_at", DateTime(timezone=True), attrgetter("due_at")),
+    _BatchColumn("updated_at", DateTime(timezone=True), attrgetter("updated_at")),
+    _BatchColumn("list_id", BigInteger(), attrgetter("list_id")),
+    _BatchColumn("parent_id", BigInteger(), attrgetter("parent_id")),
+    _BatchColumn("position", Text(), attrgetter("position"), lambda b: cast(b.c.position, tasks.c.position.type)),
     *(
-        _BatchColumn("recurrence", f"recurrence_{part}", kind, partial(_recurrence_part, part=part))
+        _BatchColumn("recurrence", kind, partial(_recurrence_part, part=part), named=f"recurrence_{part}")
         for part, kind in (("rule", Text()), ("timezone", Text()), ("from", Text()), ("start", DateTime(timezone=True)))
     ),
     _BatchColumn(
-        "reminders",
         "reminders",
         Text(),
         lambda task: orjson.dumps(reminders_json(task.reminders)).decode(),
@@ -365,12 +367,9 @@ _BATCH_FIELDS = tuple(dict.fromkeys(column.field for column in _BATCH_COLUMNS))
 
 
 @lru_cache(maxsize=32)
-def _save_many(fields: frozenset[str]) -> tuple[Statement, tuple[_BatchColumn, ...]]:
-    """Many tasks written back in one statement, each column an array, each task only over its
-    expected version: only the columns of `fields`, the others as they are. A status change of 100
-    binds 5 arrays instead of 20, and PostgreSQL rebuilds no tags or reminders it already holds.
-    An index whose columns the UPDATE does not name counts as unchanged, so PostgreSQL clears old
-    versions from a full leaf page before it splits it (docs/performance.md)."""
+def _batch_update(fields: frozenset[str]) -> tuple[Statement, tuple[_BatchColumn, ...]]:
+    """Many tasks written back in one statement, each column an array, each only over the version
+    it was read at: only the columns of `fields`, the others as they are (docs/performance.md)."""
     columns = tuple(column for column in _BATCH_COLUMNS if column.field in fields)
     unnested = [("id", BigInteger()), ("expected_version", Integer())] + [(c.name, c.kind) for c in columns]
     batch = select(
@@ -695,7 +694,7 @@ class SqlTaskRepository:
             for field in _BATCH_FIELDS
             if any(getattr(task, field) != getattr(before[task.id], field) for task in changed)
         )
-        statement, columns = _save_many(fields)
+        statement, columns = _batch_update(fields)
         values = {f"batch_{column.name}": [column.value(task) for task in changed] for column in columns}
         values["batch_id"] = [task.id for task in changed]
         values["batch_expected_version"] = [before[task.id].version for task in changed]
