@@ -334,9 +334,9 @@ def _tags_read(batch: Subquery) -> ColumnElement[Any]:
     )
 
 
-def _recurrence_part(task: Task, part: str) -> Any:
+def _recurrence_part(task: Task, attribute: str) -> Any:
     recurrence = task.recurrence
-    return recurrence and getattr(recurrence, "from_" if part == "from" else part)
+    return recurrence and getattr(recurrence, attribute)
 
 
 # Tags and reminders travel as JSON text: asyncpg would read a list of lists as a 2-D array.
@@ -353,8 +353,13 @@ _BATCH_COLUMNS = (
     _BatchColumn("parent_id", BigInteger(), attrgetter("parent_id")),
     _BatchColumn("position", Text(), attrgetter("position"), lambda b: cast(b.c.position, tasks.c.position.type)),
     *(
-        _BatchColumn("recurrence", kind, partial(_recurrence_part, part=part), named=f"recurrence_{part}")
-        for part, kind in (("rule", Text()), ("timezone", Text()), ("from", Text()), ("start", DateTime(timezone=True)))
+        _BatchColumn("recurrence", kind, partial(_recurrence_part, attribute=attribute), named=f"recurrence_{part}")
+        for part, attribute, kind in (
+            ("rule", "rule", Text()),
+            ("timezone", "timezone", Text()),
+            ("from", "from_", Text()),
+            ("start", "start", DateTime(timezone=True)),
+        )
     ),
     _BatchColumn(
         "reminders",
