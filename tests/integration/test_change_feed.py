@@ -4,6 +4,7 @@ numbered per person in commit order, readable with `GET .../changes` from a sync
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from collections.abc import AsyncIterator
 from typing import Any
@@ -77,6 +78,37 @@ async def test_an_event_is_a_cloud_event_whose_data_is_the_task_as_the_api_retur
         "task.created",
         event["id"],
     )
+    assert json.loads(row["payload"]) == event  # the stored payload is the whole CloudEvent, position included
+
+
+async def test_the_stored_payload_is_the_event_served_whatever_the_title_holds(
+    client: httpx.AsyncClient, user: User, db: asyncpg.Connection
+) -> None:
+    """The position is spliced into the payload's JSON text: through a create (whose event learns
+    its id in the statement), an edit and a bulk change, every stored payload must still be one
+    valid JSON object, equal to what the feed serves, with titles that JSON and arrays escape."""
+    h = user.headers
+    since = await token_now(client, user)
+    awkward = 'say "hi" \\ {a,b} \u2028 café ✓ 日本'
+    task = await create_task(client, user, title=awkward, tags=["{x}", 'q"t'])
+    edited = await client.patch(task_url(task["id"]), json={"description": awkward + "\n"}, headers=h)
+    assert edited.status_code == 200, edited.text
+    bulk = await client.post(
+        f"{tasks_url()}/bulk", json={"operations": [{"op": "complete", "task_ids": [task["id"]]}]}, headers=h
+    )
+    assert bulk.status_code == 200, bulk.text
+    events, _ = await changes(client, user, since)
+    assert kinds(events) == [
+        (kind, f"tasks/{task['id']}") for kind in ("task.created", "task.updated", "task.completed")
+    ]
+    assert {event["data"]["title"] for event in events} == {awkward}
+    rows = await db.fetch(
+        "SELECT payload, payload::text AS text FROM events WHERE user_id = $1 AND position > $2 ORDER BY position",
+        user.id,
+        int(since),
+    )
+    assert [json.loads(row["payload"]) for row in rows] == events
+    assert [row["text"][: row["text"].index(",")] for row in rows] == [f'{{"position":{e["position"]}' for e in events]
 
 
 async def test_events_written_with_the_row_are_the_task_as_get_returns_it_after_each_write(

@@ -322,3 +322,20 @@ async def test_jsonb_travels_as_the_values_given_alone_and_in_arrays(pool: Conne
     assert one["stored"].startswith('{"quote": "say \\"hi\\""')
     assert [row["value"] for row in many] == values
     assert [row["stored"] for row in many][2:] == ['"a plain string"', "42", None]  # None: SQL's NULL
+
+
+async def test_json_travels_as_the_values_given_and_is_stored_as_sent(pool: ConnectionPool) -> None:
+    """`json` (the outbox's payload) goes in the binary format too, which is its text: the server
+    keeps the compact text the API wrote, and what comes back is the value."""
+    values = [AWKWARD, {"in": [AWKWARD]}, "a plain string", 42, None]
+    async with Connection(pool, read_only=True) as connection:
+        one = await connection.driver.fetchrow("SELECT $1::json AS value, ($1::json)::text AS stored", AWKWARD)
+        many = await connection.driver.fetch(
+            "SELECT value, value::text AS stored FROM unnest($1::json[]) WITH ORDINALITY AS v(value, n) ORDER BY n",
+            values,
+        )
+    assert one is not None
+    assert one["value"] == AWKWARD
+    assert one["stored"].startswith('{"quote":"say \\"hi\\"","backslash":')
+    assert [row["value"] for row in many] == values
+    assert [row["stored"] for row in many][2:] == ['"a plain string"', "42", None]

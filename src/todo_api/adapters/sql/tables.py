@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     CheckConstraint,
@@ -237,7 +238,9 @@ events = Table(
     Column("aggregate_type", String(16), nullable=False),
     Column("aggregate_id", String(32), nullable=False),
     Column("type", String(64), nullable=False),
-    Column("payload", JSONB, nullable=False),
+    # `json`, not JSONB: written once and read whole, never queried inside, so JSONB's binary form
+    # (keys sorted, offsets built on every insert) would be work no reader uses (docs/performance.md).
+    Column("payload", JSON, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     PrimaryKeyConstraint("user_id", "position"),
     Index("ix_events_created_at", "created_at"),

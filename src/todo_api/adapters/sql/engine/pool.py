@@ -143,12 +143,16 @@ class ConnectionPool:
     async def _connect(self) -> Driver:
         connection: Driver = await asyncpg.connect(**self._options)
         try:
-            # JSONB in and out as Python values; a builtin type, so no round trip to set it up. In
+            # JSON in and out as Python values; builtin types, so no round trip to set them up. In
             # binary format (a version byte, then the text): in text format an array of JSONB (the
             # outbox's events) goes as one quoted, escaped array literal, which cost asyncpg and
             # the server about 5 and 1.3 us an element (docs/performance.md).
             await connection.set_type_codec(
                 "jsonb", encoder=_encode_jsonb, decoder=_decode_jsonb, schema="pg_catalog", format="binary"
+            )
+            # `json` (the outbox's payload) in binary format is its text as it is.
+            await connection.set_type_codec(
+                "json", encoder=_encode_json, decoder=orjson.loads, schema="pg_catalog", format="binary"
             )
         except BaseException:
             connection.terminate()
@@ -188,9 +192,13 @@ async def _close_politely(connection: Driver) -> None:
 _JSONB_VERSION: Final = b"\x01"  # the only version of JSONB's binary format
 
 
-def _encode_jsonb(value: Any) -> bytes:
+def _encode_json(value: Any) -> bytes:
     # Datetimes as the API writes them (`...Z` for UTC), should a repository hand one over.
-    return _JSONB_VERSION + orjson.dumps(value, option=orjson.OPT_UTC_Z)
+    return orjson.dumps(value, option=orjson.OPT_UTC_Z)
+
+
+def _encode_jsonb(value: Any) -> bytes:
+    return _JSONB_VERSION + _encode_json(value)
 
 
 def _decode_jsonb(data: bytes) -> Any:

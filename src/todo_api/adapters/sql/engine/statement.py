@@ -10,15 +10,15 @@ connection, except behind a pooler, where its statement cache is off.
 The supported subset of Core is what compiles to one fixed SQL text with `$n` placeholders:
 `select`, `insert` (PostgreSQL's, with `on_conflict_*`), `update` and `delete`, with `returning`,
 over columns of the types asyncpg converts by itself (integers, text, booleans, timestamps,
-intervals, arrays of those, and JSONB, which the pool's connections decode into Python values).
+intervals, arrays of those, and JSON and JSONB, which the pool's connections decode into Python
+values).
 Refused when the statement is built, so a mistake fails at import rather than on a request:
 
 - an expanding parameter (`column.in_([...])` or `in_(bindparam(..., expanding=True))`), which
   compiles to a POSTCOMPILE placeholder that only SQLAlchemy's executor fills in. Write
   `column == any_(bindparam("ids", type_=ARRAY(BigInteger)))` and pass a list instead: one SQL
   text for any number of values, which is also what keeps it prepared;
-- a JSON value not declared as JSONB (SQLAlchemy's `JSON`, PostgreSQL's `json`): it would come
-  back as text; and a `TypeDecorator`, whose processing only SQLAlchemy's executor runs.
+- a `TypeDecorator`, whose processing only SQLAlchemy's executor runs.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement
@@ -73,13 +72,13 @@ class Statement:
             name: compiled.params[name] for name in self._names if not compiled.binds[name].required
         }
         types = {name: compiled.binds[name].type for name in self._names}
-        # JSONB (and arrays of it) goes to the connection's codec as Python values; other types
-        # keep SQLAlchemy's bind processing (a boolean's check), so asyncpg receives what
+        # JSON and JSONB (and arrays of them) go to the connection's codecs as Python values; other
+        # types keep SQLAlchemy's bind processing (a boolean's check), so asyncpg receives what
         # SQLAlchemy would send.
         self._processors: dict[str, Callable[[Any], Any]] = {
             name: processor
             for name, kind in types.items()
-            if not _is_jsonb(kind) and (processor := kind.dialect_impl(_DIALECT).bind_processor(_DIALECT))
+            if not _is_json(kind) and (processor := kind.dialect_impl(_DIALECT).bind_processor(_DIALECT))
         }
 
     def arguments(self, values: Mapping[str, Any]) -> list[Any]:
@@ -154,8 +153,9 @@ def _refuse_what_cannot_run(statement: ClauseElement, compiled: SQLCompiler) -> 
             raise ValueError(f"{what}: {reason}")
 
 
-def _is_jsonb(kind: TypeEngine[Any]) -> bool:
-    return isinstance(kind, JSONB) or (isinstance(kind, ARRAY) and isinstance(kind.item_type, JSONB))
+def _is_json(kind: TypeEngine[Any]) -> bool:
+    """JSON or JSONB, or an array of either (JSONB is a JSON)."""
+    return isinstance(kind.item_type if isinstance(kind, ARRAY) else kind, JSON)
 
 
 def _result_columns(statement: ClauseElement) -> Iterable[Any]:
@@ -167,6 +167,4 @@ def _unsupported(kind: TypeEngine[Any]) -> str | None:
         return f"{type(kind).__name__} needs SQLAlchemy's executor to process its values; map them in the repository"
     if isinstance(kind, ARRAY):
         return _unsupported(kind.item_type)
-    if isinstance(kind, JSON) and not isinstance(kind, JSONB):
-        return "a JSON value must be declared JSONB, which the connections decode (json would come back as text)"
     return None
