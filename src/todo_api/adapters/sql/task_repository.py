@@ -374,7 +374,8 @@ _BATCH_FIELDS = tuple(dict.fromkeys(column.field for column in _BATCH_COLUMNS))
 @lru_cache(maxsize=32)
 def _batch_update(fields: frozenset[str]) -> tuple[Statement, tuple[_BatchColumn, ...]]:
     """Many tasks written back in one statement, each column an array, each only over the version
-    it was read at: only the columns of `fields`, the others as they are (docs/performance.md)."""
+    it was read at: only the columns of `fields`, the others as they are, and only the ids of
+    those written come back (docs/performance.md)."""
     columns = tuple(column for column in _BATCH_COLUMNS if column.field in fields)
     unnested = [("id", BigInteger()), ("expected_version", Integer())] + [(c.name, c.kind) for c in columns]
     batch = select(
@@ -390,7 +391,7 @@ def _batch_update(fields: frozenset[str]) -> tuple[Statement, tuple[_BatchColumn
         .values(
             {c.name: c.read(batch) if c.read else batch.c[c.name] for c in columns} | {"version": tasks.c.version + 1}
         )
-        .returning(tasks)
+        .returning(tasks.c.id)
     )
     return Statement(statement), columns
 
@@ -703,7 +704,9 @@ class SqlTaskRepository:
         values = {f"batch_{column.name}": [column.value(task) for task in changed] for column in columns}
         values["batch_id"] = [task.id for task in changed]
         values["batch_expected_version"] = [before[task.id].version for task in changed]
-        return [task_of(row) for row in await statement.fetch(self._db, owner=changed[0].user_id, **values)]
+        # Only the ids come back: the rest is what was sent, as a row reads it back (`_stored`).
+        written = {row["id"] for row in await statement.fetch(self._db, owner=changed[0].user_id, **values)}
+        return [_stored(replace(task, version=before[task.id].version + 1)) for task in changed if task.id in written]
 
     async def move_descendants_to(
         self, user_id: str, root_ids: Sequence[int], list_id: int, at: datetime, *, keep: Sequence[int] = ()
