@@ -84,9 +84,9 @@ async def test_an_event_is_a_cloud_event_whose_data_is_the_task_as_the_api_retur
 async def test_the_stored_payload_is_the_event_served_whatever_the_title_holds(
     client: httpx.AsyncClient, user: User, db: asyncpg.Connection
 ) -> None:
-    """The position is spliced into the payload's JSON text: through a create (whose event learns
-    its id in the statement), an edit and a bulk change, every stored payload must still be one
-    valid JSON object, equal to what the feed serves, with titles that JSON and arrays escape."""
+    """A write's own statement splices the position into the payload's JSON text (a create's event
+    learns its id there too), a bulk change copies its events in: either way every stored payload
+    is one valid JSON object, equal to what the feed serves, with titles that JSON escapes."""
     h = user.headers
     since = await token_now(client, user)
     awkward = 'say "hi" \\ {a,b} \u2028 café ✓ 日本'
@@ -108,7 +108,9 @@ async def test_the_stored_payload_is_the_event_served_whatever_the_title_holds(
         int(since),
     )
     assert [json.loads(row["payload"]) for row in rows] == events
-    assert [row["text"][: row["text"].index(",")] for row in rows] == [f'{{"position":{e["position"]}' for e in events]
+    assert [row["text"][row["text"].rindex(",") :] for row in rows] == [
+        f',"position":{e["position"]}}}' for e in events
+    ]
 
 
 async def test_events_written_with_the_row_are_the_task_as_get_returns_it_after_each_write(

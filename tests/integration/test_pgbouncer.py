@@ -309,6 +309,22 @@ async def run_workload(client: httpx.AsyncClient) -> None:
     )
     assert completed.json()["meta"]["total"] == 15
 
+    # Bulk changes, concurrently (their events go in through COPY): each reprioritises 5 tasks.
+    groups = [tasks[n : n + 5] for n in range(0, 20, 5)]
+    bulks = await asyncio.gather(
+        *(
+            client.post(
+                f"{tasks_url()}/bulk",
+                json={"operations": [{"op": "update", "task_ids": [t["id"] for t in group], "priority": "high"}]},
+                headers=user.headers,
+            )
+            for group in groups
+        )
+    )
+    assert statuses(bulks) == {200: 4}, server_errors(bulks)
+    high_now = await client.get(tasks_url(), params={"priority": "high", "include_total": "true"}, headers=user.headers)
+    assert high_now.json()["meta"]["total"] == 20 + sum(1 for task in tasks[20:] if task["priority"] == "high")
+
     # Deletes, concurrently; then they are gone.
     doomed = tasks[35:50]
     deleted = await asyncio.gather(*(client.delete(task_url(task["id"]), headers=user.headers) for task in doomed))
@@ -385,7 +401,8 @@ async def test_pooler_mode_leaves_no_prepared_statements_piling_up_on_the_server
     """In transaction mode the server connections outlive every client (for `server_lifetime`, an
     hour by default) and nobody resets them: whatever statements the app prepares and does not
     close stay in PostgreSQL's memory. The write path alone (transactions, which work in pooler
-    mode) must not leave one behind per query."""
+    mode; creates, and bulk changes, whose events go in through COPY) must not leave one behind
+    per query."""
     workdir = Path(tempfile.mkdtemp(prefix="todo-api-pgbouncer-leak-"))
     try:
         with pgbouncer(database_url, workdir, pool_size=BOUNCER_POOL_SIZE) as fresh:
@@ -399,13 +416,25 @@ async def test_pooler_mode_leaves_no_prepared_statements_piling_up_on_the_server
                         )
                     )
                     assert statuses(created) == {201: 50}, instance.explain()
+                    ids = [response.json()["id"] for response in created]
+                    bulks = await asyncio.gather(
+                        *(
+                            instance.client.post(
+                                f"{tasks_url()}/bulk",
+                                json={"operations": [{"op": "complete", "task_ids": ids[n : n + 10]}]},
+                                headers=user.headers,
+                            )
+                            for n in range(0, 50, 10)
+                        )
+                    )
+                    assert statuses(bulks) == {200: 5}, instance.explain()
             left = await server_prepared_statements(fresh)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     # A handful is fine (whatever the driver keeps); one per query of 200 requests is a leak.
     assert sum(left.values()) <= 10 * BOUNCER_POOL_SIZE, (
-        f"after 200 task creations the server connections hold {sum(left.values())} prepared statements "
-        f"({left}): each query's uniquely named statement is never deallocated"
+        f"after 200 task creations and 20 bulk changes the server connections hold {sum(left.values())} "
+        f"prepared statements ({left}): each query's uniquely named statement is never deallocated"
     )
 
 

@@ -30,7 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
-from todo_api.adapters.sql.engine import Connection, ConnectionPool, Statement
+from todo_api.adapters.sql.engine import Connection, ConnectionPool, CopyIn, Statement
 from todo_api.adapters.sql.engine.errors import leaves_connection_usable as _leaves_connection_usable
 from todo_api.adapters.sql.engine.errors import translate
 from todo_api.adapters.sql.tables import idempotency_keys, tasks
@@ -90,6 +90,12 @@ def test_a_json_value_too_and_an_array_of_either() -> None:
     many = Statement(select(func.unnest(bindparam("many", type_=ARRAY(JSON)))))
     assert one.arguments({"id": 1, "body": {"a": [1, "x"]}}) == [1, {"a": [1, "x"]}]
     assert many.arguments({"many": [{"b": 2}, "c"]}) == [[{"b": 2}, "c"]]
+
+
+def test_a_copy_takes_only_its_own_tables_columns() -> None:
+    with pytest.raises(ValueError, match=r"columns \['title'\] are not events's"):
+        CopyIn(_events, [_events.c.id, tasks.c.title])
+    assert CopyIn(_events, [_events.c.id, _events.c.body])
 
 
 def test_every_statement_of_the_app_builds() -> None:

@@ -30,7 +30,6 @@ from sqlalchemy import (
     BigInteger,
     DateTime,
     Integer,
-    String,
     Text,
     bindparam,
     case,
@@ -44,7 +43,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 from sqlalchemy.sql.dml import Insert, Update
 from sqlalchemy.sql.elements import ColumnElement
 
-from todo_api.adapters.sql.engine import Connection, Statement
+from todo_api.adapters.sql.engine import Connection, CopyIn, Statement
 from todo_api.adapters.sql.tables import change_feeds, events, tasks
 from todo_api.domain.changes import Change, Deleted, FeedEvent, ReminderDue, coalesced
 from todo_api.domain.lists import TaskList
@@ -61,13 +60,6 @@ DataOf = Callable[[Task | TaskList], dict[str, Any]]
 """The object as the API returns it: the composition root passes the HTTP representation."""
 
 _count = bindparam("count", type_=Integer)
-_feed = (
-    insert(change_feeds)
-    .values(user_id=bindparam("owner"), position=_count)
-    .on_conflict_do_update(index_elements=["user_id"], set_={"position": change_feeds.c.position + _count})
-    .returning(change_feeds.c.position)
-    .cte("feed")
-)
 _recorded = func.unnest(
     bindparam("ids", type_=ARRAY(Text)),
     bindparam("aggregate_types", type_=ARRAY(Text)),
@@ -77,44 +69,33 @@ _recorded = func.unnest(
     bindparam("payloads", type_=ARRAY(Text)),
 ).table_valued("id", "aggregate_type", "aggregate_id", "type", "payload", with_ordinality="ord", name="recorded")
 _recorded = _recorded.render_derived()
-_position = _feed.c.position - _count + _recorded.c.ord
 
 
 def _numbered(payload: ColumnElement[str], position: ColumnElement[int]) -> ColumnElement[Any]:
-    """The CloudEvent (compact JSON text of an object) with its position as the first member.
+    """The CloudEvent (compact JSON text of an object) with its position added as the last member.
 
     The position is only known in the statement. Spliced into the text, the event is parsed once,
     by `json`'s check as it is stored; adding it as JSONB cost a parse into JSONB's binary form,
     its keys sorted, and a rebuild for the `||`: a third of the outbox's time in PostgreSQL
     (docs/performance.md).
     """
-    return cast(literal('{"position":') + cast(position, Text) + literal(",") + func.substr(payload, 2), JSON)
+    return cast(func.left(payload, -1) + literal(',"position":') + cast(position, Text) + literal("}"), JSON)
 
 
 def _json_texts(payloads: Sequence[dict[str, Any]]) -> list[str]:
     return [orjson.dumps(payload, option=orjson.OPT_UTC_Z).decode() for payload in payloads]
 
 
-_APPEND = Statement(
-    select(_feed.c.position).add_cte(
-        insert(events)
-        .from_select(
-            ["user_id", "position", "id", "aggregate_type", "aggregate_id", "type", "payload", "created_at"],
-            select(
-                bindparam("owner", type_=String),
-                _position,
-                cast(_recorded.c.id, events.c.id.type),
-                _recorded.c.aggregate_type,
-                _recorded.c.aggregate_id,
-                _recorded.c.type,
-                # The position travels in the CloudEvent as an extension attribute.
-                _numbered(_recorded.c.payload, _position),
-                bindparam("logged_at", type_=DateTime(timezone=True)),
-            ).select_from(_feed.join(_recorded, literal_column("true"))),
-        )
-        .cte("appended")
-    )
+# A flush takes the person's next positions first (the counter's row lock, held until the COMMIT
+# that follows), then appends the numbered events through COPY.
+_TAKE_POSITIONS = Statement(
+    insert(change_feeds)
+    .values(user_id=bindparam("owner"), position=_count)
+    .on_conflict_do_update(index_elements=["user_id"], set_={"position": change_feeds.c.position + _count})
+    .returning(change_feeds.c.position)
 )
+_EVENT_COLUMNS = ("user_id", "position", "id", "aggregate_type", "aggregate_id", "type", "payload", "created_at")
+_APPEND_EVENTS = CopyIn(events, [events.c[name] for name in _EVENT_COLUMNS])
 
 
 def with_events(write: Insert | Update) -> Statement:
@@ -197,7 +178,7 @@ _READ = Statement(
 
 
 def cloud_events(user_id: str, changes: Sequence[Change], data_of: DataOf, at: datetime) -> list[dict[str, Any]]:
-    """CloudEvents 1.0 JSON events, one per change; the position is added when they are numbered."""
+    """CloudEvents 1.0 JSON events, one per change; the position is added, last, when they are numbered."""
     source, time = f"/api/{user_id}", format_instant(at)
     return [
         {
@@ -296,17 +277,14 @@ class SqlChangeLog:
         for user_id, recorded in sorted(pending.items()):  # one lock order, should two people share a unit
             changes = coalesced(recorded)
             payloads = cloud_events(user_id, changes, self._data_of, at)
-            self.written[user_id] = await _APPEND.fetchval(
-                self._db,
-                owner=user_id,
-                count=len(changes),
-                ids=[payload["id"] for payload in payloads],
-                aggregate_types=[change.aggregate_type for change in changes],
-                aggregate_ids=[str(change.aggregate_id) for change in changes],
-                types=[change.type for change in changes],
-                payloads=_json_texts(payloads),
-                logged_at=at,
-            )
+            last = await _TAKE_POSITIONS.fetchval(self._db, owner=user_id, count=len(changes))
+            first, rows = last - len(changes) + 1, []
+            for position, change, payload in zip(range(first, last + 1), changes, payloads, strict=True):
+                payload["position"] = position
+                aggregate = (change.aggregate_type, str(change.aggregate_id))
+                rows.append((user_id, position, payload["id"], *aggregate, change.type, payload, at))
+            await _APPEND_EVENTS.run(self._db, rows)
+            self.written[user_id] = last
 
     async def position(self, user_id: str) -> int:
         return int(await _POSITION.fetchval(self._db, owner=user_id) or 0)
