@@ -307,35 +307,38 @@ AWKWARD = {
 }
 
 
-async def test_jsonb_travels_as_the_values_given_alone_and_in_arrays(pool: ConnectionPool) -> None:
-    """JSONB goes in the binary format: what the server stores and what comes back is the value,
-    whatever it holds (quotes, backslashes and braces are what a text-format array must escape)."""
+_JSON_QUERIES = {
+    "json": (
+        "SELECT $1::json AS value, ($1::json)::text AS stored",
+        "SELECT value, value::text AS stored FROM unnest($1::json[]) WITH ORDINALITY AS v(value, n) ORDER BY n",
+    ),
+    "jsonb": (
+        "SELECT $1::jsonb AS value, ($1::jsonb)::text AS stored",
+        "SELECT value, value::text AS stored FROM unnest($1::jsonb[]) WITH ORDINALITY AS v(value, n) ORDER BY n",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("kind", "stored"),
+    [
+        ("jsonb", '{"quote": "say \\"hi\\""'),  # JSONB's own text form, keys sorted
+        ("json", '{"quote":"say \\"hi\\"","backslash":'),  # json keeps the compact text sent
+    ],
+)
+async def test_json_and_jsonb_travel_as_the_values_given_alone_and_in_arrays(
+    pool: ConnectionPool, kind: str, stored: str
+) -> None:
+    """Both go in the binary format (for json, its text): what the server stores and what comes
+    back is the value, whatever it holds (quotes, backslashes and braces are what a text-format
+    array must escape)."""
     values = [AWKWARD, {"in": [AWKWARD]}, "a plain string", 42, None]  # a list would be a dimension
+    one_sql, many_sql = _JSON_QUERIES[kind]
     async with Connection(pool, read_only=True) as connection:
-        one = await connection.driver.fetchrow("SELECT $1::jsonb AS value, ($1::jsonb)::text AS stored", AWKWARD)
-        many = await connection.driver.fetch(
-            "SELECT value, value::text AS stored FROM unnest($1::jsonb[]) WITH ORDINALITY AS v(value, n) ORDER BY n",
-            values,
-        )
+        one = await connection.driver.fetchrow(one_sql, AWKWARD)
+        many = await connection.driver.fetch(many_sql, values)
     assert one is not None
     assert one["value"] == AWKWARD
-    assert one["stored"].startswith('{"quote": "say \\"hi\\""')
+    assert one["stored"].startswith(stored)
     assert [row["value"] for row in many] == values
     assert [row["stored"] for row in many][2:] == ['"a plain string"', "42", None]  # None: SQL's NULL
-
-
-async def test_json_travels_as_the_values_given_and_is_stored_as_sent(pool: ConnectionPool) -> None:
-    """`json` (the outbox's payload) goes in the binary format too, which is its text: the server
-    keeps the compact text the API wrote, and what comes back is the value."""
-    values = [AWKWARD, {"in": [AWKWARD]}, "a plain string", 42, None]
-    async with Connection(pool, read_only=True) as connection:
-        one = await connection.driver.fetchrow("SELECT $1::json AS value, ($1::json)::text AS stored", AWKWARD)
-        many = await connection.driver.fetch(
-            "SELECT value, value::text AS stored FROM unnest($1::json[]) WITH ORDINALITY AS v(value, n) ORDER BY n",
-            values,
-        )
-    assert one is not None
-    assert one["value"] == AWKWARD
-    assert one["stored"].startswith('{"quote":"say \\"hi\\"","backslash":')
-    assert [row["value"] for row in many] == values
-    assert [row["stored"] for row in many][2:] == ['"a plain string"', "42", None]

@@ -1,12 +1,12 @@
 """The change feed on PostgreSQL: a per-person counter and the outbox, written at commit.
 
 Recorded changes wait in memory until the unit of work commits; then one statement bumps the
-person's counter (taking its row lock) and inserts the numbered events, and the COMMIT follows at
-once. The lock is held only for that last round trip, and a second writer of
-the same person gets its numbers only after the first committed: positions become visible in
-order, so a reader that has seen N never later meets an event below N.
+person's counter (taking its row lock), a COPY appends the numbered events, and the COMMIT follows
+at once. The lock is held only for those last two round trips, and a second writer of the same
+person gets its numbers only after the first committed: positions become visible in order, so a
+reader that has seen N never later meets an event below N.
 
-A unit whose last statement writes one task (a create, an edit, a toggle) saves that round trip:
+A unit whose last statement writes one task (a create, an edit, a toggle) saves those round trips:
 `with_events` makes the write carry its own event and everything recorded before it, so the
 counter's lock is taken by the statement the COMMIT follows (`SqlChangeLog.take`).
 
