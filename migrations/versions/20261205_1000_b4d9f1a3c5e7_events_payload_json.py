@@ -11,7 +11,9 @@ reads `json` as it reads JSONB (a `io.debezium.data.Json` string).
 
 Changing the type rewrites `events` under an exclusive lock, and every write appends to it: on a
 large outbox (up to the retention window of events), expect writes to wait for the rewrite, or run
-it in a quiet moment.
+it in a quiet moment. Processes of the release before cannot read `json` (they have no codec for
+it), and processes of this one cache the column's type per connection: stop the API and workers
+for the migration, or restart them all right after it.
 """
 
 from collections.abc import Sequence

@@ -81,6 +81,23 @@ async def test_an_event_is_a_cloud_event_whose_data_is_the_task_as_the_api_retur
     assert json.loads(row["payload"]) == event  # the stored payload is the whole CloudEvent, position included
 
 
+async def test_a_bulk_changes_events_are_the_tasks_as_get_returns_them(client: httpx.AsyncClient, user: User) -> None:
+    """A bulk change builds its tasks' events from what it sent, not from rows read back: with a
+    due date given at an offset, each event must still be exactly what GET returns (UTC, versions)."""
+    h = user.headers
+    first, second = [await create_task(client, user, title=title) for title in ("One", "Two")]
+    since = await token_now(client, user)
+    ids = [first["id"], second["id"]]
+    operation = {"op": "update", "task_ids": ids, "due_at": "2027-03-28T02:30:00+01:00", "add_tags": ["x"]}
+    bulk = await client.post(f"{tasks_url()}/bulk", json={"operations": [operation]}, headers=h)
+    assert bulk.status_code == 200, bulk.text
+    events, _ = await changes(client, user, since)
+    assert kinds(events) == [("task.updated", f"tasks/{task_id}") for task_id in ids]
+    for event, task_id in zip(events, ids, strict=True):
+        assert event["data"] == (await client.get(task_url(task_id), headers=h)).json()
+        assert event["data"]["due_at"] == "2027-03-28T01:30:00Z"
+
+
 async def test_the_stored_payload_is_the_event_served_whatever_the_title_holds(
     client: httpx.AsyncClient, user: User, db: asyncpg.Connection
 ) -> None:

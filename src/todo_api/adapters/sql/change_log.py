@@ -2,9 +2,10 @@
 
 Recorded changes wait in memory until the unit of work commits; then one statement bumps the
 person's counter (taking its row lock), a COPY appends the numbered events, and the COMMIT follows
-at once. The lock is held only for those last two round trips, and a second writer of the same
-person gets its numbers only after the first committed: positions become visible in order, so a
-reader that has seen N never later meets an event below N.
+at once. The lock is held only for those last round trips (a third behind a pooler: the COPY's
+column lookup), and a second writer of the same person gets its numbers only after the first
+committed: positions become visible in order, so a reader that has seen N never later meets an
+event below N.
 
 A unit whose last statement writes one task (a create, an edit, a toggle) saves those round trips:
 `with_events` makes the write carry its own event and everything recorded before it, so the
@@ -275,7 +276,8 @@ class SqlChangeLog:
         self._taken = None
         at = datetime.now(UTC)
         for user_id, recorded in sorted(pending.items()):  # one lock order, should two people share a unit
-            changes = coalesced(recorded)
+            if not (changes := coalesced(recorded)):
+                continue
             payloads = cloud_events(user_id, changes, self._data_of, at)
             last = await _TAKE_POSITIONS.fetchval(self._db, owner=user_id, count=len(changes))
             first, rows = last - len(changes) + 1, []

@@ -1,4 +1,4 @@
-"""Many rows into one table through COPY: PostgreSQL's bulk path, for appends that bind nothing.
+"""Many rows into one table through COPY: PostgreSQL's bulk path, for appends that compute nothing in SQL.
 
 An `INSERT ... SELECT FROM unnest(...)` runs the executor for each row and logs each row to the WAL
 on its own; COPY inserts a page's worth of rows at a time, in one WAL record (heap_multi_insert).
@@ -24,7 +24,7 @@ class CopyIn:
     def __init__(self, table: Table, columns: Sequence[Column[Any]]) -> None:
         if strangers := [column.name for column in columns if column.table is not table]:
             raise ValueError(f"columns {strangers} are not {table.name}'s")
-        self._table, self._schema = table.name, table.schema
+        self._table_name, self._schema = table.name, table.schema
         self._columns = [column.name for column in columns]
 
     async def run(self, connection: Connection, rows: Iterable[Sequence[Any]]) -> None:
@@ -32,7 +32,7 @@ class CopyIn:
             if connection.deferred:
                 await connection.begin_for(last_write=False)
             await connection.driver.copy_records_to_table(
-                self._table, schema_name=self._schema, columns=self._columns, records=rows
+                self._table_name, schema_name=self._schema, columns=self._columns, records=rows
             )
         except Exception as error:
             if (domain_error := translate(error, retry_after_s=connection.retry_after_s)) is None:

@@ -144,9 +144,9 @@ class ConnectionPool:
         connection: Driver = await asyncpg.connect(**self._options)
         try:
             # JSON in and out as Python values; builtin types, so no round trip to set them up. In
-            # binary format (a version byte, then the text): in text format an array of JSONB (the
-            # outbox's events) goes as one quoted, escaped array literal, which cost asyncpg and
-            # the server about 5 and 1.3 us an element (docs/performance.md).
+            # binary format (for JSONB a version byte, then the text): in text format an array of
+            # JSONB goes as one quoted, escaped array literal, which cost asyncpg and the server
+            # about 5 and 1.3 us an element (docs/performance.md).
             await connection.set_type_codec(
                 "jsonb", encoder=_encode_jsonb, decoder=_decode_jsonb, schema="pg_catalog", format="binary"
             )
