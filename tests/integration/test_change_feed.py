@@ -102,11 +102,12 @@ async def test_the_stored_payload_is_the_event_served_whatever_the_title_holds(
     client: httpx.AsyncClient, user: User, db: asyncpg.Connection
 ) -> None:
     """A write's own statement splices the position into the payload's JSON text (a create's event
-    learns its id there too), a bulk change copies its events in: either way every stored payload
-    is one valid JSON object, equal to what the feed serves, with titles that JSON escapes."""
+    learns its id there too, by a text replace), a bulk change copies its events in: either way
+    every stored payload is one valid JSON object, equal to what the feed serves, with titles that
+    JSON escapes and that spell the members a create's event leaves its id in."""
     h = user.headers
     since = await token_now(client, user)
-    awkward = 'say "hi" \\ {a,b} \u2028 café ✓ 日本'
+    awkward = 'say "hi" \\ {a,b} \u2028 café ✓ 日本 "subject":"tasks/0" "data":{"id":0,'
     task = await create_task(client, user, title=awkward, tags=["{x}", 'q"t'])
     edited = await client.patch(task_url(task["id"]), json={"description": awkward + "\n"}, headers=h)
     assert edited.status_code == 200, edited.text
@@ -119,6 +120,7 @@ async def test_the_stored_payload_is_the_event_served_whatever_the_title_holds(
         (kind, f"tasks/{task['id']}") for kind in ("task.created", "task.updated", "task.completed")
     ]
     assert {event["data"]["title"] for event in events} == {awkward}
+    assert {event["data"]["id"] for event in events} == {task["id"]}
     rows = await db.fetch(
         "SELECT payload, payload::text AS text FROM events WHERE user_id = $1 AND position > $2 ORDER BY position",
         user.id,

@@ -6,10 +6,14 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from todo_api.adapters.sql.change_log import cloud_events
+import orjson
+import pytest
+
+from todo_api.adapters.http.schemas import event_data
+from todo_api.adapters.sql.change_log import _awaiting_id, _json_texts, cloud_events
 from todo_api.domain.changes import Change, Deleted
 from todo_api.domain.lists import TaskList
-from todo_api.domain.tasks import Task
+from todo_api.domain.tasks import Priority, Task
 
 AT = datetime(2026, 3, 29, 1, 30, tzinfo=UTC)
 
@@ -47,3 +51,17 @@ def test_an_event_is_cloud_events_1_0_with_a_tombstone_for_a_deletion() -> None:
 
 def test_no_events_for_no_changes() -> None:
     assert cloud_events("u1", [], data_of, AT) == []
+
+
+def test_a_created_tasks_event_leaves_both_its_ids_to_the_statement_and_nothing_else() -> None:
+    """The statement replaces each mark with the new row's id: in the subject and in `data`, not
+    where a title spells the same members (a JSON string escapes their quotes)."""
+    title = '"subject":"tasks/0" "data":{"id":0,'
+    task = Task(0, "u1", title, None, False, None, Priority.NONE, (), None, AT, AT, 1, 3, None, "a0")
+    [text] = _json_texts(cloud_events("u1", [Change("task.created", task)], event_data, AT))
+    sent = orjson.loads(text)
+    stored = orjson.loads(_awaiting_id(text).replace("\x1f", "42"))
+    assert stored == sent | {"subject": "tasks/42", "data": sent["data"] | {"id": 42}}
+    assert stored["data"]["title"] == title
+    with pytest.raises(ValueError, match="not the event of a task being created"):
+        _awaiting_id(_json_texts(cloud_events("u1", [Change("task.deleted", Deleted("task", 7, AT))], data_of, AT))[0])

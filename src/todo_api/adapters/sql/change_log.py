@@ -33,14 +33,13 @@ from sqlalchemy import (
     Integer,
     Text,
     bindparam,
-    case,
     cast,
     func,
     literal,
     literal_column,
     select,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.sql.dml import Insert, Update
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -87,6 +86,23 @@ def _json_texts(payloads: Sequence[dict[str, Any]]) -> list[str]:
     return [orjson.dumps(payload, option=orjson.OPT_UTC_Z).decode() for payload in payloads]
 
 
+_NEW_ID: Final = "\x1f"
+"""Where a created task's event takes the id the INSERT draws: a control character, which JSON text
+never holds as it is (a string escapes it), so the statement's `replace` meets only these."""
+
+
+def _awaiting_id(text: str) -> str:
+    """A created task's event (built with id 0) with its two ids left to the statement: a text
+    replace in PostgreSQL, where reading it as JSONB to set them cost a parse, a rebuild and a
+    print of the whole event (docs/performance.md). The first `"subject":"tasks/0"` and
+    `"data":{"id":0` are the event's own members: inside a JSON string every quote is escaped."""
+    marked = text.replace('"subject":"tasks/0"', f'"subject":"tasks/{_NEW_ID}"', 1)
+    marked = marked.replace('"data":{"id":0', f'"data":{{"id":{_NEW_ID}', 1)
+    if marked.count(_NEW_ID) != 2:
+        raise ValueError(f"not the event of a task being created: {text[:200]}")
+    return marked
+
+
 # A flush takes the person's next positions first (the counter's row lock, held until the COMMIT
 # that follows), then appends the numbered events through COPY.
 _TAKE_POSITIONS = Statement(
@@ -124,27 +140,8 @@ def with_events(write: Insert | Update) -> Statement:
     )
     position = feed.c.position - _count + _recorded.c.ord
     new_id = cast(written.c.id, Text)
-    # A created task's event (one per create) learns its id here, as JSONB.
-    recorded = cast(_recorded.c.payload, JSONB)
-    payload = case(
-        (
-            _recorded.c.aggregate_id.is_(None),
-            cast(
-                recorded.op("||")(
-                    func.jsonb_build_object(
-                        literal("subject"),
-                        literal("tasks/") + new_id,
-                        literal("data"),
-                        recorded.op("->", return_type=JSONB)(literal("data")).op("||")(
-                            func.jsonb_build_object(literal("id"), written.c.id)
-                        ),
-                    )
-                ),
-                Text,
-            ),
-        ),
-        else_=_recorded.c.payload,
-    )
+    # A created task's event (one per create) takes the new row's id where `_awaiting_id` marked it.
+    payload = func.replace(_recorded.c.payload, literal(_NEW_ID), new_id)
     appended = insert(events).from_select(
         ["user_id", "position", "id", "aggregate_type", "aggregate_id", "type", "payload", "created_at"],
         select(
@@ -251,7 +248,10 @@ class SqlChangeLog:
                 None if creating and change.subject is own.subject else str(change.aggregate_id) for change in changes
             ],
             "types": [change.type for change in changes],
-            "payloads": _json_texts(payloads),
+            "payloads": [
+                _awaiting_id(text) if creating and change.subject is own.subject else text
+                for change, text in zip(changes, _json_texts(payloads), strict=True)
+            ],
             "logged_at": at,
         }
 

@@ -159,10 +159,16 @@ def _saved(task: Task, expected_version: int) -> dict[str, Any]:
     }
 
 
-def _stored(task: Task) -> Task:
-    """A task as a row will read back: instants in UTC (the event is built before the row is)."""
+def _stored(task: Task, version: int) -> Task:
+    """A task as its row will read back, at `version`: instants in UTC (the event is built before
+    the row is). One copy, and no conversion when the instants are UTC already (a bulk change's
+    are: read from rows, stamped by the clock), as `replace` is most of what it costs."""
+    instants = (task.due_at, task.completed_at, task.created_at, task.updated_at)
+    if all(moment is None or moment.tzinfo is UTC for moment in instants):
+        return replace(task, version=version)
     return replace(
         task,
+        version=version,
         due_at=_utc(task.due_at),
         completed_at=_utc(task.completed_at),
         created_at=_utc(task.created_at) or task.created_at,
@@ -611,7 +617,7 @@ class SqlTaskRepository:
         """One round trip for the row and the feed: the event is built from the row as it will
         be stored, and the statement gives it the id the database draws."""
         unsaved = draft.created(0, user_id, at, list_id=list_id, position=position)  # its id comes with the row
-        events = self._changes.take(user_id, task_change(None, _stored(unsaved)), creating=True)
+        events = self._changes.take(user_id, task_change(None, _stored(unsaved, unsaved.version)), creating=True)
         row = await _ADD_RECORDED.fetchrow(self._db, **_added(user_id, draft, at, list_id, position), **events)
         if row is None:
             self._changes.give_back()
@@ -629,7 +635,7 @@ class SqlTaskRepository:
         return task_of(row) if row else None
 
     async def save_and_record(self, task: Task, *, before: Task) -> Task | None:
-        saving = _stored(replace(task, version=before.version + 1))
+        saving = _stored(task, before.version + 1)
         events = self._changes.take(task.user_id, task_change(before, saving))
         row = await _SAVE_RECORDED.fetchrow(self._db, **_saved(task, before.version), **events)
         if row is None:
@@ -706,7 +712,7 @@ class SqlTaskRepository:
         values["batch_expected_version"] = [before[task.id].version for task in changed]
         # Only the ids come back: the rest is what was sent, as a row reads it back (`_stored`).
         written = {row["id"] for row in await statement.fetch(self._db, owner=changed[0].user_id, **values)}
-        return [_stored(replace(task, version=before[task.id].version + 1)) for task in changed if task.id in written]
+        return [_stored(task, before[task.id].version + 1) for task in changed if task.id in written]
 
     async def move_descendants_to(
         self, user_id: str, root_ids: Sequence[int], list_id: int, at: datetime, *, keep: Sequence[int] = ()
