@@ -106,8 +106,9 @@ def coalesced(changes: Sequence[Change]) -> list[Change]:
     first: dict[tuple[str, int, int], Change] = {}
     last: dict[tuple[str, int, int], Change] = {}
     for change in changes:
-        first.setdefault(change.key, change)
-        last[change.key] = change
+        key = change.key
+        first.setdefault(key, change)
+        last[key] = change
     merged = []
     for key, change in first.items():
         final = last[key]
