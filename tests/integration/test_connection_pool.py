@@ -8,7 +8,9 @@ machine: those checks poll until a deadline instead of sleeping a fixed time.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 
 import asyncpg
 import pytest
@@ -16,11 +18,11 @@ from sqlalchemy import bindparam, func, insert
 
 from tests.integration.conftest import make_settings
 from todo_api.adapters.http.schemas import event_data
-from todo_api.adapters.sql.engine import Connection, ConnectionPool, PoolTimeout, Statement
+from todo_api.adapters.sql.engine import Connection, ConnectionPool, CopyIn, PoolTimeout, Statement
 from todo_api.adapters.sql.engine import pool as engine_pool
-from todo_api.adapters.sql.tables import users
+from todo_api.adapters.sql.tables import events, users
 from todo_api.adapters.sql.unit_of_work import SqlUnitOfWork
-from todo_api.domain.errors import Conflict, ServiceUnavailable
+from todo_api.domain.errors import Conflict, InvalidInput, ServiceUnavailable
 from todo_api.main import pool_options
 
 SIZE = 3
@@ -342,3 +344,37 @@ async def test_json_and_jsonb_travel_as_the_values_given_alone_and_in_arrays(
     assert one["stored"].startswith(stored)
     assert [row["value"] for row in many] == values
     assert [row["stored"] for row in many][2:] == ['"a plain string"', "42", None]  # None: SQL's NULL
+
+
+_COPY_EVENTS = CopyIn(events, list(events.c))
+
+
+def _event_row(position: int, aggregate_type: str = "task") -> tuple[object, ...]:
+    at = datetime.now(UTC)
+    return ("copy-u", position, str(uuid.uuid4()), aggregate_type, "7", "task.updated", {"position": position}, at)
+
+
+@pytest.mark.parametrize(
+    ("rows", "refused"),
+    [
+        ([_event_row(1), _event_row(2), _event_row(1)], Conflict),  # a position taken twice
+        ([_event_row(1), _event_row(2, aggregate_type="x" * 17)], InvalidInput),  # past varchar(16)
+    ],
+    ids=["unique", "too-long"],
+)
+async def test_a_copy_the_server_refuses_is_a_domain_error_and_its_unit_writes_nothing(
+    pool: ConnectionPool, db: asyncpg.Connection, rows: list[tuple[object, ...]], refused: type[Exception]
+) -> None:
+    """COPY fails as a statement does: translated at the call (a 409 or a 400 in the envelope, not
+    a 500), the unit rolled back with none of its rows kept, and the next unit's COPY goes in."""
+    async with SqlUnitOfWork(pool, event_data) as unit:
+        await ADD_USER.execute(unit, id="copy-before")  # written in the same unit, before the COPY
+        with pytest.raises(refused):
+            await _COPY_EVENTS.run(unit, rows)
+    assert await db.fetchval("SELECT count(*) FROM events WHERE user_id = 'copy-u'") == 0
+    assert await db.fetchval("SELECT count(*) FROM users WHERE id = 'copy-before'") == 0
+    async with SqlUnitOfWork(pool, event_data) as unit:
+        await _COPY_EVENTS.run(unit, [_event_row(1), _event_row(2)])
+        await unit.commit()
+    kept = await db.fetchval("SELECT array_agg(position ORDER BY position) FROM events WHERE user_id = 'copy-u'")
+    assert kept == [1, 2]
