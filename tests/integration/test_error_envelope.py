@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
@@ -12,6 +11,7 @@ from fastapi import APIRouter, FastAPI
 from pydantic import BaseModel, ConfigDict, Field
 
 from tests.integration.conftest import make_settings
+from tests.integration.log_support import formatted_log_lines
 from todo_api.main import create_app
 
 PROBLEM_KEYS = {"type", "title", "status", "detail", "instance", "code", "request_id"}
@@ -37,15 +37,6 @@ async def crash() -> None:
     raise RuntimeError(f"connection to postgres://app:{SECRET_IN_CRASH}@db failed")
 
 
-class ListHandler(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(self.format(record))
-
-
 @pytest.fixture(scope="module")
 async def probe_app(database_url: str) -> AsyncIterator[FastAPI]:
     app = create_app(make_settings(max_body_bytes=2048), database_url=database_url)
@@ -56,12 +47,8 @@ async def probe_app(database_url: str) -> AsyncIterator[FastAPI]:
 
 @pytest.fixture
 def log_lines() -> Iterator[list[str]]:
-    root = logging.getLogger()
-    handler = ListHandler()
-    handler.setFormatter(root.handlers[0].formatter)
-    root.addHandler(handler)
-    yield handler.lines
-    root.removeHandler(handler)
+    with formatted_log_lines() as lines:
+        yield lines
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import json
-import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -35,6 +34,7 @@ from sqlalchemy import make_url
 from tests.integration.conftest import make_settings
 from tests.integration.database import asyncpg_dsn
 from tests.integration.live_server import READINESS_PROBE_ID, free_port, live_server, server_env
+from tests.integration.log_support import formatted_log_lines
 from todo_api.main import create_app
 
 SECRET_KEY = "logs-test-secret-key-9f8e7d6c5b4a39281706f5e4d3c2b1a0"
@@ -350,15 +350,6 @@ async def crash_with_secrets() -> None:
         ) from cause
 
 
-class ListHandler(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(self.format(record))
-
-
 @pytest.fixture(scope="module")
 async def crash_app(database_url: str) -> AsyncIterator[FastAPI]:
     app = create_app(make_settings(log_level="DEBUG"), database_url=database_url)
@@ -370,12 +361,8 @@ async def crash_app(database_url: str) -> AsyncIterator[FastAPI]:
 @pytest.fixture
 def captured(crash_app: FastAPI) -> Iterator[list[str]]:
     del crash_app  # it configures logging; capture with its formatter
-    root = logging.getLogger()
-    handler = ListHandler()
-    handler.setFormatter(root.handlers[0].formatter)
-    root.addHandler(handler)
-    yield handler.lines
-    root.removeHandler(handler)
+    with formatted_log_lines() as lines:
+        yield lines
 
 
 async def test_a_500_logs_its_traceback_without_secrets_and_the_body_shows_none_of_it(
