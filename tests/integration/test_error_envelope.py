@@ -11,7 +11,7 @@ from fastapi import APIRouter, FastAPI
 from pydantic import BaseModel, ConfigDict, Field
 
 from tests.integration.conftest import make_settings
-from tests.integration.log_support import formatted_log_lines
+from tests.log_support import formatted_log_lines
 from todo_api.main import create_app
 
 PROBLEM_KEYS = {"type", "title", "status", "detail", "instance", "code", "request_id"}

@@ -34,7 +34,7 @@ from sqlalchemy import make_url
 from tests.integration.conftest import make_settings
 from tests.integration.database import asyncpg_dsn
 from tests.integration.live_server import READINESS_PROBE_ID, free_port, live_server, server_env
-from tests.integration.log_support import formatted_log_lines
+from tests.log_support import formatted_log_lines
 from todo_api.main import create_app
 
 SECRET_KEY = "logs-test-secret-key-9f8e7d6c5b4a39281706f5e4d3c2b1a0"

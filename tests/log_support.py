@@ -1,4 +1,4 @@
-"""The log lines an app writes, as production formats them, for tests that read the log."""
+"""The log lines an app writes, as production formats them, for the tests (unit and integration) that read the log."""
 
 from __future__ import annotations
 
