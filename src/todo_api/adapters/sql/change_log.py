@@ -143,7 +143,7 @@ def with_events(write: Insert | Update) -> Statement:
     # A created task's event (one per create) takes the new row's id where `_awaiting_id` marked it.
     payload = func.replace(_recorded.c.payload, literal(_NEW_ID), new_id)
     appended = insert(events).from_select(
-        ["user_id", "position", "id", "aggregate_type", "aggregate_id", "type", "payload", "created_at"],
+        list(_EVENT_COLUMNS),
         select(
             written.c.user_id,
             position,
@@ -240,17 +240,17 @@ class SqlChangeLog:
         at = datetime.now(UTC)
         changes = coalesced([*recorded, own])
         payloads = cloud_events(user_id, changes, self._data_of, at)
+        new = [creating and change.subject is own.subject for change in changes]  # its id comes with the row
         return {
             "count": len(changes),
             "ids": [payload["id"] for payload in payloads],
             "aggregate_types": [change.aggregate_type for change in changes],
             "aggregate_ids": [
-                None if creating and change.subject is own.subject else str(change.aggregate_id) for change in changes
+                None if is_new else str(change.aggregate_id) for change, is_new in zip(changes, new, strict=True)
             ],
             "types": [change.type for change in changes],
             "payloads": [
-                _awaiting_id(text) if creating and change.subject is own.subject else text
-                for change, text in zip(changes, _json_texts(payloads), strict=True)
+                _awaiting_id(text) if is_new else text for text, is_new in zip(_json_texts(payloads), new, strict=True)
             ],
             "logged_at": at,
         }
